@@ -1,0 +1,80 @@
+//! OpenStack [osprofiler]-style per-request profiling for services built on
+//! [`tracing`].
+//!
+//! A request that carries a valid HMAC-signed profile token (osprofiler's
+//! `X-Trace-Info` / `X-Trace-HMAC` headers) is profiled: every span opened
+//! while serving it becomes an osprofiler trace point with a `base_id`,
+//! `parent_id` and `trace_id`, and gets a `-start` and a `-stop` line in the
+//! Mistral profiler log format. Requests without a valid token write nothing
+//! and cost almost nothing. Calls to other services carry new signed headers,
+//! so one request can be followed across services, Rust or Python.
+//!
+//! # Quick start
+//!
+//! ```
+//! use tracing_osprofiler::{writer::RollingFile, HmacKeys, OsProfilerLayer};
+//! use tracing_subscriber::prelude::*;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let log_dir = dir.path();
+//! // 1. Lines go to a rolling file written by a background thread.
+//! let (writer, _guard) = RollingFile::new(log_dir).build()?;
+//! // 2. One layer in the subscriber stack.
+//! tracing_subscriber::registry()
+//!     .with(OsProfilerLayer::new(writer))
+//!     .init();
+//!
+//! // 3. A request whose token verifies is served inside a profiled root span
+//! //    (the `tower` feature's middleware does this for HTTP).
+//! let keys = HmacKeys::from_comma_separated("SECRET_KEY");
+//! # let info = "eyJiYXNlX2lkIjogIjZmOWUzYzFhLTJiNGQtNGU4Zi05YTBiLTFjMmQzZTRmNWE2YiJ9";
+//! # let hmac = "d29648d0dacbf236f51755e51cc054eb5350b57a";
+//! if let Ok(profile) = keys.verify(info, hmac) {
+//!     let root = profile.start(|| tracing::info_span!("wsgi"));
+//!     let _entered = root.enter();
+//!     // every span opened here (`#[instrument]`, `info_span!`) is a trace point
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Modules
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`ids`] | the UUID ids: which forms are accepted, how they are written |
+//! | [`token`] | signing and verifying the two headers; keys and algorithms |
+//! | [`layer`] | the [`Layer`](tracing_subscriber::Layer): which spans are points, their ids, start and stop |
+//! | [`format`] | the Mistral log line, written and parsed in one place |
+//! | [`writer`] | the rolling, non-blocking file and its guard and counters |
+#![cfg_attr(feature = "tower", doc = "| [`http`] | the tower middleware and header injection for `http` types |")]
+#![cfg_attr(feature = "reqwest", doc = "| [`reqwest`] | profiling outgoing reqwest calls |")]
+#![cfg_attr(feature = "report", doc = "| [`report`] | reading logs back and building reports |")]
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `cli` | yes | the `osprof` report tool (clap); implies `report` |
+//! | `report` | with `cli` | the `report` module: reading logs (gzip too) and building reports |
+//! | `tower` | no | the `http` module: a tower `Layer`/`Service` for http 1.x servers (axum, hyper, tonic) |
+//! | `reqwest` | no | the `reqwest` module: a reqwest-middleware that signs outgoing calls |
+//!
+//! A service that only wants the layer depends on the crate with
+//! `default-features = false`.
+//!
+//! [osprofiler]: https://docs.openstack.org/osprofiler/latest/
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod format;
+pub mod ids;
+pub mod layer;
+pub mod token;
+pub mod writer;
+
+pub use ids::Id;
+pub use layer::{current_trace_headers, LayerStats, NameSource, OsProfilerLayer, ProfileExt};
+pub use token::{
+    HmacAlgorithm, HmacKey, HmacKeys, Profile, Rejection, Signer, TraceHeaders, TraceInfo,
+    X_TRACE_HMAC, X_TRACE_INFO,
+};
