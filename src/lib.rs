@@ -69,6 +69,9 @@
 pub mod format;
 pub mod ids;
 pub mod layer;
+#[cfg(feature = "report")]
+#[cfg_attr(docsrs, doc(cfg(feature = "report")))]
+pub mod report;
 pub mod token;
 pub mod writer;
 
