@@ -67,11 +67,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod format;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod http;
 pub mod ids;
 pub mod layer;
+pub mod limit;
 #[cfg(feature = "report")]
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub mod report;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 pub mod token;
 pub mod writer;
 

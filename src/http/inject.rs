@@ -1,0 +1,60 @@
+//! Signed headers for outgoing calls, on [`http::HeaderMap`] and
+//! [`http::Request`].
+//!
+//! The headers carry the request's `base_id`, `parent_id` = the `trace_id` of
+//! the span making the call, and are signed with the key and algorithm that
+//! verified the incoming token (see [`ProfileExt::trace_headers`]). Existing
+//! token headers are replaced, never appended to, since a receiver treats a
+//! duplicated header as invalid. Outside a profiled request nothing changes.
+//!
+//! ```
+//! use tracing_osprofiler::http::inject;
+//!
+//! let mut request = http::Request::get("http://127.0.0.1:9/").body(())?;
+//! // Not inside a profiled request: nothing is added.
+//! assert!(!inject::inject_current_request(&mut request));
+//! assert!(request.headers().is_empty());
+//! # Ok::<(), http::Error>(())
+//! ```
+
+use http::header::{HeaderMap, HeaderValue};
+use http::Request;
+use tracing::Span;
+
+use super::{TRACE_HMAC_HEADER, TRACE_INFO_HEADER};
+use crate::layer::ProfileExt;
+use crate::token::TraceHeaders;
+
+/// Sets the two token headers in `headers` to `trace`, replacing any present.
+/// Returns `false` (and changes nothing) only if a value is not a valid
+/// header value, which a [`TraceHeaders`] made by this crate never is.
+pub fn insert_trace_headers(headers: &mut HeaderMap, trace: &TraceHeaders) -> bool {
+    let (Ok(info), Ok(hmac)) = (
+        HeaderValue::from_str(trace.trace_info()),
+        HeaderValue::from_str(trace.trace_hmac()),
+    ) else {
+        return false;
+    };
+    headers.insert(TRACE_INFO_HEADER, info);
+    headers.insert(TRACE_HMAC_HEADER, hmac);
+    true
+}
+
+/// Adds signed headers for a call made from `span`. Returns whether headers
+/// were added (`false` unless `span` is a trace point).
+pub fn inject_span(span: &Span, headers: &mut HeaderMap) -> bool {
+    match span.trace_headers() {
+        Some(trace) => insert_trace_headers(headers, &trace),
+        None => false,
+    }
+}
+
+/// Adds signed headers for a call made from the current span.
+pub fn inject_current(headers: &mut HeaderMap) -> bool {
+    inject_span(&Span::current(), headers)
+}
+
+/// Adds signed headers for a call made from the current span to `request`.
+pub fn inject_current_request<B>(request: &mut Request<B>) -> bool {
+    inject_current(request.headers_mut())
+}

@@ -1,0 +1,105 @@
+//! Profiling HTTP requests: a tower middleware for incoming requests and
+//! signed headers for outgoing ones, on the `http` 1.x types.
+//!
+//! This module owns reading the token headers off an [`http::HeaderMap`]
+//! (with the rules below), the [`ProfilingLayer`] / [`ProfilingService`]
+//! middleware, the [`ResponseFuture`] and [`ResponseBody`] that keep a
+//! request's root point open until its response body is finished, and the
+//! [`inject`] helpers for outgoing calls.
+//!
+//! # Incoming requests
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use tracing_osprofiler::http::ProfilingLayer;
+//! use tracing_osprofiler::HmacKeys;
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(ProfilingLayer::new(HmacKeys::from_comma_separated("SECRET_KEY")));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! A request is profiled when it has exactly one `X-Trace-Info` and exactly
+//! one `X-Trace-HMAC` header, they verify under the configured keys
+//! ([`HmacKeys::verify`]), and the [`ProfileLimit`](crate::limit::ProfileLimit)
+//! admits it. Then the request (the inner service's future and the response
+//! body) runs inside a root span, named `wsgi` by default like osprofiler's
+//! root point, and every span opened below it is a trace point. Any other
+//! request is served exactly as without the middleware: same request, same
+//! response, no span, no line. In particular a duplicated header is invalid
+//! (osprofiler would pick one; picking either could let a forged value
+//! through a proxy that appends), and a non-ASCII or non-UTF-8 value is
+//! simply a token that does not verify, never an error response.
+//!
+//! # Outgoing requests
+//!
+//! [`inject::inject_current`] adds signed headers for the current span to an
+//! [`http::HeaderMap`]; the `reqwest` feature does it on every call (see
+//! `tracing_osprofiler::reqwest`).
+
+use http::header::{HeaderMap, HeaderName};
+
+use crate::token::{HmacKeys, Profile, Rejection};
+
+mod body;
+mod future;
+pub mod inject;
+mod layer;
+mod service;
+
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+pub use layer::{ProfilingLayer, ProfilingStats};
+pub use service::ProfilingService;
+
+/// The `X-Trace-Info` header name (HTTP names are case-insensitive; `http`
+/// stores them lower-case).
+pub const TRACE_INFO_HEADER: HeaderName = HeaderName::from_static("x-trace-info");
+/// The `X-Trace-HMAC` header name.
+pub const TRACE_HMAC_HEADER: HeaderName = HeaderName::from_static("x-trace-hmac");
+
+/// Verifies the token in `headers` with `keys`.
+///
+/// Both headers absent is [`Rejection::Missing`] (the normal, unprofiled
+/// case); either header present more than once is [`Rejection::Malformed`];
+/// everything else is as [`HmacKeys::verify`] says.
+///
+/// ```
+/// use http::HeaderMap;
+/// use tracing_osprofiler::http::{profile_from_headers, TRACE_INFO_HEADER, TRACE_HMAC_HEADER};
+/// use tracing_osprofiler::{HmacKeys, Rejection};
+///
+/// let keys = HmacKeys::from_comma_separated("SECRET_KEY");
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(profile_from_headers(&keys, &headers).unwrap_err(), Rejection::Missing);
+/// headers.insert(TRACE_INFO_HEADER, "eyJiYXNlX2lkIjogIjZmOWUzYzFhLTJiNGQtNGU4Zi05YTBiLTFjMmQzZTRmNWE2YiJ9".parse()?);
+/// headers.insert(TRACE_HMAC_HEADER, "d29648d0dacbf236f51755e51cc054eb5350b57a".parse()?);
+/// assert!(profile_from_headers(&keys, &headers).is_ok());
+/// headers.append(TRACE_HMAC_HEADER, "d29648d0dacbf236f51755e51cc054eb5350b57a".parse()?);
+/// assert_eq!(profile_from_headers(&keys, &headers).unwrap_err(), Rejection::Malformed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn profile_from_headers(keys: &HmacKeys, headers: &HeaderMap) -> Result<Profile, Rejection> {
+    let info = single(headers, &TRACE_INFO_HEADER)?;
+    let hmac = single(headers, &TRACE_HMAC_HEADER)?;
+    match (info, hmac) {
+        (Some(info), Some(hmac)) => keys.verify(info, hmac),
+        _ => Err(Rejection::Missing),
+    }
+}
+
+/// The one value of `name`, `None` if absent, `Malformed` if repeated.
+fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h [u8]>, Rejection> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Rejection::Malformed);
+    }
+    Ok(Some(first.as_bytes()))
+}

@@ -1,0 +1,73 @@
+//! The [`ProfilingService`]: the middleware around one inner service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::layer::Shared;
+use super::{ResponseBody, ResponseFuture};
+
+/// Serves requests with a valid profile token inside a profiled root span
+/// and all others untouched. Made by [`ProfilingLayer`](super::ProfilingLayer).
+#[derive(Clone)]
+pub struct ProfilingService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> ProfilingService<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        ProfilingService { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ProfilingService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProfilingService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ProfilingService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        match self.shared.admit(&request) {
+            None => ResponseFuture::new(self.inner.call(request), None),
+            Some((span, permit)) => {
+                // The handler's own future is created inside the root, so
+                // spans it opens before its first poll are points too.
+                let future = span.in_scope(|| self.inner.call(request));
+                ResponseFuture::new(future, Some((span, permit)))
+            }
+        }
+    }
+}

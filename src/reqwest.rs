@@ -1,0 +1,121 @@
+//! Profiling outgoing [`reqwest`](::reqwest) calls.
+//!
+//! This module owns the client point of an outgoing call:
+//! [`ProfilingMiddleware`], a [`reqwest_middleware::Middleware`] that, inside
+//! a profiled request, opens a child point named `http` around the call (the
+//! osprofiler client point; its `-start` and `-stop` lines bracket the call
+//! as osprofiler's `http-start`/`http-stop` do), and sends headers signed for
+//! that point, so the callee's points hang under it. Outside a profiled
+//! request it only forwards the call.
+//!
+//! ```
+//! use reqwest_middleware::ClientBuilder;
+//! use tracing_osprofiler::reqwest::ProfilingMiddleware;
+//!
+//! let client = ClientBuilder::new(reqwest::Client::new())
+//!     .with(ProfilingMiddleware::new())
+//!     .build();
+//! # drop(client);
+//! ```
+//!
+//! Without reqwest-middleware, add the headers to a plain `reqwest::Request`
+//! with [`http::inject::inject_current`](crate::http::inject::inject_current)
+//! on `request.headers_mut()`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use reqwest_middleware::reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next, Result};
+use tracing::{Instrument as _, Span};
+
+use crate::http::inject::insert_trace_headers;
+use crate::layer::ProfileExt;
+
+/// A [`Middleware`] that signs every call made inside a profiled request and
+/// opens an `http` client point around it. See the [module docs](self).
+///
+/// | setting | default | setter |
+/// |---|---|---|
+/// | method and URL path on the `http` point | off (paths can name resources) | [`with_method_and_path`](Self::with_method_and_path) |
+/// | query string, headers | never recorded | - |
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProfilingMiddleware {
+    method_and_path: bool,
+}
+
+impl ProfilingMiddleware {
+    /// A middleware with the defaults of the table above.
+    #[must_use]
+    pub const fn new() -> Self {
+        ProfilingMiddleware {
+            method_and_path: false,
+        }
+    }
+
+    /// Records the method and URL path (never the query) as the `http`
+    /// span's `http.method` and `http.path` fields (default: off).
+    #[must_use]
+    pub const fn with_method_and_path(mut self, record: bool) -> Self {
+        self.method_and_path = record;
+        self
+    }
+
+    fn client_span(&self, request: &Request) -> Option<Span> {
+        if Span::current().point_ids().is_none() {
+            return None;
+        }
+        let span = if self.method_and_path {
+            tracing::info_span!(
+                "http",
+                http.method = request.method().as_str(),
+                http.path = request.url().path()
+            )
+        } else {
+            tracing::info_span!(
+                "http",
+                http.method = tracing::field::Empty,
+                http.path = tracing::field::Empty
+            )
+        };
+        Some(span)
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+// Written out as `#[async_trait]` would expand it, to avoid a dependency on
+// the macro crate.
+impl Middleware for ProfilingMiddleware {
+    fn handle<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        mut request: Request,
+        extensions: &'life1 mut http::Extensions,
+        next: Next<'life2>,
+    ) -> BoxFuture<'async_trait, Result<Response>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        match self.client_span(&request) {
+            None => Box::pin(next.run(request, extensions)),
+            Some(span) => {
+                match span.trace_headers() {
+                    Some(trace) => {
+                        insert_trace_headers(request.headers_mut(), &trace);
+                    }
+                    None => {
+                        // The `http` span was filtered out: sign for the
+                        // current point instead, so the callee still joins.
+                        if let Some(trace) = Span::current().trace_headers() {
+                            insert_trace_headers(request.headers_mut(), &trace);
+                        }
+                    }
+                }
+                Box::pin(next.run(request, extensions).instrument(span))
+            }
+        }
+    }
+}
