@@ -1,0 +1,600 @@
+//! `osprof rank`: time spent per trace name, Mistral's
+//! `rank_profiled_methods.py` report and more.
+//!
+//! # Mistral's rows, exactly
+//!
+//! With the default [`RankOptions`], the text output is byte for byte what
+//! Mistral's script writes for any log that script reads correctly
+//! (PROTOCOL §5): from the `-stop` lines only, per name the total, maximum
+//! and average duration and the number of stop lines; sorted by total,
+//! descending, ties in the order each name's first stop line was read; the
+//! header, 91 dashes, and rows formatted as Python's
+//! `'{:<12.3f} {:<10.3f} {:<10.3f} {:<13d} {}'` (Rust's `{:.3}` rounds the
+//! binary value correctly, half to even, like Python).
+//!
+//! Where the script breaks, this report does not: blank, truncated and
+//! foreign lines are counted as unreadable and skipped; durations of
+//! 1000 s and more count; a logging prefix before the timestamp is allowed.
+//!
+//! # Beyond Mistral
+//!
+//! * **Self time** (`with_self_time`): per name, the sum over its points of
+//!   the wall time no child covers (see [`model`](super::model)): the
+//!   point's interval minus the union of its children's intervals, so
+//!   concurrent children count once. It is computed while streaming: a
+//!   child that stops while its parent is open adds its interval to the
+//!   parent. A point whose start line was not read (a log missing from a
+//!   rotated set) has no known children, and all its wall time counts as
+//!   self time.
+//! * **Percentiles** (`with_percentiles`): p50, p95 and p99 of the
+//!   durations, from an HDR histogram with 3 significant digits (each value
+//!   within 0.1%).
+//! * Sorting by any column, `--top N`, the [`Filter`]s, and the
+//!   [`Format`]s Markdown, CSV and JSON.
+//! * **Unfinished points**, whose `-start` line has no `-stop` line in the
+//!   logs, are counted per name apart from the rows. In text and CSV they,
+//!   and the unreadable lines, are left out of the output (which stays
+//!   Mistral's); the tool prints them on stderr ([`Rank::notes`]).
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::read::Inputs;
+use super::table::{csv, markdown};
+use super::{for_each_parsed, Error, Filter, Format, Unreadable};
+use crate::format::{Phase, Timestamp};
+use crate::report::model::secs_to_micros;
+use crate::Id;
+
+/// Mistral's header line.
+pub const HEADER: &str = "Total time | Max time | Avg time | Occurrences | Trace name";
+
+/// A column of the rank report, to sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Column {
+    /// Sum of the durations.
+    #[default]
+    Total,
+    /// Longest duration.
+    Max,
+    /// Total divided by occurrences.
+    Avg,
+    /// Number of stop lines.
+    Count,
+    /// Sum of the self times (needs self time on).
+    SelfTime,
+    /// Median duration (needs percentiles on).
+    P50,
+    /// 95th percentile (needs percentiles on).
+    P95,
+    /// 99th percentile (needs percentiles on).
+    P99,
+    /// The trace name (sorted ascending; every other column descending).
+    Name,
+}
+
+/// What `rank` computes and how it writes it.
+///
+/// | setting | default |
+/// |---|---|
+/// | `self_time` | off |
+/// | `percentiles` | off |
+/// | `sort` | [`Column::Total`], descending |
+/// | `reverse` | off (flips the sort order) |
+/// | `top` | all rows |
+/// | `filter` | keeps every line |
+/// | `format` | [`Format::Text`] |
+#[derive(Debug, Clone, Default)]
+pub struct RankOptions {
+    self_time: bool,
+    percentiles: bool,
+    sort: Column,
+    reverse: bool,
+    top: Option<usize>,
+    filter: Filter,
+    format: Format,
+}
+
+impl RankOptions {
+    /// Mistral's report.
+    #[must_use]
+    pub fn new() -> Self {
+        RankOptions::default()
+    }
+
+    /// Adds the self-time column.
+    #[must_use]
+    pub fn with_self_time(mut self, on: bool) -> Self {
+        self.self_time = on;
+        self
+    }
+
+    /// Adds the p50, p95 and p99 columns.
+    #[must_use]
+    pub fn with_percentiles(mut self, on: bool) -> Self {
+        self.percentiles = on;
+        self
+    }
+
+    /// Sorts by this column.
+    #[must_use]
+    pub fn with_sort(mut self, column: Column) -> Self {
+        self.sort = column;
+        self
+    }
+
+    /// Flips the sort order.
+    #[must_use]
+    pub fn with_reverse(mut self, on: bool) -> Self {
+        self.reverse = on;
+        self
+    }
+
+    /// Keeps only the first `n` rows.
+    #[must_use]
+    pub fn with_top(mut self, n: Option<usize>) -> Self {
+        self.top = n;
+        self
+    }
+
+    /// Reads only the lines `filter` keeps.
+    #[must_use]
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Writes in this format.
+    #[must_use]
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+}
+
+/// One trace name's figures; times in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// Sum of the durations.
+    pub total: f64,
+    /// Longest duration.
+    pub max: f64,
+    /// `total / count`.
+    pub avg: f64,
+    /// Number of stop lines.
+    pub count: u64,
+    /// Sum of the self times, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_time: Option<f64>,
+    /// Median duration, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50: Option<f64>,
+    /// 95th percentile, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p95: Option<f64>,
+    /// 99th percentile, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99: Option<f64>,
+    /// The trace name.
+    pub name: String,
+}
+
+/// Points of one name that started and never stopped in the logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unfinished {
+    /// The trace name.
+    pub name: String,
+    /// How many.
+    pub count: u64,
+    /// The earliest start, in the log's form.
+    pub first_start: String,
+    /// The `base_id` of the earliest one.
+    pub base_id: String,
+}
+
+/// The rank report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rank {
+    /// The rows, sorted, cut to `top`.
+    pub rows: Vec<Row>,
+    /// Points that never stopped, by name (most first).
+    pub unfinished: Vec<Unfinished>,
+    /// Lines that could not be read.
+    pub unreadable: Unreadable,
+    #[serde(skip)]
+    options: RankOptions,
+}
+
+#[derive(Default)]
+struct NameStats {
+    total: f64,
+    max: f64,
+    count: u64,
+    /// Sequence number of the first stop line, for Mistral's tie order.
+    first_stop: u64,
+    self_micros: i64,
+    hist: Option<Histogram<u64>>,
+}
+
+struct Open {
+    name: usize,
+    base: Id,
+    begin: i64,
+    /// Intervals of the children that stopped so far.
+    children: Vec<(i64, i64)>,
+}
+
+/// Above this many child intervals, a parent's list is merged into
+/// disjoint intervals, which keeps a long-lived root with many sequential
+/// children from growing without bound.
+const COMPACT_AT: usize = 256;
+
+/// Reads `inputs` and builds the report (streaming).
+pub fn rank(inputs: &Inputs, options: &RankOptions) -> Result<Rank, Error> {
+    let mut names: HashMap<Box<str>, usize> = HashMap::new();
+    let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
+    let mut open: HashMap<Id, Open> = HashMap::new();
+    let mut stops = 0u64;
+    let mut unreadable = Unreadable::default();
+    let filter = &options.filter;
+    let mut intern = |name: &str, stats: &mut Vec<(Box<str>, NameStats)>| -> usize {
+        if let Some(&i) = names.get(name) {
+            return i;
+        }
+        stats.push((name.into(), NameStats::default()));
+        names.insert(name.into(), stats.len() - 1);
+        stats.len() - 1
+    };
+    for_each_parsed(inputs, &mut unreadable, |_, line| {
+        if !filter.keeps(&line) {
+            return;
+        }
+        let name = intern(&line.name, &mut stats);
+        match line.phase {
+            Phase::Start => {
+                open.insert(
+                    line.ids.trace_id,
+                    Open {
+                        name,
+                        base: line.ids.base_id,
+                        begin: line.timestamp.unix_micros(),
+                        children: Vec::new(),
+                    },
+                );
+            }
+            Phase::Stop => {
+                let duration = line.duration.unwrap_or(0.0);
+                let st = &mut stats[name].1;
+                if st.count == 0 {
+                    st.first_stop = stops;
+                }
+                stops += 1;
+                st.total += duration;
+                if duration > st.max || st.count == 0 {
+                    st.max = duration;
+                }
+                st.count += 1;
+                let micros = secs_to_micros(duration).max(0);
+                if options.percentiles {
+                    if st.hist.is_none() {
+                        // Only fails for more than 5 significant digits.
+                        st.hist = Histogram::new(3).ok();
+                    }
+                    if let Some(hist) = &mut st.hist {
+                        hist.saturating_record(micros as u64);
+                    }
+                }
+                let opened = open.remove(&line.ids.trace_id);
+                if options.self_time {
+                    let (begin, children) = match opened {
+                        Some(o) => (o.begin, o.children),
+                        None => (line.timestamp.unix_micros() - micros, Vec::new()),
+                    };
+                    let end = begin.saturating_add(micros);
+                    st.self_micros += uncovered(begin, end, children);
+                    if let Some(parent) = open.get_mut(&line.ids.parent_id) {
+                        parent.children.push((begin, end));
+                        if parent.children.len() >= COMPACT_AT {
+                            merge(&mut parent.children);
+                        }
+                    }
+                }
+            }
+        }
+    })?;
+    let mut unfinished: HashMap<usize, (u64, i64, Id)> = HashMap::new();
+    for o in open.into_values() {
+        let e = unfinished.entry(o.name).or_insert((0, o.begin, o.base));
+        e.0 += 1;
+        if o.begin < e.1 {
+            e.1 = o.begin;
+            e.2 = o.base;
+        }
+    }
+    let mut unfinished: Vec<Unfinished> = unfinished
+        .into_iter()
+        .map(|(name, (count, first, base))| Unfinished {
+            name: stats[name].0.to_string(),
+            count,
+            first_start: Timestamp::from_unix_micros(first).to_string(),
+            base_id: base.to_string(),
+        })
+        .collect();
+    unfinished.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+
+    let mut rows: Vec<(u64, Row)> = stats
+        .into_iter()
+        .filter(|(_, s)| s.count > 0)
+        .map(|(name, s)| {
+            let q = |q: f64| s.hist.as_ref().map(|h| h.value_at_quantile(q) as f64 / 1e6);
+            (
+                s.first_stop,
+                Row {
+                    total: s.total,
+                    max: s.max,
+                    avg: s.total / s.count as f64,
+                    count: s.count,
+                    self_time: options.self_time.then(|| s.self_micros as f64 / 1e6),
+                    p50: q(0.5),
+                    p95: q(0.95),
+                    p99: q(0.99),
+                    name: name.into_string(),
+                },
+            )
+        })
+        .collect();
+    // Ties keep first-seen order: sort by the first stop line, then stably
+    // by the column.
+    rows.sort_by_key(|(first, _)| *first);
+    let key = |r: &Row| -> f64 {
+        match options.sort {
+            Column::Total => r.total,
+            Column::Max => r.max,
+            Column::Avg => r.avg,
+            Column::Count => r.count as f64,
+            Column::SelfTime => r.self_time.unwrap_or(0.0),
+            Column::P50 => r.p50.unwrap_or(0.0),
+            Column::P95 => r.p95.unwrap_or(0.0),
+            Column::P99 => r.p99.unwrap_or(0.0),
+            Column::Name => 0.0,
+        }
+    };
+    rows.sort_by(|(_, a), (_, b)| {
+        let ord = if options.sort == Column::Name {
+            a.name.cmp(&b.name)
+        } else {
+            key(b).total_cmp(&key(a))
+        };
+        if options.reverse {
+            ord.reverse()
+        } else {
+            ord
+        }
+    });
+    let mut rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
+    if let Some(top) = options.top {
+        rows.truncate(top);
+    }
+    Ok(Rank {
+        rows,
+        unfinished,
+        unreadable,
+        options: options.clone(),
+    })
+}
+
+/// Sorts and merges overlapping intervals in place.
+fn merge(spans: &mut Vec<(i64, i64)>) {
+    spans.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
+    for &(a, b) in spans.iter() {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    *spans = out;
+}
+
+/// The part of `begin..end` no interval of `children` covers, in
+/// microseconds (the model's self time).
+fn uncovered(begin: i64, end: i64, mut children: Vec<(i64, i64)>) -> i64 {
+    if end <= begin {
+        return 0;
+    }
+    children.retain_mut(|(a, b)| {
+        *a = (*a).max(begin);
+        *b = (*b).min(end);
+        b > a
+    });
+    merge(&mut children);
+    let covered: i64 = children.iter().map(|(a, b)| b - a).sum();
+    (end - begin - covered).max(0)
+}
+
+impl Rank {
+    /// Writes the report in the format of its options.
+    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        match self.options.format {
+            Format::Text => self.write_text(out),
+            Format::Markdown => self.write_markdown(out),
+            Format::Csv => self.write_csv(out),
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut *out, self)?;
+                out.write_all(b"\n")
+            }
+        }
+    }
+
+    /// The extra columns, as (header, value getter).
+    fn extra_columns(&self) -> Vec<(&'static str, fn(&Row) -> f64)> {
+        let mut cols: Vec<(&'static str, fn(&Row) -> f64)> = Vec::new();
+        if self.options.self_time {
+            cols.push(("Self time", |r| r.self_time.unwrap_or(0.0)));
+        }
+        if self.options.percentiles {
+            cols.push(("p50", |r| r.p50.unwrap_or(0.0)));
+            cols.push(("p95", |r| r.p95.unwrap_or(0.0)));
+            cols.push(("p99", |r| r.p99.unwrap_or(0.0)));
+        }
+        cols
+    }
+
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let extra = self.extra_columns();
+        let mut header = String::from("Total time | Max time | Avg time | Occurrences | ");
+        for (h, _) in &extra {
+            header.push_str(h);
+            header.push_str(" | ");
+        }
+        header.push_str("Trace name");
+        writeln!(out, "{header}")?;
+        writeln!(out, "{}", "-".repeat(91 + 11 * extra.len()))?;
+        for r in &self.rows {
+            write!(
+                out,
+                "{:<12.3} {:<10.3} {:<10.3} {:<13} ",
+                r.total, r.max, r.avg, r.count
+            )?;
+            for (_, get) in &extra {
+                write!(out, "{:<10.3} ", get(r))?;
+            }
+            writeln!(out, "{}", r.name)?;
+        }
+        Ok(())
+    }
+
+    fn write_markdown(&self, out: &mut dyn Write) -> io::Result<()> {
+        let extra = self.extra_columns();
+        write!(
+            out,
+            "| Total time (s) | Max time (s) | Avg time (s) | Occurrences |"
+        )?;
+        for (h, _) in &extra {
+            write!(out, " {h} (s) |")?;
+        }
+        writeln!(out, " Trace name |")?;
+        writeln!(
+            out,
+            "|---:|---:|---:|---:|{}---|",
+            "---:|".repeat(extra.len())
+        )?;
+        for r in &self.rows {
+            write!(
+                out,
+                "| {:.3} | {:.3} | {:.3} | {} |",
+                r.total, r.max, r.avg, r.count
+            )?;
+            for (_, get) in &extra {
+                write!(out, " {:.3} |", get(r))?;
+            }
+            writeln!(out, " {} |", markdown(&r.name))?;
+        }
+        if !self.unfinished.is_empty() {
+            writeln!(
+                out,
+                "\n**Unfinished points** (a start line and no stop line):\n"
+            )?;
+            writeln!(out, "| Count | First start | base_id | Trace name |")?;
+            writeln!(out, "|---:|---|---|---|")?;
+            for u in &self.unfinished {
+                writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    u.count,
+                    u.first_start,
+                    u.base_id,
+                    markdown(&u.name)
+                )?;
+            }
+        }
+        if self.unreadable.count > 0 {
+            writeln!(out, "\n{}", markdown(&self.unreadable.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn write_csv(&self, out: &mut dyn Write) -> io::Result<()> {
+        let extra = self.extra_columns();
+        write!(out, "total,max,avg,count")?;
+        for (h, _) in &extra {
+            write!(out, ",{}", h.to_lowercase().replace(' ', "_"))?;
+        }
+        writeln!(out, ",name")?;
+        for r in &self.rows {
+            write!(out, "{:.6},{:.6},{:.6},{}", r.total, r.max, r.avg, r.count)?;
+            for (_, get) in &extra {
+                write!(out, ",{:.6}", get(r))?;
+            }
+            writeln!(out, ",{}", csv(&r.name))?;
+        }
+        Ok(())
+    }
+
+    /// What text and CSV leave out, for stderr: one line about the
+    /// unfinished points and one about the unreadable lines, each only when
+    /// there are some.
+    #[must_use]
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if !self.unfinished.is_empty() {
+            let total: u64 = self.unfinished.iter().map(|u| u.count).sum();
+            let mut s = format!(
+                "{total} point{} never stopped:",
+                if total == 1 { "" } else { "s" }
+            );
+            for (i, u) in self.unfinished.iter().enumerate() {
+                if i == 5 {
+                    s.push_str(" ...");
+                    break;
+                }
+                s.push_str(&format!(
+                    "{} {} x{} (first at {}, base_id {})",
+                    if i == 0 { "" } else { ";" },
+                    u.name,
+                    u.count,
+                    u.first_start,
+                    u.base_id
+                ));
+            }
+            notes.push(s);
+        }
+        if self.unreadable.count > 0 {
+            notes.push(self.unreadable.to_string());
+        }
+        notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncovered_counts_overlaps_once() {
+        assert_eq!(uncovered(0, 100, vec![(10, 30), (20, 40), (90, 200)]), 60);
+        assert_eq!(uncovered(0, 100, vec![]), 100);
+        assert_eq!(uncovered(5, 5, vec![(0, 10)]), 0);
+        assert_eq!(uncovered(0, 100, vec![(-50, 150)]), 0);
+    }
+
+    #[test]
+    fn python_rounding_half_even_on_binary_value() {
+        // Python: '{:.3f}'.format(x) for these x gives these strings.
+        for (x, s) in [
+            (0.0005, "0.001"),
+            (0.0015, "0.002"),
+            (0.0025, "0.003"),
+            (2.675, "2.675"),
+            (1.0005, "1.000"),
+            (0.1235, "0.123"),
+            (0.0045, "0.004"),
+            (1234.5675, "1234.568"),
+        ] {
+            assert_eq!(format!("{x:.3}"), s, "{x}");
+        }
+    }
+}
