@@ -603,7 +603,7 @@ async fn reqwest_middleware_joins_two_services_into_one_tree() {
     assert_eq!(only(&points, "load").parent_id, root_b.trace_id);
     assert_eq!(
         points.len(),
-        2 + 2 + 4,
+        3 + 4,
         "A: wsgi, call-b, http; B: wsgi, load, db_query, compute"
     );
 }
