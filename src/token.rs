@@ -425,6 +425,11 @@ impl TraceInfo {
     /// Decodes an `X-Trace-Info` value (no signature check).
     fn decode(info: &[u8]) -> Option<TraceInfo> {
         let json = URL_SAFE_LENIENT.decode(info).ok()?;
+        // serde's derived struct also accepts a JSON array of the fields in
+        // order (`["<base_id>"]`); osprofiler wants an object.
+        if json.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
         let parsed: TraceInfoJson<'_> = serde_json::from_slice(&json).ok()?;
         let base_id = Id::parse(&parsed.base_id).ok()?;
         let parent_id = match parsed.parent_id {
