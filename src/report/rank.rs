@@ -284,7 +284,11 @@ pub fn rank(inputs: &Inputs, options: &RankOptions) -> Result<Rank, Error> {
                         st.hist = Histogram::new(3).ok();
                     }
                     if let Some(hist) = &mut st.hist {
-                        hist.saturating_record(micros as u64);
+                        // `record` grows the histogram; it fails only past
+                        // u64 range, which saturating covers.
+                        if hist.record(micros as u64).is_err() {
+                            hist.saturating_record(micros as u64);
+                        }
                     }
                 }
                 let opened = open.remove(&line.ids.trace_id);
@@ -329,7 +333,14 @@ pub fn rank(inputs: &Inputs, options: &RankOptions) -> Result<Rank, Error> {
         .into_iter()
         .filter(|(_, s)| s.count > 0)
         .map(|(name, s)| {
-            let q = |q: f64| s.hist.as_ref().map(|h| h.value_at_quantile(q) as f64 / 1e6);
+            // The middle of the histogram bucket, never beyond the real
+            // extremes.
+            let q = |q: f64| {
+                s.hist.as_ref().map(|h| {
+                    let v = h.median_equivalent(h.value_at_quantile(q));
+                    (v.clamp(h.min(), h.max()) as f64 / 1e6).min(s.max)
+                })
+            };
             (
                 s.first_stop,
                 Row {
