@@ -1,34 +1,43 @@
-//! Where the lines go: a rolling log file behind a non-blocking writer.
+//! Where the lines go: a rolling log file written by a background thread.
 //!
 //! This module owns the convenience that most services want: a
 //! [`tracing_appender`] rolling file (rotation, prefix, suffix, how many files
-//! to keep) written by a background thread, the [`WriterGuard`] that flushes
-//! it, and the counters of lines that were dropped or could not be written.
-//! The layer itself takes any [`MakeWriter`], so none of this is required.
+//! to keep), fed through a bounded channel by the threads that profile, and
+//! written by one background thread; the [`WriterGuard`] that flushes it; and
+//! the counters of lines that were dropped or refused. The layer itself takes
+//! any [`MakeWriter`], so none of this is required.
 //!
-//! Lines are never lost silently:
+//! Lines are never lost silently, and the service is never stalled for long:
 //!
-//! * **Lossless** (the default): when the background thread falls behind by
-//!   more than the buffered-lines limit, the thread writing a line waits.
-//! * **Lossy** ([`RollingFile::with_lossy`]): such lines are dropped instead,
-//!   and [`ProfileWriter::dropped_lines`] counts them.
-//! * A line the file refuses (a full disk, say) is counted in
+//! * **Lossless, with a bound** (the default): when the writer thread falls
+//!   behind by more than the buffered-lines limit, the thread writing a line
+//!   waits for room, up to [`RollingFile::with_max_wait`] (500 ms). A writer
+//!   still stuck after that (a hung network disk) is declared *stalled*: lines
+//!   are dropped and counted, without waiting, until the queue has room again.
+//!   So a stuck disk adds at most one wait of that length to the service.
+//! * **Lossy** ([`RollingFile::with_lossy`]): lines that find the queue full
+//!   are dropped at once and counted.
+//! * Lines the file refuses (a full disk, a deleted directory) are counted in
 //!   [`ProfileWriter::failed_lines`] and reported on standard error once per
-//!   outage. The I/O happens on the background thread, so a failing or slow
-//!   disk never makes the service's own threads fail.
+//!   outage. The writer thread checks the directory before each batch,
+//!   re-creates it and re-opens the file if it was deleted, and retries a
+//!   failing file at most once a second, so writing resumes when the
+//!   destination comes back.
 
 use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use tracing_appender::rolling::RollingFileAppender;
 pub use tracing_appender::rolling::Rotation;
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Builds a rolling, non-blocking log file for an
+/// Builds a rolling log file written by a background thread, for an
 /// [`OsProfilerLayer`](crate::OsProfilerLayer).
 ///
 /// | setting | default | setter |
@@ -38,11 +47,13 @@ use tracing_subscriber::fmt::MakeWriter;
 /// | file name prefix | `osprofiler` | [`with_prefix`](Self::with_prefix) |
 /// | file name suffix | `log` | [`with_suffix`](Self::with_suffix) |
 /// | files kept | all | [`with_max_files`](Self::with_max_files) |
-/// | when the writer thread falls behind | wait (lossless) | [`with_lossy`](Self::with_lossy) |
-/// | lines buffered before that | 128 000 | [`with_buffered_lines_limit`](Self::with_buffered_lines_limit) |
+/// | lines queued for the writer thread | 128 000 | [`with_buffered_lines_limit`](Self::with_buffered_lines_limit) |
+/// | when the queue is full | wait for room (lossless) | [`with_lossy`](Self::with_lossy) |
+/// | longest wait for room before the writer counts as stalled | 500 ms | [`with_max_wait`](Self::with_max_wait) |
+/// | how long dropping the guard waits for the queue to be written | 5 s | [`with_flush_timeout`](Self::with_flush_timeout) |
 ///
 /// Files are named `PREFIX.DATE.SUFFIX`, for example
-/// `osprofiler.2026-11-25-14.log`.
+/// `osprofiler.2026-11-25-14.log` (with [`Rotation::NEVER`]: `PREFIX.SUFFIX`).
 ///
 /// ```
 /// use tracing_osprofiler::writer::{RollingFile, Rotation};
@@ -54,7 +65,7 @@ use tracing_subscriber::fmt::MakeWriter;
 ///     .with_max_files(7)
 ///     .build()?;
 /// // Keep `guard` alive for as long as lines are written: dropping it
-/// // flushes the file and stops the writer thread.
+/// // writes every queued line and stops the writer thread.
 /// # drop((writer, guard));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -68,6 +79,8 @@ pub struct RollingFile {
     max_files: Option<usize>,
     lossy: bool,
     buffered_lines_limit: usize,
+    max_wait: Duration,
+    flush_timeout: Duration,
 }
 
 impl RollingFile {
@@ -81,6 +94,8 @@ impl RollingFile {
             max_files: None,
             lossy: false,
             buffered_lines_limit: 128_000,
+            max_wait: Duration::from_millis(500),
+            flush_timeout: Duration::from_secs(5),
         }
     }
 
@@ -108,7 +123,7 @@ impl RollingFile {
         self
     }
 
-    /// Drops lines instead of waiting when the writer thread falls behind
+    /// Drops lines at once instead of waiting when the queue is full
     /// (default: wait). Dropped lines are counted by
     /// [`ProfileWriter::dropped_lines`].
     pub fn with_lossy(mut self, lossy: bool) -> Self {
@@ -116,19 +131,28 @@ impl RollingFile {
         self
     }
 
-    /// How many lines may wait for the writer thread.
+    /// How many lines may wait for the writer thread (at least 1).
     pub fn with_buffered_lines_limit(mut self, limit: usize) -> Self {
-        self.buffered_lines_limit = limit;
+        self.buffered_lines_limit = limit.max(1);
         self
     }
 
-    /// Creates the directory and the first file and starts the writer thread.
-    ///
-    /// # Errors
-    ///
-    /// When the directory cannot be created or the file cannot be opened for
-    /// writing.
-    pub fn build(self) -> Result<(ProfileWriter, WriterGuard), Error> {
+    /// In lossless mode, the longest a thread waits for room in a full queue
+    /// before the writer counts as stalled and lines are dropped (and
+    /// counted) until the queue has room again.
+    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// How long dropping the [`WriterGuard`] waits for the queued lines to be
+    /// written.
+    pub fn with_flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    fn open(&self) -> Result<RollingFileAppender, Error> {
         std::fs::create_dir_all(&self.directory).map_err(|source| Error {
             context: format!("cannot create log directory {}", self.directory.display()),
             source,
@@ -140,67 +164,161 @@ impl RollingFile {
         if let Some(n) = self.max_files {
             builder = builder.max_log_files(n);
         }
-        let appender = builder.build(&self.directory).map_err(|e| Error {
+        builder.build(&self.directory).map_err(|e| Error {
             context: format!("cannot open a log file in {}", self.directory.display()),
             source: io::Error::other(e),
-        })?;
-        let failures = Arc::new(Failures::default());
-        let (non_blocking, guard) = NonBlockingBuilder::default()
-            .lossy(self.lossy)
-            .buffered_lines_limit(self.buffered_lines_limit)
-            .thread_name("tracing-osprofiler-writer")
-            .finish(ReportingWriter {
-                inner: appender,
-                failures: Arc::clone(&failures),
-            });
-        let dropped = non_blocking.error_counter();
+        })
+    }
+
+    /// Creates the directory and the first file and starts the writer thread.
+    ///
+    /// # Errors
+    ///
+    /// When the directory cannot be created, the file cannot be opened for
+    /// writing, or the thread cannot be started.
+    pub fn build(self) -> Result<(ProfileWriter, WriterGuard), Error> {
+        let file = self.open()?;
+        let counters = Arc::new(Counters::default());
+        let (sender, receiver) = crossbeam_channel::bounded(self.buffered_lines_limit);
+        let (done_sender, done) = crossbeam_channel::bounded(1);
+        let worker = Worker {
+            receiver,
+            file: Some(file),
+            needs_reopen: false,
+            last_reopen: Instant::now(),
+            config: self.clone(),
+            counters: Arc::clone(&counters),
+        };
+        let thread = std::thread::Builder::new()
+            .name("tracing-osprofiler-writer".into())
+            .spawn(move || {
+                worker.run();
+                let _ = done_sender.send(());
+            })
+            .map_err(|source| Error {
+                context: "cannot start the profile writer thread".into(),
+                source,
+            })?;
         Ok((
             ProfileWriter {
-                inner: non_blocking,
-                dropped,
-                failures,
+                sender: sender.clone(),
+                lossy: self.lossy,
+                max_wait: self.max_wait,
+                counters,
             },
-            WriterGuard { _worker: guard },
+            WriterGuard {
+                sender,
+                done,
+                thread: Some(thread),
+                timeout: self.flush_timeout,
+            },
         ))
     }
 }
 
+enum Message {
+    Line(Vec<u8>),
+    Shutdown,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    dropped: AtomicUsize,
+    failed: AtomicU64,
+    /// The queue stayed full for longer than `max_wait`.
+    stalled: AtomicBool,
+    /// The destination refuses lines; reported once per outage.
+    failing: AtomicBool,
+}
+
+impl Counters {
+    fn drop_line(&self, why: &str) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        if !self.stalled.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "tracing-osprofiler: {why}; profile lines are dropped and counted until it catches up"
+            );
+        }
+    }
+}
+
 /// The `MakeWriter` that [`RollingFile::build`] returns; give it to
-/// [`OsProfilerLayer::new`](crate::OsProfilerLayer::new).
+/// [`OsProfilerLayer::new`](crate::OsProfilerLayer::new). Each `write` call
+/// queues one line.
 #[derive(Clone)]
 pub struct ProfileWriter {
-    inner: NonBlocking,
-    dropped: ErrorCounter,
-    failures: Arc<Failures>,
+    sender: Sender<Message>,
+    lossy: bool,
+    max_wait: Duration,
+    counters: Arc<Counters>,
 }
 
 impl ProfileWriter {
-    /// Lines dropped because the writer thread had fallen behind (lossy mode
-    /// only; always 0 when lossless).
+    /// Lines dropped before reaching the writer thread: a full queue in lossy
+    /// mode, or a stalled writer in lossless mode.
     #[must_use]
     pub fn dropped_lines(&self) -> usize {
-        self.dropped.dropped_lines()
+        self.counters.dropped.load(Ordering::Relaxed)
     }
 
-    /// Lines the file refused (for example, a full disk).
+    /// Lines the file refused (a full disk, a directory that could not be
+    /// re-created).
     #[must_use]
     pub fn failed_lines(&self) -> u64 {
-        self.failures.lines.load(Ordering::Relaxed)
+        self.counters.failed.load(Ordering::Relaxed)
     }
 
     /// A handle that reads the same counters, for a metrics endpoint.
     #[must_use]
     pub fn counters(&self) -> WriterCounters {
         WriterCounters {
-            dropped: self.dropped.clone(),
-            failures: Arc::clone(&self.failures),
+            counters: Arc::clone(&self.counters),
         }
     }
+
+    fn send(&self, line: Vec<u8>) -> io::Result<()> {
+        let message = match self.sender.try_send(Message::Line(line)) {
+            Ok(()) => {
+                if self.counters.stalled.load(Ordering::Relaxed) {
+                    self.counters.stalled.store(false, Ordering::Relaxed);
+                }
+                return Ok(());
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(writer_gone()),
+            Err(TrySendError::Full(message)) => message,
+        };
+        if self.lossy {
+            self.counters
+                .drop_line("the profile writer thread falls behind");
+            return Ok(());
+        }
+        if self.counters.stalled.load(Ordering::Relaxed) {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        match self.sender.send_timeout(message, self.max_wait) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => {
+                self.counters
+                    .drop_line("the profile writer thread is stalled");
+                Ok(())
+            }
+            Err(SendTimeoutError::Disconnected(_)) => Err(writer_gone()),
+        }
+    }
+}
+
+fn writer_gone() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the profile writer thread has stopped (its WriterGuard was dropped)",
+    )
 }
 
 impl fmt::Debug for ProfileWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProfileWriter")
+            .field("lossy", &self.lossy)
             .field("dropped_lines", &self.dropped_lines())
             .field("failed_lines", &self.failed_lines())
             .finish()
@@ -208,31 +326,48 @@ impl fmt::Debug for ProfileWriter {
 }
 
 impl<'a> MakeWriter<'a> for ProfileWriter {
-    type Writer = NonBlocking;
+    type Writer = LineWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.inner.clone()
+        LineWriter { writer: self }
+    }
+}
+
+/// Queues each `write` as one line; returned by [`ProfileWriter`]'s
+/// `MakeWriter` implementation.
+#[derive(Debug)]
+pub struct LineWriter<'a> {
+    writer: &'a ProfileWriter,
+}
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.send(buf.to_vec())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 /// The counters of a [`ProfileWriter`], cheap to clone.
 #[derive(Clone)]
 pub struct WriterCounters {
-    dropped: ErrorCounter,
-    failures: Arc<Failures>,
+    counters: Arc<Counters>,
 }
 
 impl WriterCounters {
     /// See [`ProfileWriter::dropped_lines`].
     #[must_use]
     pub fn dropped_lines(&self) -> usize {
-        self.dropped.dropped_lines()
+        self.counters.dropped.load(Ordering::Relaxed)
     }
 
     /// See [`ProfileWriter::failed_lines`].
     #[must_use]
     pub fn failed_lines(&self) -> u64 {
-        self.failures.lines.load(Ordering::Relaxed)
+        self.counters.failed.load(Ordering::Relaxed)
     }
 }
 
@@ -245,67 +380,147 @@ impl fmt::Debug for WriterCounters {
     }
 }
 
-/// Flushes every buffered line and stops the writer thread when dropped.
+/// Writes every queued line and stops the writer thread when dropped (waiting
+/// at most the flush timeout, 5 s by default).
 ///
 /// Keep it alive for as long as the service runs, typically by binding it in
 /// `main`. **Do not bind it to `_`**: `let _ = ...` drops it at once, and
-/// lines written afterwards are lost.
+/// lines written afterwards are refused (and counted by the layer's
+/// [`LayerStats::write_errors`](crate::LayerStats::write_errors)).
 #[must_use = "dropping the guard stops the writer thread: bind it to a named variable"]
 pub struct WriterGuard {
-    _worker: WorkerGuard,
+    sender: Sender<Message>,
+    done: Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+    timeout: Duration,
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + self.timeout;
+        // Behind every line queued so far, so the worker writes them first.
+        if self
+            .sender
+            .send_deadline(Message::Shutdown, deadline)
+            .is_err()
+        {
+            return;
+        }
+        if self.done.recv_deadline(deadline).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        } else {
+            eprintln!(
+                "tracing-osprofiler: the profile writer did not finish within {:?}; \
+                 queued lines may be lost",
+                self.timeout
+            );
+        }
+    }
 }
 
 impl fmt::Debug for WriterGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WriterGuard")
+        f.debug_struct("WriterGuard")
+            .field("flush_timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
-#[derive(Debug, Default)]
-struct Failures {
-    lines: AtomicU64,
-    failing: AtomicBool,
+/// The background thread: writes lines in batches and keeps the destination
+/// healthy.
+struct Worker {
+    receiver: Receiver<Message>,
+    file: Option<RollingFileAppender>,
+    needs_reopen: bool,
+    last_reopen: Instant,
+    config: RollingFile,
+    counters: Arc<Counters>,
 }
 
-/// Runs on the writer thread: counts and reports refused lines, since
-/// tracing-appender's worker discards write errors silently.
-struct ReportingWriter<W> {
-    inner: W,
-    failures: Arc<Failures>,
-}
+const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 
-impl<W: Write> Write for ReportingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // The worker hands over one line per call.
-        match self.inner.write_all(buf) {
+impl Worker {
+    fn run(mut self) {
+        while let Ok(first) = self.receiver.recv() {
+            self.check_destination();
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Line(line) => self.write_line(&line),
+                    Message::Shutdown => {
+                        self.flush();
+                        return;
+                    }
+                }
+                next = self.receiver.try_recv().ok();
+            }
+            self.flush();
+        }
+        self.flush();
+    }
+
+    /// Re-opens the file when the directory has gone (writes to a deleted
+    /// file would succeed and vanish) or the file failed, at most once a
+    /// second.
+    fn check_destination(&mut self) {
+        let directory_gone = !self.config.directory.is_dir();
+        if directory_gone {
+            // Never write into a deleted file: those lines would be lost silently.
+            self.file = None;
+        }
+        if !(directory_gone || self.needs_reopen || self.file.is_none())
+            || self.last_reopen.elapsed() < REOPEN_INTERVAL
+        {
+            return;
+        }
+        self.last_reopen = Instant::now();
+        match self.config.open() {
+            Ok(file) => {
+                self.file = Some(file);
+                self.needs_reopen = false;
+            }
+            Err(error) => self.report_failure(&error),
+        }
+    }
+
+    fn write_line(&mut self, line: &[u8]) {
+        let Some(file) = self.file.as_mut() else {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match file.write_all(line) {
             Ok(()) => {
-                if self.failures.failing.swap(false, Ordering::Relaxed) {
+                if self.counters.failing.swap(false, Ordering::Relaxed) {
                     eprintln!("tracing-osprofiler: the profile log accepts lines again");
                 }
-                Ok(buf.len())
             }
             Err(error) => {
-                self.failures.lines.fetch_add(1, Ordering::Relaxed);
-                if !self.failures.failing.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "tracing-osprofiler: cannot write to the profile log ({error}); \
-                         lines are counted as failed until it works again"
-                    );
-                }
-                // Report success to the worker: the line is accounted for,
-                // and an error would only make it abandon the batch.
-                Ok(buf.len())
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.needs_reopen = true;
+                self.report_failure(&error);
             }
         }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        if let Err(error) = self.inner.flush() {
-            if !self.failures.failing.swap(true, Ordering::Relaxed) {
-                eprintln!("tracing-osprofiler: cannot flush the profile log ({error})");
+    fn report_failure(&self, error: &dyn fmt::Display) {
+        if !self.counters.failing.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "tracing-osprofiler: cannot write to the profile log in {} ({error}); \
+                 lines are counted as failed until it works again",
+                self.config.directory.display()
+            );
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(file) = self.file.as_mut() {
+            if let Err(error) = file.flush() {
+                self.needs_reopen = true;
+                self.report_failure(&error);
             }
         }
-        Ok(())
     }
 }
 
@@ -332,33 +547,80 @@ impl std::error::Error for Error {
 mod tests {
     use super::*;
 
-    struct Full;
-    impl Write for Full {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+    fn lines_in(dir: &Path) -> Vec<String> {
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            lines.extend(text.lines().map(str::to_owned));
         }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+        lines
+    }
+
+    fn write(writer: &ProfileWriter, text: &str) {
+        writer.make_writer().write_all(text.as_bytes()).unwrap();
     }
 
     #[test]
-    fn refused_lines_are_counted() {
-        let failures = Arc::new(Failures::default());
-        let mut writer = ReportingWriter {
-            inner: Full,
-            failures: Arc::clone(&failures),
-        };
-        for _ in 0..3 {
-            assert_eq!(writer.write(b"line\n").unwrap(), 5);
+    fn guard_drop_writes_every_queued_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, guard) = RollingFile::new(dir.path()).build().unwrap();
+        for i in 0..10_000 {
+            write(&writer, &format!("line {i}\n"));
         }
-        assert_eq!(failures.lines.load(Ordering::Relaxed), 3);
-        assert!(failures.failing.load(Ordering::Relaxed));
+        drop(guard);
+        assert_eq!(lines_in(dir.path()).len(), 10_000);
+        assert!(writer.make_writer().write_all(b"late\n").is_err());
+    }
+
+    #[test]
+    fn a_deleted_directory_is_recreated() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("logs");
+        let (writer, guard) = RollingFile::new(&dir)
+            .with_rotation(Rotation::NEVER)
+            .build()
+            .unwrap();
+        write(&writer, "before\n");
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The first batch after the deletion is refused, not written into the
+        // deleted file; from the next reopen on, lines land in the new directory.
+        std::thread::sleep(REOPEN_INTERVAL);
+        write(&writer, "after\n");
+        drop(guard);
+        assert_eq!(lines_in(&dir), vec!["after".to_string()]);
+        assert_eq!(writer.failed_lines(), 0);
+    }
+
+    #[test]
+    fn a_stalled_queue_drops_and_counts_instead_of_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sender, receiver) = crossbeam_channel::bounded(1);
+        let writer = ProfileWriter {
+            sender,
+            lossy: false,
+            max_wait: Duration::from_millis(20),
+            counters: Arc::default(),
+        };
+        let started = Instant::now();
+        for _ in 0..1_000 {
+            write(&writer, "x\n");
+        }
+        // One wait of max_wait, then immediate drops while the queue is full.
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(writer.dropped_lines(), 999);
+        drop((receiver, dir));
     }
 
     #[test]
     fn unwritable_directory_is_a_clear_error() {
-        let err = RollingFile::new("/proc/self/cannot-create-here").build().unwrap_err();
-        assert!(err.to_string().starts_with("cannot create log directory /proc/self/cannot-create-here: "), "{err}");
+        let err = RollingFile::new("/proc/self/cannot-create-here")
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot create log directory /proc/self/cannot-create-here: "),
+            "{err}"
+        );
     }
 }
