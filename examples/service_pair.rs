@@ -1,0 +1,259 @@
+//! Two Rust services, A calling B over loopback, each with its own log; one
+//! profiled request joins both logs under one `base_id`.
+//!
+//! ```text
+//! cargo run --example service_pair --features tower,reqwest -- [--log-dir DIR] [--hmac-keys KEY]
+//! ```
+//!
+//! Run without `--role`, the example starts itself twice as child processes
+//! (`--role b`, then `--role a` pointed at B), sends one unprofiled and one
+//! profiled request to A, stops both services (they stop when their stdin
+//! closes, flushing their logs), and prints where the logs went and the
+//! profiled request's tree rebuilt from both logs.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use tracing_osprofiler::format::{parse_line, Phase};
+use tracing_osprofiler::http::ProfilingLayer;
+use tracing_osprofiler::reqwest::ProfilingMiddleware;
+use tracing_osprofiler::writer::RollingFile;
+use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, OsProfilerLayer, Signer, TraceInfo};
+use tracing_subscriber::prelude::*;
+
+type Error = Box<dyn std::error::Error>;
+
+#[derive(Default)]
+struct Args {
+    role: Option<String>,
+    log_dir: Option<PathBuf>,
+    hmac_keys: Option<String>,
+    downstream: Option<String>,
+}
+
+fn parse_args() -> Result<Args, Error> {
+    let mut args = Args::default();
+    let mut iter = std::env::args().skip(1);
+    while let Some(flag) = iter.next() {
+        let value = iter.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--role" => args.role = Some(value),
+            "--log-dir" => args.log_dir = Some(PathBuf::from(value)),
+            "--hmac-keys" => args.hmac_keys = Some(value),
+            "--downstream" => args.downstream = Some(value),
+            other => return Err(format!(
+                "unknown argument {other:?}; usage: service_pair [--log-dir DIR] [--hmac-keys KEY]"
+            )
+            .into()),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> Result<(), Error> {
+    let args = parse_args()?;
+    let keys = args
+        .hmac_keys
+        .clone()
+        .unwrap_or_else(|| "SECRET_KEY".to_owned());
+    match args.role.as_deref() {
+        None => orchestrate(args.log_dir, &keys),
+        Some(role @ ("a" | "b")) => {
+            let log_dir = args.log_dir.ok_or("--log-dir is required with --role")?;
+            tokio::runtime::Runtime::new()?.block_on(serve(role, &log_dir, &keys, args.downstream))
+        }
+        Some(other) => Err(format!("--role {other:?}: expected a or b").into()),
+    }
+}
+
+// ---- the two services -------------------------------------------------
+
+#[tracing::instrument(skip_all)]
+async fn db_query(millis: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    millis
+}
+
+#[tracing::instrument]
+async fn b_lookup() -> String {
+    format!("B looked up {} rows", db_query(7).await)
+}
+
+#[tracing::instrument(skip_all)]
+async fn a_call_b(client: &reqwest_middleware::ClientWithMiddleware, url: &str) -> String {
+    match client.get(url).send().await {
+        Ok(response) => response.text().await.unwrap_or_else(|e| e.to_string()),
+        Err(error) => format!("B failed: {error}"),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn a_handle(client: reqwest_middleware::ClientWithMiddleware, url: String) -> String {
+    let cached = db_query(3).await;
+    let from_b = a_call_b(&client, &url).await;
+    format!("A read {cached} rows; {from_b}\n")
+}
+
+async fn serve(
+    role: &str,
+    log_dir: &Path,
+    keys: &str,
+    downstream: Option<String>,
+) -> Result<(), Error> {
+    let (writer, _guard) = RollingFile::new(log_dir).build()?;
+    tracing_subscriber::registry()
+        .with(OsProfilerLayer::new(writer))
+        .init();
+    let layer = ProfilingLayer::new(HmacKeys::from_comma_separated(keys));
+    let app = if role == "a" {
+        let url = downstream.ok_or("--downstream is required for --role a")?;
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(ProfilingMiddleware::new())
+            .build();
+        Router::new().route("/", get(move || a_handle(client.clone(), url.clone())))
+    } else {
+        Router::new().route("/", get(b_lookup))
+    }
+    .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?.port());
+    // Stop when the parent closes our stdin, so the log guard flushes.
+    let stdin_closed = tokio::task::spawn_blocking(|| {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = stdin_closed.await;
+        })
+        .await?;
+    Ok(())
+}
+
+// ---- the orchestrator -------------------------------------------------
+
+struct Service {
+    child: Child,
+    port: u16,
+}
+
+impl Service {
+    fn start(
+        role: &str,
+        log_dir: &Path,
+        keys: &str,
+        downstream: Option<&str>,
+    ) -> Result<Self, Error> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .args(["--role", role, "--hmac-keys", keys, "--log-dir"])
+            .arg(log_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if let Some(url) = downstream {
+            command.args(["--downstream", url]);
+        }
+        let mut child = command.spawn()?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        BufReader::new(stdout).read_line(&mut line)?;
+        let port = match line.trim().parse() {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                return Err(format!("service {role} did not start").into());
+            }
+        };
+        Ok(Service { child, port })
+    }
+
+    fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // Reached only on an early return: do not leave a child behind.
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn orchestrate(log_dir: Option<PathBuf>, keys: &str) -> Result<(), Error> {
+    let root = log_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("osprofiler-service-pair-{}", std::process::id()))
+    });
+    let (dir_a, dir_b) = (root.join("a"), root.join("b"));
+    std::fs::create_dir_all(&dir_a)?;
+    std::fs::create_dir_all(&dir_b)?;
+
+    let b = Service::start("b", &dir_b, keys, None)?;
+    let b_url = format!("http://127.0.0.1:{}/", b.port);
+    let a = Service::start("a", &dir_a, keys, Some(&b_url))?;
+    let a_url = format!("http://127.0.0.1:{}/", a.port);
+
+    let first_key = keys.split(',').next().unwrap_or(keys).trim().to_owned();
+    let info = TraceInfo::new_request();
+    let headers = Signer::new(first_key, HmacAlgorithm::Sha1).sign(&info);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (plain, profiled) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let plain = client.get(&a_url).send().await?.text().await?;
+        let mut request = client.get(&a_url);
+        for (name, value) in headers.iter() {
+            request = request.header(name, value);
+        }
+        let profiled = request.send().await?.text().await?;
+        Ok::<_, reqwest::Error>((plain, profiled))
+    })?;
+    a.stop();
+    b.stop();
+
+    print!("unprofiled call: {plain}profiled call:   {profiled}");
+    println!("base_id {}", info.base_id());
+    println!("service A logged to {}", dir_a.display());
+    println!("service B logged to {}", dir_b.display());
+    print_tree(&[&dir_a, &dir_b], info.base_id())
+}
+
+/// Prints the request's points from both logs as one indented tree.
+fn print_tree(dirs: &[&Path], base_id: Id) -> Result<(), Error> {
+    let mut names: BTreeMap<Id, (String, Id, Option<f64>, &str)> = BTreeMap::new();
+    for (dir, service) in dirs.iter().zip(["A", "B"]) {
+        for entry in std::fs::read_dir(dir)? {
+            let text = std::fs::read_to_string(entry?.path())?;
+            for line in text.lines().filter_map(|l| parse_line(l.as_bytes()).ok()) {
+                if line.ids.base_id != base_id {
+                    continue;
+                }
+                let slot = names.entry(line.ids.trace_id).or_insert((
+                    line.name.to_string(),
+                    line.ids.parent_id,
+                    None,
+                    service,
+                ));
+                if line.phase == Phase::Stop {
+                    slot.2 = line.duration;
+                }
+            }
+        }
+    }
+    fn walk(names: &BTreeMap<Id, (String, Id, Option<f64>, &str)>, parent: Id, depth: usize) {
+        for (id, (name, _, duration, service)) in names.iter().filter(|(_, v)| v.1 == parent) {
+            let ms = duration.map_or("?".to_owned(), |d| format!("{:.1} ms", d * 1000.0));
+            println!("{}{service}: {name} ({ms})", "  ".repeat(depth + 1));
+            walk(names, *id, depth + 1);
+        }
+    }
+    println!("tree of {} points from both logs:", names.len());
+    walk(&names, base_id, 0);
+    Ok(())
+}
