@@ -1,0 +1,140 @@
+//! The `osprof` binary: inputs (stdin, gzip on stdin), `-o`, exit codes and
+//! messages, and `headers` checked by the crate's own verifier.
+#![cfg(feature = "cli")]
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use tracing_osprofiler::HmacKeys;
+
+fn osprof(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_osprof"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(data) = stdin {
+        pipe.write_all(data).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+const FIXTURE: &str = "tests/fixtures/mixed.log";
+
+#[test]
+fn stdin_plain_and_gzip_give_the_file_report() {
+    let data = std::fs::read(FIXTURE).unwrap();
+    let golden = std::fs::read("tests/golden/rank.txt").unwrap();
+    let plain = osprof(&["rank", "-"], Some(&data));
+    assert!(plain.status.success());
+    assert_eq!(plain.stdout, golden);
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(stderr.contains("osprof: 1 point never stopped"), "{stderr}");
+    assert!(
+        stderr.contains("osprof: 2 unreadable lines (-:8: truncated line"),
+        "{stderr}"
+    );
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&data).unwrap();
+    let gz = gz.finish().unwrap();
+    let zipped = osprof(&["rank", "-"], Some(&gz));
+    assert!(zipped.status.success());
+    assert_eq!(zipped.stdout, golden);
+}
+
+#[test]
+fn output_file_and_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rank.json");
+    let r = osprof(
+        &[
+            "rank",
+            FIXTURE,
+            "--self",
+            "--percentiles",
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(r.stdout.is_empty());
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read("tests/golden/rank.json").unwrap()
+    );
+    let l = osprof(&["list", FIXTURE], None);
+    assert!(l.status.success());
+    assert_eq!(l.stdout, std::fs::read("tests/golden/list.txt").unwrap());
+    let top = osprof(
+        &[
+            "rank", FIXTURE, "--sort", "count", "--top", "1", "--format", "csv",
+        ],
+        None,
+    );
+    let text = String::from_utf8(top.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.ends_with(",2,db-query\n"), "{text}");
+}
+
+#[test]
+fn errors_exit_1_with_a_message() {
+    let r = osprof(&["rank", "/nonexistent/x.log"], None);
+    assert_eq!(r.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.starts_with("osprof: cannot open /nonexistent/x.log: "),
+        "{stderr}"
+    );
+    let r = osprof(&["rank", FIXTURE, "-o", "/nonexistent/dir/out.txt"], None);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr)
+        .starts_with("osprof: cannot create /nonexistent/dir/out.txt"));
+    let r = osprof(&["rank", FIXTURE, "--since", "yesterday"], None);
+    assert_ne!(r.status.code(), Some(0));
+    let r = osprof(&["headers", "--key", "k", "--base-id", "42"], None);
+    assert_ne!(r.status.code(), Some(0));
+    let r = osprof(&["rank"], None);
+    assert_ne!(r.status.code(), Some(0));
+}
+
+#[test]
+fn headers_paste_into_curl_and_verify() {
+    for (extra, sha256) in [(vec![], false), (vec!["--sha256"], true)] {
+        let mut args = vec![
+            "headers",
+            "--key",
+            "SECRET_KEY",
+            "--base-id",
+            "6f9e3c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b",
+        ];
+        args.extend(extra);
+        let r = osprof(&args, None);
+        assert!(r.status.success());
+        let text = String::from_utf8(r.stdout).unwrap();
+        let parts: Vec<&str> = text.trim_end().split('\'').collect();
+        // -H 'X-Trace-Info: A' -H 'X-Trace-HMAC: B'
+        assert_eq!(parts.len(), 5, "{text}");
+        assert_eq!(parts[0], "-H ");
+        let info = parts[1].strip_prefix("X-Trace-Info: ").unwrap();
+        let hmac = parts[3].strip_prefix("X-Trace-HMAC: ").unwrap();
+        assert_eq!(hmac.len(), if sha256 { 64 } else { 40 });
+        let keys = HmacKeys::from_comma_separated("SECRET_KEY").with_sha256(true);
+        let profile = keys.verify(info, hmac).unwrap();
+        assert_eq!(
+            profile.trace_info().base_id().to_string(),
+            "6f9e3c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b"
+        );
+        assert!(HmacKeys::from_comma_separated("other")
+            .with_sha256(true)
+            .verify(info, hmac)
+            .is_err());
+    }
+}
