@@ -99,7 +99,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let (writer, _guard) = RollingFile::new(&args.log_dir).build()?;
     tracing_subscriber::registry()
-        .with(OsProfilerLayer::new(writer))
+        // Fields on start lines: the root's method and path, `user = 42`.
+        .with(OsProfilerLayer::new(writer).with_fields(true))
         // The middleware's summary warnings about refused tokens.
         .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::WARN))
         .init();
