@@ -62,9 +62,7 @@ impl ProfilingMiddleware {
     }
 
     fn client_span(&self, request: &Request) -> Option<Span> {
-        if Span::current().point_ids().is_none() {
-            return None;
-        }
+        Span::current().point_ids()?;
         let span = if self.method_and_path {
             tracing::info_span!(
                 "http",

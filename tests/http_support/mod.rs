@@ -57,7 +57,7 @@ impl Collector {
 /// The process-wide subscriber (tokio runs tasks on other threads, so a
 /// thread-local default would miss them) and a lock that runs the tests of
 /// one binary one at a time, so "no line was written" can be checked.
-pub fn global() -> (Collector, MutexGuard<'static, ()>) {
+pub fn global() -> (Collector, Serial) {
     static COLLECTOR: OnceLock<Collector> = OnceLock::new();
     static SERIAL: Mutex<()> = Mutex::new(());
     let collector = COLLECTOR.get_or_init(|| {
@@ -71,8 +71,13 @@ pub fn global() -> (Collector, MutexGuard<'static, ()>) {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     collector.clear();
     WARNINGS.store(0, Ordering::SeqCst);
-    (collector.clone(), guard)
+    (collector.clone(), Serial(guard))
 }
+
+/// Held by a test for its whole run, across awaits: the tests of a binary
+/// run one after the other. Each `#[tokio::test]` blocks its own thread on
+/// the lock, outside any runtime worker, so no worker is stalled.
+pub struct Serial(#[allow(dead_code)] MutexGuard<'static, ()>);
 
 static WARNINGS: AtomicUsize = AtomicUsize::new(0);
 
