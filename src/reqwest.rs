@@ -1,4 +1,4 @@
-//! Profiling outgoing [`reqwest`](::reqwest) calls.
+//! Profiling outgoing [`reqwest`] calls.
 //!
 //! This module owns the client point of an outgoing call:
 //! [`ProfilingMiddleware`], a [`reqwest_middleware::Middleware`] that, inside
