@@ -46,10 +46,12 @@ fn parse_args() -> Result<Args, Error> {
             "--log-dir" => args.log_dir = Some(PathBuf::from(value)),
             "--hmac-keys" => args.hmac_keys = Some(value),
             "--downstream" => args.downstream = Some(value),
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown argument {other:?}; usage: service_pair [--log-dir DIR] [--hmac-keys KEY]"
             )
-            .into()),
+                .into())
+            }
         }
     }
     Ok(args)
@@ -224,9 +226,19 @@ fn orchestrate(log_dir: Option<PathBuf>, keys: &str) -> Result<(), Error> {
     print_tree(&[&dir_a, &dir_b], info.base_id())
 }
 
-/// Prints the request's points from both logs as one indented tree.
+/// One point as read back from a log.
+struct Node {
+    name: String,
+    parent: Id,
+    started: i64,
+    duration: Option<f64>,
+    service: &'static str,
+}
+
+/// Prints the request's points from both logs as one indented tree,
+/// children in start order.
 fn print_tree(dirs: &[&Path], base_id: Id) -> Result<(), Error> {
-    let mut names: BTreeMap<Id, (String, Id, Option<f64>, &str)> = BTreeMap::new();
+    let mut nodes: BTreeMap<Id, Node> = BTreeMap::new();
     for (dir, service) in dirs.iter().zip(["A", "B"]) {
         for entry in std::fs::read_dir(dir)? {
             let text = std::fs::read_to_string(entry?.path())?;
@@ -234,26 +246,37 @@ fn print_tree(dirs: &[&Path], base_id: Id) -> Result<(), Error> {
                 if line.ids.base_id != base_id {
                     continue;
                 }
-                let slot = names.entry(line.ids.trace_id).or_insert((
-                    line.name.to_string(),
-                    line.ids.parent_id,
-                    None,
+                let node = nodes.entry(line.ids.trace_id).or_insert(Node {
+                    name: line.name.to_string(),
+                    parent: line.ids.parent_id,
+                    started: line.timestamp.unix_micros(),
+                    duration: None,
                     service,
-                ));
-                if line.phase == Phase::Stop {
-                    slot.2 = line.duration;
+                });
+                match line.phase {
+                    Phase::Start => node.started = line.timestamp.unix_micros(),
+                    Phase::Stop => node.duration = line.duration,
                 }
             }
         }
     }
-    fn walk(names: &BTreeMap<Id, (String, Id, Option<f64>, &str)>, parent: Id, depth: usize) {
-        for (id, (name, _, duration, service)) in names.iter().filter(|(_, v)| v.1 == parent) {
-            let ms = duration.map_or("?".to_owned(), |d| format!("{:.1} ms", d * 1000.0));
-            println!("{}{service}: {name} ({ms})", "  ".repeat(depth + 1));
-            walk(names, *id, depth + 1);
+    fn walk(nodes: &BTreeMap<Id, Node>, parent: Id, depth: usize) {
+        let mut children: Vec<_> = nodes.iter().filter(|(_, n)| n.parent == parent).collect();
+        children.sort_by_key(|(_, n)| n.started);
+        for (id, node) in children {
+            let ms = node
+                .duration
+                .map_or("?".to_owned(), |d| format!("{:.1} ms", d * 1000.0));
+            println!(
+                "{}{}: {} ({ms})",
+                "  ".repeat(depth + 1),
+                node.service,
+                node.name
+            );
+            walk(nodes, *id, depth + 1);
         }
     }
-    println!("tree of {} points from both logs:", names.len());
-    walk(&names, base_id, 0);
+    println!("tree of {} points from both logs:", nodes.len());
+    walk(&nodes, base_id, 0);
     Ok(())
 }

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use hmac::Mac as _;
 use http_body::Frame;
 use http_support::{global, new_token, only, tree, warnings, KEY};
-use tower::{Layer as _, ServiceExt as _};
+use tower::{Layer as _, Service as _, ServiceExt as _};
 use tracing::Instrument as _;
 use tracing_osprofiler::http::{ProfilingLayer, ProfilingStats};
 use tracing_osprofiler::limit::ProfileLimit;
@@ -606,4 +606,78 @@ async fn reqwest_middleware_joins_two_services_into_one_tree() {
         3 + 4,
         "A: wsgi, call-b, http; B: wsgi, load, db_query, compute"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_body_and_failed_call_end_the_root_and_free_the_permit() {
+    use http_body_util::BodyExt as _;
+
+    let (lines, _serial) = global();
+    let layer = ProfilingLayer::new(keys())
+        .with_limit(ProfileLimit::unlimited().with_max_concurrent(Some(1)));
+    let stats = layer.stats();
+    let mut service = layer.layer(tower::service_fn(|request: http::Request<()>| async move {
+        let _work = tracing::info_span!("handler").entered();
+        if request.uri().path() == "/fail" {
+            return Err("inner service failed");
+        }
+        Ok(http::Response::new(SlowBody {
+            left: 2,
+            sleep: None,
+        }))
+    }));
+    let request = |path: &str, token: &tracing_osprofiler::TraceHeaders| {
+        let mut builder = http::Request::get(path);
+        for (name, value) in token.iter() {
+            builder = builder.header(name, value);
+        }
+        builder.body(()).expect("request")
+    };
+
+    // A client that goes away: the body is dropped unread.
+    let (dropped, token) = new_token();
+    let response = service
+        .ready()
+        .await
+        .expect("ready")
+        .call(request("/", &token))
+        .await
+        .expect("response");
+    assert!(response.body().is_profiled());
+    drop(response);
+    let points = tree(&lines.lines(), dropped, dropped);
+    assert_eq!(only(&points, "wsgi").parent_id, dropped);
+
+    // A failing inner service: the error passes through, the root ends.
+    let (failed, token) = new_token();
+    let error = service
+        .ready()
+        .await
+        .expect("ready")
+        .call(request("/fail", &token))
+        .await
+        .expect_err("the inner error");
+    assert_eq!(error, "inner service failed");
+    let points = tree(&lines.lines(), failed, failed);
+    assert_eq!(points.len(), 2, "wsgi and handler: {points:#?}");
+
+    // Both freed the only permit: a third profiled request gets it, and its
+    // body read to the end is complete.
+    let (third, token) = new_token();
+    let response = service
+        .ready()
+        .await
+        .expect("ready")
+        .call(request("/", &token))
+        .await
+        .expect("response");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(&body[..], b"chunk chunk ");
+    tree(&lines.lines(), third, third);
+    assert_eq!((stats.profiled(), stats.over_limit()), (3, 0));
 }
