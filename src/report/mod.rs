@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 
-use crate::format::{parse_line, Line, ParseError, Phase, Timestamp};
+use crate::format::{Line, ParseError, Phase, Timestamp};
 use crate::Id;
 
 pub mod headers;
@@ -41,6 +41,8 @@ pub mod list;
 pub mod model;
 pub mod rank;
 pub mod read;
+mod scan;
+pub mod show;
 mod table;
 
 use model::{Point, Request};
@@ -178,12 +180,13 @@ fn for_each_parsed(
     unreadable: &mut Unreadable,
     mut f: impl FnMut(usize, Line<'_>),
 ) -> Result<(), Error> {
+    let mut parser = scan::LineParser::default();
     inputs.for_each_line(|line| {
         if line.oversized {
             unreadable.note(inputs, &line, &"line too long");
             return;
         }
-        match parse_line(line.bytes) {
+        match parser.parse(line.bytes) {
             Ok(parsed) => f(line.source, parsed),
             Err(ParseError::Blank) => {}
             Err(e) => unreadable.note(inputs, &line, &e),
