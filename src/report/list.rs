@@ -13,17 +13,16 @@
 //! Filters: `base_ids` and `since`/`until` select requests by id and by
 //! first timestamp, `name` by root name.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 
 use serde::Serialize;
 
 use super::read::Inputs;
+use super::scan::IdMap;
 use super::table::{csv, markdown};
 use super::{for_each_parsed, Error, Filter, Format, Unreadable};
 use crate::format::{Phase, Timestamp};
 use crate::report::model::secs_to_micros;
-use crate::Id;
 
 /// What `list` sorts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -154,9 +153,9 @@ impl Acc {
 
 /// Reads `inputs` and builds the list (streaming).
 pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
-    let mut requests: HashMap<Id, Acc> = HashMap::new();
+    let mut requests: IdMap<Acc> = IdMap::default();
     // trace_id -> begin of the points open now.
-    let mut open: HashMap<Id, i64> = HashMap::new();
+    let mut open: IdMap<i64> = IdMap::default();
     let mut unreadable = Unreadable::default();
     let filter = &options.filter;
     for_each_parsed(inputs, &mut unreadable, |source, line| {

@@ -43,6 +43,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::read::Inputs;
+use super::scan::IdMap;
 use super::table::{csv, markdown};
 use super::{for_each_parsed, Error, Filter, Format, Unreadable};
 use crate::format::{Phase, Timestamp};
@@ -236,7 +237,7 @@ const COMPACT_AT: usize = 256;
 pub fn rank(inputs: &Inputs, options: &RankOptions) -> Result<Rank, Error> {
     let mut names: HashMap<Box<str>, usize> = HashMap::new();
     let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
-    let mut open: HashMap<Id, Open> = HashMap::new();
+    let mut open: IdMap<Open> = IdMap::default();
     let mut stops = 0u64;
     let mut unreadable = Unreadable::default();
     let filter = &options.filter;
