@@ -138,3 +138,35 @@ fn headers_paste_into_curl_and_verify() {
             .is_err());
     }
 }
+
+#[test]
+fn show_renders_one_request_in_every_format() {
+    let base = "aaaaaaaa-0000-4000-8000-000000000001";
+    for (args, starts) in [
+        (vec![], "request "),
+        (vec!["--json"], "{"),
+        (vec!["--format", "json"], "{"),
+        (vec!["--format", "chrome"], ""),
+        (vec!["--format", "svg"], "<?xml"),
+        (vec!["--format", "html"], "<!"),
+    ] {
+        let mut all = vec!["show", base, FIXTURE];
+        all.extend(&args);
+        let r = osprof(&all, None);
+        assert!(
+            r.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let text = String::from_utf8_lossy(&r.stdout);
+        assert!(text.len() > 100, "{args:?}: {text}");
+        assert!(text.to_lowercase().starts_with(starts), "{args:?}: {text}");
+        assert!(text.contains("rpc-call"), "{args:?}");
+    }
+    let missing = osprof(
+        &["show", "aaaaaaaa-0000-4000-8000-000000000009", FIXTURE],
+        None,
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no point of request"));
+}

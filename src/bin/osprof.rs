@@ -14,9 +14,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_osprofiler::report::headers::{curl_args, sign};
 use tracing_osprofiler::report::list::{list, ListOptions, ListSort};
+use tracing_osprofiler::report::model::Tree;
 use tracing_osprofiler::report::rank::{rank, Column, RankOptions};
 use tracing_osprofiler::report::read::Inputs;
-use tracing_osprofiler::report::{parse_time, Filter, Format, Pattern};
+use tracing_osprofiler::report::{load_request, parse_time, show, Filter, Format, Pattern};
 use tracing_osprofiler::{HmacAlgorithm, Id};
 
 #[derive(Parser)]
@@ -314,12 +315,21 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn show(args: ShowArgs) -> Result<(), String> {
-    let _ = (
-        args.base_id,
-        &args.logs,
-        args.format,
-        args.json,
-        &args.output,
-    );
-    Err("show is not available in this build yet".into())
+    let inputs = Inputs::from_args(&args.logs).map_err(|e| e.to_string())?;
+    let request = load_request(&inputs, args.base_id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no point of request {} in the logs", args.base_id))?;
+    let tree = Tree::new(&request);
+    let format = if args.json {
+        ShowFormat::Json
+    } else {
+        args.format
+    };
+    emit(args.output.as_ref(), |out| match format {
+        ShowFormat::Tree => show::write_text_tree(&tree, out),
+        ShowFormat::Json => show::write_osprofiler_json(&tree, out),
+        ShowFormat::Chrome => show::write_chrome_trace(&tree, out),
+        ShowFormat::Svg => show::write_svg(&tree, out),
+        ShowFormat::Html => show::write_html(&tree, out),
+    })
 }
