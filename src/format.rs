@@ -481,10 +481,10 @@ fn parse_at(line: &[u8]) -> Result<Line<'_>, ParseError> {
         Some(d)
     };
     let base_id = Id::parse_bytes(token).map_err(|_| ParseError::Id)?;
-    let parent_id = Id::parse_bytes(tokens.next().ok_or(ParseError::Truncated)?)
-        .map_err(|_| ParseError::Id)?;
-    let trace_id = Id::parse_bytes(tokens.next().ok_or(ParseError::Truncated)?)
-        .map_err(|_| ParseError::Id)?;
+    let parent_id =
+        Id::parse_bytes(tokens.next().ok_or(ParseError::Truncated)?).map_err(|_| ParseError::Id)?;
+    let trace_id =
+        Id::parse_bytes(tokens.next().ok_or(ParseError::Truncated)?).map_err(|_| ParseError::Id)?;
     let full_name = tokens.next().ok_or(ParseError::Truncated)?;
     let (name, phase) = if let Some(n) = full_name.strip_suffix(b"-start") {
         (n, Phase::Start)
@@ -620,7 +620,13 @@ mod tests {
     #[test]
     fn writes_the_mistral_layout() {
         let mut out = Vec::new();
-        write_start(&mut out, ts(), &ids(), PointName::new("workflow-set-state"), None);
+        write_start(
+            &mut out,
+            ts(),
+            &ids(),
+            PointName::new("workflow-set-state"),
+            None,
+        );
         write_stop(
             &mut out,
             ts(),
@@ -660,8 +666,21 @@ mod tests {
         let fields = fields.finish().unwrap();
         assert!(!fields.contains('\n') && !fields.contains('\u{2028}'));
         let mut out = Vec::new();
-        write_start(&mut out, ts(), &ids(), PointName::with_target("my_app::db", "query x"), Some(&fields));
-        write_stop(&mut out, ts(), Duration::from_secs(1200), &ids(), PointName::new("q"), true);
+        write_start(
+            &mut out,
+            ts(),
+            &ids(),
+            PointName::with_target("my_app::db", "query x"),
+            Some(&fields),
+        );
+        write_stop(
+            &mut out,
+            ts(),
+            Duration::from_secs(1200),
+            &ids(),
+            PointName::new("q"),
+            true,
+        );
         let mut lines = out.split(|b| *b == b'\n');
         let start = parse_line(lines.next().unwrap()).unwrap();
         assert_eq!(start.name, "my_app::db::query_x");
@@ -694,13 +713,34 @@ mod tests {
         let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7 603f1fab-be78-438d-af13-d94ed3b7e416 b1d0a77a-52f5-4415-a6c4-f16b3591a47d";
         for (text, err) in [
             (String::new(), ParseError::Blank),
-            ("2020-02-27T08:04:25.961298 0.1 f12e75d5".to_string(), ParseError::Id),
-            (format!("2020-02-27T08:04:25.961298 -1 {base} a-stop"), ParseError::Duration),
-            (format!("2020-02-27T08:04:25.961298 nan {base} a-stop"), ParseError::Duration),
-            (format!("2020-02-27T08:04:25.961298          {base} a-stop"), ParseError::Duration),
-            (format!("2020-02-27T08:04:25.961298 0.1 {base} a"), ParseError::Name),
-            (format!("2020-02-27T08:04:25.961298 0.1 {base}"), ParseError::Truncated),
-            (format!("2020-13-27T08:04:25.961298 0.1 {base} a-stop"), ParseError::Timestamp),
+            (
+                "2020-02-27T08:04:25.961298 0.1 f12e75d5".to_string(),
+                ParseError::Id,
+            ),
+            (
+                format!("2020-02-27T08:04:25.961298 -1 {base} a-stop"),
+                ParseError::Duration,
+            ),
+            (
+                format!("2020-02-27T08:04:25.961298 nan {base} a-stop"),
+                ParseError::Duration,
+            ),
+            (
+                format!("2020-02-27T08:04:25.961298          {base} a-stop"),
+                ParseError::Duration,
+            ),
+            (
+                format!("2020-02-27T08:04:25.961298 0.1 {base} a"),
+                ParseError::Name,
+            ),
+            (
+                format!("2020-02-27T08:04:25.961298 0.1 {base}"),
+                ParseError::Truncated,
+            ),
+            (
+                format!("2020-13-27T08:04:25.961298 0.1 {base} a-stop"),
+                ParseError::Timestamp,
+            ),
         ] {
             assert_eq!(parse_line(text.as_bytes()).unwrap_err(), err, "{text}");
         }

@@ -252,7 +252,10 @@ impl<S, W> fmt::Debug for OsProfilerLayer<S, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OsProfilerLayer")
             .field("config", &self.config)
-            .field("live_points", &self.shared.live_points.load(Ordering::Relaxed))
+            .field(
+                "live_points",
+                &self.shared.live_points.load(Ordering::Relaxed),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -317,7 +320,13 @@ where
         self.shared.live_points.fetch_add(1, Ordering::AcqRel);
         self.shared.points_started.fetch_add(1, Ordering::Relaxed);
         self.write_line(|buf| {
-            format::write_start(buf, Timestamp::now(), &point.ids, self.point_name(metadata), fields);
+            format::write_start(
+                buf,
+                Timestamp::now(),
+                &point.ids,
+                self.point_name(metadata),
+                fields,
+            );
         });
     }
 }
@@ -496,9 +505,8 @@ impl ProfileExt for Span {
     }
 
     fn trace_headers(&self) -> Option<TraceHeaders> {
-        lookup(self).map(|(ids, signer)| {
-            signer.sign(&TraceInfo::new(ids.base_id, Some(ids.trace_id)))
-        })
+        lookup(self)
+            .map(|(ids, signer)| signer.sign(&TraceInfo::new(ids.base_id, Some(ids.trace_id))))
     }
 }
 

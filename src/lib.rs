@@ -47,9 +47,18 @@
 //! | [`format`] | the Mistral log line, written and parsed in one place |
 //! | [`writer`] | the rolling, non-blocking file and its guard and counters |
 //! | [`limit`] | how many requests may be profiled: concurrency and rate |
-#![cfg_attr(feature = "tower", doc = "| [`http`] | the tower middleware and header injection for `http` types |")]
-#![cfg_attr(feature = "reqwest", doc = "| [`reqwest`] | profiling outgoing reqwest calls |")]
-#![cfg_attr(feature = "report", doc = "| [`report`] | reading logs back and building reports |")]
+#![cfg_attr(
+    feature = "tower",
+    doc = "| [`http`] | the tower middleware and header injection for `http` types |"
+)]
+#![cfg_attr(
+    feature = "reqwest",
+    doc = "| [`reqwest`] | profiling outgoing reqwest calls |"
+)]
+#![cfg_attr(
+    feature = "report",
+    doc = "| [`report`] | reading logs back and building reports |"
+)]
 //!
 //! # Feature flags
 //!

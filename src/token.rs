@@ -417,7 +417,10 @@ impl TraceInfo {
     #[must_use]
     pub fn to_json(&self) -> String {
         match self.parent_id {
-            Some(parent) => format!(r#"{{"base_id": "{}", "parent_id": "{}"}}"#, self.base_id, parent),
+            Some(parent) => format!(
+                r#"{{"base_id": "{}", "parent_id": "{}"}}"#,
+                self.base_id, parent
+            ),
             None => format!(r#"{{"base_id": "{}"}}"#, self.base_id),
         }
     }
@@ -578,8 +581,8 @@ mod tests {
     #[test]
     fn signing_reproduces_osprofiler_bytes() {
         let base = Id::parse("6f9e3c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b").unwrap();
-        let headers = Signer::new("SECRET_KEY", HmacAlgorithm::Sha1)
-            .sign(&TraceInfo::new(base, Some(base)));
+        let headers =
+            Signer::new("SECRET_KEY", HmacAlgorithm::Sha1).sign(&TraceInfo::new(base, Some(base)));
         assert_eq!(headers.trace_info(), INFO);
         assert_eq!(headers.trace_hmac(), HMAC);
     }
@@ -599,7 +602,9 @@ mod tests {
         let headers = signer.sign(&TraceInfo::new_request());
         assert_eq!(headers.trace_hmac().len(), 64);
         let keys = HmacKeys::new(["other", "k"]);
-        let profile = keys.verify(headers.trace_info(), headers.trace_hmac()).unwrap();
+        let profile = keys
+            .verify(headers.trace_info(), headers.trace_hmac())
+            .unwrap();
         assert_eq!(profile.signer(), &signer);
         assert_eq!(
             keys.with_sha256(false)

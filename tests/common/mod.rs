@@ -85,7 +85,10 @@ fn install(venv: &Path, python: &Path) -> Result<(), String> {
     if has_osprofiler(python) {
         return Ok(());
     }
-    eprintln!("creating {} with osprofiler {OSPROFILER_VERSION}", venv.display());
+    eprintln!(
+        "creating {} with osprofiler {OSPROFILER_VERSION}",
+        venv.display()
+    );
     run(Command::new("python3").arg("-m").arg("venv").arg(venv))?;
     run(Command::new(python).args([
         "-m",
