@@ -14,8 +14,9 @@
 //! * `profiled`: behind the layer, a valid token; three trace points a
 //!   request written through `writer::RollingFile` to a temporary directory.
 //!
-//! Each setup runs a warm-up round and then several rounds; the median
-//! round's ns/request is reported, and the ratios to `bare` in the same run.
+//! The setups take turns: a warm-up round of each, then several rounds of
+//! each, interleaved; the median round's ns/request is reported, and the
+//! ratios to `bare` in the same run.
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -67,19 +68,9 @@ where
     started.elapsed().as_nanos() as f64 / f64::from(REQUESTS_PER_ROUND)
 }
 
-async fn median<S, B>(mut service: S, headers: &HeaderMap) -> f64
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
-    B: http_body::Body,
-    B::Error: std::fmt::Debug,
-{
-    round(&mut service, headers).await; // warm-up
-    let mut rounds = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
-        rounds.push(round(&mut service, headers).await);
-    }
+fn median(mut rounds: Vec<f64>) -> f64 {
     rounds.sort_by(f64::total_cmp);
-    rounds[ROUNDS / 2]
+    rounds[rounds.len() / 2]
 }
 
 fn token_headers(key: &str) -> HeaderMap {
@@ -109,11 +100,29 @@ fn main() {
     let valid = token_headers(KEY);
     let forged = token_headers("not the key");
 
+    // The setups take turns round by round, so that load from other
+    // processes on the machine hits them alike.
     let (bare, unprofiled, bad, profiled) = runtime.block_on(async {
-        let bare = median(tower::service_fn(handler), &none).await;
-        let unprofiled = median(profiling.layer(tower::service_fn(handler)), &none).await;
-        let bad = median(profiling.layer(tower::service_fn(handler)), &forged).await;
-        let profiled = median(profiling.layer(tower::service_fn(handler)), &valid).await;
+        let mut bare_service = tower::service_fn(handler);
+        let mut unprofiled_service = profiling.layer(tower::service_fn(handler));
+        let mut bad_service = profiling.layer(tower::service_fn(handler));
+        let mut profiled_service = profiling.layer(tower::service_fn(handler));
+        let mut results = [(); 4].map(|()| Vec::with_capacity(ROUNDS));
+        for index in 0..=ROUNDS {
+            let times = [
+                round(&mut bare_service, &none).await,
+                round(&mut unprofiled_service, &none).await,
+                round(&mut bad_service, &forged).await,
+                round(&mut profiled_service, &valid).await,
+            ];
+            // Round 0 is the warm-up.
+            if index > 0 {
+                for (result, time) in results.iter_mut().zip(times) {
+                    result.push(time);
+                }
+            }
+        }
+        let [bare, unprofiled, bad, profiled] = results.map(median);
         (bare, unprofiled, bad, profiled)
     });
     drop(guard);
