@@ -21,7 +21,7 @@ use http_support::{global, new_token, only, tree, warnings, KEY};
 use tower::{Layer as _, Service as _, ServiceExt as _};
 use tracing::Instrument as _;
 use tracing_osprofiler::http::{ProfilingLayer, ProfilingStats};
-use tracing_osprofiler::limit::ProfileLimit;
+use tracing_osprofiler::limit::{ProfileLimit, Rate};
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::{HmacKeys, Id, X_TRACE_HMAC, X_TRACE_INFO};
 
@@ -680,4 +680,50 @@ async fn dropped_body_and_failed_call_end_the_root_and_free_the_permit() {
     assert_eq!(&body[..], b"chunk chunk ");
     tree(&lines.lines(), third, third);
     assert_eq!((stats.profiled(), stats.over_limit()), (3, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_and_warning_interval() {
+    let (lines, _serial) = global();
+    let layer = ProfilingLayer::new(keys())
+        .with_limit(ProfileLimit::unlimited().with_rate(Some(Rate::new(0.5, 2))))
+        .with_warn_interval(Duration::from_secs(2));
+    let stats = layer.stats();
+    let addr = http_support::serve_axum(app(layer)).await;
+    let url = format!("http://{addr}/");
+
+    let mut bases = Vec::new();
+    for _ in 0..3 {
+        let (base, token) = new_token();
+        bases.push(base);
+        assert_eq!(get_with(&url, &token_headers(&token)).await.0, 200);
+    }
+    assert_eq!(
+        (stats.profiled(), stats.over_limit()),
+        (2, 1),
+        "a burst of 2"
+    );
+    let all = lines.lines();
+    tree(&all, bases[0], bases[0]);
+    tree(&all, bases[1], bases[1]);
+    assert!(!all.iter().any(|l| l.contains(&bases[2].to_string())));
+
+    let forged = tracing_osprofiler::Signer::new("other", tracing_osprofiler::HmacAlgorithm::Sha1)
+        .sign(&tracing_osprofiler::TraceInfo::new_request());
+    for _ in 0..5 {
+        assert_eq!(get_with(&url, &token_headers(&forged)).await.0, 200);
+    }
+    assert_eq!(
+        warnings(),
+        1,
+        "over-limit and bad tokens share one summary per interval"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(get_with(&url, &token_headers(&forged)).await.0, 200);
+    assert_eq!(
+        warnings(),
+        2,
+        "the next summary once the interval has passed"
+    );
+    assert_eq!(stats.bad_signature(), 6);
 }
