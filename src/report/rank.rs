@@ -427,6 +427,9 @@ fn uncovered(begin: i64, end: i64, mut children: Vec<(i64, i64)>) -> i64 {
     (end - begin - covered).max(0)
 }
 
+/// An optional column: its header and how to get its value.
+type ExtraColumn = (&'static str, fn(&Row) -> f64);
+
 impl Rank {
     /// Writes the report in the format of its options.
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
@@ -442,8 +445,8 @@ impl Rank {
     }
 
     /// The extra columns, as (header, value getter).
-    fn extra_columns(&self) -> Vec<(&'static str, fn(&Row) -> f64)> {
-        let mut cols: Vec<(&'static str, fn(&Row) -> f64)> = Vec::new();
+    fn extra_columns(&self) -> Vec<ExtraColumn> {
+        let mut cols: Vec<ExtraColumn> = Vec::new();
         if self.options.self_time {
             cols.push(("Self time", |r| r.self_time.unwrap_or(0.0)));
         }

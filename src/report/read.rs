@@ -14,7 +14,7 @@
 //! # Lines
 //!
 //! Lines are split on `\n` in large buffers (no allocation per line); a
-//! trailing `\r` is left to [`parse_line`](crate::format::parse_line), which
+//! trailing `\r` is left to [`parse_line`], which
 //! ignores it. A line longer than [`MAX_LINE_LEN`] cannot be a log line: it
 //! is skipped (and counted as unreadable by the reports) without being held
 //! in memory, so memory stays bounded whatever the input.

@@ -256,7 +256,7 @@ fn second_micros(p: &[u8; 19]) -> Option<i64> {
         )
         .ok()?
         .assume_utc();
-    Some(dt.unix_timestamp().checked_mul(1_000_000)?)
+    dt.unix_timestamp().checked_mul(1_000_000)
 }
 
 #[cfg(test)]
