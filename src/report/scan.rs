@@ -174,16 +174,20 @@ fn canonical_id(text: &[u8]) -> Option<Id> {
         return None;
     }
     // Two 64-bit halves; an invalid digit sets the high bits of `bad`.
-    let mut bad = 0u8;
-    let mut half = |digits: &mut dyn Iterator<Item = &u8>| {
-        digits.fold(0u64, |acc, &b| {
+    fn hex(digits: &[u8], mut acc: u64, bad: &mut u8) -> u64 {
+        for &b in digits {
             let nibble = HEX[usize::from(b)];
-            bad |= nibble;
-            (acc << 4) | u64::from(nibble & 0x0f)
-        })
-    };
-    let high = half(&mut text[..8].iter().chain(&text[9..13]).chain(&text[14..18]));
-    let low = half(&mut text[19..23].iter().chain(&text[24..36]));
+            *bad |= nibble;
+            acc = (acc << 4) | u64::from(nibble & 0x0f);
+        }
+        acc
+    }
+    let mut bad = 0u8;
+    let high = hex(&text[..8], 0, &mut bad);
+    let high = hex(&text[9..13], high, &mut bad);
+    let high = hex(&text[14..18], high, &mut bad);
+    let low = hex(&text[19..23], 0, &mut bad);
+    let low = hex(&text[24..36], low, &mut bad);
     if bad & 0xf0 != 0 {
         return None;
     }
