@@ -33,7 +33,7 @@ use tracing_subscriber::prelude::*;
 
 const KEY: &str = "SECRET_KEY";
 const REQUESTS_PER_ROUND: u32 = 20_000;
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 11;
 
 async fn handler(_request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     let body = {
