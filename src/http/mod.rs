@@ -53,7 +53,7 @@ mod service;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use layer::{ProfilingLayer, ProfilingStats};
+pub use layer::{ProfilingLayer, ProfilingStats, DEFAULT_ROOT_NAME};
 pub use service::ProfilingService;
 
 /// The `X-Trace-Info` header name (HTTP names are case-insensitive; `http`
