@@ -128,3 +128,30 @@ fn streaming_self_time_equals_the_model() {
     }
     assert_eq!(report.rows.len(), expected.len());
 }
+
+#[test]
+fn osprof_headers_are_accepted_by_python_osprofiler() {
+    let out = Command::new(env!("CARGO_BIN_EXE_osprof"))
+        .args([
+            "headers",
+            "--key",
+            "SECRET_KEY",
+            "--base-id",
+            "6f9e3c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let parts: Vec<&str> = text.trim_end().split('\'').collect();
+    let info = parts[1].strip_prefix("X-Trace-Info: ").unwrap();
+    let hmac = parts[3].strip_prefix("X-Trace-HMAC: ").unwrap();
+    let script = "import sys, json\n\
+                  from osprofiler import _utils\n\
+                  print(json.dumps(_utils.signed_unpack(sys.argv[1], sys.argv[2], [sys.argv[3]])))";
+    let ok = common::run_python(script, &[info, hmac, "SECRET_KEY"]);
+    let unpacked: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(unpacked["base_id"], "6f9e3c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b");
+    let wrong = common::run_python(script, &[info, hmac, "OTHER_KEY"]);
+    assert_eq!(String::from_utf8_lossy(&wrong.stdout).trim(), "null");
+}
