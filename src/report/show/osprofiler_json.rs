@@ -28,8 +28,9 @@
 //! point missing one of its lines gets the other line's time (zero
 //! duration). Children are sorted by `started`, ties in the order the
 //! points were read. The output is indented like Python's
-//! `json.dumps(indent=2)`, so osprofiler's own tools read it
-//! (`osprofiler trace show --html FILE.json` renders it).
+//! `json.dumps(indent=2)` (up to 100 levels deep, where indentation stops
+//! growing), so osprofiler's own tools read it (`osprofiler trace show
+//! --html FILE.json` renders it).
 //!
 //! What a log cannot fill, and what is written instead:
 //!
@@ -255,6 +256,9 @@ fn node_info(point: &Point, (started, finished): (i64, i64)) -> J {
     J::Obj(info)
 }
 
+/// The deepest indentation written, in levels of two spaces.
+const MAX_PAD: usize = 100;
+
 /// The few JSON shapes the report needs, with keys kept in order.
 enum J {
     Null,
@@ -274,7 +278,9 @@ impl JsonWriter<'_> {
     }
 
     fn pad(&mut self, level: usize) -> io::Result<()> {
-        for _ in 0..level {
+        // Indentation stops growing at MAX_PAD levels: Python's would make
+        // the output quadratic in the depth of a pathological log.
+        for _ in 0..level.min(MAX_PAD) {
             self.out.write_all(b"  ")?;
         }
         Ok(())

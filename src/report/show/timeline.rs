@@ -27,12 +27,18 @@ use super::{escape_xml, fmt_ms, preorder};
 const WIDTH: f64 = 1200.0;
 /// Left and right margin.
 const MARGIN: f64 = 16.0;
-/// Where the first row of bars begins.
+/// Where the first row of bars begins, below the title, summary, legend
+/// and axis.
 const TOP: f64 = 92.0;
+/// How much less room the header takes in the HTML page, which has its own
+/// title and summary.
+const EMBEDDED_SHIFT: f64 = 28.0;
 /// Height of a row (bar plus gap).
 const ROW: f64 = 22.0;
 /// Height of a bar.
 const BAR: f64 = 19.0;
+/// The narrowest bar drawn, so that a zero-length point stays visible.
+const MIN_BAR: f64 = 3.0;
 /// Average width of a character of the 12 px label font, to fit labels.
 const CHAR_WIDTH: f64 = 6.8;
 
@@ -46,7 +52,7 @@ const HUES: [f64; 6] = [24.0, 205.0, 130.0, 280.0, 48.0, 335.0];
 /// Any error from `out`.
 pub fn write_svg(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
     out.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")?;
-    out.write_all(svg(tree).as_bytes())
+    out.write_all(svg(tree, true).as_bytes())
 }
 
 /// Writes `tree` as a self-contained HTML page: a summary, the SVG flame
@@ -90,7 +96,7 @@ tr.unfinished td {{ color: #777; font-style: italic; }}
 "#,
         escape_xml(&summary(tree)),
     );
-    html.push_str(&svg(tree));
+    html.push_str(&svg(tree, false));
     html.push_str(
         "<table>\n<thead><tr><th>start ms</th><th>duration ms</th><th>self ms</th>\
          <th>log</th><th></th><th>name</th></tr></thead>\n<tbody>\n",
@@ -219,40 +225,53 @@ fn merge(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
 /// First-fit packing of sibling subtrees into rows: each goes to the first
 /// row offset where all its rows are free from its envelope's begin on.
 /// Sets `offset` of each sibling; returns the rows used.
+///
+/// The rows' occupancy is kept as runs of rows busy until the same time,
+/// so that a tall subtree (a deep chain) costs one run, not one entry per
+/// row: packing stays linear in the number of siblings' runs.
 fn pack(
     siblings: &[usize],
     height: &[usize],
     envelope: &[Option<(i64, i64)>],
     offset: &mut [usize],
 ) -> usize {
-    // skyline[r]: the end of the last thing placed on row r.
-    let mut skyline: Vec<i64> = Vec::new();
+    // Contiguous runs `(first row, end row, busy until)` covering 0..rows.
+    let mut runs: Vec<(usize, usize, i64)> = Vec::new();
     for &s in siblings {
         let (begin, end) = envelope[s].unwrap_or((0, 0));
         let h = height[s];
         let mut r = 0;
-        'search: loop {
-            for k in r..r + h {
-                if skyline.get(k).is_some_and(|&busy| busy > begin) {
-                    r = k + 1;
-                    continue 'search;
-                }
+        let mut k = 0;
+        while k < runs.len() && runs[k].0 < r + h {
+            let (_, run_end, busy) = runs[k];
+            if run_end > r && busy > begin {
+                r = run_end;
             }
-            break;
-        }
-        if skyline.len() < r + h {
-            skyline.resize(r + h, i64::MIN);
-        }
-        for slot in &mut skyline[r..r + h] {
-            *slot = (*slot).max(end);
+            k += 1;
         }
         offset[s] = r;
+        let mut next = Vec::with_capacity(runs.len() + 2);
+        for &(a, b, busy) in &runs {
+            if a < r {
+                next.push((a, b.min(r), busy));
+            }
+            if b > r + h {
+                next.push((a.max(r + h), b, busy));
+            }
+        }
+        next.push((r, r + h, end));
+        next.sort_unstable_by_key(|run| run.0);
+        runs = next;
     }
-    skyline.len()
+    runs.last().map_or(0, |run| run.1)
 }
 
-/// The SVG document (without the XML declaration, so that HTML can embed it).
-fn svg(tree: &Tree<'_>) -> String {
+/// The SVG document (without the XML declaration, so that HTML can embed
+/// it); `standalone` adds the title and summary lines the page otherwise
+/// shows.
+fn svg(tree: &Tree<'_>, standalone: bool) -> String {
+    let shift = if standalone { 0.0 } else { EMBEDDED_SHIFT };
+    let top = TOP - shift;
     let request = tree.request();
     let layout = layout(tree);
     let critical: HashSet<usize> = tree.critical_path().into_iter().collect();
@@ -266,7 +285,7 @@ fn svg(tree: &Tree<'_>) -> String {
         .max(1);
     let plot = WIDTH - 2.0 * MARGIN;
     let x = |t: i64| MARGIN + t as f64 / total as f64 * plot;
-    let height = TOP + layout.rows.max(1) as f64 * ROW + 14.0;
+    let height = top + layout.rows.max(1) as f64 * ROW + 14.0;
     let base = request.base_id;
 
     let mut s = String::with_capacity(4096 + request.points.len() * 600);
@@ -282,15 +301,17 @@ fn svg(tree: &Tree<'_>) -> String {
         s,
         "<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{height}\" fill=\"#ffffff\"/>"
     );
-    let _ = writeln!(
-        s,
-        "<text x=\"{MARGIN}\" y=\"24\" font-size=\"16\" font-weight=\"bold\" fill=\"#1a1a1a\">Request {base}</text>"
-    );
-    let _ = writeln!(
-        s,
-        "<text x=\"{MARGIN}\" y=\"44\" fill=\"#444444\">{}</text>",
-        escape_xml(&summary(tree))
-    );
+    if standalone {
+        let _ = writeln!(
+            s,
+            "<text x=\"{MARGIN}\" y=\"24\" font-size=\"16\" font-weight=\"bold\" fill=\"#1a1a1a\">Request {base}</text>"
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"{MARGIN}\" y=\"44\" fill=\"#444444\">{}</text>",
+            escape_xml(&summary(tree))
+        );
+    }
 
     // Legend, right-aligned on the summary line: one swatch per log, then
     // the critical-path and unfinished styles.
@@ -326,8 +347,10 @@ fn svg(tree: &Tree<'_>) -> String {
     for (label, style, dash) in &legend {
         let _ = writeln!(
             s,
-            "<rect x=\"{lx:.1}\" y=\"34\" width=\"14\" height=\"12\" rx=\"2\" {style}{dash}/><text x=\"{:.1}\" y=\"44\" fill=\"#444444\">{}</text>",
+            "<rect x=\"{lx:.1}\" y=\"{}\" width=\"14\" height=\"12\" rx=\"2\" {style}{dash}/><text x=\"{:.1}\" y=\"{}\" fill=\"#444444\">{}</text>",
+            34.0 - shift,
             lx + 18.0,
+            44.0 - shift,
             escape_xml(label)
         );
         lx += 26.0 + label.chars().count() as f64 * CHAR_WIDTH;
@@ -335,7 +358,7 @@ fn svg(tree: &Tree<'_>) -> String {
 
     // Axis: ticks at 1, 2 or 5 times a power of ten, about eight of them.
     let step = tick_step(total);
-    let axis_y = 70.0;
+    let axis_y = 70.0 - shift;
     let _ = writeln!(
         s,
         "<line x1=\"{MARGIN}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#888888\"/>",
@@ -363,14 +386,25 @@ fn svg(tree: &Tree<'_>) -> String {
         t += step;
     }
 
+    let bar = |i: usize| {
+        layout.span[i].map(|(begin, end)| (x(begin), x(begin) + (x(end) - x(begin)).max(MIN_BAR)))
+    };
+    // Each row's bars, to keep labels written beside a bar off the others.
+    let mut bars: Vec<Vec<(f64, f64)>> = vec![Vec::new(); layout.rows];
+    for i in 0..layout.span.len() {
+        if let (Some(b), Some(row)) = (bar(i), layout.row.get(i)) {
+            if let Some(list) = bars.get_mut(*row) {
+                list.push(b);
+            }
+        }
+    }
     for (i, _) in preorder(tree) {
-        let Some((begin, end)) = layout.span[i] else {
+        let (Some((begin, _)), Some((x0, x1))) = (layout.span[i], bar(i)) else {
             continue;
         };
         let point = tree.point(i);
-        let x0 = x(begin);
-        let w = (x(end) - x0).max(1.0);
-        let y = TOP + layout.row[i] as f64 * ROW;
+        let w = x1 - x0;
+        let y = top + layout.row[i] as f64 * ROW;
         let on_path = critical.contains(&i);
         let (fill, stroke) = if !point.is_finished() {
             (
@@ -421,6 +455,35 @@ fn svg(tree: &Tree<'_>) -> String {
                 y + 14.0,
                 escape_xml(&label)
             );
+        } else {
+            // Too narrow for its name (a zero-length unfinished point, a
+            // short call): write the name beside the bar, right or left,
+            // where nothing else on the row is drawn.
+            let text_w = point.name.chars().count().min(40) as f64 * CHAR_WIDTH;
+            let right = (x0 + w + 3.0, x0 + w + 3.0 + text_w);
+            let left = (x0 - 3.0 - text_w, x0 - 3.0);
+            let free = |(a, b): (f64, f64)| {
+                a >= MARGIN
+                    && b <= WIDTH - MARGIN
+                    && bars[layout.row[i]].iter().all(|&(c, d)| d <= a || c >= b)
+            };
+            let place = if free(right) {
+                Some((right.0, "start"))
+            } else if free(left) {
+                Some((left.1, "end"))
+            } else {
+                None
+            };
+            if let (Some((tx, anchor)), Some(label)) =
+                (place, fit_label(&point.name, 40.0 * CHAR_WIDTH))
+            {
+                let _ = write!(
+                    s,
+                    "<text x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" fill=\"#555555\">{}</text>",
+                    y + 14.0,
+                    escape_xml(&label)
+                );
+            }
         }
         s.push_str("</g>\n");
     }
