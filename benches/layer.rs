@@ -12,13 +12,21 @@
 //! * (d) `Registry` + `tracing_subscriber::fmt` with `FmtSpan::NEW |
 //!   FmtSpan::CLOSE` through `tracing_appender::non_blocking` to a file.
 //!
-//! Rounds run in interleaved order; the median of each is reported, then the
-//! ratios b/a (target at most 1.10) and c/d (target at most 0.25), and the
-//! heap allocations per span on the application thread, counted by a
-//! wrapper around the system allocator.
+//! plus (c-sink), (c) writing to `io::sink`, to tell the layer's own cost
+//! from the writer's.
+//!
+//! Rounds run in interleaved order; after each round the writer threads are
+//! left to drain. Per span, the table shows the median and minimum
+//! wall-clock time on the application thread, the median CPU time of the
+//! application thread ("app cpu") and of the whole process, writer threads
+//! included ("all cpu", Linux `schedstat`), and the heap allocations on the
+//! application thread (a counting wrapper around the system allocator).
+//! Then the ratios b/a (target at most 1.10) and c/d (target at most 0.25),
+//! on wall-clock medians, and the same on CPU time, which other processes
+//! on a busy machine do not inflate.
 //!
 //! Run: `cargo bench --bench layer` (optional arguments: iterations per
-//! round, rounds).
+//! round, rounds; `LAYER_BENCH_ONLY=c` runs one case, for a profiler).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -78,6 +86,20 @@ fn thread_allocations() -> u64 {
 fn thread_cpu_ns() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     text.split_whitespace().next()?.parse().ok()
+}
+
+/// Nanoseconds all threads of this process have spent on a CPU: the
+/// application thread and the writer threads together.
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread may exit between listing and reading.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
 }
 
 /// Waits until no file under `dir` has grown for 30 ms (at most 5 s): the
@@ -254,17 +276,23 @@ fn main() {
     let n = dispatches.len();
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); n];
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut process_cpu: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut allocations = vec![0.0f64; n];
     for round in 0..rounds {
         // Rotate the order so that no case always follows the same one.
         for k in 0..n {
             let i = (round as usize + k) % n;
             let (case, d) = &dispatches[i];
+            let before = process_cpu_ns();
             let sample = run(d, *case, iterations);
+            // Writer threads' work counts too: wait until they are done.
+            wait_for_writers(dir.path());
+            if let (Some(before), Some(after)) = (before, process_cpu_ns()) {
+                process_cpu[i].push((after - before) as f64 / f64::from(iterations));
+            }
             times[i].push(sample.wall);
             cpu[i].extend(sample.cpu_ns);
             allocations[i] = sample.allocations;
-            wait_for_writers(dir.path());
         }
     }
     let cases: Vec<Case> = dispatches.iter().map(|(c, _)| *c).collect();
@@ -279,11 +307,12 @@ fn main() {
     println!("load average at the end (1, 5, 15 min): {}", loadavg());
     println!();
     println!(
-        "{:<56} {:>10} {:>10} {:>13} {:>11}",
-        "subscriber", "median ns", "min ns", "median cpu ns", "allocs/span"
+        "{:<56} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "subscriber (per span)", "median ns", "min ns", "app cpu", "all cpu", "allocs"
     );
     let mut medians = [f64::NAN; 5];
     let mut cpu_medians = [f64::NAN; 5];
+    let mut process_medians = [f64::NAN; 5];
     for (i, case) in cases.iter().enumerate() {
         let min = *times[i].iter().min().unwrap();
         let med = median(&mut times[i]);
@@ -291,12 +320,19 @@ fn main() {
         cpu[i].sort_by(f64::total_cmp);
         let cpu_med = cpu[i].get(cpu[i].len() / 2).copied().unwrap_or(f64::NAN);
         cpu_medians[*case as usize] = cpu_med;
+        process_cpu[i].sort_by(f64::total_cmp);
+        let all_med = process_cpu[i]
+            .get(process_cpu[i].len() / 2)
+            .copied()
+            .unwrap_or(f64::NAN);
+        process_medians[*case as usize] = all_med;
         println!(
-            "{:<56} {:>10.1} {:>10.1} {:>13.1} {:>11.2}",
+            "{:<56} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7.2}",
             case.label(),
             med.as_nanos() as f64,
             min.as_nanos() as f64,
             cpu_med,
+            all_med,
             allocations[i],
         );
     }
@@ -320,6 +356,11 @@ fn main() {
         "on application-thread CPU time: b/a = {:.3}, c/d = {:.3}",
         cpu_medians[1] / cpu_medians[0],
         cpu_medians[2] / cpu_medians[3]
+    );
+    println!(
+        "on CPU time of all threads (writers included): b/a = {:.3}, c/d = {:.3}",
+        process_medians[1] / process_medians[0],
+        process_medians[2] / process_medians[3]
     );
     println!("profile lines dropped: {lines_check} (lossless writer: must be 0)");
 }
