@@ -530,8 +530,8 @@ impl Signer {
 ///
 /// A `Profile` comes from [`HmacKeys::verify`] (an incoming token) or is made
 /// by trusted code with [`Profile::new`] (a batch job, a queue consumer, a
-/// test). It is then started on a span with
-/// [`ProfileExt::start_profile`](crate::ProfileExt::start_profile).
+/// test). [`Profile::start`] then makes a new span the request's root trace
+/// point.
 #[derive(Clone, Debug)]
 pub struct Profile {
     trace_info: TraceInfo,
