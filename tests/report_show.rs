@@ -391,7 +391,8 @@ fn chrome_events(request: &Request) -> Vec<Value> {
 /// Events on one (pid, tid) must nest: sorted by begin (longer first),
 /// each must end before the enclosing open one does.
 fn assert_lanes_nest(events: &[Value]) {
-    let mut lanes: BTreeMap<(u64, u64), Vec<(i64, i64, String)>> = BTreeMap::new();
+    type Span = (i64, i64, String);
+    let mut lanes: BTreeMap<(u64, u64), Vec<Span>> = BTreeMap::new();
     for e in events.iter().filter(|e| e["ph"] == "X") {
         let ts = e["ts"].as_i64().unwrap();
         let dur = e["dur"].as_i64().unwrap();
@@ -403,7 +404,7 @@ fn assert_lanes_nest(events: &[Value]) {
     }
     for (lane, mut spans) in lanes {
         spans.sort_by_key(|&(b, e, _)| (b, std::cmp::Reverse(e)));
-        let mut open: Vec<(i64, i64, String)> = Vec::new();
+        let mut open: Vec<Span> = Vec::new();
         for span in spans {
             while open.last().is_some_and(|top| top.1 <= span.0) {
                 open.pop();

@@ -49,16 +49,27 @@ pub fn write_chrome_trace(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()
         .collect();
     spans.sort_by_key(|&(source, begin, end, pos, _)| (source, begin, std::cmp::Reverse(end), pos));
 
+    let n = request.points.len();
+    let mut parent = vec![None; n];
+    for i in 0..n {
+        for &c in tree.children(i) {
+            parent[c] = Some(i);
+        }
+    }
     let mut events: Vec<Value> = Vec::with_capacity(spans.len() + 8);
-    let mut lanes: Vec<Vec<i64>> = Vec::new();
+    let mut lanes: Vec<Vec<(i64, usize)>> = Vec::new();
+    let mut lane_of: Vec<Option<usize>> = vec![None; n];
     let mut current_source = None;
     let mut used: BTreeSet<(usize, usize)> = BTreeSet::new();
     for &(source, begin, end, _, i) in &spans {
         if current_source != Some(source) {
             current_source = Some(source);
             lanes.clear();
+            lane_of.iter_mut().for_each(|l| *l = None);
         }
-        let lane = place(&mut lanes, begin, end);
+        let parent = parent[i].and_then(|p| Some((p, lane_of[p]?)));
+        let lane = place(&mut lanes, i, parent, begin, end);
+        lane_of[i] = Some(lane);
         used.insert((source, lane));
         let point = tree.point(i);
         let mut args = serde_json::Map::new();
@@ -139,20 +150,41 @@ fn ms_number(micros: i64) -> Value {
         .map_or(Value::Null, Value::Number)
 }
 
-/// Puts `[begin, end]` on the first lane where it nests: each lane is a
-/// stack of the ends of the open spans; spans that ended by `begin` are
-/// closed first. Spans must come sorted by begin, longer first.
-fn place(lanes: &mut Vec<Vec<i64>>, begin: i64, end: i64) -> usize {
-    for (k, lane) in lanes.iter_mut().enumerate() {
-        while lane.last().is_some_and(|&top| top <= begin) {
+/// Puts point `i`, spanning `[begin, end]`, on a lane: under its parent
+/// (`(parent index, parent lane)`) when the parent is the innermost span
+/// still open on that lane and contains it, else on the first lane with
+/// nothing open at `begin`. Each lane is a stack of its open spans
+/// `(end, index)`; spans must come sorted by begin, longer first. So events
+/// on one lane always nest, and a point never appears nested under a span
+/// that is not its parent.
+fn place(
+    lanes: &mut Vec<Vec<(i64, usize)>>,
+    i: usize,
+    parent: Option<(usize, usize)>,
+    begin: i64,
+    end: i64,
+) -> usize {
+    for lane in lanes.iter_mut() {
+        while lane.last().is_some_and(|&(top, _)| top <= begin) {
             lane.pop();
         }
-        if lane.last().map_or(true, |&top| top >= end) {
-            lane.push(end);
-            return k;
+    }
+    if let Some((p, l)) = parent {
+        if let Some(lane) = lanes.get_mut(l) {
+            if lane
+                .last()
+                .is_some_and(|&(top, idx)| idx == p && top >= end)
+            {
+                lane.push((end, i));
+                return l;
+            }
         }
     }
-    lanes.push(vec![end]);
+    if let Some(l) = lanes.iter().position(Vec::is_empty) {
+        lanes[l].push((end, i));
+        return l;
+    }
+    lanes.push(vec![(end, i)]);
     lanes.len() - 1
 }
 
@@ -163,11 +195,13 @@ mod tests {
     #[test]
     fn overlapping_siblings_get_their_own_lane_and_children_stay() {
         let mut lanes = Vec::new();
-        assert_eq!(place(&mut lanes, 0, 100), 0); // parent
-        assert_eq!(place(&mut lanes, 10, 50), 0); // child A
-        assert_eq!(place(&mut lanes, 20, 60), 1); // child B overlaps A
-        assert_eq!(place(&mut lanes, 25, 30), 1); // B's child
-        assert_eq!(place(&mut lanes, 70, 90), 0); // child C after both
-        assert_eq!(place(&mut lanes, 95, 120), 1); // outlives the parent
+        assert_eq!(place(&mut lanes, 0, None, 0, 100), 0); // parent
+        assert_eq!(place(&mut lanes, 1, Some((0, 0)), 10, 50), 0); // child A
+        assert_eq!(place(&mut lanes, 2, Some((0, 0)), 20, 60), 1); // child B overlaps A
+        assert_eq!(place(&mut lanes, 3, Some((2, 1)), 25, 30), 1); // B's child, not under A
+        assert_eq!(place(&mut lanes, 4, Some((0, 0)), 30, 40), 2); // inside A, not A's child
+        assert_eq!(place(&mut lanes, 5, Some((0, 0)), 70, 90), 0); // child C after all
+        assert_eq!(place(&mut lanes, 6, Some((0, 0)), 95, 120), 1); // outlives the parent
+        assert_eq!(place(&mut lanes, 7, None, 96, 97), 2); // another root
     }
 }
