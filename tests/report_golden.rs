@@ -175,9 +175,11 @@ fn list_in_every_format() {
     let report = list(&mixed(), &ListOptions::new()).unwrap();
     // Slowest first: B lasts from 08:04:30 to 08:24:34.567891.
     assert_eq!(
-        report.requests[0].base_id,
+        report.requests[0].base_id.to_string(),
         "bbbbbbbb-0000-4000-8000-000000000002"
     );
+    assert_eq!(report.requests[0].logs, vec![0]);
+    assert_eq!(report.logs, vec!["tests/fixtures/mixed.log"]);
     assert_eq!(report.requests[0].root, "engine-start-workflow");
     assert_eq!(report.requests[0].points, 5);
     assert_eq!(report.requests[0].unfinished, 1);

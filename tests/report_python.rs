@@ -15,7 +15,6 @@ use tracing_osprofiler::report::model::Tree;
 use tracing_osprofiler::report::rank::{rank, RankOptions};
 use tracing_osprofiler::report::read::Inputs;
 use tracing_osprofiler::report::{list::list, list::ListOptions, load_request};
-use tracing_osprofiler::Id;
 
 const LOG_SCRIPT: &str = include_str!("python/mistral_log.py");
 const RANK_SCRIPT: &str = include_str!("python/mistral_rank.py");
@@ -110,9 +109,7 @@ fn streaming_self_time_equals_the_model() {
     assert_eq!(requests.requests.len(), 80);
     let mut expected: HashMap<String, i64> = HashMap::new();
     for row in &requests.requests {
-        let request = load_request(&inputs, Id::parse(&row.base_id).unwrap())
-            .unwrap()
-            .unwrap();
+        let request = load_request(&inputs, row.base_id).unwrap().unwrap();
         assert_eq!(request.points.len() as u64, row.points);
         let tree = Tree::new(&request);
         assert_eq!(tree.roots().len(), 1, "{}", row.base_id);

@@ -23,6 +23,7 @@ use super::table::{csv, markdown};
 use super::{for_each_parsed, Error, Filter, Format, Unreadable};
 use crate::format::{Phase, Timestamp};
 use crate::report::model::secs_to_micros;
+use crate::Id;
 
 /// What `list` sorts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,9 +104,11 @@ impl ListOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RequestRow {
     /// The request's id.
-    pub base_id: String,
-    /// The earliest begin, in the log's form.
-    pub first: String,
+    #[serde(serialize_with = "display")]
+    pub base_id: Id,
+    /// The earliest begin (written in the log's form).
+    #[serde(serialize_with = "display")]
+    pub first: Timestamp,
     /// From the earliest begin to the latest end, in seconds.
     pub wall: f64,
     /// Number of points.
@@ -114,13 +117,16 @@ pub struct RequestRow {
     pub unfinished: u64,
     /// The root point's name.
     pub root: String,
-    /// The logs it appears in, as named.
-    pub logs: Vec<String>,
+    /// The logs it appears in: indexes into [`List::logs`] (the order
+    /// given), so that a name is held once however many requests.
+    pub logs: Vec<usize>,
 }
 
 /// The list report.
 #[derive(Debug, Clone, Serialize)]
 pub struct List {
+    /// The logs read, as named, in the order given.
+    pub logs: Vec<String>,
     /// The requests, sorted, cut to `top`.
     pub requests: Vec<RequestRow>,
     /// Lines that could not be read.
@@ -132,21 +138,48 @@ pub struct List {
 struct Acc {
     first: i64,
     last: i64,
-    points: u64,
-    unfinished: u64,
-    /// (begin, name, parent is the base).
-    root: Option<(bool, i64, Box<str>)>,
-    sources: Vec<usize>,
+    points: u32,
+    unfinished: u32,
+    /// (parent is the base, begin, index of the name in `Names`).
+    root: Option<(bool, i64, u32)>,
+    /// Most requests are in one log: no allocation for them.
+    source: usize,
+    more_sources: Vec<usize>,
+}
+
+/// Root names, held once each (a list has many requests, few root names).
+#[derive(Default)]
+struct Names {
+    ids: std::collections::HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Names {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.ids.get(name) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        if i < u32::MAX {
+            self.names.push(name.into());
+            self.ids.insert(name.into(), i);
+        }
+        i
+    }
+
+    fn get(&self, i: u32) -> &str {
+        self.names.get(i as usize).map_or("", |n| n)
+    }
 }
 
 impl Acc {
-    fn see_root(&mut self, is_root: bool, begin: i64, name: &str) {
+    fn see_root(&mut self, is_root: bool, begin: i64, name: &str, names: &mut Names) {
         let better = match &self.root {
             None => true,
             Some((r, b, _)) => (is_root, std::cmp::Reverse(begin)) > (*r, std::cmp::Reverse(*b)),
         };
         if better {
-            self.root = Some((is_root, begin, name.into()));
+            self.root = Some((is_root, begin, names.intern(name)));
         }
     }
 }
@@ -157,6 +190,7 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
     // trace_id -> begin of the points open now.
     let mut open: IdMap<i64> = IdMap::default();
     let mut unreadable = Unreadable::default();
+    let mut names = Names::default();
     let filter = &options.filter;
     for_each_parsed(inputs, &mut unreadable, |source, line| {
         let base = line.ids.base_id;
@@ -170,20 +204,21 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
             points: 0,
             unfinished: 0,
             root: None,
-            sources: Vec::new(),
+            source,
+            more_sources: Vec::new(),
         });
-        if !acc.sources.contains(&source) {
-            acc.sources.push(source);
+        if acc.source != source && !acc.more_sources.contains(&source) {
+            acc.more_sources.push(source);
         }
         let is_root = line.ids.parent_id == base;
         match line.phase {
             Phase::Start => {
-                acc.points += 1;
-                acc.unfinished += 1;
+                acc.points = acc.points.saturating_add(1);
+                acc.unfinished = acc.unfinished.saturating_add(1);
                 open.insert(line.ids.trace_id, t);
                 acc.first = acc.first.min(t);
                 acc.last = acc.last.max(t);
-                acc.see_root(is_root, t, &line.name);
+                acc.see_root(is_root, t, &line.name, &mut names);
             }
             Phase::Stop => {
                 let micros = secs_to_micros(line.duration.unwrap_or(0.0));
@@ -193,9 +228,9 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
                         begin
                     }
                     None => {
-                        acc.points += 1;
+                        acc.points = acc.points.saturating_add(1);
                         let begin = t.saturating_sub(micros);
-                        acc.see_root(is_root, begin, &line.name);
+                        acc.see_root(is_root, begin, &line.name, &mut names);
                         begin
                     }
                 };
@@ -204,42 +239,43 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
             }
         }
     })?;
-    let names = inputs.sources();
-    let mut rows: Vec<(i64, RequestRow)> = requests
+    let mut requests: Vec<RequestRow> = requests
         .into_iter()
         .filter(|(_, a)| {
             let first = Timestamp::from_unix_micros(a.first);
-            let root = a.root.as_ref().map_or("", |r| &r.2);
+            let root = a.root.map_or("", |r| names.get(r.2));
             filter.keeps_time(first) && filter.keeps_name(root)
         })
-        .map(|(base, mut a)| {
-            a.sources.sort_unstable();
+        .map(|(base, a)| {
+            let mut logs = a.more_sources;
+            logs.push(a.source);
+            logs.sort_unstable();
             let wall = if a.last > a.first {
                 (a.last - a.first) as f64 / 1e6
             } else {
                 0.0
             };
-            (
-                a.first,
-                RequestRow {
-                    base_id: base.to_string(),
-                    first: Timestamp::from_unix_micros(a.first).to_string(),
-                    wall,
-                    points: a.points,
-                    unfinished: a.unfinished,
-                    root: a.root.map(|r| r.2.into_string()).unwrap_or_default(),
-                    logs: a
-                        .sources
-                        .iter()
-                        .filter_map(|&i| names.get(i).map(ToString::to_string))
-                        .collect(),
-                },
-            )
+            RequestRow {
+                base_id: base,
+                first: Timestamp::from_unix_micros(a.first),
+                wall,
+                points: u64::from(a.points),
+                unfinished: u64::from(a.unfinished),
+                root: a
+                    .root
+                    .map(|r| names.get(r.2).to_string())
+                    .unwrap_or_default(),
+                logs,
+            }
         })
         .collect();
     // A fixed order first (time, then id) so that ties are deterministic.
-    rows.sort_by(|(a, ra), (b, rb)| a.cmp(b).then_with(|| ra.base_id.cmp(&rb.base_id)));
-    rows.sort_by(|(_, a), (_, b)| {
+    requests.sort_by(|a, b| {
+        a.first
+            .cmp(&b.first)
+            .then_with(|| a.base_id.cmp(&b.base_id))
+    });
+    requests.sort_by(|a, b| {
         let ord = match options.sort {
             ListSort::Wall => b.wall.total_cmp(&a.wall),
             ListSort::First => std::cmp::Ordering::Equal,
@@ -253,20 +289,35 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
         }
     });
     if options.reverse && options.sort == ListSort::First {
-        rows.reverse();
+        requests.reverse();
     }
-    let mut requests: Vec<RequestRow> = rows.into_iter().map(|(_, r)| r).collect();
     if let Some(top) = options.top {
         requests.truncate(top);
     }
     Ok(List {
+        logs: inputs.sources().iter().map(ToString::to_string).collect(),
         requests,
         unreadable,
         format: options.format,
     })
 }
 
+fn display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
 impl List {
+    fn log_names(&self, row: &RequestRow, separator: &str) -> String {
+        row.logs
+            .iter()
+            .filter_map(|&i| self.logs.get(i).map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+
     /// Writes the list in the format of its options.
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         match self.format {
@@ -285,7 +336,7 @@ impl List {
                         r.wall,
                         r.points,
                         r.root,
-                        r.logs.join(",")
+                        self.log_names(r, ",")
                     )?;
                 }
                 Ok(())
@@ -305,7 +356,7 @@ impl List {
                         r.wall,
                         r.points,
                         markdown(&r.root),
-                        markdown(&r.logs.join(", "))
+                        markdown(&self.log_names(r, ", "))
                     )?;
                 }
                 if self.unreadable.count > 0 {
@@ -325,7 +376,7 @@ impl List {
                         r.points,
                         r.unfinished,
                         csv(&r.root),
-                        csv(&r.logs.join(";"))
+                        csv(&self.log_names(r, ";"))
                     )?;
                 }
                 Ok(())
