@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::io::{self, Write};
 
-use crate::report::model::{Point, Tree};
+use crate::report::model::{secs_to_micros, Point, Tree};
 
 use super::{fmt_ms, preorder};
 
@@ -102,10 +102,6 @@ fn plural(n: usize) -> &'static str {
     } else {
         "s"
     }
-}
-
-fn secs_to_micros(secs: f64) -> i64 {
-    crate::report::model::secs_to_micros(secs)
 }
 
 /// The name with control characters escaped (`\u{1b}`).
