@@ -2,25 +2,30 @@
 //! profiled request joins both logs under one `base_id`.
 //!
 //! ```text
-//! cargo run --example service_pair --features tower,reqwest -- [--log-dir DIR] [--hmac-keys KEY]
+//! cargo run --all-features --example service_pair -- [--log-dir DIR] [--hmac-keys KEY]
 //! ```
 //!
-//! Run without `--role`, the example starts itself twice as child processes
-//! (`--role b`, then `--role a` pointed at B), sends one unprofiled and one
-//! profiled request to A, stops both services (they stop when their stdin
-//! closes, flushing their logs), and prints where the logs went and the
-//! profiled request's tree rebuilt from both logs.
+//! This is the README's main job. Run without `--role`, the example starts
+//! itself twice as child processes (`--role b`, then `--role a` pointed at
+//! B), sends one unprofiled and one profiled request to A, stops both
+//! services (they stop when their stdin closes, flushing their logs), and
+//! prints where the logs went, their lines, the rank report, and the
+//! profiled request rebuilt from both logs as one tree.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use tracing_osprofiler::format::{parse_line, Phase};
+use tracing_osprofiler::format::parse_line;
 use tracing_osprofiler::http::ProfilingLayer;
+use tracing_osprofiler::report::load_request;
+use tracing_osprofiler::report::model::Tree;
+use tracing_osprofiler::report::rank::{rank, RankOptions};
+use tracing_osprofiler::report::read::Inputs;
+use tracing_osprofiler::report::show::write_text_tree;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::writer::RollingFile;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, OsProfilerLayer, Signer, TraceInfo};
@@ -220,63 +225,42 @@ fn orchestrate(log_dir: Option<PathBuf>, keys: &str) -> Result<(), Error> {
     b.stop();
 
     print!("unprofiled call: {plain}profiled call:   {profiled}");
-    println!("base_id {}", info.base_id());
-    println!("service A logged to {}", dir_a.display());
-    println!("service B logged to {}", dir_b.display());
-    print_tree(&[&dir_a, &dir_b], info.base_id())
+    println!("profiled request: base_id {}", info.base_id());
+    show_logs(&[("A", &dir_a), ("B", &dir_b)], info.base_id())
 }
 
-/// One point as read back from a log.
-struct Node {
-    name: String,
-    parent: Id,
-    started: i64,
-    duration: Option<f64>,
-    service: &'static str,
-}
-
-/// Prints the request's points from both logs as one indented tree,
-/// children in start order.
-fn print_tree(dirs: &[&Path], base_id: Id) -> Result<(), Error> {
-    let mut nodes: BTreeMap<Id, Node> = BTreeMap::new();
-    for (dir, service) in dirs.iter().zip(["A", "B"]) {
+/// Prints what the two logs say: their lines, Mistral's rank table with
+/// self time, and the profiled request rebuilt from both logs as one tree.
+/// Every report is the library function `osprof` calls.
+fn show_logs(services: &[(&str, &Path)], base_id: Id) -> Result<(), Error> {
+    let mut files = Vec::new();
+    for (service, dir) in services {
         for entry in std::fs::read_dir(dir)? {
-            let text = std::fs::read_to_string(entry?.path())?;
-            for line in text.lines().filter_map(|l| parse_line(l.as_bytes()).ok()) {
-                if line.ids.base_id != base_id {
-                    continue;
-                }
-                let node = nodes.entry(line.ids.trace_id).or_insert(Node {
-                    name: line.name.to_string(),
-                    parent: line.ids.parent_id,
-                    started: line.timestamp.unix_micros(),
-                    duration: None,
-                    service,
-                });
-                match line.phase {
-                    Phase::Start => node.started = line.timestamp.unix_micros(),
-                    Phase::Stop => node.duration = line.duration,
-                }
-            }
-        }
-    }
-    fn walk(nodes: &BTreeMap<Id, Node>, parent: Id, depth: usize) {
-        let mut children: Vec<_> = nodes.iter().filter(|(_, n)| n.parent == parent).collect();
-        children.sort_by_key(|(_, n)| n.started);
-        for (id, node) in children {
-            let ms = node
-                .duration
-                .map_or("?".to_owned(), |d| format!("{:.1} ms", d * 1000.0));
+            let path = entry?.path();
+            let text = std::fs::read_to_string(&path)?;
+            let lines = text.lines().count();
+            let foreign = text
+                .lines()
+                .filter_map(|l| parse_line(l.as_bytes()).ok())
+                .filter(|l| l.ids.base_id != base_id)
+                .count();
             println!(
-                "{}{}: {} ({ms})",
-                "  ".repeat(depth + 1),
-                node.service,
-                node.name
+                "\nservice {service} logged {lines} lines to {} ({foreign} from other requests: \
+                 the unprofiled call wrote nothing)",
+                path.display()
             );
-            walk(nodes, *id, depth + 1);
+            for line in text.lines() {
+                println!("  {line}");
+            }
+            files.push(path);
         }
     }
-    println!("tree of {} points from both logs:", nodes.len());
-    walk(&nodes, base_id, 0);
+    let inputs = Inputs::from_paths(&files)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\n$ osprof rank --self-time LOGS")?;
+    rank(&inputs, &RankOptions::new().with_self_time(true))?.write(&mut out)?;
+    writeln!(out, "\n$ osprof show {base_id} LOGS")?;
+    let request = load_request(&inputs, base_id)?.ok_or("the profiled request is in no log")?;
+    write_text_tree(&Tree::new(&request), &mut out)?;
     Ok(())
 }
