@@ -101,7 +101,7 @@ fn rotation_pruning_and_a_deleted_directory() {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
-    if now.as_secs() % 60 > 50 {
+    if now.as_secs() % 60 > 40 {
         sleep_into_next_minute();
     }
     let rotating = tempfile::tempdir().unwrap();
