@@ -412,3 +412,62 @@ fn fields_slow_marker_and_names() {
         .unwrap()
         .contains("hunter2"));
 }
+
+#[test]
+fn a_per_layer_filter_skips_spans_without_breaking_the_tree() {
+    use tracing_subscriber::filter::filter_fn;
+    let capture = Capture::new();
+    let layer = OsProfilerLayer::new(capture.clone())
+        .with_filter(filter_fn(|metadata| metadata.name() != "skipped"));
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        Profile::new(signer())
+            .start(|| info_span!("root"))
+            .in_scope(|| {
+                let skipped = info_span!("skipped").entered();
+                assert!(skipped.point_ids().is_none());
+                let inner = info_span!("inner").entered();
+                let ids = inner.point_ids().expect("a point below a filtered span");
+                let headers = current_trace_headers().expect("headers below a filtered span");
+                let downstream = HmacKeys::new(["SECRET_KEY"])
+                    .verify(headers.trace_info(), headers.trace_hmac())
+                    .unwrap();
+                assert_eq!(downstream.trace_info().parent_id(), Some(ids.trace_id));
+            });
+    });
+    let points = capture.points();
+    points.check_trees(&no_incoming());
+    assert_eq!(points.len(), 2);
+    // The filtered span is skipped: `inner` hangs from `root`.
+    assert_eq!(
+        points.named("inner").ids.parent_id,
+        points.named("root").ids.trace_id
+    );
+}
+
+#[test]
+fn headers_are_found_wherever_the_layer_sits_in_the_stack() {
+    fn check(subscriber: impl tracing::Subscriber + Send + Sync) {
+        tracing::subscriber::with_default(subscriber, || {
+            Profile::new(signer())
+                .start(|| info_span!("root"))
+                .in_scope(|| {
+                    let _inner = info_span!("inner").entered();
+                    assert!(current_trace_headers().is_some());
+                });
+        });
+    }
+    // The layer on top of another layer, and under one.
+    let capture = Capture::new();
+    check(
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+            .with(OsProfilerLayer::new(capture.clone())),
+    );
+    check(
+        tracing_subscriber::registry()
+            .with(OsProfilerLayer::new(capture.clone()))
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
+    );
+    assert_eq!(capture.points().len(), 4);
+}
