@@ -74,28 +74,47 @@ impl Timestamp {
 
     /// Writes `YYYY-MM-DDTHH:MM:SS.ffffff` (26 bytes).
     fn write_to(self, out: &mut Vec<u8>) {
-        let Some(dt) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1000).ok()
-        else {
-            // Outside time's range: cannot come from a clock; write the epoch
-            // rather than a malformed line.
-            out.extend_from_slice(b"1970-01-01T00:00:00.000000");
-            return;
-        };
-        let year = dt.year().clamp(0, 9999) as u32;
-        push_digits(out, year, 4);
-        out.push(b'-');
-        push_digits(out, u32::from(u8::from(dt.month())), 2);
-        out.push(b'-');
-        push_digits(out, u32::from(dt.day()), 2);
-        out.push(b'T');
-        push_digits(out, u32::from(dt.hour()), 2);
-        out.push(b':');
-        push_digits(out, u32::from(dt.minute()), 2);
-        out.push(b':');
-        push_digits(out, u32::from(dt.second()), 2);
+        thread_local! {
+            /// The date and time of the last second written on this thread:
+            /// consecutive lines almost always share it.
+            static LAST_SECOND: std::cell::Cell<(i64, [u8; 19])> =
+                const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+        }
+        let second = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000) as u32;
+        let (cached_second, mut prefix) = LAST_SECOND.with(std::cell::Cell::get);
+        if cached_second != second {
+            prefix = format_second(second);
+            LAST_SECOND.with(|cell| cell.set((second, prefix)));
+        }
+        out.extend_from_slice(&prefix);
         out.push(b'.');
-        push_digits(out, dt.microsecond(), 6);
+        push_digits(out, micros, 6);
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix second.
+fn format_second(second: i64) -> [u8; 19] {
+    let Ok(dt) = OffsetDateTime::from_unix_timestamp(second) else {
+        // Outside time's range: cannot come from a clock; write the epoch
+        // rather than a malformed line.
+        return *b"1970-01-01T00:00:00";
+    };
+    let mut out = Vec::with_capacity(19);
+    push_digits(&mut out, dt.year().clamp(0, 9999) as u32, 4);
+    out.push(b'-');
+    push_digits(&mut out, u32::from(u8::from(dt.month())), 2);
+    out.push(b'-');
+    push_digits(&mut out, u32::from(dt.day()), 2);
+    out.push(b'T');
+    push_digits(&mut out, u32::from(dt.hour()), 2);
+    out.push(b':');
+    push_digits(&mut out, u32::from(dt.minute()), 2);
+    out.push(b':');
+    push_digits(&mut out, u32::from(dt.second()), 2);
+    let mut prefix = [0u8; 19];
+    prefix.copy_from_slice(&out);
+    prefix
 }
 
 impl From<OffsetDateTime> for Timestamp {
@@ -280,6 +299,46 @@ pub fn write_stop(
         out.extend_from_slice(SLOW_MARKER.as_bytes());
     }
     out.push(b'\n');
+}
+
+/// A line not yet formatted: what the layer hands to
+/// [`ProfileWriter`](crate::writer::ProfileWriter), whose own thread formats
+/// it, so that the profiled service's threads only copy a few words.
+#[derive(Debug)]
+pub(crate) struct PendingLine {
+    pub(crate) phase: Phase,
+    pub(crate) timestamp: Timestamp,
+    /// Only for [`Phase::Stop`].
+    pub(crate) duration: Duration,
+    pub(crate) ids: PointIds,
+    pub(crate) name: PointName<'static>,
+    /// Only for [`Phase::Start`]: span fields as one JSON object.
+    pub(crate) fields: Option<String>,
+    /// Only for [`Phase::Stop`]: add the slow marker.
+    pub(crate) slow: bool,
+}
+
+impl PendingLine {
+    /// Appends the line, with its `\n`.
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
+        match self.phase {
+            Phase::Start => write_start(
+                out,
+                self.timestamp,
+                &self.ids,
+                self.name,
+                self.fields.as_deref(),
+            ),
+            Phase::Stop => write_stop(
+                out,
+                self.timestamp,
+                self.duration,
+                &self.ids,
+                self.name,
+                self.slow,
+            ),
+        }
+    }
 }
 
 /// Seconds with 6 decimals, rounded to the nearest microsecond.

@@ -46,8 +46,9 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::format::{self, JsonFields, PointIds, PointName, Timestamp};
+use crate::format::{JsonFields, PendingLine, Phase, PointIds, PointName, Timestamp};
 use crate::token::{Profile, Signer, TraceHeaders, TraceInfo};
+use crate::writer::ProfileWriter;
 
 /// How a trace point is named in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,6 +96,9 @@ pub enum NameSource {
 /// ```
 pub struct OsProfilerLayer<S, W> {
     make_writer: W,
+    /// `make_writer` itself when it is a [`ProfileWriter`]: lines then go to
+    /// its thread unformatted (see [`PendingLine`]).
+    pending_writer: Option<ProfileWriter>,
     config: Config,
     shared: Arc<Shared>,
     lookup: LookupPoint,
@@ -186,6 +190,7 @@ where
     #[must_use]
     pub fn new(make_writer: W) -> Self {
         OsProfilerLayer {
+            pending_writer: as_profile_writer(&make_writer),
             make_writer,
             config: Config {
                 name_source: NameSource::SpanName,
@@ -207,6 +212,7 @@ impl<S, W> OsProfilerLayer<S, W> {
         W2: for<'w> MakeWriter<'w> + 'static,
     {
         OsProfilerLayer {
+            pending_writer: as_profile_writer(&make_writer),
             make_writer,
             config: self.config,
             shared: self.shared,
@@ -260,6 +266,12 @@ impl<S, W> fmt::Debug for OsProfilerLayer<S, W> {
     }
 }
 
+fn as_profile_writer<W: 'static>(make_writer: &W) -> Option<ProfileWriter> {
+    (make_writer as &dyn std::any::Any)
+        .downcast_ref::<ProfileWriter>()
+        .cloned()
+}
+
 fn lookup_point<S>(dispatch: &Dispatch, id: &span::Id) -> Option<(PointIds, Signer)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -275,27 +287,30 @@ impl<S, W> OsProfilerLayer<S, W>
 where
     W: for<'w> MakeWriter<'w> + 'static,
 {
-    fn point_name<'a>(&self, metadata: &'a Metadata<'a>) -> PointName<'a> {
+    fn point_name(&self, metadata: &'static Metadata<'static>) -> PointName<'static> {
         match self.config.name_source {
             NameSource::SpanName => PointName::new(metadata.name()),
             NameSource::TargetAndName => PointName::with_target(metadata.target(), metadata.name()),
         }
     }
 
-    fn write_line(&self, build: impl FnOnce(&mut Vec<u8>)) {
-        let result = LINE_BUFFER.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buf) => {
-                buf.clear();
-                build(&mut buf);
-                self.make_writer.make_writer().write_all(&buf)
-            }
-            // Only if the writer itself creates spans that are profiled.
-            Err(_) => {
-                let mut buf = Vec::with_capacity(256);
-                build(&mut buf);
-                self.make_writer.make_writer().write_all(&buf)
-            }
-        });
+    fn write_line(&self, line: PendingLine) {
+        let result = match &self.pending_writer {
+            Some(writer) => writer.send_pending(line),
+            None => LINE_BUFFER.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut buf) => {
+                    buf.clear();
+                    line.write_to(&mut buf);
+                    self.make_writer.make_writer().write_all(&buf)
+                }
+                // Only if the writer itself creates spans that are profiled.
+                Err(_) => {
+                    let mut buf = Vec::with_capacity(256);
+                    line.write_to(&mut buf);
+                    self.make_writer.make_writer().write_all(&buf)
+                }
+            }),
+        };
         match result {
             Ok(()) => {
                 if self.shared.failing.load(Ordering::Relaxed)
@@ -316,17 +331,22 @@ where
         }
     }
 
-    fn start_point(&self, metadata: &Metadata<'_>, point: &Point, fields: Option<&str>) {
+    fn start_point(
+        &self,
+        metadata: &'static Metadata<'static>,
+        point: &Point,
+        fields: Option<String>,
+    ) {
         self.shared.live_points.fetch_add(1, Ordering::AcqRel);
         self.shared.points_started.fetch_add(1, Ordering::Relaxed);
-        self.write_line(|buf| {
-            format::write_start(
-                buf,
-                Timestamp::now(),
-                &point.ids,
-                self.point_name(metadata),
-                fields,
-            );
+        self.write_line(PendingLine {
+            phase: Phase::Start,
+            timestamp: Timestamp::now(),
+            duration: Duration::ZERO,
+            ids: point.ids,
+            name: self.point_name(metadata),
+            fields,
+            slow: false,
         });
     }
 }
@@ -383,7 +403,7 @@ where
         } else {
             None
         };
-        self.start_point(span.metadata(), &point, fields.as_deref());
+        self.start_point(span.metadata(), &point, fields);
         span.extensions_mut().insert(point);
     }
 
@@ -400,15 +420,14 @@ where
             .config
             .slow_threshold
             .is_some_and(|threshold| duration >= threshold);
-        self.write_line(|buf| {
-            format::write_stop(
-                buf,
-                Timestamp::now(),
-                duration,
-                &point.ids,
-                self.point_name(span.metadata()),
-                slow,
-            );
+        self.write_line(PendingLine {
+            phase: Phase::Stop,
+            timestamp: Timestamp::now(),
+            duration,
+            ids: point.ids,
+            name: self.point_name(span.metadata()),
+            fields: None,
+            slow,
         });
         self.shared.live_points.fetch_sub(1, Ordering::AcqRel);
     }

@@ -37,6 +37,8 @@ use tracing_appender::rolling::RollingFileAppender;
 pub use tracing_appender::rolling::Rotation;
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::format::PendingLine;
+
 /// Builds a rolling log file written by a background thread, for an
 /// [`OsProfilerLayer`](crate::OsProfilerLayer).
 ///
@@ -217,7 +219,10 @@ impl RollingFile {
 }
 
 enum Message {
+    /// A line formatted by the caller (any `write` through `MakeWriter`).
     Line(Vec<u8>),
+    /// A line from the layer, formatted on the writer thread.
+    Pending(PendingLine),
     Shutdown,
 }
 
@@ -276,8 +281,14 @@ impl ProfileWriter {
         }
     }
 
-    fn send(&self, line: Vec<u8>) -> io::Result<()> {
-        let message = match self.sender.try_send(Message::Line(line)) {
+    /// Queues a line for the writer thread to format: the layer's fast path,
+    /// which keeps formatting and copying off the profiled threads.
+    pub(crate) fn send_pending(&self, line: PendingLine) -> io::Result<()> {
+        self.send(Message::Pending(line))
+    }
+
+    fn send(&self, message: Message) -> io::Result<()> {
+        let message = match self.sender.try_send(message) {
             Ok(()) => {
                 if self.counters.stalled.load(Ordering::Relaxed) {
                     self.counters.stalled.store(false, Ordering::Relaxed);
@@ -342,7 +353,7 @@ pub struct LineWriter<'a> {
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.send(buf.to_vec())?;
+        self.writer.send(Message::Line(buf.to_vec()))?;
         Ok(buf.len())
     }
 
@@ -441,23 +452,48 @@ struct Worker {
 
 const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// A batch is written once it holds this many bytes, or the queue is empty.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Whole lines waiting for one `write` call.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    lines: u64,
+}
+
+impl Batch {
+    fn push(&mut self, write_line: impl FnOnce(&mut Vec<u8>)) {
+        write_line(&mut self.buf);
+        self.lines += 1;
+    }
+}
+
 impl Worker {
     fn run(mut self) {
+        let mut batch = Batch::default();
         while let Ok(first) = self.receiver.recv() {
             self.check_destination();
             let mut next = Some(first);
             while let Some(message) = next.take() {
                 match message {
-                    Message::Line(line) => self.write_line(&line),
+                    Message::Line(line) => batch.push(|buf| buf.extend_from_slice(&line)),
+                    Message::Pending(line) => batch.push(|buf| line.write_to(buf)),
                     Message::Shutdown => {
+                        self.write_batch(&mut batch);
                         self.flush();
                         return;
                     }
                 }
+                if batch.buf.len() >= BATCH_BYTES {
+                    self.write_batch(&mut batch);
+                }
                 next = self.receiver.try_recv().ok();
             }
+            self.write_batch(&mut batch);
             self.flush();
         }
+        self.write_batch(&mut batch);
         self.flush();
     }
 
@@ -485,21 +521,34 @@ impl Worker {
         }
     }
 
-    fn write_line(&mut self, line: &[u8]) {
-        let Some(file) = self.file.as_mut() else {
-            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+    /// Writes whole lines with one `write` call per batch (a few thousand
+    /// lines under load), so the writer thread costs little CPU beside the
+    /// service's; a refused batch counts all its lines as failed.
+    fn write_batch(&mut self, batch: &mut Batch) {
+        if batch.lines == 0 {
             return;
+        }
+        let lines = std::mem::take(&mut batch.lines);
+        let result = match self.file.as_mut() {
+            Some(file) => file.write_all(&batch.buf),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no log file is open",
+            )),
         };
-        match file.write_all(line) {
+        batch.buf.clear();
+        match result {
             Ok(()) => {
                 if self.counters.failing.swap(false, Ordering::Relaxed) {
                     eprintln!("tracing-osprofiler: the profile log accepts lines again");
                 }
             }
             Err(error) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                self.needs_reopen = true;
-                self.report_failure(&error);
+                self.counters.failed.fetch_add(lines, Ordering::Relaxed);
+                if self.file.is_some() {
+                    self.needs_reopen = true;
+                    self.report_failure(&error);
+                }
             }
         }
     }
