@@ -57,7 +57,13 @@ impl Timestamp {
     /// The current wall-clock time.
     #[must_use]
     pub fn now() -> Self {
-        Timestamp::from(OffsetDateTime::now_utc())
+        // Straight from `SystemTime`: building a calendar date for every
+        // line would cost more than reading the clock.
+        let micros = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
+        };
+        Timestamp(micros)
     }
 
     /// From microseconds since the Unix epoch.

@@ -16,8 +16,8 @@
 //!   is a trace point.
 //!
 //! Every other span is left alone: the layer writes nothing for it and, while
-//! no trace point is alive anywhere in the process, does no more than two
-//! atomic loads per span.
+//! no trace point is alive anywhere in the process, does one atomic load
+//! when the span opens and one when it closes.
 //!
 //! # Ids and lines
 //!
@@ -115,8 +115,7 @@ struct Config {
 /// State shared between the layer and the [`LayerStats`] handles.
 #[derive(Debug, Default)]
 struct Shared {
-    /// Live trace points in this layer; while zero, no new span can have a
-    /// profiled parent, so `on_new_span` returns at once.
+    /// Live trace points in this layer (also counted in [`ACTIVE`]).
     live_points: AtomicUsize,
     points_started: AtomicU64,
     write_errors: AtomicU64,
@@ -172,9 +171,11 @@ thread_local! {
     static LINE_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Threads inside [`Profile::start`] right now, so that the hot path reads a
-/// thread-local only when some thread may have a pending root.
-static PENDING_ROOTS: AtomicUsize = AtomicUsize::new(0);
+/// Live trace points of every layer in the process, plus threads inside
+/// [`Profile::start`]. While it is zero no new span can be a trace point and
+/// no closing span can be one, so the hot path for unprofiled spans is this
+/// one load.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 impl<S, W> OsProfilerLayer<S, W>
 where
@@ -337,7 +338,8 @@ where
         point: &Point,
         fields: Option<String>,
     ) {
-        self.shared.live_points.fetch_add(1, Ordering::AcqRel);
+        ACTIVE.fetch_add(1, Ordering::AcqRel);
+        self.shared.live_points.fetch_add(1, Ordering::Relaxed);
         self.shared.points_started.fetch_add(1, Ordering::Relaxed);
         self.write_line(PendingLine {
             phase: Phase::Start,
@@ -351,20 +353,16 @@ where
     }
 }
 
-impl<S, W> Layer<S> for OsProfilerLayer<S, W>
+impl<S, W> OsProfilerLayer<S, W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + 'static,
 {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        let pending_root = if PENDING_ROOTS.load(Ordering::Acquire) != 0 {
-            PENDING_ROOT.with(Cell::take)
-        } else {
-            None
-        };
-        if pending_root.is_none() && self.shared.live_points.load(Ordering::Acquire) == 0 {
-            return;
-        }
+    // Out of line: the unprofiled path, inlined into the registry's, is only
+    // the load of `ACTIVE`.
+    #[inline(never)]
+    fn new_span_while_active(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let pending_root = PENDING_ROOT.with(Cell::take);
         let Some(span) = ctx.span(id) else { return };
         let point = match pending_root {
             Some(profile) => {
@@ -407,10 +405,8 @@ where
         span.extensions_mut().insert(point);
     }
 
-    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
-        if self.shared.live_points.load(Ordering::Acquire) == 0 {
-            return;
-        }
+    #[inline(never)]
+    fn close_while_active(&self, id: span::Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let Some(point) = span.extensions_mut().remove::<Point>() else {
             return;
@@ -429,7 +425,28 @@ where
             fields: None,
             slow,
         });
-        self.shared.live_points.fetch_sub(1, Ordering::AcqRel);
+        self.shared.live_points.fetch_sub(1, Ordering::Relaxed);
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<S, W> Layer<S> for OsProfilerLayer<S, W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    #[inline]
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if ACTIVE.load(Ordering::Acquire) != 0 {
+            self.new_span_while_active(attrs, id, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if ACTIVE.load(Ordering::Acquire) != 0 {
+            self.close_while_active(id, ctx);
+        }
     }
 
     unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
@@ -490,11 +507,11 @@ impl Profile {
         impl Drop for Reset {
             fn drop(&mut self) {
                 PENDING_ROOT.with(Cell::take);
-                PENDING_ROOTS.fetch_sub(1, Ordering::Release);
+                ACTIVE.fetch_sub(1, Ordering::Release);
             }
         }
         PENDING_ROOT.with(|cell| cell.set(Some(self)));
-        PENDING_ROOTS.fetch_add(1, Ordering::Release);
+        ACTIVE.fetch_add(1, Ordering::Release);
         let _reset = Reset;
         make_root()
     }

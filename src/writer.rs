@@ -452,6 +452,11 @@ struct Worker {
 
 const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long the writer thread naps when the queue is empty, and how many
+/// naps in a row before it blocks (see `Worker::next_message`).
+const NAP: Duration = Duration::from_millis(1);
+const IDLE_NAPS: u32 = 20;
+
 /// A batch is written once it holds this many bytes, or the queue is empty.
 const BATCH_BYTES: usize = 256 * 1024;
 
@@ -472,7 +477,7 @@ impl Batch {
 impl Worker {
     fn run(mut self) {
         let mut batch = Batch::default();
-        while let Ok(first) = self.receiver.recv() {
+        while let Some(first) = self.next_message() {
             self.check_destination();
             let mut next = Some(first);
             while let Some(message) = next.take() {
@@ -495,6 +500,23 @@ impl Worker {
         }
         self.write_batch(&mut batch);
         self.flush();
+    }
+
+    /// Waits for the next message. While lines keep coming, the thread naps
+    /// between batches instead of blocking on the channel: a blocked
+    /// receiver makes every send pay for waking it (a futex call on the
+    /// profiled thread), a napping one costs the senders nothing. After
+    /// `IDLE_NAPS` empty naps it blocks, so an idle service has an idle
+    /// writer thread.
+    fn next_message(&self) -> Option<Message> {
+        for _ in 0..IDLE_NAPS {
+            match self.receiver.try_recv() {
+                Ok(message) => return Some(message),
+                Err(crossbeam_channel::TryRecvError::Empty) => std::thread::sleep(NAP),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+            }
+        }
+        self.receiver.recv().ok()
     }
 
     /// Re-opens the file when the directory has gone (writes to a deleted
