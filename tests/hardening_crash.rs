@@ -168,4 +168,27 @@ fn a_killed_process_leaves_a_readable_log() {
     assert_eq!(count("in-flight", Phase::Start), 1, "{text}");
     assert_eq!(count("killed-request", Phase::Stop), 0, "{text}");
     assert_eq!(count("in-flight", Phase::Stop), 0, "{text}");
+    #[cfg(feature = "report")]
+    osprof_lists_the_open_points_as_unfinished(dir.path());
+}
+
+/// What `osprof rank` reports on the killed process's log: the finished
+/// points ranked, the open ones listed apart, no unreadable line.
+#[cfg(feature = "report")]
+fn osprof_lists_the_open_points_as_unfinished(dir: &Path) {
+    use tracing_osprofiler::report::rank::{rank, RankOptions};
+    use tracing_osprofiler::report::read::Inputs;
+
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let report = rank(&Inputs::from_paths(&files).unwrap(), &RankOptions::new()).unwrap();
+    let mut ranked: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
+    ranked.sort_unstable();
+    assert_eq!(ranked, ["finished-request", "step"]);
+    let mut unfinished: Vec<&str> = report.unfinished.iter().map(|u| u.name.as_str()).collect();
+    unfinished.sort_unstable();
+    assert_eq!(unfinished, ["in-flight", "killed-request"]);
+    assert_eq!(report.unreadable.count, 0);
 }
