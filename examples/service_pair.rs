@@ -257,7 +257,7 @@ fn show_logs(services: &[(&str, &Path)], base_id: Id) -> Result<(), Error> {
     }
     let inputs = Inputs::from_paths(&files)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "\n$ osprof rank --self-time LOGS")?;
+    writeln!(out, "\n$ osprof rank --self LOGS")?;
     rank(&inputs, &RankOptions::new().with_self_time(true))?.write(&mut out)?;
     writeln!(out, "\n$ osprof show {base_id} LOGS")?;
     let request = load_request(&inputs, base_id)?.ok_or("the profiled request is in no log")?;
