@@ -44,7 +44,7 @@
 //! | [`ids`] | the UUID ids: which forms are accepted, how they are written |
 //! | [`token`] | signing and verifying the two headers; keys and algorithms |
 //! | [`layer`] | the [`Layer`](tracing_subscriber::Layer): which spans are points, their ids, start and stop |
-//! | [`format`] | the Mistral log line, written and parsed in one place |
+//! | [`format`](mod@format) | the Mistral log line, written and parsed in one place |
 //! | [`writer`] | the rolling, non-blocking file and its guard and counters |
 //! | [`limit`] | how many requests may be profiled: concurrency and rate |
 #![cfg_attr(
@@ -59,6 +59,7 @@
     feature = "report",
     doc = "| [`report`] | reading logs back and building reports |"
 )]
+//! | `src/bin/osprof.rs` | the `osprof` command line: argument parsing only, every report is a library function |
 //!
 //! # Feature flags
 //!
