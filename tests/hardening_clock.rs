@@ -7,38 +7,19 @@
 //! `FAKETIME_TIMESTAMP_FILE` while a span is open. `.ci/run` installs it; if
 //! it is missing the test fails in CI and says so elsewhere.
 
-use std::io::Write;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
+use support::Capture;
+
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Lines {
-    type Writer = Lines;
-    fn make_writer(&'a self) -> Lines {
-        self.clone()
-    }
-}
 
 fn step_clock(file: &Path, offset: &str) {
     std::fs::write(file, offset).unwrap();
@@ -53,7 +34,7 @@ fn child_with_a_stepping_clock() {
         return;
     };
     let file = PathBuf::from(file);
-    let lines = Lines::default();
+    let lines = Capture::new();
     let subscriber = tracing_subscriber::registry().with(OsProfilerLayer::new(lines.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let root = Profile::new(Signer::new("k", HmacAlgorithm::Sha1))
@@ -69,7 +50,7 @@ fn child_with_a_stepping_clock() {
             }
         });
     });
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(lines.bytes()).unwrap();
     println!("BEGIN-LINES\n{text}END-LINES");
 }
 

@@ -3,36 +3,17 @@
 //! flushes every line, and a process killed mid-request leaves a log whose
 //! every complete line parses, with the open points' stop lines missing.
 
-use std::io::Write;
+mod support;
+
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::writer::{RollingFile, Rotation};
 use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Lines {
-    type Writer = Lines;
-    fn make_writer(&'a self) -> Lines {
-        self.clone()
-    }
-}
+use support::Capture;
 
 fn signer() -> Signer {
     Signer::new("SECRET_KEY", HmacAlgorithm::Sha1)
@@ -46,7 +27,7 @@ fn handler_that_panics() {
 
 #[test]
 fn a_panicking_handler_still_closes_its_spans() {
-    let lines = Lines::default();
+    let lines = Capture::new();
     let subscriber = tracing_subscriber::registry().with(OsProfilerLayer::new(lines.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let root = Profile::new(signer()).start(|| tracing::info_span!("wsgi"));
@@ -55,7 +36,7 @@ fn a_panicking_handler_still_closes_its_spans() {
         }));
         assert!(result.is_err());
     });
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(lines.bytes()).unwrap();
     let parsed: Vec<_> = text
         .lines()
         .map(|l| parse_line(l.as_bytes()).unwrap())

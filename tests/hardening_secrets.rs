@@ -4,8 +4,8 @@
 //! warnings.
 #![cfg(feature = "tower")]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,36 +15,11 @@ use http::Request;
 use tower::ServiceExt as _;
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, OsProfilerLayer, Signer, TraceInfo};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
+use support::Capture;
+
 const KEY: &str = "k3y-that-must-n0t-leak";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 #[tracing::instrument(fields(secret_looking = "value"))]
 async fn handler() -> &'static str {
@@ -53,8 +28,8 @@ async fn handler() -> &'static str {
 
 #[tokio::test]
 async fn neither_keys_nor_headers_nor_query_reach_any_log() {
-    let profile_lines = Captured::default();
-    let app_log = Captured::default();
+    let profile_lines = Capture::new();
+    let app_log = Capture::new();
     let subscriber = tracing_subscriber::registry()
         .with(OsProfilerLayer::new(profile_lines.clone()).with_fields(true))
         // The service's own log, at every level, to see the middleware's warnings.
@@ -91,8 +66,8 @@ async fn neither_keys_nor_headers_nor_query_reach_any_log() {
     assert_eq!(middleware.stats().profiled(), 1);
     assert_eq!(middleware.stats().bad_signature(), 1);
 
-    let profile = profile_lines.text();
-    let app_text = app_log.text();
+    let profile = String::from_utf8(profile_lines.bytes()).unwrap();
+    let app_text = String::from_utf8(app_log.bytes()).unwrap();
     assert!(
         profile.contains("wsgi-start"),
         "the request was profiled:\n{profile}"

@@ -2,12 +2,12 @@
 //! `Dispatch`: no cross-talk between requests, every start has exactly one
 //! stop, unprofiled requests write nothing.
 
-mod layer_support;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Barrier, Mutex};
 
-use layer_support::Capture;
+use support::Capture;
 use tracing::{info_span, Dispatch};
 use tracing_osprofiler::{
     current_trace_headers, HmacAlgorithm, HmacKeys, Id, OsProfilerLayer, Profile, ProfileExt,

@@ -1,9 +1,9 @@
 //! Hostile span names, targets and field values: every line stays one line
 //! of exactly the expected tokens, parses back, and keeps its data.
 
-mod layer_support;
+mod support;
 
-use layer_support::Capture;
+use support::Capture;
 use tracing::info_span;
 use tracing_osprofiler::format::sanitize_name;
 use tracing_osprofiler::{HmacAlgorithm, NameSource, OsProfilerLayer, Profile, Signer};

@@ -4,13 +4,13 @@
 //! exited on many polls, spawned tasks join their request, and no request's
 //! ids leak into another.
 
-mod layer_support;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use layer_support::Capture;
+use support::Capture;
 use tracing::{info_span, Instrument};
 use tracing_osprofiler::{
     current_trace_headers, HmacAlgorithm, HmacKeys, Id, OsProfilerLayer, Profile, ProfileExt,

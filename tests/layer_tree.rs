@@ -2,12 +2,12 @@
 //! tree they form, the lines written for them, and the headers signed for
 //! downstream calls.
 
-mod layer_support;
+mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use layer_support::Capture;
+use support::Capture;
 use tracing::{info_span, Instrument};
 use tracing_osprofiler::{
     current_trace_headers, HmacAlgorithm, HmacKeys, Id, NameSource, OsProfilerLayer, Profile,

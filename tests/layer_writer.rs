@@ -1,14 +1,14 @@
 //! The layer writing through real files: flush on guard drop, rotation, a
 //! full disk, a deleted directory, and lossy mode's dropped-line count.
 
-mod layer_support;
+mod support;
 
 use std::fs::File;
 use std::io::Read as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use layer_support::Points;
+use support::Points;
 use tracing::info_span;
 use tracing_osprofiler::writer::{RollingFile, Rotation};
 use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};

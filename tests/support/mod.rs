@@ -1,4 +1,4 @@
-//! Shared helpers for the `layer_*` integration tests: a capturing
+//! Shared helpers for the integration tests: a capturing
 //! `MakeWriter` and a checker that parses every captured line back and
 //! verifies the trace trees.
 #![allow(dead_code)]
