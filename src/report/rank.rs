@@ -43,10 +43,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::read::Inputs;
-use super::scan::IdMap;
+use super::scan::{id, Fields, IdMap, LineParser, NameMap, U128Map};
 use super::table::{csv, markdown};
 use super::{for_each_parsed, Error, Filter, Format, Unreadable};
-use crate::format::{Phase, Timestamp};
+use crate::format::{ParseError, Phase, Timestamp};
 use crate::report::model::secs_to_micros;
 use crate::Id;
 
@@ -235,6 +235,156 @@ const COMPACT_AT: usize = 256;
 
 /// Reads `inputs` and builds the report (streaming).
 pub fn rank(inputs: &Inputs, options: &RankOptions) -> Result<Rank, Error> {
+    let Scanned {
+        stats,
+        open,
+        unreadable,
+    } = if options.self_time {
+        scan_with_self_time(inputs, options)?
+    } else {
+        scan(inputs, options)?
+    };
+    finish(stats, open, unreadable, options)
+}
+
+/// What a scan of the logs leaves: per name its figures, the points still
+/// open at the end as (name, begin, base id), and the unreadable lines.
+struct Scanned {
+    stats: Vec<(Box<str>, NameStats)>,
+    open: Vec<(usize, i64, Id)>,
+    unreadable: Unreadable,
+}
+
+/// Adds one stop line's duration to its name's figures; `seq` numbers the
+/// stop lines in reading order.
+#[inline]
+fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) -> i64 {
+    if st.count == 0 {
+        st.first_stop = seq;
+    }
+    st.total += duration;
+    if duration > st.max || st.count == 0 {
+        st.max = duration;
+    }
+    st.count += 1;
+    let micros = secs_to_micros(duration).max(0);
+    if percentiles {
+        if st.hist.is_none() {
+            // Only fails for more than 5 significant digits.
+            st.hist = Histogram::new(3).ok();
+        }
+        if let Some(hist) = &mut st.hist {
+            // `record` grows the histogram; it fails only past u64 range,
+            // which saturating covers.
+            if hist.record(micros as u64).is_err() {
+                hist.saturating_record(micros as u64);
+            }
+        }
+    }
+    micros
+}
+
+/// The scan without self time: per line only the name, the phase, the
+/// duration and the `trace_id` (plus the start time and `base_id` of the
+/// open points) are used, so the lines in the writers' layout are taken
+/// from [`LineParser::fields`] without building a [`Line`](crate::format::Line):
+/// names are looked up by their bytes, ids stay 128-bit integers. Any
+/// other line goes through the full parser, as in every report.
+fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
+    let mut names: NameMap<usize> = NameMap::default();
+    let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
+    // trace_id -> (name, begin, base_id) of the points started and not
+    // stopped yet: as in `scan_with_self_time`, a start replaces an open
+    // point with the same id and a stop closes whatever is open under it.
+    let mut open: U128Map<(usize, i64, u128)> = U128Map::default();
+    let mut stops = 0u64;
+    let mut unreadable = Unreadable::default();
+    let mut parser = LineParser::default();
+    let filter = &options.filter;
+    let percentiles = options.percentiles;
+    let mut point = |name: &[u8], fields: &Fields<'_>| {
+        let name = match names.get(name) {
+            Some(&i) => i,
+            None => {
+                let text = String::from_utf8_lossy(name);
+                stats.push((text.into(), NameStats::default()));
+                names.insert(name.into(), stats.len() - 1);
+                stats.len() - 1
+            }
+        };
+        match fields.phase {
+            Phase::Start => {
+                open.insert(
+                    fields.trace_id,
+                    (name, fields.timestamp.unix_micros(), fields.base_id),
+                );
+            }
+            Phase::Stop => {
+                let duration = fields.duration.unwrap_or(0.0);
+                record_stop(&mut stats[name].1, duration, stops, percentiles);
+                stops += 1;
+                open.remove(&fields.trace_id);
+            }
+        }
+    };
+    // `Filter::keeps` on the fields; the name (valid UTF-8 here) is only
+    // converted when a pattern needs it.
+    let keeps = |fields: &Fields<'_>, name: &[u8]| {
+        filter.keeps_base(id(fields.base_id))
+            && filter.keeps_time(fields.timestamp)
+            && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(name)))
+    };
+    inputs.for_each_line(|line| {
+        if line.oversized {
+            unreadable.note(inputs, &line, &"line too long");
+            return;
+        }
+        if let Some(fields) = parser.fields(line.bytes) {
+            // The name as `parse_line` gives it (lossy UTF-8), as bytes.
+            let lossy;
+            let name = if fields.name.is_ascii() {
+                fields.name
+            } else {
+                lossy = String::from_utf8_lossy(fields.name);
+                lossy.as_bytes()
+            };
+            if keeps(&fields, name) {
+                point(name, &fields);
+            }
+            return;
+        }
+        match parser.parse(line.bytes) {
+            Ok(parsed) => {
+                let fields = Fields {
+                    timestamp: parsed.timestamp,
+                    duration: parsed.duration,
+                    base_id: parsed.ids.base_id.as_uuid().as_u128(),
+                    parent_id: parsed.ids.parent_id.as_uuid().as_u128(),
+                    trace_id: parsed.ids.trace_id.as_uuid().as_u128(),
+                    name: parsed.name.as_bytes(),
+                    phase: parsed.phase,
+                    rest: parsed.extra.as_bytes(),
+                };
+                if filter.keeps(&parsed) {
+                    point(parsed.name.as_bytes(), &fields);
+                }
+            }
+            Err(ParseError::Blank) => {}
+            Err(e) => unreadable.note(inputs, &line, &e),
+        }
+    })?;
+    Ok(Scanned {
+        stats,
+        open: open
+            .into_values()
+            .map(|(name, begin, base)| (name, begin, id(base)))
+            .collect(),
+        unreadable,
+    })
+}
+
+/// The scan with self time, which follows each point's children.
+fn scan_with_self_time(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
     let mut names: HashMap<Box<str>, usize> = HashMap::new();
     let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
     let mut open: IdMap<Open> = IdMap::default();
@@ -269,54 +419,48 @@ pub fn rank(inputs: &Inputs, options: &RankOptions) -> Result<Rank, Error> {
             Phase::Stop => {
                 let duration = line.duration.unwrap_or(0.0);
                 let st = &mut stats[name].1;
-                if st.count == 0 {
-                    st.first_stop = stops;
-                }
+                let micros = record_stop(st, duration, stops, options.percentiles);
                 stops += 1;
-                st.total += duration;
-                if duration > st.max || st.count == 0 {
-                    st.max = duration;
-                }
-                st.count += 1;
-                let micros = secs_to_micros(duration).max(0);
-                if options.percentiles {
-                    if st.hist.is_none() {
-                        // Only fails for more than 5 significant digits.
-                        st.hist = Histogram::new(3).ok();
-                    }
-                    if let Some(hist) = &mut st.hist {
-                        // `record` grows the histogram; it fails only past
-                        // u64 range, which saturating covers.
-                        if hist.record(micros as u64).is_err() {
-                            hist.saturating_record(micros as u64);
-                        }
-                    }
-                }
                 let opened = open.remove(&line.ids.trace_id);
-                if options.self_time {
-                    let (begin, children) = match opened {
-                        Some(o) => (o.begin, o.children),
-                        None => (line.timestamp.unix_micros() - micros, Vec::new()),
-                    };
-                    let end = begin.saturating_add(micros);
-                    st.self_micros += uncovered(begin, end, children);
-                    if let Some(parent) = open.get_mut(&line.ids.parent_id) {
-                        parent.children.push((begin, end));
-                        if parent.children.len() >= COMPACT_AT {
-                            merge(&mut parent.children);
-                        }
+                let (begin, children) = match opened {
+                    Some(o) => (o.begin, o.children),
+                    None => (line.timestamp.unix_micros() - micros, Vec::new()),
+                };
+                let end = begin.saturating_add(micros);
+                st.self_micros += uncovered(begin, end, children);
+                if let Some(parent) = open.get_mut(&line.ids.parent_id) {
+                    parent.children.push((begin, end));
+                    if parent.children.len() >= COMPACT_AT {
+                        merge(&mut parent.children);
                     }
                 }
             }
         }
     })?;
+    Ok(Scanned {
+        stats,
+        open: open
+            .into_values()
+            .map(|o| (o.name, o.begin, o.base))
+            .collect(),
+        unreadable,
+    })
+}
+
+/// The report from a scan's figures.
+fn finish(
+    stats: Vec<(Box<str>, NameStats)>,
+    open: Vec<(usize, i64, Id)>,
+    unreadable: Unreadable,
+    options: &RankOptions,
+) -> Result<Rank, Error> {
     let mut unfinished: HashMap<usize, (u64, i64, Id)> = HashMap::new();
-    for o in open.into_values() {
-        let e = unfinished.entry(o.name).or_insert((0, o.begin, o.base));
+    for (name, begin, base) in open {
+        let e = unfinished.entry(name).or_insert((0, begin, base));
         e.0 += 1;
-        if o.begin < e.1 {
-            e.1 = o.begin;
-            e.2 = o.base;
+        if begin < e.1 {
+            e.1 = begin;
+            e.2 = base;
         }
     }
     let mut unfinished: Vec<Unfinished> = unfinished

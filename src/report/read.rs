@@ -13,7 +13,8 @@
 //!
 //! # Lines
 //!
-//! Lines are split on `\n` in large buffers (no allocation per line); a
+//! Lines are split on `\n` in 1 MiB buffers, read straight into (no
+//! allocation or copy per line); a
 //! trailing `\r` is left to [`parse_line`], which
 //! ignores it. A line longer than [`MAX_LINE_LEN`] cannot be a log line: it
 //! is skipped (and counted as unreadable by the reports) without being held
@@ -36,7 +37,13 @@ pub const MAX_LINE_LEN: usize = 64 * 1024;
 /// How much of a file is looked at to find its first timestamp.
 const PEEK_LINES: usize = 1000;
 
+/// The decoders' and `open`'s buffer.
 const BUF_LEN: usize = 256 * 1024;
+
+/// The line splitter's buffer: lines are handed out straight from it, and
+/// its reads (at least `BUF_LEN` long) bypass the `BufReader` of a plain
+/// file, so the bytes are copied once, by the kernel.
+const CHUNK_LEN: usize = 1024 * 1024;
 
 /// Where one log comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +166,7 @@ impl Inputs {
 
     /// Calls `f` with every line of every log, in reading order.
     pub fn for_each_line(&self, mut f: impl FnMut(LineRef<'_>)) -> Result<(), Error> {
-        let mut buf = Vec::with_capacity(BUF_LEN);
+        let mut buf = Vec::with_capacity(CHUNK_LEN);
         for &i in &self.order {
             let source = &self.sources[i];
             let reader = open(source)?;
@@ -207,7 +214,7 @@ fn first_timestamp(source: &Source) -> Result<Option<Timestamp>, Error> {
     let mut seen = 0;
     let mut buf = Vec::with_capacity(BUF_LEN);
     let mut stop = false;
-    let result = read_lines_until(reader, 0, &mut buf, &mut |line| {
+    let result = read_lines_until(reader, 0, &mut buf, BUF_LEN, &mut |line| {
         seen += 1;
         if let Ok(parsed) = parse_line(line.bytes) {
             found = Some(parsed.timestamp);
@@ -232,21 +239,24 @@ fn read_lines(
     buf: &mut Vec<u8>,
     f: &mut impl FnMut(LineRef<'_>),
 ) -> io::Result<()> {
-    read_lines_until(reader, source, buf, &mut |line| {
+    read_lines_until(reader, source, buf, CHUNK_LEN, &mut |line| {
         f(line);
         false
     })
 }
 
-/// Splits `reader` into lines; stops early when `f` returns true.
+/// Splits `reader` into lines, reading `len` bytes at a time at most;
+/// stops early when `f` returns true. A line longer than [`MAX_LINE_LEN`]
+/// is reported as oversized wherever it falls in the buffer.
 fn read_lines_until(
     mut reader: impl Read,
     source: usize,
     buf: &mut Vec<u8>,
+    len: usize,
     f: &mut impl FnMut(LineRef<'_>) -> bool,
 ) -> io::Result<()> {
     buf.clear();
-    buf.resize(BUF_LEN, 0);
+    buf.resize(len.max(2 * MAX_LINE_LEN), 0);
     // Bytes [0, filled) hold data; [0, start) of it is consumed.
     let mut filled = 0;
     let mut line_no = 0u64;
@@ -285,11 +295,12 @@ fn read_lines_until(
                 skipping = false;
             } else {
                 line_no += 1;
+                let oversized = end - start > MAX_LINE_LEN;
                 let line = LineRef {
                     source,
                     line_no,
-                    bytes: &buf[start..end],
-                    oversized: false,
+                    bytes: if oversized { &[] } else { &buf[start..end] },
+                    oversized,
                 };
                 if f(line) {
                     return Ok(());
@@ -300,11 +311,12 @@ fn read_lines_until(
         if eof {
             if start < filled && !skipping {
                 line_no += 1;
+                let oversized = filled - start > MAX_LINE_LEN;
                 f(LineRef {
                     source,
                     line_no,
-                    bytes: &buf[start..filled],
-                    oversized: false,
+                    bytes: if oversized { &[] } else { &buf[start..filled] },
+                    oversized,
                 });
             }
             return Ok(());
@@ -348,6 +360,28 @@ mod tests {
         assert_eq!(lines.len(), 100_001);
         assert_eq!(lines[77_777].1, b"line 77777\r");
         assert_eq!(lines[100_000], (100_001, b"last".to_vec(), false));
+    }
+
+    #[test]
+    fn a_long_line_is_oversized_wherever_it_falls() {
+        // Short enough to fit whole in the buffer, longer than the limit.
+        let mut data = b"a\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', MAX_LINE_LEN + 1));
+        data.extend_from_slice(b"\nb\n");
+        data.extend(std::iter::repeat_n(b'y', MAX_LINE_LEN + 1));
+        let lines = lines_of(&data);
+        assert_eq!(
+            lines,
+            vec![
+                (1, b"a".to_vec(), false),
+                (2, Vec::new(), true),
+                (3, b"b".to_vec(), false),
+                (4, Vec::new(), true)
+            ]
+        );
+        let mut data = vec![b'z'; MAX_LINE_LEN];
+        data.push(b'\n');
+        assert_eq!(lines_of(&data), vec![(1, vec![b'z'; MAX_LINE_LEN], false)]);
     }
 
     #[test]

@@ -20,6 +20,30 @@ pub(crate) struct LineParser {
     second: Option<([u8; 19], i64)>,
 }
 
+/// A line in the writers' layout, split but not yet converted: what both
+/// [`LineParser::parse`] and the rank report's scan ([`LineParser::fields`])
+/// start from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Fields<'a> {
+    /// As [`Line::timestamp`].
+    pub(crate) timestamp: Timestamp,
+    /// As [`Line::duration`]: `Some` exactly on stop lines.
+    pub(crate) duration: Option<f64>,
+    /// `base_id`, `parent_id` and `trace_id`, as [`Id`]s read them.
+    pub(crate) base_id: u128,
+    /// See `base_id`.
+    pub(crate) parent_id: u128,
+    /// See `base_id`.
+    pub(crate) trace_id: u128,
+    /// The name's bytes, without `-start`/`-stop` (as [`Line::name`] before
+    /// its lossy UTF-8 conversion).
+    pub(crate) name: &'a [u8],
+    /// As [`Line::phase`].
+    pub(crate) phase: Phase,
+    /// Everything after the name, untrimmed.
+    pub(crate) rest: &'a [u8],
+}
+
 impl LineParser {
     /// Exactly [`parse_line`]'s result.
     pub(crate) fn parse<'a>(&mut self, line: &'a [u8]) -> Result<Line<'a>, ParseError> {
@@ -29,10 +53,36 @@ impl LineParser {
         }
     }
 
-    /// The canonical form only; `None` sends the line to `parse_line`
-    /// (also every line `parse_line` would reject, so that its error is the
-    /// one reported).
     fn fast<'a>(&mut self, line: &'a [u8]) -> Option<Line<'a>> {
+        let f = self.fields(line)?;
+        let mut extra = f.rest.trim_ascii();
+        let slow_marker = SLOW_MARKER.trim_start().as_bytes();
+        let slow = extra.starts_with(slow_marker);
+        if slow {
+            extra = extra[slow_marker.len()..].trim_ascii();
+        }
+        Some(Line {
+            timestamp: f.timestamp,
+            duration: f.duration,
+            ids: PointIds {
+                base_id: id(f.base_id),
+                parent_id: id(f.parent_id),
+                trace_id: id(f.trace_id),
+            },
+            name: lossy(f.name),
+            phase: f.phase,
+            slow,
+            extra: lossy(extra),
+        })
+    }
+
+    /// A line in the canonical form, split; `None` for anything else, which
+    /// must go to [`parse`](Self::parse) (also for every line `parse_line`
+    /// would reject, so that its error is the one reported). When `Some`,
+    /// `parse_line` accepts the line with these timestamp, duration, ids,
+    /// phase and (lossy-converted) name.
+    #[inline]
+    pub(crate) fn fields<'a>(&mut self, line: &'a [u8]) -> Option<Fields<'a>> {
         if line.len() < 27 || line[19] != b'.' || line[26] != b' ' {
             return None;
         }
@@ -55,57 +105,55 @@ impl LineParser {
         let timestamp = Timestamp::from_unix_micros(second + frac);
         // The writers' layout: 8 spaces or a duration, then the three ids
         // at fixed offsets, each followed by one space.
-        let (duration, at) = if line[27..].starts_with(&[b' '; 9]) {
+        let (duration, at) = if line.get(27..36) == Some(&[b' '; 9][..]) {
             (None, 36)
         } else {
             let len = line[27..].iter().take(32).position(|&b| b == b' ')?;
             (Some(parse_duration(&line[27..27 + len])?), 28 + len)
         };
-        let ids = line.get(at..at + 111)?;
-        if ids[36] != b' ' || ids[73] != b' ' || ids[110] != b' ' {
+        let ids = line.get(at..at + 112)?;
+        if ids[36] != b' ' || ids[73] != b' ' || ids[110] != b' ' || ids[111].is_ascii_whitespace()
+        {
             return None;
         }
         let base_id = canonical_id(&ids[..36])?;
         let parent_id = canonical_id(&ids[37..73])?;
         let trace_id = canonical_id(&ids[74..110])?;
-        let mut tokens = Tokens(&line[at + 111..]);
-        if line.get(at + 111).is_none_or(u8::is_ascii_whitespace) {
-            return None;
-        }
-        let full_name = tokens.next()?;
-        let (name, phase) = if let Some(n) = full_name.strip_suffix(b"-start") {
-            (n, Phase::Start)
-        } else if let Some(n) = full_name.strip_suffix(b"-stop") {
+        let tail = &line[at + 111..];
+        let end = tail
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(tail.len());
+        let full_name = &tail[..end];
+        let (name, phase) = if let Some(n) = full_name.strip_suffix(b"-stop") {
             (n, Phase::Stop)
+        } else if let Some(n) = full_name.strip_suffix(b"-start") {
+            (n, Phase::Start)
         } else {
             return None;
         };
         if phase == Phase::Stop && duration.is_none() {
             return None;
         }
-        let mut extra = tokens.0.trim_ascii();
-        let slow_marker = SLOW_MARKER.trim_start().as_bytes();
-        let slow = extra.starts_with(slow_marker);
-        if slow {
-            extra = extra[slow_marker.len()..].trim_ascii();
-        }
-        Some(Line {
+        Some(Fields {
             timestamp,
             duration: if phase == Phase::Stop { duration } else { None },
-            ids: PointIds {
-                base_id,
-                parent_id,
-                trace_id,
-            },
-            name: lossy(name),
+            base_id,
+            parent_id,
+            trace_id,
+            name,
             phase,
-            slow,
-            extra: lossy(extra),
+            rest: &tail[end..],
         })
     }
 }
 
-/// A hasher for maps keyed by [`Id`]: ids are random UUIDs, so a
+/// An id from the value [`canonical_id`] decoded.
+pub(crate) fn id(value: u128) -> Id {
+    Id::from_uuid(uuid::Uuid::from_u128(value))
+}
+
+/// A hasher for maps keyed by [`Id`] (and by names): ids are random UUIDs, so a
 /// multiply-and-rotate over their bytes, keyed per process so that a
 /// crafted log cannot aim at collisions it cannot see, is enough and much
 /// cheaper than SipHash.
@@ -129,17 +177,44 @@ impl std::hash::BuildHasher for IdHashBuilder {
 /// See [`IdHashBuilder`].
 pub(crate) struct IdHasher(u64);
 
+impl IdHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0 ^ word)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+}
+
 impl std::hash::Hasher for IdHasher {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0 ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .rotate_left(29);
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let mut word = [0u8; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            self.mix(u64::from_le_bytes(word));
         }
     }
 
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    #[inline]
+    fn write_u128(&mut self, n: u128) {
+        self.mix(n as u64);
+        self.mix((n >> 64) as u64);
+    }
+
+    #[inline]
     fn finish(&self) -> u64 {
         self.0 ^ (self.0 >> 31)
     }
@@ -148,51 +223,68 @@ impl std::hash::Hasher for IdHasher {
 /// A map keyed by [`Id`] with [`IdHashBuilder`].
 pub(crate) type IdMap<V> = std::collections::HashMap<Id, V, IdHashBuilder>;
 
-/// An id in the canonical 8-4-4-4-12 form, as [`Id::parse_bytes`] reads
-/// it; `None` for anything else (which then goes to `parse_line`).
-fn canonical_id(text: &[u8]) -> Option<Id> {
-    const HEX: [u8; 256] = {
-        let mut table = [0xff; 256];
-        let mut i = 0;
-        while i < 256 {
-            table[i] = match i as u8 {
-                b @ b'0'..=b'9' => b - b'0',
-                b @ b'a'..=b'f' => b - b'a' + 10,
-                b @ b'A'..=b'F' => b - b'A' + 10,
-                _ => 0xff,
-            };
-            i += 1;
-        }
-        table
+/// A map keyed by an id's 128-bit value (as [`Fields`] gives it), with
+/// [`IdHashBuilder`].
+pub(crate) type U128Map<V> = std::collections::HashMap<u128, V, IdHashBuilder>;
+
+/// A map keyed by a name's bytes, with [`IdHashBuilder`]: names are short
+/// and few, so a word-at-a-time multiply-rotate hash is enough (SipHash cost
+/// about 6% of a rank report).
+pub(crate) type NameMap<V> = std::collections::HashMap<Box<[u8]>, V, IdHashBuilder>;
+
+/// An id in the canonical 8-4-4-4-12 form (either case), as
+/// [`Id::parse_bytes`] reads it, as its 128-bit value; `None` for anything
+/// else (which then goes to `parse_line`).
+///
+/// Eight hex digits at a time (SWAR): the 32 digits are loaded as four
+/// big-endian words, checked and converted with a few word operations
+/// each, with no branch per character.
+#[inline]
+fn canonical_id(text: &[u8]) -> Option<u128> {
+    let text: &[u8; 36] = text.try_into().ok()?;
+    if text[8] != b'-' || text[13] != b'-' || text[18] != b'-' || text[23] != b'-' {
+        return None;
+    }
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&text[at..at + 8]);
+        u64::from_be_bytes(w)
     };
-    if text.len() != Id::TEXT_LEN
-        || text[8] != b'-'
-        || text[13] != b'-'
-        || text[18] != b'-'
-        || text[23] != b'-'
-    {
+    let half = |at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&text[at..at + 4]);
+        u64::from(u32::from_be_bytes(w))
+    };
+    let (a, bad_a) = hex8(word(0));
+    let (b, bad_b) = hex8(half(9) << 32 | half(14));
+    let (c, bad_c) = hex8(half(19) << 32 | half(24));
+    let (d, bad_d) = hex8(word(28));
+    if bad_a | bad_b | bad_c | bad_d != 0 {
         return None;
     }
-    // Two 64-bit halves; an invalid digit sets the high bits of `bad`.
-    fn hex(digits: &[u8], mut acc: u64, bad: &mut u8) -> u64 {
-        for &b in digits {
-            let nibble = HEX[usize::from(b)];
-            *bad |= nibble;
-            acc = (acc << 4) | u64::from(nibble & 0x0f);
-        }
-        acc
-    }
-    let mut bad = 0u8;
-    let high = hex(&text[..8], 0, &mut bad);
-    let high = hex(&text[9..13], high, &mut bad);
-    let high = hex(&text[14..18], high, &mut bad);
-    let low = hex(&text[19..23], 0, &mut bad);
-    let low = hex(&text[24..36], low, &mut bad);
-    if bad & 0xf0 != 0 {
-        return None;
-    }
-    let value = (u128::from(high) << 64) | u128::from(low);
-    Some(Id::from_uuid(uuid::Uuid::from_u128(value)))
+    Some(u128::from(a) << 96 | u128::from(b) << 64 | u128::from(c) << 32 | u128::from(d))
+}
+
+/// Eight ASCII hex digits (a big-endian word, first digit in the top byte)
+/// to their value, and a non-zero flag when any byte is not a hex digit.
+#[inline]
+fn hex8(w: u64) -> (u32, u64) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    // With every byte below 0x80 (checked: `w & HIGH`), no sum below
+    // carries from one byte into the next.
+    let digit_off = w ^ (ONES * 0x30); // 0..=9 for '0'..='9'
+    let not_digit = digit_off.wrapping_add(ONES * 0x76) & HIGH;
+    let letter_off = (w | (ONES * 0x20)) ^ (ONES * 0x60); // 1..=6 for a-f, A-F
+    let letter =
+        letter_off.wrapping_add(ONES * 0x7f) & !letter_off.wrapping_add(ONES * 0x79) & HIGH;
+    let bad = (w & HIGH) | (not_digit & !letter);
+    // Each byte to its nibble, then the nibbles packed pairwise.
+    let mut n = (w & (ONES * 0x0f)) + (letter >> 7) * 9;
+    n = (n | (n >> 4)) & 0x00ff_00ff_00ff_00ff;
+    n = (n | (n >> 8)) & 0x0000_ffff_0000_ffff;
+    n = (n | (n >> 16)) & 0xffff_ffff;
+    (n as u32, bad)
 }
 
 /// `String::from_utf8_lossy`, with a faster check for the valid case.
@@ -203,27 +295,39 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// Whitespace-separated tokens, as `parse_line` splits them.
-struct Tokens<'a>(&'a [u8]);
-
-impl<'a> Iterator for Tokens<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let start = self.0.iter().position(|b| !b.is_ascii_whitespace())?;
-        let rest = &self.0[start..];
-        let end = rest
-            .iter()
-            .position(u8::is_ascii_whitespace)
-            .unwrap_or(rest.len());
-        self.0 = &rest[end..];
-        Some(&rest[..end])
-    }
-}
-
 /// As `parse_line` reads a duration: finite, non-negative, in any form
 /// Rust's `f64` parser takes from these characters.
+///
+/// The writers' form, digits with at most one `.` and at most 15 digits in
+/// all, is read directly: the digits as an integer (exact below 2^53)
+/// divided by an exact power of ten is the correctly rounded value (one
+/// IEEE division; Clinger's fast path), which is what `str::parse` returns.
+#[inline]
 fn parse_duration(token: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    if token.len() <= 16 {
+        let mut mantissa = 0u64;
+        let mut digits = 0usize;
+        let mut dot = None;
+        let mut plain = true;
+        for (i, &b) in token.iter().enumerate() {
+            if b.is_ascii_digit() {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+            } else if b == b'.' && dot.is_none() {
+                dot = Some(i);
+            } else {
+                plain = false;
+                break;
+            }
+        }
+        if plain && (1..=15).contains(&digits) {
+            let decimals = dot.map_or(0, |d| token.len() - d - 1);
+            return Some(mantissa as f64 / POW10[decimals]);
+        }
+    }
     if !token
         .iter()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
@@ -345,6 +449,62 @@ mod tests {
             let mut parser = LineParser::default();
             for line in &lines {
                 proptest::prop_assert_eq!(parser.parse(line), parse_line(line));
+                check_fields(&mut parser, line);
+            }
+        }
+
+        #[test]
+        fn durations_read_as_str_parse_reads_them(
+            digits in "[0-9]{1,17}",
+            dot in 0usize..18,
+            with_dot in proptest::bool::ANY,
+        ) {
+            let mut token = digits.clone();
+            if with_dot {
+                token.insert(dot.min(digits.len()), '.');
+            }
+            let expected = token.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+            proptest::prop_assert_eq!(parse_duration(token.as_bytes()), expected, "{}", token);
+        }
+
+        #[test]
+        fn ids_read_as_id_parse_reads_them(value in proptest::prelude::any::<u128>(), upper in proptest::bool::ANY, at in 0usize..36, byte in proptest::prelude::any::<u8>()) {
+            let mut text = uuid::Uuid::from_u128(value).hyphenated().to_string();
+            if upper {
+                text = text.to_uppercase();
+            }
+            proptest::prop_assert_eq!(canonical_id(text.as_bytes()), Some(value));
+            let mut bytes = text.into_bytes();
+            bytes[at] = byte;
+            let expected = Id::parse_bytes(&bytes).ok().map(|i| i.as_uuid().as_u128());
+            proptest::prop_assert_eq!(canonical_id(&bytes), expected);
+        }
+    }
+
+    /// When [`LineParser::fields`] takes a line, its fields are
+    /// `parse_line`'s.
+    fn check_fields(parser: &mut LineParser, line: &[u8]) {
+        if let Some(f) = parser.fields(line) {
+            let parsed = parse_line(line).expect("fields took a line parse_line rejects");
+            assert_eq!(f.timestamp, parsed.timestamp);
+            assert_eq!(f.duration, parsed.duration);
+            assert_eq!(id(f.base_id), parsed.ids.base_id);
+            assert_eq!(id(f.parent_id), parsed.ids.parent_id);
+            assert_eq!(id(f.trace_id), parsed.ids.trace_id);
+            assert_eq!(String::from_utf8_lossy(f.name), parsed.name);
+            assert_eq!(f.phase, parsed.phase);
+        }
+    }
+
+    #[test]
+    fn every_byte_in_every_id_position() {
+        let text = *b"f12e75d5-5d59-4cbc-b74d-357f19290dd7";
+        for at in 0..36 {
+            for byte in 0..=255u8 {
+                let mut bytes = text;
+                bytes[at] = byte;
+                let expected = Id::parse_bytes(&bytes).ok().map(|i| i.as_uuid().as_u128());
+                assert_eq!(canonical_id(&bytes), expected, "{at} {byte}");
             }
         }
     }
