@@ -120,10 +120,7 @@ impl LineParser {
         let parent_id = canonical_id(&ids[37..73])?;
         let trace_id = canonical_id(&ids[74..110])?;
         let tail = &line[at + 111..];
-        let end = tail
-            .iter()
-            .position(u8::is_ascii_whitespace)
-            .unwrap_or(tail.len());
+        let end = first_whitespace(tail);
         let full_name = &tail[..end];
         let (name, phase) = if let Some(n) = full_name.strip_suffix(b"-stop") {
             (n, Phase::Stop)
@@ -146,6 +143,46 @@ impl LineParser {
             rest: &tail[end..],
         })
     }
+}
+
+/// The index of the first ASCII whitespace byte in `bytes` (as
+/// [`u8::is_ascii_whitespace`] says), or its length.
+///
+/// Eight bytes at a time: a word with no byte at or below `b' '` holds no
+/// whitespace; otherwise its first such byte is checked.
+#[inline(always)]
+fn first_whitespace(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        let w = u64::from_le_bytes(w);
+        // The high bit of each byte below 0x21 (the lowest one flagged is
+        // exact; flags above it may be borrows and are looked at one by one).
+        let low = w.wrapping_sub(ONES * 0x21) & !w & HIGH;
+        if low == 0 {
+            at += 8;
+            continue;
+        }
+        let first = at + (low.trailing_zeros() / 8) as usize;
+        if bytes[first].is_ascii_whitespace() {
+            return first;
+        }
+        // A control byte inside the name: finish this word byte by byte.
+        match bytes[first + 1..at + 8]
+            .iter()
+            .position(u8::is_ascii_whitespace)
+        {
+            Some(p) => return first + 1 + p,
+            None => at += 8,
+        }
+    }
+    at + bytes[at..]
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(bytes.len() - at)
 }
 
 /// An id from the value [`canonical_id`] decoded.
@@ -239,7 +276,7 @@ pub(crate) type NameMap<V> = std::collections::HashMap<Box<[u8]>, V, IdHashBuild
 /// Eight hex digits at a time (SWAR): the 32 digits are loaded as four
 /// big-endian words, checked and converted with a few word operations
 /// each, with no branch per character.
-#[inline]
+#[inline(always)]
 fn canonical_id(text: &[u8]) -> Option<u128> {
     let text: &[u8; 36] = text.try_into().ok()?;
     if text[8] != b'-' || text[13] != b'-' || text[18] != b'-' || text[23] != b'-' {
@@ -267,7 +304,7 @@ fn canonical_id(text: &[u8]) -> Option<u128> {
 
 /// Eight ASCII hex digits (a big-endian word, first digit in the top byte)
 /// to their value, and a non-zero flag when any byte is not a hex digit.
-#[inline]
+#[inline(always)]
 fn hex8(w: u64) -> (u32, u64) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = ONES * 0x80;
@@ -451,6 +488,12 @@ mod tests {
                 proptest::prop_assert_eq!(parser.parse(line), parse_line(line));
                 check_fields(&mut parser, line);
             }
+        }
+
+        #[test]
+        fn first_whitespace_is_position(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let expected = bytes.iter().position(u8::is_ascii_whitespace).unwrap_or(bytes.len());
+            proptest::prop_assert_eq!(first_whitespace(&bytes), expected);
         }
 
         #[test]
