@@ -42,7 +42,7 @@ use std::io::{self, Write};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::read::Inputs;
+use super::read::{Inputs, LineRef};
 use super::scan::{id, Fields, IdMap, LineParser, NameMap, U128Map};
 use super::table::{csv, markdown};
 use super::{for_each_parsed, Error, Filter, Format, Unreadable};
@@ -284,6 +284,17 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) -
     micros
 }
 
+/// Above this many bytes of files, the scan without self time splits its
+/// work over threads ([`scan_parallel`]).
+const PARALLEL_FROM: u64 = 16 << 20;
+
+/// Lines handed to a worker at a time, in bytes.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Chunks read ahead of the aggregation at most (bounds the memory to a
+/// few MiB whatever the input).
+const IN_FLIGHT: usize = 8;
+
 /// The scan without self time: per line only the name, the phase, the
 /// duration and the `trace_id` (plus the start time and `base_id` of the
 /// open points) are used, so the lines in the writers' layout are taken
@@ -291,56 +302,102 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) -
 /// names are looked up by their bytes, ids stay 128-bit integers. Any
 /// other line goes through the full parser, as in every report.
 fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
-    let mut names: NameMap<usize> = NameMap::default();
-    let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
-    // trace_id -> (name, begin, base_id) of the points started and not
-    // stopped yet: as in `scan_with_self_time`, a start replaces an open
-    // point with the same id and a stop closes whatever is open under it.
-    let mut open: U128Map<(usize, i64, u128)> = U128Map::default();
-    let mut stops = 0u64;
-    let mut unreadable = Unreadable::default();
-    let mut parser = LineParser::default();
-    let filter = &options.filter;
-    let percentiles = options.percentiles;
-    let mut point = |name: &[u8], fields: &Fields<'_>| {
-        let name = match names.get(name) {
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let size: Option<u64> = inputs
+        .sources()
+        .iter()
+        .map(|s| match s {
+            super::read::Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            super::read::Source::Stdin => None,
+        })
+        .sum();
+    if workers >= 2 && size.is_some_and(|s| s >= PARALLEL_FROM) {
+        return scan_parallel(inputs, options, workers, CHUNK_BYTES);
+    }
+    let mut agg = Agg::new(options);
+    inputs.for_each_line(|line| agg.line(inputs, line))?;
+    Ok(agg.finish())
+}
+
+/// The figures of the scan without self time, in reading order.
+struct Agg<'o> {
+    names: NameMap<usize>,
+    stats: Vec<(Box<str>, NameStats)>,
+    /// trace_id -> (name, begin, base_id) of the points started and not
+    /// stopped yet: as in `scan_with_self_time`, a start replaces an open
+    /// point with the same id and a stop closes whatever is open under it.
+    open: U128Map<(usize, i64, u128)>,
+    stops: u64,
+    unreadable: Unreadable,
+    parser: LineParser,
+    options: &'o RankOptions,
+}
+
+impl<'o> Agg<'o> {
+    fn new(options: &'o RankOptions) -> Self {
+        Agg {
+            names: NameMap::default(),
+            stats: Vec::new(),
+            open: U128Map::default(),
+            stops: 0,
+            unreadable: Unreadable::default(),
+            parser: LineParser::default(),
+            options,
+        }
+    }
+
+    /// The index of a name, given as the bytes of its (lossy) UTF-8 form.
+    #[inline]
+    fn name(&mut self, name: &[u8]) -> usize {
+        match self.names.get(name) {
             Some(&i) => i,
             None => {
                 let text = String::from_utf8_lossy(name);
-                stats.push((text.into(), NameStats::default()));
-                names.insert(name.into(), stats.len() - 1);
-                stats.len() - 1
-            }
-        };
-        match fields.phase {
-            Phase::Start => {
-                open.insert(
-                    fields.trace_id,
-                    (name, fields.timestamp.unix_micros(), fields.base_id),
-                );
-            }
-            Phase::Stop => {
-                let duration = fields.duration.unwrap_or(0.0);
-                record_stop(&mut stats[name].1, duration, stops, percentiles);
-                stops += 1;
-                open.remove(&fields.trace_id);
+                self.stats.push((text.into(), NameStats::default()));
+                self.names.insert(name.into(), self.stats.len() - 1);
+                self.stats.len() - 1
             }
         }
-    };
-    // `Filter::keeps` on the fields; the name (valid UTF-8 here) is only
-    // converted when a pattern needs it.
-    let keeps = |fields: &Fields<'_>, name: &[u8]| {
-        filter.keeps_base(id(fields.base_id))
-            && filter.keeps_time(fields.timestamp)
-            && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(name)))
-    };
-    inputs.for_each_line(|line| {
+    }
+
+    #[inline]
+    fn start(&mut self, name: usize, trace_id: u128, begin: i64, base_id: u128) {
+        self.open.insert(trace_id, (name, begin, base_id));
+    }
+
+    #[inline]
+    fn stop(&mut self, name: usize, trace_id: u128, duration: f64) {
+        record_stop(
+            &mut self.stats[name].1,
+            duration,
+            self.stops,
+            self.options.percentiles,
+        );
+        self.stops += 1;
+        self.open.remove(&trace_id);
+    }
+
+    fn point(&mut self, name: &[u8], fields: &Fields<'_>) {
+        let name = self.name(name);
+        match fields.phase {
+            Phase::Start => self.start(
+                name,
+                fields.trace_id,
+                fields.timestamp.unix_micros(),
+                fields.base_id,
+            ),
+            Phase::Stop => self.stop(name, fields.trace_id, fields.duration.unwrap_or(0.0)),
+        }
+    }
+
+    /// One line, whatever it holds.
+    #[inline]
+    fn line(&mut self, inputs: &Inputs, line: LineRef<'_>) {
         if line.oversized {
-            unreadable.note(inputs, &line, &"line too long");
+            self.unreadable.note(inputs, &line, &"line too long");
             return;
         }
-        if let Some(fields) = parser.fields(line.bytes) {
-            // The name as `parse_line` gives it (lossy UTF-8), as bytes.
+        if let Some(fields) = self.parser.fields(line.bytes) {
             let lossy;
             let name = if fields.name.is_ascii() {
                 fields.name
@@ -348,39 +405,356 @@ fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
                 lossy = String::from_utf8_lossy(fields.name);
                 lossy.as_bytes()
             };
-            if keeps(&fields, name) {
-                point(name, &fields);
+            if keeps(&self.options.filter, &fields, name) {
+                self.point(name, &fields);
             }
             return;
         }
-        match parser.parse(line.bytes) {
+        self.slow_line(inputs, line);
+    }
+
+    /// A line not in the writers' layout: the full parser.
+    fn slow_line(&mut self, inputs: &Inputs, line: LineRef<'_>) {
+        if line.oversized {
+            self.unreadable.note(inputs, &line, &"line too long");
+            return;
+        }
+        match self.parser.parse(line.bytes) {
             Ok(parsed) => {
-                let fields = Fields {
-                    timestamp: parsed.timestamp,
-                    duration: parsed.duration,
-                    base_id: parsed.ids.base_id.as_uuid().as_u128(),
-                    parent_id: parsed.ids.parent_id.as_uuid().as_u128(),
-                    trace_id: parsed.ids.trace_id.as_uuid().as_u128(),
-                    name: parsed.name.as_bytes(),
-                    phase: parsed.phase,
-                    rest: parsed.extra.as_bytes(),
-                };
-                if filter.keeps(&parsed) {
-                    point(parsed.name.as_bytes(), &fields);
+                if self.options.filter.keeps(&parsed) {
+                    let fields = Fields {
+                        timestamp: parsed.timestamp,
+                        duration: parsed.duration,
+                        base_id: parsed.ids.base_id.as_uuid().as_u128(),
+                        parent_id: parsed.ids.parent_id.as_uuid().as_u128(),
+                        trace_id: parsed.ids.trace_id.as_uuid().as_u128(),
+                        name: parsed.name.as_bytes(),
+                        phase: parsed.phase,
+                        rest: parsed.extra.as_bytes(),
+                    };
+                    self.point(parsed.name.as_bytes(), &fields);
                 }
             }
             Err(ParseError::Blank) => {}
-            Err(e) => unreadable.note(inputs, &line, &e),
+            Err(e) => self.unreadable.note(inputs, &line, &e),
         }
+    }
+
+    fn finish(self) -> Scanned {
+        Scanned {
+            stats: self.stats,
+            open: self
+                .open
+                .into_values()
+                .map(|(name, begin, base)| (name, begin, id(base)))
+                .collect(),
+            unreadable: self.unreadable,
+        }
+    }
+}
+
+/// `Filter::keeps` on a line's fields (`name` is its lossy UTF-8 form);
+/// the name is only converted when a pattern needs it.
+#[inline]
+fn keeps(filter: &Filter, fields: &Fields<'_>, name: &[u8]) -> bool {
+    filter.keeps_base(id(fields.base_id))
+        && filter.keeps_time(fields.timestamp)
+        && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(name)))
+}
+
+/// Consecutive lines of one log, copied out of the reader's buffer.
+#[derive(Default)]
+struct Chunk {
+    source: usize,
+    first_line: u64,
+    data: Vec<u8>,
+    /// (start, length) of each line in `data`; the length is `u32::MAX`
+    /// for an oversized line.
+    lines: Vec<(u32, u32)>,
+}
+
+/// One line as a worker read it.
+struct Event {
+    /// The worker's index of the name (or, for `SLOW`, of the line).
+    index: u32,
+    kind: u8,
+    /// The start time (start) or the duration's bits (stop).
+    value: u64,
+    trace_id: u128,
+    base_id: u128,
+}
+
+const START: u8 = 0;
+const STOP: u8 = 1;
+/// A line for the full parser, on the aggregating thread.
+const SLOW: u8 = 2;
+
+/// What a worker returns for a chunk.
+struct Done {
+    worker: usize,
+    chunk: Chunk,
+    events: Vec<Event>,
+    /// Names the worker met for the first time, in its index order.
+    new_names: Vec<Box<[u8]>>,
+}
+
+/// A worker: splits the lines of each chunk it takes into [`Event`]s.
+fn worker(
+    index: usize,
+    filter: &Filter,
+    work: &crossbeam_channel::Receiver<(u64, Chunk)>,
+    done: &crossbeam_channel::Sender<(u64, Done)>,
+) {
+    let mut parser = LineParser::default();
+    let mut names: NameMap<u32> = NameMap::default();
+    for (seq, chunk) in work.iter() {
+        let mut events = Vec::with_capacity(chunk.lines.len());
+        let mut new_names = Vec::new();
+        for (i, &(start, len)) in chunk.lines.iter().enumerate() {
+            let slow = Event {
+                index: i as u32,
+                kind: SLOW,
+                value: 0,
+                trace_id: 0,
+                base_id: 0,
+            };
+            let Some(bytes) = chunk
+                .data
+                .get(start as usize..(start as usize).saturating_add(len as usize))
+            else {
+                events.push(slow);
+                continue;
+            };
+            let Some(fields) = parser.fields(bytes) else {
+                events.push(slow);
+                continue;
+            };
+            let lossy;
+            let name = if fields.name.is_ascii() {
+                fields.name
+            } else {
+                lossy = String::from_utf8_lossy(fields.name);
+                lossy.as_bytes()
+            };
+            if !keeps(filter, &fields, name) {
+                continue;
+            }
+            let name = match names.get(name) {
+                Some(&n) => n,
+                None => {
+                    let n = names.len() as u32;
+                    names.insert(name.into(), n);
+                    new_names.push(name.into());
+                    n
+                }
+            };
+            events.push(match fields.phase {
+                Phase::Start => Event {
+                    index: name,
+                    kind: START,
+                    value: fields.timestamp.unix_micros() as u64,
+                    trace_id: fields.trace_id,
+                    base_id: fields.base_id,
+                },
+                Phase::Stop => Event {
+                    index: name,
+                    kind: STOP,
+                    value: fields.duration.unwrap_or(0.0).to_bits(),
+                    trace_id: fields.trace_id,
+                    base_id: 0,
+                },
+            });
+        }
+        let out = Done {
+            worker: index,
+            chunk,
+            events,
+            new_names,
+        };
+        if done.send((seq, out)).is_err() {
+            return;
+        }
+    }
+}
+
+/// [`scan`] with the lines split on `workers` threads while this one reads
+/// the logs and adds the lines up in reading order, so that every figure
+/// (float sums included) is the one the sequential scan gives.
+fn scan_parallel(
+    inputs: &Inputs,
+    options: &RankOptions,
+    workers: usize,
+    chunk_bytes: usize,
+) -> Result<Scanned, Error> {
+    let mut agg = Agg::new(options);
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<(u64, Chunk)>(IN_FLIGHT);
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<(u64, Done)>();
+    std::thread::scope(|scope| {
+        for w in 0..workers {
+            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+            let filter = &options.filter;
+            scope.spawn(move || worker(w, filter, &work_rx, &done_tx));
+        }
+        drop(done_tx);
+        let mut pipe = Pipe {
+            agg: &mut agg,
+            inputs,
+            work: work_tx,
+            done: done_rx,
+            sent: 0,
+            next: 0,
+            waiting: std::collections::BTreeMap::new(),
+            maps: vec![Vec::new(); workers],
+            free: Vec::new(),
+            chunk: Chunk::default(),
+            broken: false,
+        };
+        let read = inputs.for_each_line(|line| {
+            if (pipe.chunk.source != line.source
+                || pipe.chunk.data.len() >= chunk_bytes
+                || pipe.chunk.lines.len() >= chunk_bytes / 16)
+                && !pipe.chunk.lines.is_empty()
+            {
+                pipe.send();
+            }
+            let chunk = &mut pipe.chunk;
+            if chunk.lines.is_empty() {
+                chunk.source = line.source;
+                chunk.first_line = line.line_no;
+            }
+            let start = chunk.data.len() as u32;
+            if line.oversized {
+                chunk.lines.push((start, u32::MAX));
+            } else {
+                chunk.data.extend_from_slice(line.bytes);
+                chunk.lines.push((start, line.bytes.len() as u32));
+            }
+        });
+        if !pipe.chunk.lines.is_empty() {
+            pipe.send();
+        }
+        let Pipe {
+            work, broken, sent, ..
+        } = &mut pipe;
+        // Dropping the sender ends the workers once they are done.
+        drop(std::mem::replace(work, crossbeam_channel::bounded(0).0));
+        let (sent, mut broken) = (*sent, *broken);
+        while pipe.next < sent && !broken {
+            broken = !pipe.receive();
+        }
+        read?;
+        if broken {
+            return Err(Error::Read {
+                name: String::from("-"),
+                source: std::io::Error::other("a rank worker thread stopped"),
+            });
+        }
+        Ok(())
     })?;
-    Ok(Scanned {
-        stats,
-        open: open
-            .into_values()
-            .map(|(name, begin, base)| (name, begin, id(base)))
-            .collect(),
-        unreadable,
-    })
+    Ok(agg.finish())
+}
+
+/// The aggregating side of [`scan_parallel`].
+struct Pipe<'a, 'o> {
+    agg: &'a mut Agg<'o>,
+    inputs: &'a Inputs,
+    work: crossbeam_channel::Sender<(u64, Chunk)>,
+    done: crossbeam_channel::Receiver<(u64, Done)>,
+    /// Chunks sent, and the next one to add up.
+    sent: u64,
+    next: u64,
+    /// Chunks done out of order.
+    waiting: std::collections::BTreeMap<u64, Done>,
+    /// Per worker, its name indexes to the report's.
+    maps: Vec<Vec<usize>>,
+    free: Vec<Chunk>,
+    chunk: Chunk,
+    broken: bool,
+}
+
+impl Pipe<'_, '_> {
+    /// Sends the current chunk, first adding up done ones while too many
+    /// are in flight.
+    fn send(&mut self) {
+        while !self.broken && self.sent - self.next >= IN_FLIGHT as u64 {
+            self.broken = !self.receive();
+        }
+        let mut next = self.free.pop().unwrap_or_default();
+        next.data.clear();
+        next.lines.clear();
+        let chunk = std::mem::replace(&mut self.chunk, next);
+        if self.broken || self.work.send((self.sent, chunk)).is_err() {
+            self.broken = true;
+            return;
+        }
+        self.sent += 1;
+    }
+
+    /// Waits for chunk `next` and adds it up; false when the workers are
+    /// gone.
+    fn receive(&mut self) -> bool {
+        let done = loop {
+            if let Some(done) = self.waiting.remove(&self.next) {
+                break done;
+            }
+            match self.done.recv() {
+                Ok((seq, done)) => {
+                    self.waiting.insert(seq, done);
+                }
+                Err(_) => return false,
+            }
+        };
+        self.next += 1;
+        let Done {
+            worker,
+            chunk,
+            events,
+            new_names,
+        } = done;
+        let Some(map) = self.maps.get_mut(worker) else {
+            return false;
+        };
+        for name in &new_names {
+            map.push(self.agg.name(name));
+        }
+        let map = &self.maps[worker];
+        for e in &events {
+            match e.kind {
+                START => {
+                    let name = map.get(e.index as usize).copied().unwrap_or(0);
+                    self.agg.start(name, e.trace_id, e.value as i64, e.base_id);
+                }
+                STOP => {
+                    let name = map.get(e.index as usize).copied().unwrap_or(0);
+                    self.agg.stop(name, e.trace_id, f64::from_bits(e.value));
+                }
+                _ => {
+                    let i = e.index as usize;
+                    let Some(&(start, len)) = chunk.lines.get(i) else {
+                        continue;
+                    };
+                    let oversized = len == u32::MAX;
+                    let bytes = if oversized {
+                        &[][..]
+                    } else {
+                        chunk
+                            .data
+                            .get(start as usize..start as usize + len as usize)
+                            .unwrap_or(&[])
+                    };
+                    let line = LineRef {
+                        source: chunk.source,
+                        line_no: chunk.first_line + i as u64,
+                        bytes,
+                        oversized,
+                    };
+                    self.agg.slow_line(self.inputs, line);
+                }
+            }
+        }
+        self.free.push(chunk);
+        true
+    }
 }
 
 /// The scan with self time, which follows each point's children.
@@ -731,6 +1105,136 @@ impl Rank {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log with every kind of line: writers' layout, other forms the
+    /// full parser takes, unreadable, blank, oversized, non-UTF-8 names,
+    /// points that never stop and stops that never started.
+    fn mixed_log(seed: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut x = seed | 1;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let names: [&[u8]; 6] = [
+            b"a",
+            b"db-query",
+            b"caf\xc3\xa9",
+            b"bad\xff",
+            b"bad\xfe",
+            b"x::y",
+        ];
+        let mut open: Vec<(u64, usize)> = Vec::new();
+        for i in 0..3000u64 {
+            let micros = 100_000 + i * 7;
+            let ts = format!(
+                "2020-02-27T08:04:{:02}.{:06}",
+                micros / 1_000_000 % 60,
+                micros % 1_000_000
+            );
+            let r = rnd();
+            let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7";
+            let id = |t: u64| format!("00000000-0000-4000-8000-{t:012x}");
+            match r % 20 {
+                0 => out.extend_from_slice(b"garbage line"),
+                1 => {}
+                2 => out.extend(std::iter::repeat_n(
+                    b'z',
+                    super::super::read::MAX_LINE_LEN + 5,
+                )),
+                3 => out.extend_from_slice(
+                    format!("prefix {ts} 0.5 {base} {base} {} a-stop", id(r % 50)).as_bytes(),
+                ),
+                4 => out.extend_from_slice(
+                    format!("{ts} 1e-3 {base} {base} {} db-query-stop", id(r % 50)).as_bytes(),
+                ),
+                5..=11 => {
+                    let t = rnd() % 5000;
+                    let n = (r / 32) as usize % names.len();
+                    open.push((t, n));
+                    out.extend_from_slice(
+                        format!("{ts}          {base} {base} {} ", id(t)).as_bytes(),
+                    );
+                    out.extend_from_slice(names[n]);
+                    out.extend_from_slice(b"-start");
+                }
+                _ => {
+                    let (t, n) = if open.is_empty() || r % 7 == 0 {
+                        (rnd() % 5000, (r / 32) as usize % names.len())
+                    } else {
+                        open.swap_remove((r / 64) as usize % open.len())
+                    };
+                    let d = (rnd() % 3_000_000) as f64 / 1e6;
+                    out.extend_from_slice(format!("{ts} {d} {base} {base} {} ", id(t)).as_bytes());
+                    out.extend_from_slice(names[n]);
+                    out.extend_from_slice(b"-stop");
+                    if r % 3 == 0 {
+                        out.extend_from_slice(b"  <- !!! {}");
+                    }
+                }
+            }
+            out.push(b'\n');
+        }
+        out
+    }
+
+    #[test]
+    fn parallel_scan_gives_the_sequential_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.log");
+        let b = dir.path().join("b.log");
+        std::fs::write(&a, mixed_log(1)).unwrap();
+        std::fs::write(&b, mixed_log(2)).unwrap();
+        let inputs = Inputs::from_paths([&a, &b]).unwrap();
+        for options in [
+            RankOptions::new(),
+            RankOptions::new().with_percentiles(true),
+            RankOptions::new().with_filter(
+                Filter::new()
+                    .with_name(Some(super::super::Pattern::new("*a*")))
+                    .with_since(crate::report::parse_time("2020-02-27T08:00:00.110000")),
+            ),
+        ] {
+            let mut agg = Agg::new(&options);
+            inputs
+                .for_each_line(|line| agg.line(&inputs, line))
+                .unwrap();
+            let Scanned {
+                stats,
+                open,
+                unreadable,
+            } = agg.finish();
+            let whole = finish(stats, open, unreadable, &options).unwrap();
+            assert!(whole.unreadable.count > 0 && !whole.unfinished.is_empty());
+            assert!(whole.rows.iter().any(|r| r.name.contains('\u{fffd}')));
+            // The full parser's path (with self time) agrees.
+            let full = rank(&inputs, &options.clone().with_self_time(true)).unwrap();
+            let strip = |rows: &[Row]| -> Vec<Row> {
+                rows.iter()
+                    .map(|r| Row {
+                        self_time: None,
+                        ..r.clone()
+                    })
+                    .collect()
+            };
+            assert_eq!(strip(&full.rows), whole.rows);
+            assert_eq!(full.unfinished, whole.unfinished);
+            assert_eq!(full.unreadable, whole.unreadable);
+            for (workers, chunk) in [(1, 1), (2, 300), (3, 4096), (2, 1 << 20)] {
+                let Scanned {
+                    stats,
+                    open,
+                    unreadable,
+                } = scan_parallel(&inputs, &options, workers, chunk).unwrap();
+                let parallel = finish(stats, open, unreadable, &options).unwrap();
+                assert_eq!(parallel.rows, whole.rows, "{workers} {chunk}");
+                assert_eq!(parallel.unfinished, whole.unfinished, "{workers} {chunk}");
+                assert_eq!(parallel.unreadable, whole.unreadable, "{workers} {chunk}");
+            }
+        }
+    }
 
     #[test]
     fn uncovered_counts_overlaps_once() {
