@@ -37,12 +37,12 @@
 //!   Mistral's); the tool prints them on stderr ([`Rank::notes`]).
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::read::{Inputs, LineRef};
+use super::read::{Inputs, LineRef, MAX_LINE_LEN};
 use super::scan::{id, Fields, IdMap, LineParser, NameMap, U128Map};
 use super::table::{csv, markdown};
 use super::{for_each_parsed, Error, Filter, Format, Unreadable};
@@ -462,15 +462,25 @@ fn keeps(filter: &Filter, fields: &Fields<'_>, name: &[u8]) -> bool {
         && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(name)))
 }
 
-/// Consecutive lines of one log, copied out of the reader's buffer.
+/// Consecutive whole lines of one log, read straight into `data`.
 #[derive(Default)]
 struct Chunk {
     source: usize,
-    first_line: u64,
+    /// The log's first chunk: its line numbers start at 1.
+    first: bool,
+    /// Holds no bytes but one line longer than [`MAX_LINE_LEN`], skipped
+    /// by the reader.
+    oversized: bool,
+    /// Where the lines start in `data` (the bytes before are the end of an
+    /// oversized line).
+    begin: usize,
     data: Vec<u8>,
-    /// (start, length) of each line in `data`; the length is `u32::MAX`
-    /// for an oversized line.
+    /// Filled by the worker: (start, length) of each line in `data`; the
+    /// length is `u32::MAX` for an oversized line. The lines are split as
+    /// [`Inputs::for_each_line`] splits them.
     lines: Vec<(u32, u32)>,
+    /// Filled by the worker (kept with the chunk to be reused with it).
+    events: Vec<Event>,
 }
 
 /// One line as a worker read it.
@@ -493,7 +503,6 @@ const SLOW: u8 = 2;
 struct Done {
     worker: usize,
     chunk: Chunk,
-    events: Vec<Event>,
     /// Names the worker met for the first time, in its index order.
     new_names: Vec<Box<[u8]>>,
 }
@@ -507,8 +516,10 @@ fn worker(
 ) {
     let mut parser = LineParser::default();
     let mut names: NameMap<u32> = NameMap::default();
-    for (seq, chunk) in work.iter() {
-        let mut events = Vec::with_capacity(chunk.lines.len());
+    for (seq, mut chunk) in work.iter() {
+        let mut events = std::mem::take(&mut chunk.events);
+        events.clear();
+        split_lines(&mut chunk);
         let mut new_names = Vec::new();
         for (i, &(start, len)) in chunk.lines.iter().enumerate() {
             let slow = Event {
@@ -565,16 +576,128 @@ fn worker(
                 },
             });
         }
+        chunk.events = events;
         let out = Done {
             worker: index,
             chunk,
-            events,
             new_names,
         };
         if done.send((seq, out)).is_err() {
             return;
         }
     }
+}
+
+/// Fills `chunk.lines`: `\n`-terminated lines, and a last one without
+/// `\n` when it is not empty; longer than [`MAX_LINE_LEN`] is oversized.
+fn split_lines(chunk: &mut Chunk) {
+    let mut lines = std::mem::take(&mut chunk.lines);
+    lines.clear();
+    let mut push = |start: usize, end: usize| {
+        let len = end - start;
+        let len = if len > MAX_LINE_LEN {
+            u32::MAX
+        } else {
+            len as u32
+        };
+        lines.push((start as u32, len));
+    };
+    if chunk.oversized {
+        push(0, usize::MAX);
+    }
+    let begin = chunk.begin.min(chunk.data.len());
+    let mut start = begin;
+    for nl in memchr::memchr_iter(b'\n', &chunk.data[begin..]) {
+        push(start, begin + nl);
+        start = begin + nl + 1;
+    }
+    if start < chunk.data.len() {
+        push(start, chunk.data.len());
+    }
+    chunk.lines = lines;
+}
+
+/// Reads the logs in reading order into chunks of whole lines for
+/// [`Pipe::send`]: about `chunk_bytes` at a time straight from the reader,
+/// cut after the last `\n`, the rest carried to the next chunk. The lines
+/// are the ones [`Inputs::for_each_line`] gives, with the same numbers.
+fn read_chunks(pipe: &mut Pipe<'_, '_>, chunk_bytes: usize) -> Result<(), Error> {
+    let inputs = pipe.inputs;
+    let want = chunk_bytes.max(1) as u64;
+    for &i in inputs.reading_order() {
+        let Some(source) = inputs.sources().get(i) else {
+            continue;
+        };
+        let err = |e| Error::Read {
+            name: source.to_string(),
+            source: e,
+        };
+        let mut reader = super::read::open(source)?;
+        let mut carry: Vec<u8> = Vec::new();
+        let mut skipping = false;
+        let mut first = true;
+        while !pipe.broken {
+            let mut chunk = pipe.buffer();
+            chunk.data.extend_from_slice(&carry);
+            carry.clear();
+            let n = (&mut reader)
+                .take(want)
+                .read_to_end(&mut chunk.data)
+                .map_err(err)?;
+            let eof = (n as u64) < want;
+            let mut begin = 0;
+            if skipping {
+                match memchr::memchr(b'\n', &chunk.data) {
+                    Some(p) => {
+                        skipping = false;
+                        begin = p + 1;
+                    }
+                    None => {
+                        pipe.free.push(chunk);
+                        if eof {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let mut oversized_after = false;
+            if !eof {
+                let tail =
+                    memchr::memrchr(b'\n', &chunk.data[begin..]).map_or(begin, |p| begin + p + 1);
+                if chunk.data.len() - tail > MAX_LINE_LEN {
+                    // A line longer than the limit so far: counted once
+                    // (after this chunk's lines), its bytes skipped.
+                    oversized_after = true;
+                    skipping = true;
+                } else {
+                    carry.extend_from_slice(&chunk.data[tail..]);
+                }
+                chunk.data.truncate(tail);
+            }
+            chunk.source = i;
+            chunk.first = first;
+            chunk.begin = begin;
+            if chunk.data.len() > begin {
+                pipe.send(chunk);
+                first = false;
+            } else {
+                pipe.free.push(chunk);
+            }
+            if oversized_after {
+                let mut marker = pipe.buffer();
+                marker.source = i;
+                marker.first = first;
+                marker.oversized = true;
+                pipe.send(marker);
+                first = false;
+            }
+            if eof {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// [`scan`] with the lines split on `workers` threads while this one reads
@@ -606,33 +729,10 @@ fn scan_parallel(
             waiting: std::collections::BTreeMap::new(),
             maps: vec![Vec::new(); workers],
             free: Vec::new(),
-            chunk: Chunk::default(),
+            line_no: 0,
             broken: false,
         };
-        let read = inputs.for_each_line(|line| {
-            if (pipe.chunk.source != line.source
-                || pipe.chunk.data.len() >= chunk_bytes
-                || pipe.chunk.lines.len() >= chunk_bytes / 16)
-                && !pipe.chunk.lines.is_empty()
-            {
-                pipe.send();
-            }
-            let chunk = &mut pipe.chunk;
-            if chunk.lines.is_empty() {
-                chunk.source = line.source;
-                chunk.first_line = line.line_no;
-            }
-            let start = chunk.data.len() as u32;
-            if line.oversized {
-                chunk.lines.push((start, u32::MAX));
-            } else {
-                chunk.data.extend_from_slice(line.bytes);
-                chunk.lines.push((start, line.bytes.len() as u32));
-            }
-        });
-        if !pipe.chunk.lines.is_empty() {
-            pipe.send();
-        }
+        let read = read_chunks(&mut pipe, chunk_bytes);
         let Pipe {
             work, broken, sent, ..
         } = &mut pipe;
@@ -668,21 +768,27 @@ struct Pipe<'a, 'o> {
     /// Per worker, its name indexes to the report's.
     maps: Vec<Vec<usize>>,
     free: Vec<Chunk>,
-    chunk: Chunk,
+    /// Lines of the current log added up so far.
+    line_no: u64,
     broken: bool,
 }
 
 impl Pipe<'_, '_> {
-    /// Sends the current chunk, first adding up done ones while too many
-    /// are in flight.
-    fn send(&mut self) {
+    /// An empty chunk, reusing a done one.
+    fn buffer(&mut self) -> Chunk {
+        let mut chunk = self.free.pop().unwrap_or_default();
+        chunk.data.clear();
+        chunk.oversized = false;
+        chunk.begin = 0;
+        chunk
+    }
+
+    /// Sends a chunk to the workers, first adding up done ones while too
+    /// many are in flight.
+    fn send(&mut self, chunk: Chunk) {
         while !self.broken && self.sent - self.next >= IN_FLIGHT as u64 {
             self.broken = !self.receive();
         }
-        let mut next = self.free.pop().unwrap_or_default();
-        next.data.clear();
-        next.lines.clear();
-        let chunk = std::mem::replace(&mut self.chunk, next);
         if self.broken || self.work.send((self.sent, chunk)).is_err() {
             self.broken = true;
             return;
@@ -708,7 +814,6 @@ impl Pipe<'_, '_> {
         let Done {
             worker,
             chunk,
-            events,
             new_names,
         } = done;
         let Some(map) = self.maps.get_mut(worker) else {
@@ -718,7 +823,9 @@ impl Pipe<'_, '_> {
             map.push(self.agg.name(name));
         }
         let map = &self.maps[worker];
-        for e in &events {
+        let base = if chunk.first { 0 } else { self.line_no };
+        self.line_no = base + chunk.lines.len() as u64;
+        for e in &chunk.events {
             match e.kind {
                 START => {
                     let name = map.get(e.index as usize).copied().unwrap_or(0);
@@ -744,7 +851,7 @@ impl Pipe<'_, '_> {
                     };
                     let line = LineRef {
                         source: chunk.source,
-                        line_no: chunk.first_line + i as u64,
+                        line_no: base + i as u64 + 1,
                         bytes,
                         oversized,
                     };
@@ -1187,7 +1294,14 @@ mod tests {
         let b = dir.path().join("b.log");
         std::fs::write(&a, mixed_log(1)).unwrap();
         std::fs::write(&b, mixed_log(2)).unwrap();
-        let inputs = Inputs::from_paths([&a, &b]).unwrap();
+        let c = dir.path().join("c.log.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&c).unwrap(),
+            flate2::Compression::fast(),
+        );
+        io::Write::write_all(&mut gz, &mixed_log(3)).unwrap();
+        gz.finish().unwrap();
+        let inputs = Inputs::from_paths([&a, &b, &c]).unwrap();
         for options in [
             RankOptions::new(),
             RankOptions::new().with_percentiles(true),
@@ -1222,7 +1336,7 @@ mod tests {
             assert_eq!(strip(&full.rows), whole.rows);
             assert_eq!(full.unfinished, whole.unfinished);
             assert_eq!(full.unreadable, whole.unreadable);
-            for (workers, chunk) in [(1, 1), (2, 300), (3, 4096), (2, 1 << 20)] {
+            for (workers, chunk) in [(1, 4096), (2, 70_000), (3, 200_000), (2, 1 << 20)] {
                 let Scanned {
                     stats,
                     open,
