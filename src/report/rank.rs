@@ -713,12 +713,20 @@ fn scan_parallel(
     let (work_tx, work_rx) = crossbeam_channel::bounded::<(u64, Chunk)>(IN_FLIGHT);
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<(u64, Done)>();
     std::thread::scope(|scope| {
+        let mut started = 0;
         for w in 0..workers {
             let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
             let filter = &options.filter;
-            scope.spawn(move || worker(w, filter, &work_rx, &done_tx));
+            // A thread the system refuses is one worker less, not a panic.
+            let spawned = std::thread::Builder::new()
+                .name("osprof-rank".into())
+                .spawn_scoped(scope, move || worker(w, filter, &work_rx, &done_tx));
+            started += usize::from(spawned.is_ok());
         }
         drop(done_tx);
+        if started == 0 {
+            return inputs.for_each_line(|line| agg.line(inputs, line));
+        }
         let mut pipe = Pipe {
             agg: &mut agg,
             inputs,

@@ -107,6 +107,8 @@ impl LineParser {
         // at fixed offsets, each followed by one space.
         let (duration, at) = if line.get(27..36) == Some(&[b' '; 9][..]) {
             (None, 36)
+        } else if let Some((value, len)) = plain_duration(&line[27..]) {
+            (Some(value), 28 + len)
         } else {
             let len = line[27..].iter().take(32).position(|&b| b == b' ')?;
             (Some(parse_duration(&line[27..27 + len])?), 28 + len)
@@ -332,6 +334,11 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// Exact powers of ten for [`parse_duration`]'s fast path.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
 /// As `parse_line` reads a duration: finite, non-negative, in any form
 /// Rust's `f64` parser takes from these characters.
 ///
@@ -341,9 +348,6 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
 /// IEEE division; Clinger's fast path), which is what `str::parse` returns.
 #[inline]
 fn parse_duration(token: &[u8]) -> Option<f64> {
-    const POW10: [f64; 16] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    ];
     if token.len() <= 16 {
         let mut mantissa = 0u64;
         let mut digits = 0usize;
@@ -373,6 +377,32 @@ fn parse_duration(token: &[u8]) -> Option<f64> {
     }
     let value: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
     (value.is_finite() && value >= 0.0).then_some(value)
+}
+
+/// The writers' duration followed by a space, in one pass: the value
+/// [`parse_duration`] gives for the token and the token's length; `None`
+/// for any other form (which then takes the general path).
+#[inline(always)]
+fn plain_duration(bytes: &[u8]) -> Option<(f64, usize)> {
+    let mut mantissa = 0u64;
+    let mut dot = None;
+    for (i, &b) in bytes.iter().enumerate().take(17) {
+        if b.is_ascii_digit() {
+            mantissa = mantissa * 10 + u64::from(b - b'0');
+        } else if b == b'.' && dot.is_none() {
+            dot = Some(i);
+        } else if b == b' ' {
+            let digits = i - usize::from(dot.is_some());
+            if !(1..=15).contains(&digits) {
+                return None;
+            }
+            let decimals = dot.map_or(0, |d| i - d - 1);
+            return Some((mantissa as f64 / POW10[decimals], i));
+        } else {
+            return None;
+        }
+    }
+    None
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` to microseconds since the epoch, with the
@@ -508,6 +538,11 @@ mod tests {
             }
             let expected = token.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
             proptest::prop_assert_eq!(parse_duration(token.as_bytes()), expected, "{}", token);
+            let spaced = format!("{token} x");
+            if let Some((value, len)) = plain_duration(spaced.as_bytes()) {
+                proptest::prop_assert_eq!(len, token.len());
+                proptest::prop_assert_eq!(Some(value), expected, "{}", token);
+            }
         }
 
         #[test]
