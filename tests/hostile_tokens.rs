@@ -2,8 +2,11 @@
 //! tokens signed with a valid key but carrying odd ids are served unprofiled
 //! (`Rejection::Malformed`), as the `ids` module documents.
 
+mod support;
+
 use base64::Engine as _;
 use proptest::prelude::*;
+use support::hmac_sha1_hex;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Rejection, Signer, TraceInfo};
 
 const KEY: &str = "SECRET_KEY";
@@ -13,19 +16,6 @@ fn signed(json: &str) -> (String, String) {
     let info = base64::engine::general_purpose::URL_SAFE.encode(json);
     let hmac = hmac_sha1_hex(KEY.as_bytes(), info.as_bytes());
     (info, hmac)
-}
-
-/// `Signer` only signs well-formed `TraceInfo`, so forged-but-signed JSON is
-/// signed here directly (checked against `Signer` below).
-fn hmac_sha1_hex(key: &[u8], msg: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).expect("any key length");
-    mac.update(msg);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[test]

@@ -7,7 +7,10 @@
 
 mod common;
 
+mod support;
+
 use std::path::{Path, PathBuf};
+use support::hmac_sha1_hex;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -39,17 +42,6 @@ fn python_json(script: &str, args: &[&str]) -> Value {
             String::from_utf8_lossy(&output.stdout)
         )
     })
-}
-
-fn hmac_sha1_hex(key: &[u8], msg: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).expect("any key length");
-    mac.update(msg);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -238,3 +238,17 @@ impl Points {
         self.by_trace.len()
     }
 }
+
+/// Lower-case hex HMAC-SHA1, computed here rather than by the crate, so that
+/// tests can sign any text (forged-but-signed tokens) and check the crate's
+/// own signing against an independent computation.
+pub fn hmac_sha1_hex(key: &[u8], msg: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).expect("any key length");
+    mac.update(msg);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
