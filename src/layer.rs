@@ -185,9 +185,11 @@ where
     /// A layer that writes to `make_writer`, with the defaults of the table
     /// above.
     ///
-    /// Use [`writer::RollingFile`](crate::writer::RollingFile) for a rolling,
-    /// non-blocking file, or any other [`MakeWriter`]; each line is one
-    /// `write_all` call on a fresh writer.
+    /// Use [`writer::RollingFile`](crate::writer::RollingFile) for a rolling
+    /// file written by a background thread: its [`ProfileWriter`] is
+    /// recognized, and lines are handed to it unformatted (its thread
+    /// formats them). Any other [`MakeWriter`] gets each line formatted, as
+    /// one `write_all` call on a fresh writer.
     #[must_use]
     pub fn new(make_writer: W) -> Self {
         OsProfilerLayer {

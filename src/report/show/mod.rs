@@ -52,7 +52,7 @@ pub use tree::write_text_tree;
 
 use std::borrow::Cow;
 
-use crate::report::model::Tree;
+use crate::report::model::{secs_to_micros, Tree};
 
 /// The tree in depth-first pre-order (roots and children sorted by begin):
 /// `(point index, depth)`.
@@ -64,6 +64,26 @@ fn preorder(tree: &Tree<'_>) -> Vec<(usize, usize)> {
         stack.extend(tree.children(i).iter().rev().map(|&c| (c, depth + 1)));
     }
     order
+}
+
+/// The table cells of the point at `index`, in milliseconds: start offset
+/// from `first` (the request's first begin), duration, self time; `-`
+/// where the log does not tell.
+fn point_cells(tree: &Tree<'_>, index: usize, first: Option<i64>) -> [String; 3] {
+    let point = tree.point(index);
+    let start = match (point.begin_micros(), first) {
+        (Some(b), Some(f)) => fmt_ms(b - f),
+        _ => "-".to_owned(),
+    };
+    let duration = point
+        .duration
+        .map_or_else(|| "-".to_owned(), |d| fmt_ms(secs_to_micros(d)));
+    let self_time = if point.begin_micros().is_some() && point.end_micros().is_some() {
+        fmt_ms(secs_to_micros(tree.self_secs(index)))
+    } else {
+        "-".to_owned()
+    };
+    [start, duration, self_time]
 }
 
 /// Microseconds as milliseconds with three decimals (`1234567` ->

@@ -21,7 +21,7 @@ use std::io::{self, Write};
 
 use crate::report::model::{secs_to_micros, Tree};
 
-use super::{escape_xml, fmt_ms, preorder};
+use super::{escape_xml, fmt_ms, point_cells, preorder};
 
 /// Width of the SVG, in pixels.
 const WIDTH: f64 = 1200.0;
@@ -103,18 +103,7 @@ tr.unfinished td {{ color: #777; font-style: italic; }}
     );
     for (i, depth) in preorder(tree) {
         let point = tree.point(i);
-        let start = match (point.begin_micros(), first) {
-            (Some(b), Some(f)) => fmt_ms(b - f),
-            _ => "-".to_owned(),
-        };
-        let duration = point
-            .duration
-            .map_or_else(|| "-".to_owned(), |d| fmt_ms(secs_to_micros(d)));
-        let self_time = if point.begin_micros().is_some() && point.end_micros().is_some() {
-            fmt_ms(secs_to_micros(tree.self_secs(i)))
-        } else {
-            "-".to_owned()
-        };
+        let [start, duration, self_time] = point_cells(tree, i, first);
         let mut class = Vec::new();
         let mut marks = String::new();
         if critical.contains(&i) {

@@ -11,9 +11,9 @@
 use std::collections::HashSet;
 use std::io::{self, Write};
 
-use crate::report::model::{secs_to_micros, Point, Tree};
+use crate::report::model::{Point, Tree};
 
-use super::{fmt_ms, preorder};
+use super::{fmt_ms, point_cells, preorder};
 
 /// Writes `tree` as an indented text tree.
 ///
@@ -54,18 +54,7 @@ pub fn write_text_tree(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
     )?;
     for (i, depth) in preorder(tree) {
         let point = tree.point(i);
-        let start = match (point.begin_micros(), first) {
-            (Some(b), Some(f)) => fmt_ms(b - f),
-            _ => "-".to_owned(),
-        };
-        let duration = point
-            .duration
-            .map_or_else(|| "-".to_owned(), |d| fmt_ms(secs_to_micros(d)));
-        let self_time = if point.end_micros().is_some() && point.begin_micros().is_some() {
-            fmt_ms(secs_to_micros(tree.self_secs(i)))
-        } else {
-            "-".to_owned()
-        };
+        let [start, duration, self_time] = point_cells(tree, i, first);
         let marks = format!(
             "{}{}",
             if critical.contains(&i) { '*' } else { ' ' },
