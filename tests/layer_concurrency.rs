@@ -34,16 +34,7 @@ fn serve(tag: u64, profile: Option<Profile>) -> Option<Id> {
             let _inner = info_span!("inner", req = tag).entered();
         }
         // What a client would send downstream: this request's ids only.
-        match (current_trace_headers(), base) {
-            (Some(headers), Some(base)) => {
-                let downstream = HmacKeys::new(["SECRET_KEY"])
-                    .verify(headers.trace_info(), headers.trace_hmac())
-                    .unwrap();
-                assert_eq!(downstream.trace_info().base_id(), base);
-            }
-            (None, None) => {}
-            other => panic!("headers and profiling disagree: {other:?}"),
-        }
+        support::assert_downstream_headers(current_trace_headers(), base, &tag.to_string());
         let _after = info_span!("after_call", req = tag).entered();
     });
     base

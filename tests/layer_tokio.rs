@@ -13,8 +13,7 @@ use std::time::Duration;
 use support::Capture;
 use tracing::{info_span, Instrument};
 use tracing_osprofiler::{
-    current_trace_headers, HmacAlgorithm, HmacKeys, Id, OsProfilerLayer, Profile, ProfileExt,
-    Signer,
+    current_trace_headers, HmacAlgorithm, Id, OsProfilerLayer, Profile, ProfileExt, Signer,
 };
 use tracing_subscriber::prelude::*;
 
@@ -60,16 +59,7 @@ async fn serve(tag: u64, profiled: bool, all_open: Arc<tokio::sync::Barrier>) ->
             .instrument(info_span!("spawned", req = tag)),
         );
         let headers = task.await.unwrap();
-        match (headers, base) {
-            (Some(headers), Some(base)) => {
-                let downstream = HmacKeys::new(["SECRET_KEY"])
-                    .verify(headers.trace_info(), headers.trace_hmac())
-                    .unwrap();
-                assert_eq!(downstream.trace_info().base_id(), base);
-            }
-            (None, None) => {}
-            other => panic!("request {tag}: headers and profiling disagree: {other:?}"),
-        }
+        support::assert_downstream_headers(headers, base, &tag.to_string());
     }
     .instrument(root)
     .await;

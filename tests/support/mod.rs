@@ -252,3 +252,23 @@ pub fn hmac_sha1_hex(key: &[u8], msg: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Checks what a request would send downstream: signed headers exactly when
+/// the request is profiled (`base` is its `base_id`), verifying under
+/// `SECRET_KEY` into this request's `base_id` and no other.
+pub fn assert_downstream_headers(
+    headers: Option<tracing_osprofiler::TraceHeaders>,
+    base: Option<Id>,
+    request: &str,
+) {
+    match (headers, base) {
+        (Some(headers), Some(base)) => {
+            let downstream = tracing_osprofiler::HmacKeys::new(["SECRET_KEY"])
+                .verify(headers.trace_info(), headers.trace_hmac())
+                .unwrap();
+            assert_eq!(downstream.trace_info().base_id(), base, "request {request}");
+        }
+        (None, None) => {}
+        other => panic!("request {request}: headers and profiling disagree: {other:?}"),
+    }
+}
