@@ -17,7 +17,9 @@ use crate::Id;
 /// A line parser with a one-second timestamp cache.
 #[derive(Debug, Default)]
 pub(crate) struct LineParser {
-    second: Option<([u8; 19], i64)>,
+    /// The last `YYYY-MM-DDTHH:MM:SS` converted (as three overlapping
+    /// little-endian words, see [`second_key`]) and its microseconds.
+    second: Option<((u64, u64, u64), i64)>,
 }
 
 /// A line in the writers' layout, split but not yet converted: what both
@@ -29,12 +31,10 @@ pub(crate) struct Fields<'a> {
     pub(crate) timestamp: Timestamp,
     /// As [`Line::duration`]: `Some` exactly on stop lines.
     pub(crate) duration: Option<f64>,
-    /// `base_id`, `parent_id` and `trace_id`, as [`Id`]s read them.
-    pub(crate) base_id: u128,
-    /// See `base_id`.
-    pub(crate) parent_id: u128,
-    /// See `base_id`.
-    pub(crate) trace_id: u128,
+    /// `base_id`, `parent_id` and `trace_id` in the canonical form,
+    /// checked; decoded on demand by [`base_id`](Self::base_id) and the
+    /// others (the rank report needs one or two of them per line).
+    ids: &'a [u8; IDS_LEN],
     /// The name's bytes, without `-start`/`-stop` (as [`Line::name`] before
     /// its lossy UTF-8 conversion).
     pub(crate) name: &'a [u8],
@@ -42,6 +42,26 @@ pub(crate) struct Fields<'a> {
     pub(crate) phase: Phase,
     /// Everything after the name, untrimmed.
     pub(crate) rest: &'a [u8],
+}
+
+impl Fields<'_> {
+    /// The `base_id`'s value, as [`Id`] reads it.
+    #[inline]
+    pub(crate) fn base_id(&self) -> u128 {
+        checked_id_value(&self.ids[..36])
+    }
+
+    /// The `parent_id`'s value.
+    #[inline]
+    pub(crate) fn parent_id(&self) -> u128 {
+        checked_id_value(&self.ids[37..73])
+    }
+
+    /// The `trace_id`'s value.
+    #[inline]
+    pub(crate) fn trace_id(&self) -> u128 {
+        checked_id_value(&self.ids[74..110])
+    }
 }
 
 impl LineParser {
@@ -65,9 +85,9 @@ impl LineParser {
             timestamp: f.timestamp,
             duration: f.duration,
             ids: PointIds {
-                base_id: id(f.base_id),
-                parent_id: id(f.parent_id),
-                trace_id: id(f.trace_id),
+                base_id: id(f.base_id()),
+                parent_id: id(f.parent_id()),
+                trace_id: id(f.trace_id()),
             },
             name: lossy(f.name),
             phase: f.phase,
@@ -83,26 +103,17 @@ impl LineParser {
     /// phase and (lossy-converted) name.
     #[inline]
     pub(crate) fn fields<'a>(&mut self, line: &'a [u8]) -> Option<Fields<'a>> {
-        if line.len() < 27 || line[19] != b'.' || line[26] != b' ' {
-            return None;
-        }
-        let prefix: &[u8; 19] = line[..19].try_into().ok()?;
+        let head: &[u8; 27] = line.get(..27)?.try_into().ok()?;
+        let key = second_key(head);
         let second = match self.second {
-            Some((cached, micros)) if &cached == prefix => micros,
+            Some((cached, micros)) if cached == key => micros,
             _ => {
-                let micros = second_micros(prefix)?;
-                self.second = Some((*prefix, micros));
+                let micros = second_micros(head[..19].try_into().ok()?)?;
+                self.second = Some((key, micros));
                 micros
             }
         };
-        let mut frac = 0i64;
-        for &d in &line[20..26] {
-            if !d.is_ascii_digit() {
-                return None;
-            }
-            frac = frac * 10 + i64::from(d - b'0');
-        }
-        let timestamp = Timestamp::from_unix_micros(second + frac);
+        let timestamp = Timestamp::from_unix_micros(second + i64::from(fraction(head)?));
         // The writers' layout: 8 spaces or a duration, then the three ids
         // at fixed offsets, each followed by one space.
         let (duration, at) = if line.get(27..36) == Some(&[b' '; 9][..]) {
@@ -113,15 +124,11 @@ impl LineParser {
             let len = line[27..].iter().take(32).position(|&b| b == b' ')?;
             (Some(parse_duration(&line[27..27 + len])?), 28 + len)
         };
-        let ids = line.get(at..at + 112)?;
-        if ids[36] != b' ' || ids[73] != b' ' || ids[110] != b' ' || ids[111].is_ascii_whitespace()
-        {
+        let ids: &[u8; IDS_LEN] = line.get(at..at + IDS_LEN)?.try_into().ok()?;
+        if !ids_ok(ids) {
             return None;
         }
-        let base_id = canonical_id(&ids[..36])?;
-        let parent_id = canonical_id(&ids[37..73])?;
-        let trace_id = canonical_id(&ids[74..110])?;
-        let tail = &line[at + 111..];
+        let tail = &line[at + IDS_LEN - 1..];
         let end = first_whitespace(tail);
         let full_name = &tail[..end];
         let (name, phase) = if let Some(n) = full_name.strip_suffix(b"-stop") {
@@ -137,14 +144,57 @@ impl LineParser {
         Some(Fields {
             timestamp,
             duration: if phase == Phase::Stop { duration } else { None },
-            base_id,
-            parent_id,
-            trace_id,
+            ids,
             name,
             phase,
             rest: &tail[end..],
         })
     }
+}
+
+/// The bytes of `YYYY-MM-DDTHH:MM:SS` as three overlapping words, to
+/// compare with the cached second in three comparisons.
+#[inline(always)]
+fn second_key(head: &[u8; 27]) -> (u64, u64, u64) {
+    (word_at(head, 0), word_at(head, 8), word_at(head, 11))
+}
+
+/// The little-endian word of `bytes[at..at + 8]`.
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The microseconds of `.ffffff ` (bytes 19 to 26): six digits between a
+/// `.` and a space, read at once (SWAR).
+#[inline(always)]
+fn fraction(head: &[u8; 27]) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let w = word_at(head, 19);
+    // `.`, six digits, a space (first byte lowest).
+    let frame = w & 0xff00_0000_0000_00ff;
+    let digits = w & 0x00ff_ffff_ffff_ff00;
+    let off = digits ^ 0x0030_3030_3030_3000;
+    // A byte of `off` is a digit's value when it is at most 9 and the byte
+    // was below 0x80.
+    let bad = (off.wrapping_add(ONES * 0x76) | digits) & HIGH & 0x00ff_ffff_ffff_ff00;
+    if frame != 0x2000_0000_0000_002e || bad != 0 {
+        return None;
+    }
+    // `00ffffff` as eight digits, first digit lowest, to its value.
+    Some(eight_digits((digits << 8) | 0x3030))
+}
+
+/// Eight ASCII digits (the first in the lowest byte) to their value.
+#[inline(always)]
+fn eight_digits(w: u64) -> u32 {
+    let v = w - 0x3030_3030_3030_3030;
+    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    ((v * 10_000 + (v >> 32)) & 0xffff_ffff) as u32
 }
 
 /// The index of the first ASCII whitespace byte in `bytes` (as
@@ -157,6 +207,16 @@ fn first_whitespace(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = ONES * 0x80;
     let mut at = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(block) = bytes.get(at..at + 16) {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(block);
+        let found = sse2::whitespace(&b);
+        if found != 0 {
+            return at + found.trailing_zeros() as usize;
+        }
+        at += 16;
+    }
     while at + 8 <= bytes.len() {
         let mut w = [0u8; 8];
         w.copy_from_slice(&bytes[at..at + 8]);
@@ -270,6 +330,182 @@ pub(crate) type U128Map<V> = std::collections::HashMap<u128, V, IdHashBuilder>;
 /// and few, so a word-at-a-time multiply-rotate hash is enough (SipHash cost
 /// about 6% of a rank report).
 pub(crate) type NameMap<V> = std::collections::HashMap<Box<[u8]>, V, IdHashBuilder>;
+
+/// The bytes `ID ID ID x` of a line in the writers' layout: three ids in
+/// the canonical 8-4-4-4-12 form, each followed by a space, and the first
+/// byte of the name.
+const IDS_LEN: usize = 112;
+
+/// The expected layout of [`IDS_LEN`] bytes: `-` and ` ` where they go,
+/// 0 where a hex digit goes, 1 for the name's first byte.
+const IDS_LAYOUT: [u8; IDS_LEN] = {
+    let mut layout = [0u8; IDS_LEN];
+    let mut id = 0;
+    while id < 3 {
+        let at = id * 37;
+        layout[at + 8] = b'-';
+        layout[at + 13] = b'-';
+        layout[at + 18] = b'-';
+        layout[at + 23] = b'-';
+        layout[at + 36] = b' ';
+        id += 1;
+    }
+    layout[IDS_LEN - 1] = 1;
+    layout
+};
+
+/// Whether `ids` is three ids in the canonical form (either case, as
+/// [`Id::parse_bytes`] reads them), each followed by one space, then a
+/// byte that is not whitespace.
+#[inline(always)]
+fn ids_ok(ids: &[u8; IDS_LEN]) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::ids_ok(ids)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        ids_ok_portable(ids)
+    }
+}
+
+/// [`ids_ok`] a word at a time, on any target.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn ids_ok_portable(ids: &[u8; IDS_LEN]) -> bool {
+    canonical_id(&ids[..36]).is_some()
+        && canonical_id(&ids[37..73]).is_some()
+        && canonical_id(&ids[74..110]).is_some()
+        && ids[36] == b' '
+        && ids[73] == b' '
+        && ids[110] == b' '
+        && !ids[111].is_ascii_whitespace()
+}
+
+/// 16 bytes at a time with SSE2, which every x86_64 processor has.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+// The intrinsics are safe functions from Rust 1.87 on, `unsafe` before.
+#[allow(unused_unsafe)]
+mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+
+    use super::{IDS_LAYOUT, IDS_LEN};
+
+    /// Per 16 bytes of [`IDS_LAYOUT`]: the separators to compare with,
+    /// which bytes must be hex digits, which must equal the separators.
+    const BLOCKS: [([u8; 16], u32, u32); 7] = {
+        let mut blocks = [([0u8; 16], 0u32, 0u32); 7];
+        let mut i = 0;
+        while i < IDS_LEN {
+            let b = IDS_LAYOUT[i];
+            let block = &mut blocks[i / 16];
+            if b == 0 {
+                block.1 |= 1 << (i % 16);
+            } else if b != 1 {
+                block.0[i % 16] = b;
+                block.2 |= 1 << (i % 16);
+            }
+            i += 1;
+        }
+        blocks
+    };
+
+    #[inline(always)]
+    fn load(bytes: &[u8; 16]) -> __m128i {
+        // SAFETY: reads the 16 bytes of `bytes`; `loadu` takes any
+        // alignment.
+        unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
+    }
+
+    /// Bit `i` set when byte `i` is an ASCII hex digit.
+    #[inline(always)]
+    fn hex_digits(v: __m128i) -> u32 {
+        // Signed comparisons: bytes from 0x80 are negative, never digits.
+        unsafe {
+            let digit = _mm_and_si128(
+                _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
+            );
+            let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            let letter = _mm_and_si128(
+                _mm_cmpgt_epi8(lower, _mm_set1_epi8(b'a' as i8 - 1)),
+                _mm_cmplt_epi8(lower, _mm_set1_epi8(b'f' as i8 + 1)),
+            );
+            _mm_movemask_epi8(_mm_or_si128(digit, letter)) as u32
+        }
+    }
+
+    /// Bit `i` set when byte `i` of `v` and of `other` are equal.
+    #[inline(always)]
+    fn equal(v: __m128i, other: &[u8; 16]) -> u32 {
+        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(v, load(other))) as u32 }
+    }
+
+    /// Bit `i` set when byte `i` is ASCII whitespace (as
+    /// [`u8::is_ascii_whitespace`] says).
+    #[inline(always)]
+    pub(super) fn whitespace(bytes: &[u8; 16]) -> u32 {
+        let v = load(bytes);
+        unsafe {
+            let eq = |b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
+            let m = _mm_or_si128(
+                _mm_or_si128(eq(b' '), eq(b'\t')),
+                _mm_or_si128(_mm_or_si128(eq(b'\n'), eq(b'\r')), eq(0x0c)),
+            );
+            _mm_movemask_epi8(m) as u32
+        }
+    }
+
+    /// See [`super::ids_ok`].
+    #[inline(always)]
+    pub(super) fn ids_ok(ids: &[u8; IDS_LEN]) -> bool {
+        let mut missing = 0;
+        for (i, (separators, hex, sep)) in BLOCKS.iter().enumerate() {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&ids[i * 16..i * 16 + 16]);
+            let v = load(&bytes);
+            let found = (hex_digits(v) & hex) | (equal(v, separators) & sep);
+            missing |= found ^ (hex | sep);
+        }
+        missing == 0 && !ids[IDS_LEN - 1].is_ascii_whitespace()
+    }
+}
+
+/// The value of an id that [`ids_ok`] checked (36 bytes, canonical form).
+#[inline(always)]
+fn checked_id_value(text: &[u8]) -> u128 {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&text[at..at + 8]);
+        u64::from_be_bytes(w)
+    };
+    let half = |at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&text[at..at + 4]);
+        u64::from(u32::from_be_bytes(w))
+    };
+    let a = hex8_value(word(0));
+    let b = hex8_value(half(9) << 32 | half(14));
+    let c = hex8_value(half(19) << 32 | half(24));
+    let d = hex8_value(word(28));
+    u128::from(a) << 96 | u128::from(b) << 64 | u128::from(c) << 32 | u128::from(d)
+}
+
+/// Eight hex digits, known to be hex digits (a big-endian word), to their
+/// value.
+#[inline(always)]
+fn hex8_value(w: u64) -> u32 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Letters have bit 0x40 set, digits not; a letter's low nibble is its
+    // value minus 9.
+    let mut n = (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
+    n = (n | (n >> 4)) & 0x00ff_00ff_00ff_00ff;
+    n = (n | (n >> 8)) & 0x0000_ffff_0000_ffff;
+    n = (n | (n >> 16)) & 0xffff_ffff;
+    n as u32
+}
 
 /// An id in the canonical 8-4-4-4-12 form (either case), as
 /// [`Id::parse_bytes`] reads it, as its 128-bit value; `None` for anything
@@ -566,11 +802,58 @@ mod tests {
             let parsed = parse_line(line).expect("fields took a line parse_line rejects");
             assert_eq!(f.timestamp, parsed.timestamp);
             assert_eq!(f.duration, parsed.duration);
-            assert_eq!(id(f.base_id), parsed.ids.base_id);
-            assert_eq!(id(f.parent_id), parsed.ids.parent_id);
-            assert_eq!(id(f.trace_id), parsed.ids.trace_id);
+            assert_eq!(id(f.base_id()), parsed.ids.base_id);
+            assert_eq!(id(f.parent_id()), parsed.ids.parent_id);
+            assert_eq!(id(f.trace_id()), parsed.ids.trace_id);
             assert_eq!(String::from_utf8_lossy(f.name), parsed.name);
             assert_eq!(f.phase, parsed.phase);
+        }
+    }
+
+    #[test]
+    fn ids_checked_at_once_as_one_by_one() {
+        let mut region = [0u8; IDS_LEN];
+        region[..110].copy_from_slice(IDS.as_bytes());
+        region[110] = b' ';
+        region[111] = b'a';
+        assert!(ids_ok(&region));
+        for at in 0..IDS_LEN {
+            for byte in 0..=255u8 {
+                let mut bytes = region;
+                bytes[at] = byte;
+                assert_eq!(ids_ok(&bytes), ids_ok_portable(&bytes), "{at} {byte}");
+                if ids_ok(&bytes) {
+                    for (i, text) in [&bytes[..36], &bytes[37..73], &bytes[74..110]]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        assert_eq!(Some(checked_id_value(text)), canonical_id(text), "{i}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fraction_is_six_digits_between_dot_and_space() {
+        let head = *b"2020-02-27T08:04:25.961298 ";
+        assert_eq!(fraction(&head), Some(961_298));
+        assert_eq!(fraction(b"2020-02-27T08:04:25.000000 "), Some(0));
+        assert_eq!(fraction(b"2020-02-27T08:04:25.999999 "), Some(999_999));
+        for at in 19..27 {
+            for byte in 0..=255u8 {
+                let mut bytes = head;
+                bytes[at] = byte;
+                let expected = (bytes[19] == b'.'
+                    && bytes[26] == b' '
+                    && bytes[20..26].iter().all(u8::is_ascii_digit))
+                .then(|| {
+                    bytes[20..26]
+                        .iter()
+                        .fold(0, |acc, d| acc * 10 + u32::from(d - b'0'))
+                });
+                assert_eq!(fraction(&bytes), expected, "{at} {byte}");
+            }
         }
     }
 

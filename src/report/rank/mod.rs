@@ -37,12 +37,12 @@
 //!   Mistral's); the tool prints them on stderr ([`Rank::notes`]).
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::read::{Inputs, LineRef, MAX_LINE_LEN};
+use super::read::{Inputs, LineRef};
 use super::scan::{id, Fields, IdMap, LineParser, NameMap, U128Map};
 use super::table::{csv, markdown};
 use super::{for_each_parsed, Error, Filter, Format, Unreadable};
@@ -289,11 +289,10 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) -
 const PARALLEL_FROM: u64 = 16 << 20;
 
 /// Lines handed to a worker at a time, in bytes.
-const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_BYTES: usize = 256 << 10;
 
-/// Chunks read ahead of the aggregation at most (bounds the memory to a
-/// few MiB whatever the input).
-const IN_FLIGHT: usize = 8;
+mod parallel;
+use parallel::scan_parallel;
 
 /// The scan without self time: per line only the name, the phase, the
 /// duration and the `trace_id` (plus the start time and `base_id` of the
@@ -367,26 +366,34 @@ impl<'o> Agg<'o> {
 
     #[inline]
     fn stop(&mut self, name: usize, trace_id: u128, duration: f64) {
-        record_stop(
-            &mut self.stats[name].1,
-            duration,
-            self.stops,
-            self.options.percentiles,
-        );
-        self.stops += 1;
+        self.record(name, duration);
         self.open.remove(&trace_id);
     }
 
-    fn point(&mut self, name: &[u8], fields: &Fields<'_>) {
+    /// A stop line's duration added to its name's figures.
+    #[inline]
+    fn record(&mut self, name: usize, duration: f64) {
+        if let Some((_, st)) = self.stats.get_mut(name) {
+            record_stop(st, duration, self.stops, self.options.percentiles);
+        }
+        self.stops += 1;
+    }
+
+    /// A kept line: `begin` and `base_id` count for starts, `duration` for
+    /// stops.
+    fn point(
+        &mut self,
+        name: &[u8],
+        phase: Phase,
+        trace_id: u128,
+        begin: i64,
+        base_id: u128,
+        duration: f64,
+    ) {
         let name = self.name(name);
-        match fields.phase {
-            Phase::Start => self.start(
-                name,
-                fields.trace_id,
-                fields.timestamp.unix_micros(),
-                fields.base_id,
-            ),
-            Phase::Stop => self.stop(name, fields.trace_id, fields.duration.unwrap_or(0.0)),
+        match phase {
+            Phase::Start => self.start(name, trace_id, begin, base_id),
+            Phase::Stop => self.stop(name, trace_id, duration),
         }
     }
 
@@ -406,7 +413,14 @@ impl<'o> Agg<'o> {
                 lossy.as_bytes()
             };
             if keeps(&self.options.filter, &fields, name) {
-                self.point(name, &fields);
+                self.point(
+                    name,
+                    fields.phase,
+                    fields.trace_id(),
+                    fields.timestamp.unix_micros(),
+                    fields.base_id(),
+                    fields.duration.unwrap_or(0.0),
+                );
             }
             return;
         }
@@ -422,17 +436,14 @@ impl<'o> Agg<'o> {
         match self.parser.parse(line.bytes) {
             Ok(parsed) => {
                 if self.options.filter.keeps(&parsed) {
-                    let fields = Fields {
-                        timestamp: parsed.timestamp,
-                        duration: parsed.duration,
-                        base_id: parsed.ids.base_id.as_uuid().as_u128(),
-                        parent_id: parsed.ids.parent_id.as_uuid().as_u128(),
-                        trace_id: parsed.ids.trace_id.as_uuid().as_u128(),
-                        name: parsed.name.as_bytes(),
-                        phase: parsed.phase,
-                        rest: parsed.extra.as_bytes(),
-                    };
-                    self.point(parsed.name.as_bytes(), &fields);
+                    self.point(
+                        parsed.name.as_bytes(),
+                        parsed.phase,
+                        parsed.ids.trace_id.as_uuid().as_u128(),
+                        parsed.timestamp.unix_micros(),
+                        parsed.ids.base_id.as_uuid().as_u128(),
+                        parsed.duration.unwrap_or(0.0),
+                    );
                 }
             }
             Err(ParseError::Blank) => {}
@@ -457,419 +468,9 @@ impl<'o> Agg<'o> {
 /// the name is only converted when a pattern needs it.
 #[inline]
 fn keeps(filter: &Filter, fields: &Fields<'_>, name: &[u8]) -> bool {
-    filter.keeps_base(id(fields.base_id))
+    (filter.base_ids.is_empty() || filter.keeps_base(id(fields.base_id())))
         && filter.keeps_time(fields.timestamp)
         && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(name)))
-}
-
-/// Consecutive whole lines of one log, read straight into `data`.
-#[derive(Default)]
-struct Chunk {
-    source: usize,
-    /// The log's first chunk: its line numbers start at 1.
-    first: bool,
-    /// Holds no bytes but one line longer than [`MAX_LINE_LEN`], skipped
-    /// by the reader.
-    oversized: bool,
-    /// Where the lines start in `data` (the bytes before are the end of an
-    /// oversized line).
-    begin: usize,
-    data: Vec<u8>,
-    /// Filled by the worker: (start, length) of each line in `data`; the
-    /// length is `u32::MAX` for an oversized line. The lines are split as
-    /// [`Inputs::for_each_line`] splits them.
-    lines: Vec<(u32, u32)>,
-    /// Filled by the worker (kept with the chunk to be reused with it).
-    events: Vec<Event>,
-}
-
-/// One line as a worker read it.
-struct Event {
-    /// The worker's index of the name (or, for `SLOW`, of the line).
-    index: u32,
-    kind: u8,
-    /// The start time (start) or the duration's bits (stop).
-    value: u64,
-    trace_id: u128,
-    base_id: u128,
-}
-
-const START: u8 = 0;
-const STOP: u8 = 1;
-/// A line for the full parser, on the aggregating thread.
-const SLOW: u8 = 2;
-
-/// What a worker returns for a chunk.
-struct Done {
-    worker: usize,
-    chunk: Chunk,
-    /// Names the worker met for the first time, in its index order.
-    new_names: Vec<Box<[u8]>>,
-}
-
-/// A worker: splits the lines of each chunk it takes into [`Event`]s.
-fn worker(
-    index: usize,
-    filter: &Filter,
-    work: &crossbeam_channel::Receiver<(u64, Chunk)>,
-    done: &crossbeam_channel::Sender<(u64, Done)>,
-) {
-    let mut parser = LineParser::default();
-    let mut names: NameMap<u32> = NameMap::default();
-    for (seq, mut chunk) in work.iter() {
-        let mut events = std::mem::take(&mut chunk.events);
-        events.clear();
-        split_lines(&mut chunk);
-        let mut new_names = Vec::new();
-        for (i, &(start, len)) in chunk.lines.iter().enumerate() {
-            let slow = Event {
-                index: i as u32,
-                kind: SLOW,
-                value: 0,
-                trace_id: 0,
-                base_id: 0,
-            };
-            let Some(bytes) = chunk
-                .data
-                .get(start as usize..(start as usize).saturating_add(len as usize))
-            else {
-                events.push(slow);
-                continue;
-            };
-            let Some(fields) = parser.fields(bytes) else {
-                events.push(slow);
-                continue;
-            };
-            let lossy;
-            let name = if fields.name.is_ascii() {
-                fields.name
-            } else {
-                lossy = String::from_utf8_lossy(fields.name);
-                lossy.as_bytes()
-            };
-            if !keeps(filter, &fields, name) {
-                continue;
-            }
-            let name = match names.get(name) {
-                Some(&n) => n,
-                None => {
-                    let n = names.len() as u32;
-                    names.insert(name.into(), n);
-                    new_names.push(name.into());
-                    n
-                }
-            };
-            events.push(match fields.phase {
-                Phase::Start => Event {
-                    index: name,
-                    kind: START,
-                    value: fields.timestamp.unix_micros() as u64,
-                    trace_id: fields.trace_id,
-                    base_id: fields.base_id,
-                },
-                Phase::Stop => Event {
-                    index: name,
-                    kind: STOP,
-                    value: fields.duration.unwrap_or(0.0).to_bits(),
-                    trace_id: fields.trace_id,
-                    base_id: 0,
-                },
-            });
-        }
-        chunk.events = events;
-        let out = Done {
-            worker: index,
-            chunk,
-            new_names,
-        };
-        if done.send((seq, out)).is_err() {
-            return;
-        }
-    }
-}
-
-/// Fills `chunk.lines`: `\n`-terminated lines, and a last one without
-/// `\n` when it is not empty; longer than [`MAX_LINE_LEN`] is oversized.
-fn split_lines(chunk: &mut Chunk) {
-    let mut lines = std::mem::take(&mut chunk.lines);
-    lines.clear();
-    let mut push = |start: usize, end: usize| {
-        let len = end - start;
-        let len = if len > MAX_LINE_LEN {
-            u32::MAX
-        } else {
-            len as u32
-        };
-        lines.push((start as u32, len));
-    };
-    if chunk.oversized {
-        push(0, usize::MAX);
-    }
-    let begin = chunk.begin.min(chunk.data.len());
-    let mut start = begin;
-    for nl in memchr::memchr_iter(b'\n', &chunk.data[begin..]) {
-        push(start, begin + nl);
-        start = begin + nl + 1;
-    }
-    if start < chunk.data.len() {
-        push(start, chunk.data.len());
-    }
-    chunk.lines = lines;
-}
-
-/// Reads the logs in reading order into chunks of whole lines for
-/// [`Pipe::send`]: about `chunk_bytes` at a time straight from the reader,
-/// cut after the last `\n`, the rest carried to the next chunk. The lines
-/// are the ones [`Inputs::for_each_line`] gives, with the same numbers.
-fn read_chunks(pipe: &mut Pipe<'_, '_>, chunk_bytes: usize) -> Result<(), Error> {
-    let inputs = pipe.inputs;
-    let want = chunk_bytes.max(1) as u64;
-    for &i in inputs.reading_order() {
-        let Some(source) = inputs.sources().get(i) else {
-            continue;
-        };
-        let err = |e| Error::Read {
-            name: source.to_string(),
-            source: e,
-        };
-        let mut reader = super::read::open(source)?;
-        let mut carry: Vec<u8> = Vec::new();
-        let mut skipping = false;
-        let mut first = true;
-        while !pipe.broken {
-            let mut chunk = pipe.buffer();
-            chunk.data.extend_from_slice(&carry);
-            carry.clear();
-            let n = (&mut reader)
-                .take(want)
-                .read_to_end(&mut chunk.data)
-                .map_err(err)?;
-            let eof = (n as u64) < want;
-            let mut begin = 0;
-            if skipping {
-                match memchr::memchr(b'\n', &chunk.data) {
-                    Some(p) => {
-                        skipping = false;
-                        begin = p + 1;
-                    }
-                    None => {
-                        pipe.free.push(chunk);
-                        if eof {
-                            break;
-                        }
-                        continue;
-                    }
-                }
-            }
-            let mut oversized_after = false;
-            if !eof {
-                let tail =
-                    memchr::memrchr(b'\n', &chunk.data[begin..]).map_or(begin, |p| begin + p + 1);
-                if chunk.data.len() - tail > MAX_LINE_LEN {
-                    // A line longer than the limit so far: counted once
-                    // (after this chunk's lines), its bytes skipped.
-                    oversized_after = true;
-                    skipping = true;
-                } else {
-                    carry.extend_from_slice(&chunk.data[tail..]);
-                }
-                chunk.data.truncate(tail);
-            }
-            chunk.source = i;
-            chunk.first = first;
-            chunk.begin = begin;
-            if chunk.data.len() > begin {
-                pipe.send(chunk);
-                first = false;
-            } else {
-                pipe.free.push(chunk);
-            }
-            if oversized_after {
-                let mut marker = pipe.buffer();
-                marker.source = i;
-                marker.first = first;
-                marker.oversized = true;
-                pipe.send(marker);
-                first = false;
-            }
-            if eof {
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// [`scan`] with the lines split on `workers` threads while this one reads
-/// the logs and adds the lines up in reading order, so that every figure
-/// (float sums included) is the one the sequential scan gives.
-fn scan_parallel(
-    inputs: &Inputs,
-    options: &RankOptions,
-    workers: usize,
-    chunk_bytes: usize,
-) -> Result<Scanned, Error> {
-    let mut agg = Agg::new(options);
-    let (work_tx, work_rx) = crossbeam_channel::bounded::<(u64, Chunk)>(IN_FLIGHT);
-    let (done_tx, done_rx) = crossbeam_channel::unbounded::<(u64, Done)>();
-    std::thread::scope(|scope| {
-        let mut started = 0;
-        for w in 0..workers {
-            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
-            let filter = &options.filter;
-            // A thread the system refuses is one worker less, not a panic.
-            let spawned = std::thread::Builder::new()
-                .name("osprof-rank".into())
-                .spawn_scoped(scope, move || worker(w, filter, &work_rx, &done_tx));
-            started += usize::from(spawned.is_ok());
-        }
-        drop(done_tx);
-        if started == 0 {
-            return inputs.for_each_line(|line| agg.line(inputs, line));
-        }
-        let mut pipe = Pipe {
-            agg: &mut agg,
-            inputs,
-            work: work_tx,
-            done: done_rx,
-            sent: 0,
-            next: 0,
-            waiting: std::collections::BTreeMap::new(),
-            maps: vec![Vec::new(); workers],
-            free: Vec::new(),
-            line_no: 0,
-            broken: false,
-        };
-        let read = read_chunks(&mut pipe, chunk_bytes);
-        let Pipe {
-            work, broken, sent, ..
-        } = &mut pipe;
-        // Dropping the sender ends the workers once they are done.
-        drop(std::mem::replace(work, crossbeam_channel::bounded(0).0));
-        let (sent, mut broken) = (*sent, *broken);
-        while pipe.next < sent && !broken {
-            broken = !pipe.receive();
-        }
-        read?;
-        if broken {
-            return Err(Error::Read {
-                name: String::from("-"),
-                source: std::io::Error::other("a rank worker thread stopped"),
-            });
-        }
-        Ok(())
-    })?;
-    Ok(agg.finish())
-}
-
-/// The aggregating side of [`scan_parallel`].
-struct Pipe<'a, 'o> {
-    agg: &'a mut Agg<'o>,
-    inputs: &'a Inputs,
-    work: crossbeam_channel::Sender<(u64, Chunk)>,
-    done: crossbeam_channel::Receiver<(u64, Done)>,
-    /// Chunks sent, and the next one to add up.
-    sent: u64,
-    next: u64,
-    /// Chunks done out of order.
-    waiting: std::collections::BTreeMap<u64, Done>,
-    /// Per worker, its name indexes to the report's.
-    maps: Vec<Vec<usize>>,
-    free: Vec<Chunk>,
-    /// Lines of the current log added up so far.
-    line_no: u64,
-    broken: bool,
-}
-
-impl Pipe<'_, '_> {
-    /// An empty chunk, reusing a done one.
-    fn buffer(&mut self) -> Chunk {
-        let mut chunk = self.free.pop().unwrap_or_default();
-        chunk.data.clear();
-        chunk.oversized = false;
-        chunk.begin = 0;
-        chunk
-    }
-
-    /// Sends a chunk to the workers, first adding up done ones while too
-    /// many are in flight.
-    fn send(&mut self, chunk: Chunk) {
-        while !self.broken && self.sent - self.next >= IN_FLIGHT as u64 {
-            self.broken = !self.receive();
-        }
-        if self.broken || self.work.send((self.sent, chunk)).is_err() {
-            self.broken = true;
-            return;
-        }
-        self.sent += 1;
-    }
-
-    /// Waits for chunk `next` and adds it up; false when the workers are
-    /// gone.
-    fn receive(&mut self) -> bool {
-        let done = loop {
-            if let Some(done) = self.waiting.remove(&self.next) {
-                break done;
-            }
-            match self.done.recv() {
-                Ok((seq, done)) => {
-                    self.waiting.insert(seq, done);
-                }
-                Err(_) => return false,
-            }
-        };
-        self.next += 1;
-        let Done {
-            worker,
-            chunk,
-            new_names,
-        } = done;
-        let Some(map) = self.maps.get_mut(worker) else {
-            return false;
-        };
-        for name in &new_names {
-            map.push(self.agg.name(name));
-        }
-        let map = &self.maps[worker];
-        let base = if chunk.first { 0 } else { self.line_no };
-        self.line_no = base + chunk.lines.len() as u64;
-        for e in &chunk.events {
-            match e.kind {
-                START => {
-                    let name = map.get(e.index as usize).copied().unwrap_or(0);
-                    self.agg.start(name, e.trace_id, e.value as i64, e.base_id);
-                }
-                STOP => {
-                    let name = map.get(e.index as usize).copied().unwrap_or(0);
-                    self.agg.stop(name, e.trace_id, f64::from_bits(e.value));
-                }
-                _ => {
-                    let i = e.index as usize;
-                    let Some(&(start, len)) = chunk.lines.get(i) else {
-                        continue;
-                    };
-                    let oversized = len == u32::MAX;
-                    let bytes = if oversized {
-                        &[][..]
-                    } else {
-                        chunk
-                            .data
-                            .get(start as usize..start as usize + len as usize)
-                            .unwrap_or(&[])
-                    };
-                    let line = LineRef {
-                        source: chunk.source,
-                        line_no: base + i as u64 + 1,
-                        bytes,
-                        oversized,
-                    };
-                    self.agg.slow_line(self.inputs, line);
-                }
-            }
-        }
-        self.free.push(chunk);
-        true
-    }
 }
 
 /// The scan with self time, which follows each point's children.
