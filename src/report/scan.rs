@@ -14,6 +14,8 @@ use std::borrow::Cow;
 use crate::format::{parse_line, Line, ParseError, Phase, PointIds, Timestamp, SLOW_MARKER};
 use crate::Id;
 
+use super::read::MAX_LINE_LEN;
+
 /// A line parser with a one-second timestamp cache.
 #[derive(Debug, Default)]
 pub(crate) struct LineParser {
@@ -103,6 +105,21 @@ impl LineParser {
     /// phase and (lossy-converted) name.
     #[inline]
     pub(crate) fn fields<'a>(&mut self, line: &'a [u8]) -> Option<Fields<'a>> {
+        match self.fields_at(line) {
+            Some((fields, len)) if len == line.len() => Some(fields),
+            _ => None,
+        }
+    }
+
+    /// [`fields`](Self::fields) of the line that starts `text` and ends at
+    /// its first `\n` (or the end of `text`), and that line's length,
+    /// without looking for the `\n` first: the fixed-layout checks fail on
+    /// any `\n`, and the name ends at the first whitespace, which a `\n`
+    /// is. So a chunk of lines is split and read in one pass. `None` also
+    /// for a line longer than [`MAX_LINE_LEN`].
+    #[inline]
+    pub(crate) fn fields_at<'a>(&mut self, text: &'a [u8]) -> Option<(Fields<'a>, usize)> {
+        let line = text;
         let head: &[u8; 27] = line.get(..27)?.try_into().ok()?;
         let key = second_key(head);
         let second = match self.second {
@@ -131,6 +148,14 @@ impl LineParser {
         let tail = &line[at + IDS_LEN - 1..];
         let end = first_whitespace(tail);
         let full_name = &tail[..end];
+        let line_len = at + IDS_LEN - 1 + end;
+        let line_len = match tail.get(end) {
+            Some(b'\n') | None => line_len,
+            Some(_) => memchr::memchr(b'\n', &tail[end..]).map_or(text.len(), |p| line_len + p),
+        };
+        if line_len > MAX_LINE_LEN {
+            return None;
+        }
         let (name, phase) = if let Some(n) = full_name.strip_suffix(b"-stop") {
             (n, Phase::Stop)
         } else if let Some(n) = full_name.strip_suffix(b"-start") {
@@ -141,14 +166,15 @@ impl LineParser {
         if phase == Phase::Stop && duration.is_none() {
             return None;
         }
-        Some(Fields {
+        let fields = Fields {
             timestamp,
             duration: if phase == Phase::Stop { duration } else { None },
             ids,
             name,
             phase,
-            rest: &tail[end..],
-        })
+            rest: &text[at + IDS_LEN - 1 + end..line_len],
+        };
+        Some((fields, line_len))
     }
 }
 
@@ -753,6 +779,35 @@ mod tests {
             for line in &lines {
                 proptest::prop_assert_eq!(parser.parse(line), parse_line(line));
                 check_fields(&mut parser, line);
+            }
+        }
+
+        #[test]
+        fn fields_at_splits_a_chunk_as_memchr_does(lines in proptest::collection::vec(mangled(), 1..6), crlf in proptest::bool::ANY) {
+            let mut chunk = Vec::new();
+            for line in &lines {
+                chunk.extend_from_slice(line);
+                if crlf {
+                    chunk.push(b'\r');
+                }
+                chunk.push(b'\n');
+            }
+            let mut by_line = LineParser::default();
+            let mut at_once = LineParser::default();
+            let mut start = 0;
+            for line in chunk.split(|&b| b == b'\n') {
+                if start >= chunk.len() {
+                    break;
+                }
+                let expected = by_line.fields(line);
+                match at_once.fields_at(&chunk[start..]) {
+                    Some((fields, len)) => {
+                        proptest::prop_assert_eq!(len, line.len());
+                        proptest::prop_assert_eq!(Some(fields), expected);
+                    }
+                    None => proptest::prop_assert_eq!(expected, None),
+                }
+                start += line.len() + 1;
             }
         }
 

@@ -24,7 +24,7 @@ use std::io::{self, Read};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::super::read::{Inputs, LineRef, Source, MAX_LINE_LEN};
-use super::super::scan::{LineParser, NameMap, U128Map};
+use super::super::scan::{Fields, LineParser, NameMap, U128Map};
 use super::super::{Error, Filter};
 use super::{keeps, Agg, RankOptions, Scanned};
 use crate::format::{parse_line, ParseError, Phase};
@@ -42,11 +42,12 @@ struct Job {
     work: Work,
 }
 
-/// Whole lines in `data[begin..]` (the bytes before are the end of an
+/// Whole lines in `data[begin..end]` (the bytes before are the end of an
 /// oversized line), then one more oversized line if `oversized_after`.
 struct Work {
     data: Vec<u8>,
     begin: usize,
+    end: usize,
     oversized_after: bool,
 }
 
@@ -81,10 +82,13 @@ struct Summary {
     stops: Vec<(u32, f64)>,
     /// (0-based index in the chunk, reason) of the unreadable lines.
     unreadable: Vec<(u64, Unread)>,
-    /// Per trace id the chunk touched: its start (name, begin, base id) if
-    /// a start was the last line about it, `None` if a stop was.
-    last: U128Map<Option<(u32, i64, u128)>>,
-    /// The `Some` entries of `last`, listed by the worker.
+    /// Per trace id the chunk touched: where its start line is in the
+    /// chunk (start, length) if a start was the last line about it, `None`
+    /// if a stop was.
+    last: U128Map<Option<(u32, u32)>>,
+    /// The `Some` entries of `last` (the worker's scratch list).
+    opens_at: Vec<(u128, (u32, u32))>,
+    /// The points the chunk left started: (name, begin, base id).
     opens: Vec<(u128, (u32, i64, u128))>,
     /// The chunk's buffer, handed back for reuse.
     data: Vec<u8>,
@@ -98,6 +102,7 @@ impl Summary {
         self.stops.clear();
         self.unreadable.clear();
         self.last.clear();
+        self.opens_at.clear();
         self.opens.clear();
         self.data = Vec::new();
         self.error = None;
@@ -187,24 +192,26 @@ fn read_chunks(
         name: source.to_string(),
         source: e,
     };
-    let want = chunk_bytes as u64;
     let mut reader = super::super::read::open(source)?;
     let mut carry: Vec<u8> = Vec::new();
     let mut skipping = false;
     let mut first = true;
     while pipe.failed.is_none() {
+        // Buffers keep their length (zero-filled once), and reads of the
+        // whole chunk size go past the `BufReader` straight into them.
         let mut data = pipe.buffers.pop().unwrap_or_default();
-        data.clear();
-        data.extend_from_slice(&carry);
+        let need = carry.len() + chunk_bytes;
+        if data.len() < need {
+            data.resize(need, 0);
+        }
+        data[..carry.len()].copy_from_slice(&carry);
+        let got = read_full(&mut reader, &mut data[carry.len()..need]).map_err(err)?;
+        let mut end = carry.len() + got;
         carry.clear();
-        let n = (&mut reader)
-            .take(want)
-            .read_to_end(&mut data)
-            .map_err(err)?;
-        let eof = (n as u64) < want;
+        let eof = got < chunk_bytes;
         let mut begin = 0;
         if skipping {
-            match memchr::memchr(b'\n', &data) {
+            match memchr::memchr(b'\n', &data[..end]) {
                 Some(p) => {
                     skipping = false;
                     begin = p + 1;
@@ -220,21 +227,22 @@ fn read_chunks(
         }
         let mut oversized_after = false;
         if !eof {
-            let tail = memchr::memrchr(b'\n', &data[begin..]).map_or(begin, |p| begin + p + 1);
-            if data.len() - tail > MAX_LINE_LEN {
+            let tail = memchr::memrchr(b'\n', &data[begin..end]).map_or(begin, |p| begin + p + 1);
+            if end - tail > MAX_LINE_LEN {
                 // A line longer than the limit so far: counted once (after
                 // this chunk's lines), its bytes skipped.
                 oversized_after = true;
                 skipping = true;
             } else {
-                carry.extend_from_slice(&data[tail..]);
+                carry.extend_from_slice(&data[tail..end]);
             }
-            data.truncate(tail);
+            end = tail;
         }
-        if data.len() > begin || oversized_after {
+        if end > begin || oversized_after {
             let work = Work {
                 data,
                 begin,
+                end,
                 oversized_after,
             };
             pipe.send(source_index, first, work);
@@ -247,6 +255,20 @@ fn read_chunks(
         }
     }
     Ok(())
+}
+
+/// Fills `buf` from `reader`; fewer bytes only at the end of the input.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// The adding-up side of [`scan_parallel`], on the reading thread.
@@ -387,6 +409,8 @@ fn worker(
     let mut lines = Lines {
         parser: LineParser::default(),
         names: NameMap::default(),
+        known: Vec::new(),
+        recent: [0; RECENT],
         filter,
     };
     for job in jobs.iter() {
@@ -398,41 +422,57 @@ fn worker(
         let Work {
             data,
             begin,
+            end,
             oversized_after,
         } = job.work;
-        lines.chunk(data.get(begin..).unwrap_or_default(), &mut sum);
+        let chunk = data.get(begin..end).unwrap_or_default();
+        lines.chunk(chunk, &mut sum);
         if oversized_after {
             lines.too_long(&mut sum);
         }
+        lines.opens(chunk, &mut sum);
         sum.data = data;
-        sum.opens.extend(
-            sum.last
-                .iter()
-                .filter_map(|(&id, &start)| start.map(|s| (id, s))),
-        );
         if done.send(sum).is_err() {
             return;
         }
     }
 }
 
+/// Slots of [`Lines::recent`].
+const RECENT: usize = 64;
+
 /// A worker's line reader.
 struct Lines<'f> {
     parser: LineParser,
     names: NameMap<u32>,
+    /// The names by index.
+    known: Vec<Box<[u8]>>,
+    /// A cache in front of `names`, by a cheap hash of the name's length
+    /// and first and last 8 bytes: 1 + the index of a name with that hash,
+    /// or 0. A log has few names, so this finds almost all of them with no
+    /// keyed hash; a miss (or a crafted log's collisions) only falls back
+    /// to `names`.
+    recent: [u32; RECENT],
     filter: &'f Filter,
 }
 
 impl Lines<'_> {
-    /// The lines of `data` (split as [`Inputs::for_each_line`] splits them).
+    /// The lines of `data` (split as [`Inputs::for_each_line`] splits
+    /// them): a line in the writers' layout is split and read in one pass
+    /// ([`LineParser::fields_at`]), any other is cut at its `\n` first.
     fn chunk(&mut self, data: &[u8], sum: &mut Summary) {
         let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', data) {
-            self.line(&data[start..nl], sum);
-            start = nl + 1;
-        }
-        if start < data.len() {
-            self.line(&data[start..], sum);
+        while let Some(text) = data.get(start..).filter(|t| !t.is_empty()) {
+            let index = sum.lines;
+            sum.lines += 1;
+            if let Some((fields, len)) = self.parser.fields_at(text) {
+                self.fields(&fields, (start as u32, len as u32), sum);
+                start += len + 1;
+                continue;
+            }
+            let len = memchr::memchr(b'\n', text).unwrap_or(text.len());
+            self.other_line(&text[..len], index, start, sum);
+            start += len + 1;
         }
     }
 
@@ -441,53 +481,54 @@ impl Lines<'_> {
         sum.lines += 1;
     }
 
+    /// A line in the writers' layout, at `at` (start, length) in the chunk.
+    /// A start is kept as where its line is: only the few still open at
+    /// the end of the chunk are read again for their name and begin.
     #[inline]
-    fn line(&mut self, bytes: &[u8], sum: &mut Summary) {
-        if bytes.len() > MAX_LINE_LEN {
-            self.too_long(sum);
+    fn fields(&mut self, fields: &Fields<'_>, at: (u32, u32), sum: &mut Summary) {
+        let lossy;
+        let name = if fields.name.is_ascii() {
+            fields.name
+        } else {
+            lossy = String::from_utf8_lossy(fields.name);
+            lossy.as_bytes()
+        };
+        if !keeps(self.filter, fields, name) {
             return;
         }
-        let index = sum.lines;
-        sum.lines += 1;
-        if let Some(fields) = self.parser.fields(bytes) {
-            let lossy;
-            let name = if fields.name.is_ascii() {
-                fields.name
-            } else {
-                lossy = String::from_utf8_lossy(fields.name);
-                lossy.as_bytes()
-            };
-            if keeps(self.filter, &fields, name) {
-                let name = self.name(name, sum);
-                match fields.phase {
-                    Phase::Start => self.start(
-                        name,
-                        fields.trace_id(),
-                        fields.timestamp.unix_micros(),
-                        fields.base_id(),
-                        sum,
-                    ),
-                    Phase::Stop => {
-                        self.stop(name, fields.trace_id(), fields.duration.unwrap_or(0.0), sum);
-                    }
-                }
+        let trace_id = fields.trace_id();
+        match fields.phase {
+            Phase::Start => {
+                sum.last.insert(trace_id, Some(at));
             }
+            Phase::Stop => {
+                let name = self.name(name, sum);
+                sum.stops.push((name, fields.duration.unwrap_or(0.0)));
+                sum.last.insert(trace_id, None);
+            }
+        }
+    }
+
+    /// Any other line, the `index`-th of the chunk, starting at `start`.
+    fn other_line(&mut self, bytes: &[u8], index: u64, start: usize, sum: &mut Summary) {
+        if bytes.len() > MAX_LINE_LEN {
+            sum.unreadable.push((index, Unread::TooLong));
             return;
         }
         match parse_line(bytes) {
             Ok(line) => {
                 if self.filter.keeps(&line) {
-                    let name = self.name(line.name.as_bytes(), sum);
                     let trace_id = line.ids.trace_id.as_uuid().as_u128();
                     match line.phase {
-                        Phase::Start => self.start(
-                            name,
-                            trace_id,
-                            line.timestamp.unix_micros(),
-                            line.ids.base_id.as_uuid().as_u128(),
-                            sum,
-                        ),
-                        Phase::Stop => self.stop(name, trace_id, line.duration.unwrap_or(0.0), sum),
+                        Phase::Start => {
+                            let at = (start as u32, bytes.len() as u32);
+                            sum.last.insert(trace_id, Some(at));
+                        }
+                        Phase::Stop => {
+                            let name = self.name(line.name.as_bytes(), sum);
+                            sum.stops.push((name, line.duration.unwrap_or(0.0)));
+                            sum.last.insert(trace_id, None);
+                        }
                     }
                 }
             }
@@ -496,26 +537,105 @@ impl Lines<'_> {
         }
     }
 
+    /// Lists the points the chunk left started, reading their start lines
+    /// again (they were read once, so they parse).
+    fn opens(&mut self, data: &[u8], sum: &mut Summary) {
+        let mut starts = std::mem::take(&mut sum.opens_at);
+        starts.extend(
+            sum.last
+                .iter()
+                .filter_map(|(&id, &at)| at.map(|at| (id, at))),
+        );
+        for &(id, (start, len)) in &starts {
+            let Some(bytes) = data.get(start as usize..start as usize + len as usize) else {
+                continue;
+            };
+            let (name, begin, base_id) = if let Some(fields) = self.parser.fields(bytes) {
+                let name = String::from_utf8_lossy(fields.name).into_owned();
+                (name, fields.timestamp.unix_micros(), fields.base_id())
+            } else if let Ok(line) = parse_line(bytes) {
+                (
+                    line.name.into_owned(),
+                    line.timestamp.unix_micros(),
+                    line.ids.base_id.as_uuid().as_u128(),
+                )
+            } else {
+                continue;
+            };
+            let name = self.name(name.as_bytes(), sum);
+            sum.opens.push((id, (name, begin, base_id)));
+        }
+        starts.clear();
+        sum.opens_at = starts;
+    }
+
     /// The worker's index of a name (its lossy UTF-8 bytes).
     #[inline]
     fn name(&mut self, name: &[u8], sum: &mut Summary) -> u32 {
-        if let Some(&n) = self.names.get(name) {
-            return n;
+        let slot = recent_slot(name);
+        if let Some(n) = self.recent[slot].checked_sub(1) {
+            if self
+                .known
+                .get(n as usize)
+                .is_some_and(|k| same_bytes(k, name))
+            {
+                return n;
+            }
         }
-        let n = self.names.len() as u32;
-        self.names.insert(name.into(), n);
-        sum.new_names.push(name.into());
+        let n = match self.names.get(name) {
+            Some(&n) => n,
+            None => {
+                let n = self.known.len() as u32;
+                self.names.insert(name.into(), n);
+                self.known.push(name.into());
+                sum.new_names.push(name.into());
+                n
+            }
+        };
+        self.recent[slot] = n + 1;
         n
     }
+}
 
-    #[inline]
-    fn start(&mut self, name: u32, trace_id: u128, begin: i64, base_id: u128, sum: &mut Summary) {
-        sum.last.insert(trace_id, Some((name, begin, base_id)));
-    }
+/// The slot of [`Lines::recent`] for a name.
+#[inline(always)]
+fn recent_slot(name: &[u8]) -> usize {
+    let (head, tail) = edge_words(name);
+    let h = (head ^ tail.rotate_left(29) ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> (64 - RECENT.trailing_zeros())) as usize
+}
 
-    #[inline]
-    fn stop(&mut self, name: u32, trace_id: u128, duration: f64, sum: &mut Summary) {
-        sum.stops.push((name, duration));
-        sum.last.insert(trace_id, None);
+/// The first and the last 8 bytes (zero-padded when shorter).
+#[inline(always)]
+fn edge_words(bytes: &[u8]) -> (u64, u64) {
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    if bytes.len() >= 8 {
+        (word(&bytes[..8]), word(&bytes[bytes.len() - 8..]))
+    } else {
+        (word(bytes), 0)
     }
+}
+
+/// `a == b`, 8 bytes at a time (names are short; no call to `memcmp`).
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() < 8 {
+        return a == b;
+    }
+    let mut at = 0;
+    while at + 8 <= a.len() {
+        if a[at..at + 8] != b[at..at + 8] {
+            return false;
+        }
+        at += 8;
+    }
+    let end = a.len() - 8;
+    a[end..] == b[end..]
 }
