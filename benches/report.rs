@@ -6,7 +6,8 @@
 //! for a quick run) is generated once and reused: requests of nested points
 //! with 40 distinct names, durations in the forms Python writes, slow
 //! markers and the odd JSON suffix. Each measurement is the best of
-//! `OSPROF_BENCH_RUNS` (default 3) runs on a warm page cache. Peak RSS is
+//! `OSPROF_BENCH_RUNS` (default 3) runs on a warm page cache
+//! (`OSPROF_BENCH_RANK_ONLY=1`: the line count and `rank` only). Peak RSS is
 //! the `VmHWM` of a child `osprof rank` process (sampled from
 //! `/proc/<pid>/status` until it exits; Linux only).
 
@@ -203,8 +204,24 @@ fn main() {
     let inputs = Inputs::from_paths([&path]).expect("open the log");
 
     let (t_count, lines) = best(runs, || count_lines(&path).expect("read"));
-    let (t_rank, report) = best(runs, || rank(&inputs, &RankOptions::new()).expect("rank"));
+    // `osprof rank` maps plain files (`--no-mmap` reads them).
+    let (t_rank, report) = best(runs, || {
+        rank(&inputs, &RankOptions::new().with_mmap(true)).expect("rank")
+    });
     assert_eq!(report.unreadable.count, 0);
+    let (t_read, read) = best(runs, || rank(&inputs, &RankOptions::new()).expect("rank"));
+    assert_eq!(read.rows, report.rows);
+    if std::env::var_os("OSPROF_BENCH_RANK_ONLY").is_some() {
+        println!(
+            "count {:.3} rank {:.3} ratio {:.2} no-mmap {:.3} ratio {:.2}",
+            t_count.as_secs_f64(),
+            t_rank.as_secs_f64(),
+            t_count.as_secs_f64() / t_rank.as_secs_f64(),
+            t_read.as_secs_f64(),
+            t_count.as_secs_f64() / t_read.as_secs_f64()
+        );
+        return;
+    }
     let (t_self, _) = best(runs, || {
         rank(
             &inputs,
@@ -232,12 +249,14 @@ fn main() {
     };
     row("memchr line count", t_count);
     row("rank", t_rank);
+    row("rank --no-mmap", t_read);
     row("rank --self --percentiles", t_self);
     row("list", t_list);
     if let Some(exe) = option_env!("CARGO_BIN_EXE_osprof") {
         let p = path.to_string_lossy();
         for args in [
             vec!["rank", &*p],
+            vec!["rank", "--no-mmap", &*p],
             vec!["rank", "--self", "--percentiles", &*p],
             vec!["list", &*p],
         ] {

@@ -170,3 +170,98 @@ fn show_renders_one_request_in_every_format() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no point of request"));
 }
+
+/// Copies of the fixture, enough for `rank` to split the work over threads
+/// (16 MiB and more).
+fn large_log(dir: &std::path::Path) -> std::path::PathBuf {
+    let data = std::fs::read(FIXTURE).unwrap();
+    let path = dir.join("large.log");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut written = 0;
+    while written < 17 << 20 {
+        out.write_all(&data).unwrap();
+        written += data.len();
+    }
+    out.flush().unwrap();
+    path
+}
+
+#[test]
+fn mapped_and_read_logs_give_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = large_log(dir.path());
+    let log = log.to_str().unwrap();
+    let mapped = osprof(&["rank", log], None);
+    let read = osprof(&["rank", "--no-mmap", log], None);
+    assert!(mapped.status.success(), "{mapped:?}");
+    assert!(read.status.success(), "{read:?}");
+    assert_eq!(mapped.stdout, read.stdout);
+    assert_eq!(mapped.stderr, read.stderr);
+    assert!(!mapped.stdout.is_empty());
+}
+
+/// A mapped log cut shorter while being read raises SIGBUS; `osprof` says
+/// so and exits 1 instead of dying by the signal. The signal is sent by
+/// hand here (cutting a file at the right moment cannot be timed).
+#[cfg(unix)]
+#[test]
+fn sigbus_is_an_error_message_not_a_crash() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_osprof"))
+        .args(["rank", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Started and waiting for stdin (the handler is installed first thing).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = Command::new("kill")
+        .args(["-BUS", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let pipe = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    drop(pipe);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("was cut shorter while it was being read"),
+        "{stderr}"
+    );
+}
+
+/// The real thing, at whatever moment it lands: a log cut shorter while
+/// `osprof rank` reads it never kills the process by a signal.
+#[cfg(unix)]
+#[test]
+fn a_log_cut_shorter_while_read_is_never_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = large_log(dir.path());
+    for delay_ms in [0, 5, 10, 20] {
+        let copy = dir.path().join(format!("cut-{delay_ms}.log"));
+        std::fs::copy(&log, &copy).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_osprof"))
+            .args(["rank", copy.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        match out.status.code() {
+            Some(0) => {}
+            Some(1) => {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(stderr.contains("cut shorter"), "{stderr}");
+            }
+            other => panic!("osprof ended with {other:?}: {out:?}"),
+        }
+    }
+}

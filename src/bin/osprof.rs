@@ -101,6 +101,10 @@ struct RankArgs {
     /// Sort by this column.
     #[arg(long, value_enum, default_value_t = SortColumn::Total)]
     sort: SortColumn,
+    /// Read plain log files instead of mapping them into memory (slower;
+    /// for files that may be cut shorter while being read).
+    #[arg(long)]
+    no_mmap: bool,
 }
 
 #[derive(Args)]
@@ -207,12 +211,39 @@ impl From<OutFormat> for Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(unix)]
+    report_sigbus();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("osprof: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Turns a `SIGBUS`, which reading a mapped log raises when the file was
+/// cut shorter meanwhile, into an error message and exit status 1 instead
+/// of a crash.
+#[cfg(unix)]
+fn report_sigbus() {
+    extern "C" fn on_sigbus(_: libc::c_int) {
+        const MESSAGE: &[u8] = b"osprof: a log file was cut shorter while it was being read \
+            (log rotation with copytruncate?); run again, or with --no-mmap\n";
+        // SAFETY: write(2) and _exit(2) are async-signal-safe, and MESSAGE
+        // is a valid buffer of that length.
+        unsafe {
+            libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+            libc::_exit(1);
+        }
+    }
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value;
+    // the handler only calls async-signal-safe functions.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigbus as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
     }
 }
 
@@ -249,6 +280,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let c = &args.common;
             let inputs = Inputs::from_args(&c.logs).map_err(|e| e.to_string())?;
             let options = RankOptions::new()
+                .with_mmap(!args.no_mmap)
                 .with_self_time(args.self_time)
                 .with_percentiles(args.percentiles)
                 .with_sort(match args.sort {

@@ -16,6 +16,11 @@ use crate::Id;
 
 use super::read::MAX_LINE_LEN;
 
+/// One in every byte of a word, for the word-at-a-time (SWAR) code below.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of every byte of a word.
+const HIGH: u64 = ONES * 0x80;
+
 /// A line parser with a one-second timestamp cache.
 #[derive(Debug, Default)]
 pub(crate) struct LineParser {
@@ -135,6 +140,8 @@ impl LineParser {
         // at fixed offsets, each followed by one space.
         let (duration, at) = if line.get(27..36) == Some(&[b' '; 9][..]) {
             (None, 36)
+        } else if let Some((value, len)) = writers_duration(&line[27..]) {
+            (Some(value), 28 + len)
         } else if let Some((value, len)) = plain_duration(&line[27..]) {
             (Some(value), 28 + len)
         } else {
@@ -197,21 +204,54 @@ fn word_at(bytes: &[u8], at: usize) -> u64 {
 /// `.` and a space, read at once (SWAR).
 #[inline(always)]
 fn fraction(head: &[u8; 27]) -> Option<u32> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = ONES * 0x80;
     let w = word_at(head, 19);
     // `.`, six digits, a space (first byte lowest).
-    let frame = w & 0xff00_0000_0000_00ff;
-    let digits = w & 0x00ff_ffff_ffff_ff00;
-    let off = digits ^ 0x0030_3030_3030_3000;
-    // A byte of `off` is a digit's value when it is at most 9 and the byte
-    // was below 0x80.
-    let bad = (off.wrapping_add(ONES * 0x76) | digits) & HIGH & 0x00ff_ffff_ffff_ff00;
-    if frame != 0x2000_0000_0000_002e || bad != 0 {
+    if w & 0xff00_0000_0000_00ff != 0x2000_0000_0000_002e {
         return None;
     }
-    // `00ffffff` as eight digits, first digit lowest, to its value.
-    Some(eight_digits((digits << 8) | 0x3030))
+    // `00ffffff`, first digit lowest.
+    let digits = ((w << 8) & !0xffff) | 0x3030;
+    all_digits(digits).then(|| eight_digits(digits))
+}
+
+/// The duration as the writers of this crate write it, seconds, `.`,
+/// six digits, then a space (`0.000268 `), for up to 7 digits of seconds:
+/// the value [`plain_duration`] gives and the token's length, read a word
+/// at a time; `None` for any other form.
+#[inline(always)]
+fn writers_duration(bytes: &[u8]) -> Option<(f64, usize)> {
+    const ZEROS: u64 = ONES * 0x30;
+    if bytes.len() < 16 {
+        return None;
+    }
+    let w = word_at(bytes, 0);
+    // The first `.` (a zero byte of `w ^ "........"`; the lowest flag is
+    // exact).
+    let x = w ^ (ONES * b'.' as u64);
+    let dots = x.wrapping_sub(ONES) & !x & HIGH;
+    let secs_len = (dots.trailing_zeros() / 8) as usize;
+    if !(1..=7).contains(&secs_len) {
+        return None;
+    }
+    // The seconds' digits right-aligned in eight digits.
+    let secs = (w << (8 * (8 - secs_len))) | (ZEROS >> (8 * secs_len));
+    let frac_word = word_at(bytes, secs_len + 1);
+    if frac_word >> 48 & 0xff != u64::from(b' ') {
+        return None;
+    }
+    let frac = ((frac_word << 16) & !0xffff) | 0x3030;
+    if !all_digits(secs) || !all_digits(frac) {
+        return None;
+    }
+    let mantissa = u64::from(eight_digits(secs)) * 1_000_000 + u64::from(eight_digits(frac));
+    Some((mantissa as f64 / 1e6, secs_len + 7))
+}
+
+/// Whether all eight bytes of `w` are ASCII digits.
+#[inline(always)]
+fn all_digits(w: u64) -> bool {
+    let off = w ^ (ONES * 0x30);
+    (off.wrapping_add(ONES * 0x76) | w) & HIGH == 0
 }
 
 /// Eight ASCII digits (the first in the lowest byte) to their value.
@@ -230,8 +270,6 @@ fn eight_digits(w: u64) -> u32 {
 /// whitespace; otherwise its first such byte is checked.
 #[inline(always)]
 fn first_whitespace(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = ONES * 0x80;
     let mut at = 0;
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     while let Some(block) = bytes.get(at..at + 16) {
@@ -523,7 +561,6 @@ fn checked_id_value(text: &[u8]) -> u128 {
 /// value.
 #[inline(always)]
 fn hex8_value(w: u64) -> u32 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     // Letters have bit 0x40 set, digits not; a letter's low nibble is its
     // value minus 9.
     let mut n = (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
@@ -570,8 +607,6 @@ fn canonical_id(text: &[u8]) -> Option<u128> {
 /// to their value, and a non-zero flag when any byte is not a hex digit.
 #[inline(always)]
 fn hex8(w: u64) -> (u32, u64) {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = ONES * 0x80;
     // With every byte below 0x80 (checked: `w & HIGH`), no sum below
     // carries from one byte into the next.
     let digit_off = w ^ (ONES * 0x30); // 0..=9 for '0'..='9'
@@ -815,6 +850,20 @@ mod tests {
         fn first_whitespace_is_position(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
             let expected = bytes.iter().position(u8::is_ascii_whitespace).unwrap_or(bytes.len());
             proptest::prop_assert_eq!(first_whitespace(&bytes), expected);
+        }
+
+        #[test]
+        fn writers_durations_read_as_plain_durations(secs in 0u64..100_000_000, frac in 0u32..1_000_000, tail in "[ -~]{0,9}", edit in proptest::option::of((0usize..16, proptest::prelude::any::<u8>()))) {
+            let mut token = format!("{secs}.{frac:06} {tail}").into_bytes();
+            token.resize(token.len().max(16), b'x');
+            if let Some((at, byte)) = edit {
+                token[at] = byte;
+            }
+            if let Some(found) = writers_duration(&token) {
+                proptest::prop_assert_eq!(Some(found), plain_duration(&token));
+            } else if edit.is_none() && secs < 10_000_000 {
+                proptest::prop_assert!(false, "the writers' form not taken");
+            }
         }
 
         #[test]

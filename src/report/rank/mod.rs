@@ -88,8 +88,10 @@ pub enum Column {
 /// | `top` | all rows |
 /// | `filter` | keeps every line |
 /// | `format` | [`Format::Text`] |
+/// | `mmap` | off: files are read (the `osprof` tool turns it on) |
 #[derive(Debug, Clone, Default)]
 pub struct RankOptions {
+    mmap: bool,
     self_time: bool,
     percentiles: bool,
     sort: Column,
@@ -152,6 +154,22 @@ impl RankOptions {
     #[must_use]
     pub fn with_format(mut self, format: Format) -> Self {
         self.format = format;
+        self
+    }
+
+    /// Maps plain (not gzip) log files into memory instead of reading
+    /// them: no copy of the bytes, which makes the report without self
+    /// time about a fifth faster on large files.
+    ///
+    /// Off by default, because of one risk: if a mapped file is cut
+    /// shorter while it is being read (`logrotate` with `copytruncate`,
+    /// say), reading the lost bytes raises `SIGBUS`, which ends the
+    /// process, whatever it is. Appending to the file is harmless. The
+    /// `osprof` tool turns it on (its `--no-mmap` turns it off) and
+    /// reports a `SIGBUS` as that error.
+    #[must_use]
+    pub fn with_mmap(mut self, on: bool) -> Self {
+        self.mmap = on;
         self
     }
 }
@@ -289,7 +307,7 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) -
 const PARALLEL_FROM: u64 = 16 << 20;
 
 /// Lines handed to a worker at a time, in bytes.
-const CHUNK_BYTES: usize = 256 << 10;
+const CHUNK_BYTES: usize = 1 << 20;
 
 mod parallel;
 use parallel::scan_parallel;
@@ -311,7 +329,7 @@ fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
         })
         .sum();
     if workers >= 2 && size.is_some_and(|s| s >= PARALLEL_FROM) {
-        return scan_parallel(inputs, options, workers, CHUNK_BYTES);
+        return scan_parallel(inputs, options, workers, CHUNK_BYTES, parallel::WINDOW);
     }
     let mut agg = Agg::new(options);
     inputs.for_each_line(|line| agg.line(inputs, line))?;
@@ -412,7 +430,7 @@ impl<'o> Agg<'o> {
                 lossy = String::from_utf8_lossy(fields.name);
                 lossy.as_bytes()
             };
-            if keeps(&self.options.filter, &fields, name) {
+            if keeps(&self.options.filter, &fields) {
                 self.point(
                     name,
                     fields.phase,
@@ -464,13 +482,13 @@ impl<'o> Agg<'o> {
     }
 }
 
-/// `Filter::keeps` on a line's fields (`name` is its lossy UTF-8 form);
-/// the name is only converted when a pattern needs it.
+/// `Filter::keeps` on a line's fields; the name is only converted to
+/// UTF-8 when a pattern needs it.
 #[inline]
-fn keeps(filter: &Filter, fields: &Fields<'_>, name: &[u8]) -> bool {
+fn keeps(filter: &Filter, fields: &Fields<'_>) -> bool {
     (filter.base_ids.is_empty() || filter.keeps_base(id(fields.base_id())))
         && filter.keeps_time(fields.timestamp)
-        && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(name)))
+        && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(fields.name)))
 }
 
 /// The scan with self time, which follows each point's children.
@@ -913,6 +931,7 @@ mod tests {
         let inputs = Inputs::from_paths([&a, &b, &c]).unwrap();
         for options in [
             RankOptions::new(),
+            RankOptions::new().with_mmap(true),
             RankOptions::new().with_percentiles(true),
             RankOptions::new().with_filter(
                 Filter::new()
@@ -945,16 +964,23 @@ mod tests {
             assert_eq!(strip(&full.rows), whole.rows);
             assert_eq!(full.unfinished, whole.unfinished);
             assert_eq!(full.unreadable, whole.unreadable);
-            for (workers, chunk) in [(1, 4096), (2, 70_000), (3, 200_000), (2, 1 << 20)] {
+            for (workers, chunk, window) in [
+                (1, 4096, 4096),
+                (2, 4096, 100_000),
+                (2, 70_000, 12_288),
+                (3, 200_000, 150_000),
+                (2, 1 << 20, parallel::WINDOW),
+            ] {
                 let Scanned {
                     stats,
                     open,
                     unreadable,
-                } = scan_parallel(&inputs, &options, workers, chunk).unwrap();
+                } = scan_parallel(&inputs, &options, workers, chunk, window).unwrap();
                 let parallel = finish(stats, open, unreadable, &options).unwrap();
-                assert_eq!(parallel.rows, whole.rows, "{workers} {chunk}");
-                assert_eq!(parallel.unfinished, whole.unfinished, "{workers} {chunk}");
-                assert_eq!(parallel.unreadable, whole.unreadable, "{workers} {chunk}");
+                let case = format!("{workers} {chunk} {window} {:?}", options.mmap);
+                assert_eq!(parallel.rows, whole.rows, "{case}");
+                assert_eq!(parallel.unfinished, whole.unfinished, "{case}");
+                assert_eq!(parallel.unreadable, whole.unreadable, "{case}");
             }
         }
     }

@@ -1,8 +1,10 @@
 //! The rank scan without self time on several threads, giving exactly the
 //! sequential scan's figures.
 //!
-//! This thread reads the logs into chunks of whole lines (small enough to
-//! stay in a core's cache while a worker parses them). A worker turns a chunk into a [`Summary`]: the stop lines' names and
+//! This thread cuts the logs into chunks of whole lines: read into
+//! buffers, or, with [`RankOptions::with_mmap`] on a plain file, as ranges
+//! of windows of the file mapped into memory (no copy at all; see there
+//! for the one risk). A worker turns a chunk into a [`Summary`]: the stop lines' names and
 //! durations in reading order, the unreadable lines, and, per trace id, the
 //! last thing the chunk did with it (started or stopped it). This thread
 //! adds the summaries up in reading order:
@@ -19,7 +21,11 @@
 //!   touched, whichever is fewer, instead of two per point.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{self, Read};
+use std::sync::Arc;
+
+use memmap2::{Mmap, MmapOptions};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -42,14 +48,26 @@ struct Job {
     work: Work,
 }
 
-/// Whole lines in `data[begin..end]` (the bytes before are the end of an
-/// oversized line), then one more oversized line if `oversized_after`.
+/// Whole lines in `bytes[begin..end]`, then one more oversized line if
+/// `oversized_after`.
 struct Work {
-    data: Vec<u8>,
+    bytes: Bytes,
     begin: usize,
     end: usize,
     oversized_after: bool,
 }
+
+/// Where a chunk's bytes are.
+enum Bytes {
+    /// Read into a buffer (handed back for reuse).
+    Read(Vec<u8>),
+    /// A window of a mapped file (unmapped when its last chunk is done).
+    Mapped(Arc<Mmap>),
+}
+
+/// The bytes of a mapped file whose lines one window holds (it maps
+/// [`MAX_LINE_LEN`] more, for the last of them to end inside it).
+pub(super) const WINDOW: usize = 8 << 20;
 
 /// Why a line was not read.
 #[derive(Clone, Copy)]
@@ -76,17 +94,24 @@ struct Summary {
     worker: usize,
     /// Lines in the chunk (blank and unreadable ones included).
     lines: u64,
-    /// Names this worker met for the first time, in its index order.
+    /// Names this worker met for the first time, in its index order, as
+    /// read (not converted to UTF-8 yet).
     new_names: Vec<Box<[u8]>>,
     /// (name, duration) of the stop lines kept, in reading order.
     stops: Vec<(u32, f64)>,
     /// (0-based index in the chunk, reason) of the unreadable lines.
     unreadable: Vec<(u64, Unread)>,
-    /// Per trace id the chunk touched: where its start line is in the
-    /// chunk (start, length) if a start was the last line about it, `None`
-    /// if a stop was.
-    last: U128Map<Option<(u32, u32)>>,
-    /// The `Some` entries of `last` (the worker's scratch list).
+    /// The points started in the chunk and not stopped (yet): trace id to
+    /// where the start line is (offset, length). A stop removes its id, so
+    /// this stays as small as the points open at a time.
+    open_here: U128Map<(u32, u32)>,
+    /// The trace ids of the chunk's stop lines; with `open_here`, every id
+    /// the chunk touched.
+    stopped: Vec<u128>,
+    /// A Bloom filter of `stopped` (one bit per id), which tells most ids
+    /// the chunk did not stop without looking through `stopped`.
+    stopped_bits: Vec<u64>,
+    /// The entries of `open_here` (the worker's scratch list).
     opens_at: Vec<(u128, (u32, u32))>,
     /// The points the chunk left started: (name, begin, base id).
     opens: Vec<(u128, (u32, i64, u128))>,
@@ -95,13 +120,71 @@ struct Summary {
     error: Option<io::Error>,
 }
 
+/// See [`Summary::touched`].
+#[derive(Default)]
+struct StoppedLookup {
+    scans: usize,
+    set: Option<U128Map<()>>,
+}
+
+/// Bits of [`Summary::stopped_bits`]: a few per stop line of a chunk.
+const STOPPED_BITS: usize = 1 << 14;
+
 impl Summary {
+    /// The bit of `stopped_bits` for `id` (ids are random; a crafted log
+    /// can only make more of them ask `stopped`).
+    #[inline(always)]
+    fn stopped_bit(id: u128) -> (usize, u64) {
+        let h = ((id as u64) ^ (id >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let bit = (h >> (64 - STOPPED_BITS.trailing_zeros())) as usize;
+        (bit / 64, 1 << (bit % 64))
+    }
+
+    #[inline]
+    fn start(&mut self, id: u128, at: (u32, u32)) {
+        self.open_here.insert(id, at);
+    }
+
+    #[inline]
+    fn stop(&mut self, id: u128) {
+        self.open_here.remove(&id);
+        self.stopped.push(id);
+        if self.stopped_bits.is_empty() {
+            self.stopped_bits.resize(STOPPED_BITS / 64, 0);
+        }
+        let (word, bit) = Self::stopped_bit(id);
+        self.stopped_bits[word] |= bit;
+    }
+
+    /// Whether the chunk has a line about `id`. Ids the Bloom filter
+    /// cannot rule out are looked for in `stopped`, one by one for the
+    /// first few, then in a set of it built once.
+    fn touched(&self, id: u128, lookup: &mut StoppedLookup) -> bool {
+        if self.open_here.contains_key(&id) {
+            return true;
+        }
+        let (word, bit) = Self::stopped_bit(id);
+        if self.stopped_bits.get(word).is_none_or(|w| w & bit == 0) {
+            return false;
+        }
+        if lookup.scans < 8 {
+            lookup.scans += 1;
+            return self.stopped.contains(&id);
+        }
+        lookup
+            .set
+            .get_or_insert_with(|| self.stopped.iter().map(|&id| (id, ())).collect())
+            .contains_key(&id)
+    }
+
     fn clear(&mut self) {
         self.lines = 0;
         self.new_names.clear();
         self.stops.clear();
         self.unreadable.clear();
-        self.last.clear();
+        self.open_here.clear();
+        self.stopped.clear();
+        self.stopped_bits.clear();
         self.opens_at.clear();
         self.opens.clear();
         self.data = Vec::new();
@@ -116,6 +199,7 @@ pub(super) fn scan_parallel(
     options: &RankOptions,
     workers: usize,
     chunk_bytes: usize,
+    window: usize,
 ) -> Result<Scanned, Error> {
     let mut agg = Agg::new(options);
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(IN_FLIGHT);
@@ -152,7 +236,7 @@ pub(super) fn scan_parallel(
             line_no: 0,
             failed: None,
         };
-        let read = read_logs(&mut pipe, chunk_bytes.max(1));
+        let read = read_logs(&mut pipe, chunk_bytes.max(1), window.max(1));
         // No more jobs: the workers end once they are done.
         pipe.jobs = None;
         while pipe.failed.is_none() && pipe.next < pipe.sent {
@@ -168,13 +252,132 @@ pub(super) fn scan_parallel(
 }
 
 /// Hands every log, in reading order, to the workers.
-fn read_logs(pipe: &mut Pipe<'_, '_>, chunk_bytes: usize) -> Result<(), Error> {
+fn read_logs(pipe: &mut Pipe<'_, '_>, chunk_bytes: usize, window: usize) -> Result<(), Error> {
     let inputs = pipe.inputs;
     for &i in inputs.reading_order() {
         let Some(source) = inputs.sources().get(i) else {
             continue;
         };
+        if pipe.agg.options.mmap {
+            if let Some((file, size)) = plain_file(source) {
+                map_chunks(pipe, i, source, &file, size, chunk_bytes, window)?;
+                continue;
+            }
+        }
         read_chunks(pipe, i, source, chunk_bytes)?;
+    }
+    Ok(())
+}
+
+/// A regular file that is not gzip, and its size: one to map.
+fn plain_file(source: &Source) -> Option<(File, u64)> {
+    let Source::Path(path) = source else {
+        return None;
+    };
+    let mut file = File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut magic = [0u8; 2];
+    let n = read_full(&mut file, &mut magic).ok()?;
+    if n == 2 && magic == [0x1f, 0x8b] {
+        return None;
+    }
+    Some((file, meta.len()))
+}
+
+/// Cuts a mapped file into chunks of whole lines of about `chunk_bytes`:
+/// the lines [`Inputs::for_each_line`] gives, with the same numbers. The
+/// file is mapped the lines of `window` bytes (see [`WINDOW`]) at a time,
+/// so that only the windows chunks in flight use are mapped (and count in
+/// the process's memory).
+fn map_chunks(
+    pipe: &mut Pipe<'_, '_>,
+    source_index: usize,
+    source: &Source,
+    file: &File,
+    size: u64,
+    chunk_bytes: usize,
+    window: usize,
+) -> Result<(), Error> {
+    let err = |e| Error::Read {
+        name: source.to_string(),
+        source: e,
+    };
+    let mut pos = 0u64;
+    let mut first = true;
+    // Inside a line longer than `MAX_LINE_LEN`, already counted.
+    let mut skipping = false;
+    while pos < size && pipe.failed.is_none() {
+        let len = usize::try_from(size - pos)
+            .unwrap_or(usize::MAX)
+            .min(window + MAX_LINE_LEN + 1);
+        // SAFETY: the map is read-only and only read as bytes. It is
+        // undefined behaviour in Rust's terms only if the file changes
+        // under it: appended bytes are not seen (`len` was fixed from the
+        // size), and a file cut shorter makes reading the lost pages raise
+        // SIGBUS, which is why the library maps only when asked (see
+        // `RankOptions::with_mmap`).
+        let map = unsafe { MmapOptions::new().offset(pos).len(len).map(file) }.map_err(err)?;
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
+        let map = Arc::new(map);
+        let at_eof = pos + len as u64 == size;
+        let mut at = 0;
+        if skipping {
+            match memchr::memchr(b'\n', &map) {
+                Some(p) => {
+                    skipping = false;
+                    at = p + 1;
+                }
+                None => {
+                    pos += len as u64;
+                    continue;
+                }
+            }
+        }
+        // Lines that start before `cut` are this window's.
+        let cut = window.min(len);
+        while at < cut && pipe.failed.is_none() {
+            let want = (at + chunk_bytes).min(cut);
+            let end = match memchr::memrchr(b'\n', &map[at..want]) {
+                Some(p) => at + p + 1,
+                // One line from `at` to past `want`.
+                None => {
+                    let limit = len.min(at + MAX_LINE_LEN + 1);
+                    match memchr::memchr(b'\n', &map[want..limit]) {
+                        Some(p) => want + p + 1,
+                        None if at_eof && len - at <= MAX_LINE_LEN => len,
+                        None => {
+                            // Longer than the limit: counted once, its
+                            // bytes skipped.
+                            let work = Work {
+                                bytes: Bytes::Mapped(Arc::clone(&map)),
+                                begin: at,
+                                end: at,
+                                oversized_after: true,
+                            };
+                            pipe.send(source_index, first, work);
+                            first = false;
+                            skipping = true;
+                            at = limit;
+                            break;
+                        }
+                    }
+                }
+            };
+            let work = Work {
+                bytes: Bytes::Mapped(Arc::clone(&map)),
+                begin: at,
+                end,
+                oversized_after: false,
+            };
+            pipe.send(source_index, first, work);
+            first = false;
+            at = end;
+        }
+        pos += at as u64;
     }
     Ok(())
 }
@@ -240,7 +443,7 @@ fn read_chunks(
         }
         if end > begin || oversized_after {
             let work = Work {
-                data,
+                bytes: Bytes::Read(data),
                 begin,
                 end,
                 oversized_after,
@@ -359,7 +562,7 @@ impl Pipe<'_, '_> {
         let agg = &mut *self.agg;
         let map = self.maps.get_mut(sum.worker).ok_or_else(workers_gone)?;
         for name in &sum.new_names {
-            map.push(agg.name(name));
+            map.push(agg.name(String::from_utf8_lossy(name).as_bytes()));
         }
         let name = |i: u32| map.get(i as usize).copied().unwrap_or(0);
         for &(n, duration) in &sum.stops {
@@ -377,10 +580,11 @@ impl Pipe<'_, '_> {
             agg.unreadable.note(inputs, &line, &why);
         }
         let open = &mut agg.open;
-        if open.len() <= sum.last.len() {
-            open.retain(|id, _| !sum.last.contains_key(id));
+        if open.len() <= sum.open_here.len() + sum.stopped.len() {
+            let mut lookup = StoppedLookup::default();
+            open.retain(|&id, _| !sum.touched(id, &mut lookup));
         } else {
-            for id in sum.last.keys() {
+            for id in sum.open_here.keys().chain(&sum.stopped) {
                 open.remove(id);
             }
         }
@@ -420,18 +624,24 @@ fn worker(
         sum.first = job.first;
         sum.worker = index;
         let Work {
-            data,
+            bytes,
             begin,
             end,
             oversized_after,
         } = job.work;
-        let chunk = data.get(begin..end).unwrap_or_default();
+        let chunk = match &bytes {
+            Bytes::Read(data) => data.get(begin..end),
+            Bytes::Mapped(map) => map.get(begin..end),
+        }
+        .unwrap_or_default();
         lines.chunk(chunk, &mut sum);
         if oversized_after {
             lines.too_long(&mut sum);
         }
         lines.opens(chunk, &mut sum);
-        sum.data = data;
+        if let Bytes::Read(data) = bytes {
+            sum.data = data;
+        }
         if done.send(sum).is_err() {
             return;
         }
@@ -486,25 +696,18 @@ impl Lines<'_> {
     /// the end of the chunk are read again for their name and begin.
     #[inline]
     fn fields(&mut self, fields: &Fields<'_>, at: (u32, u32), sum: &mut Summary) {
-        let lossy;
-        let name = if fields.name.is_ascii() {
-            fields.name
-        } else {
-            lossy = String::from_utf8_lossy(fields.name);
-            lossy.as_bytes()
-        };
-        if !keeps(self.filter, fields, name) {
+        if !keeps(self.filter, fields) {
             return;
         }
         let trace_id = fields.trace_id();
         match fields.phase {
             Phase::Start => {
-                sum.last.insert(trace_id, Some(at));
+                sum.start(trace_id, at);
             }
             Phase::Stop => {
-                let name = self.name(name, sum);
+                let name = self.name(fields.name, sum);
                 sum.stops.push((name, fields.duration.unwrap_or(0.0)));
-                sum.last.insert(trace_id, None);
+                sum.stop(trace_id);
             }
         }
     }
@@ -522,12 +725,12 @@ impl Lines<'_> {
                     match line.phase {
                         Phase::Start => {
                             let at = (start as u32, bytes.len() as u32);
-                            sum.last.insert(trace_id, Some(at));
+                            sum.start(trace_id, at);
                         }
                         Phase::Stop => {
                             let name = self.name(line.name.as_bytes(), sum);
                             sum.stops.push((name, line.duration.unwrap_or(0.0)));
-                            sum.last.insert(trace_id, None);
+                            sum.stop(trace_id);
                         }
                     }
                 }
@@ -541,35 +744,33 @@ impl Lines<'_> {
     /// again (they were read once, so they parse).
     fn opens(&mut self, data: &[u8], sum: &mut Summary) {
         let mut starts = std::mem::take(&mut sum.opens_at);
-        starts.extend(
-            sum.last
-                .iter()
-                .filter_map(|(&id, &at)| at.map(|at| (id, at))),
-        );
+        starts.extend(sum.open_here.iter().map(|(&id, &at)| (id, at)));
         for &(id, (start, len)) in &starts {
             let Some(bytes) = data.get(start as usize..start as usize + len as usize) else {
                 continue;
             };
             let (name, begin, base_id) = if let Some(fields) = self.parser.fields(bytes) {
-                let name = String::from_utf8_lossy(fields.name).into_owned();
+                let name = self.name(fields.name, sum);
                 (name, fields.timestamp.unix_micros(), fields.base_id())
             } else if let Ok(line) = parse_line(bytes) {
+                let name = self.name(line.name.as_bytes(), sum);
                 (
-                    line.name.into_owned(),
+                    name,
                     line.timestamp.unix_micros(),
                     line.ids.base_id.as_uuid().as_u128(),
                 )
             } else {
                 continue;
             };
-            let name = self.name(name.as_bytes(), sum);
             sum.opens.push((id, (name, begin, base_id)));
         }
         starts.clear();
         sum.opens_at = starts;
     }
 
-    /// The worker's index of a name (its lossy UTF-8 bytes).
+    /// The worker's index of a name, by its bytes as read (two names the
+    /// lossy UTF-8 conversion makes equal get two indexes here and one
+    /// row in the report).
     #[inline]
     fn name(&mut self, name: &[u8], sum: &mut Summary) -> u32 {
         let slot = recent_slot(name);
