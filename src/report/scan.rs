@@ -69,6 +69,12 @@ impl Fields<'_> {
     pub(crate) fn trace_id(&self) -> u128 {
         checked_id_value(&self.ids[74..110])
     }
+
+    /// The `trace_id`'s [`id_key`].
+    #[inline]
+    pub(crate) fn trace_key(&self) -> u128 {
+        checked_id_key(&self.ids[74..110])
+    }
 }
 
 impl LineParser {
@@ -122,7 +128,7 @@ impl LineParser {
     /// any `\n`, and the name ends at the first whitespace, which a `\n`
     /// is. So a chunk of lines is split and read in one pass. `None` also
     /// for a line longer than [`MAX_LINE_LEN`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn fields_at<'a>(&mut self, text: &'a [u8]) -> Option<(Fields<'a>, usize)> {
         let line = text;
         let head: &[u8; 27] = line.get(..27)?.try_into().ok()?;
@@ -138,7 +144,10 @@ impl LineParser {
         let timestamp = Timestamp::from_unix_micros(second + i64::from(fraction(head)?));
         // The writers' layout: 8 spaces or a duration, then the three ids
         // at fixed offsets, each followed by one space.
-        let (duration, at) = if line.get(27..36) == Some(&[b' '; 9][..]) {
+        let (duration, at) = if line.len() >= 36
+            && word_at(line, 27) == ONES * u64::from(b' ')
+            && line[35] == b' '
+        {
             (None, 36)
         } else if let Some((value, len)) = writers_duration(&line[27..]) {
             (Some(value), 28 + len)
@@ -275,9 +284,15 @@ fn first_whitespace(bytes: &[u8]) -> usize {
     while let Some(block) = bytes.get(at..at + 16) {
         let mut b = [0u8; 16];
         b.copy_from_slice(block);
-        let found = sse2::whitespace(&b);
-        if found != 0 {
-            return at + found.trailing_zeros() as usize;
+        let mut low = sse2::at_most_space(&b);
+        // Almost always the first is whitespace; a control byte in a name
+        // is looked past.
+        while low != 0 {
+            let i = at + low.trailing_zeros() as usize;
+            if bytes[i].is_ascii_whitespace() {
+                return i;
+            }
+            low &= low - 1;
         }
         at += 16;
     }
@@ -451,26 +466,34 @@ fn ids_ok_portable(ids: &[u8; IDS_LEN]) -> bool {
 #[allow(unused_unsafe)]
 mod sse2 {
     use std::arch::x86_64::{
-        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+        __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8,
         _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
 
     use super::{IDS_LAYOUT, IDS_LEN};
 
-    /// Per 16 bytes of [`IDS_LAYOUT`]: the separators to compare with,
-    /// which bytes must be hex digits, which must equal the separators.
-    const BLOCKS: [([u8; 16], u32, u32); 7] = {
-        let mut blocks = [([0u8; 16], 0u32, 0u32); 7];
+    /// Per 16 bytes of [`IDS_LAYOUT`], two byte ranges per place, as
+    /// (minus the low end, width): a byte is right when it is in the first
+    /// range, or when, lower-cased (`| 0x20`), it is in the second. A hex
+    /// digit's place: `0`..=`9`, and `a`..=`f` lower-cased (which only
+    /// `A`..=`F` and `a`..=`f` become); a separator's place: the separator,
+    /// and nothing (a lower-cased byte is never 0); the name's first byte
+    /// (checked apart): any byte.
+    const BLOCKS: [[[u8; 16]; 4]; 7] = {
+        let mut blocks = [[[0u8; 16]; 4]; 7];
         let mut i = 0;
         while i < IDS_LEN {
             let b = IDS_LAYOUT[i];
+            let (lo1, w1, lo2, w2) = match b {
+                0 => (b'0', 9, b'a', 5),
+                1 => (0, 0xff, 0, 0),
+                _ => (b, 0, 0, 0),
+            };
             let block = &mut blocks[i / 16];
-            if b == 0 {
-                block.1 |= 1 << (i % 16);
-            } else if b != 1 {
-                block.0[i % 16] = b;
-                block.2 |= 1 << (i % 16);
-            }
+            block[0][i % 16] = lo1.wrapping_neg();
+            block[1][i % 16] = w1;
+            block[2][i % 16] = lo2.wrapping_neg();
+            block[3][i % 16] = w2;
             i += 1;
         }
         blocks
@@ -483,57 +506,45 @@ mod sse2 {
         unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
     }
 
-    /// Bit `i` set when byte `i` is an ASCII hex digit.
+    /// Bit `i` set when byte `i` is at most `b' '`: every ASCII
+    /// whitespace byte, and the other control bytes.
     #[inline(always)]
-    fn hex_digits(v: __m128i) -> u32 {
-        // Signed comparisons: bytes from 0x80 are negative, never digits.
-        unsafe {
-            let digit = _mm_and_si128(
-                _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
-                _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
-            );
-            let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
-            let letter = _mm_and_si128(
-                _mm_cmpgt_epi8(lower, _mm_set1_epi8(b'a' as i8 - 1)),
-                _mm_cmplt_epi8(lower, _mm_set1_epi8(b'f' as i8 + 1)),
-            );
-            _mm_movemask_epi8(_mm_or_si128(digit, letter)) as u32
-        }
-    }
-
-    /// Bit `i` set when byte `i` of `v` and of `other` are equal.
-    #[inline(always)]
-    fn equal(v: __m128i, other: &[u8; 16]) -> u32 {
-        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(v, load(other))) as u32 }
-    }
-
-    /// Bit `i` set when byte `i` is ASCII whitespace (as
-    /// [`u8::is_ascii_whitespace`] says).
-    #[inline(always)]
-    pub(super) fn whitespace(bytes: &[u8; 16]) -> u32 {
+    pub(super) fn at_most_space(bytes: &[u8; 16]) -> u32 {
         let v = load(bytes);
         unsafe {
-            let eq = |b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
-            let m = _mm_or_si128(
-                _mm_or_si128(eq(b' '), eq(b'\t')),
-                _mm_or_si128(_mm_or_si128(eq(b'\n'), eq(b'\r')), eq(0x0c)),
-            );
-            _mm_movemask_epi8(m) as u32
+            let low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(b' ' as i8)), v);
+            _mm_movemask_epi8(low) as u32
         }
     }
 
-    /// See [`super::ids_ok`].
+    /// See [`super::ids_ok`]. Each byte is checked against its place, the
+    /// results of the seven blocks are combined in a register and looked
+    /// at once.
     #[inline(always)]
     pub(super) fn ids_ok(ids: &[u8; IDS_LEN]) -> bool {
-        let mut missing = 0;
-        for (i, (separators, hex, sep)) in BLOCKS.iter().enumerate() {
+        let mut all = unsafe { _mm_set1_epi8(-1) };
+        for (i, [lo1, w1, lo2, w2]) in BLOCKS.iter().enumerate() {
             let mut bytes = [0u8; 16];
             bytes.copy_from_slice(&ids[i * 16..i * 16 + 16]);
             let v = load(&bytes);
-            let found = (hex_digits(v) & hex) | (equal(v, separators) & sep);
-            missing |= found ^ (hex | sep);
+            unsafe {
+                let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+                let ok = _mm_or_si128(within(v, lo1, w1), within(lower, lo2, w2));
+                all = _mm_and_si128(all, ok);
+            }
         }
-        missing == 0 && !ids[IDS_LEN - 1].is_ascii_whitespace()
+        let all = unsafe { _mm_movemask_epi8(all) };
+        all == 0xffff && !ids[IDS_LEN - 1].is_ascii_whitespace()
+    }
+
+    /// 0xff in each byte of `v` from `-minus_low` to `-minus_low + width`
+    /// (unsigned, per byte), 0 elsewhere.
+    #[inline(always)]
+    fn within(v: __m128i, minus_low: &[u8; 16], width: &[u8; 16]) -> __m128i {
+        unsafe {
+            let from_low = _mm_add_epi8(v, load(minus_low));
+            _mm_cmpeq_epi8(_mm_min_epu8(from_low, load(width)), from_low)
+        }
     }
 }
 
@@ -555,6 +566,34 @@ fn checked_id_value(text: &[u8]) -> u128 {
     let c = hex8_value(half(19) << 32 | half(24));
     let d = hex8_value(word(28));
     u128::from(a) << 96 | u128::from(b) << 64 | u128::from(c) << 32 | u128::from(d)
+}
+
+/// A key for an id, cheaper to get from its text than its value: equal for
+/// two ids exactly when their values are (the hex digits' values, in
+/// another order), for maps that only need to tell ids apart.
+pub(crate) fn id_key(id: Id) -> u128 {
+    let mut text = [0u8; 36];
+    id.as_uuid().hyphenated().encode_lower(&mut text);
+    checked_id_key(&text)
+}
+
+/// [`id_key`] of an id that [`ids_ok`] checked (36 bytes, canonical
+/// form): the 32 digits' values, a nibble each, folded two words into one.
+#[inline(always)]
+fn checked_id_key(text: &[u8]) -> u128 {
+    let half = |at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&text[at..at + 4]);
+        u64::from(u32::from_le_bytes(w))
+    };
+    // Each byte to its digit's value (letters have bit 0x40 set, and a
+    // letter's low nibble is its value minus 9).
+    let values = |w: u64| (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
+    let a = values(word_at(text, 0));
+    let b = values(half(9) | half(14) << 32);
+    let c = values(half(19) | half(24) << 32);
+    let d = values(word_at(text, 28));
+    u128::from(a | b << 4) | u128::from(c | d << 4) << 64
 }
 
 /// Eight hex digits, known to be hex digits (a big-endian word), to their
@@ -934,6 +973,21 @@ mod tests {
                         assert_eq!(Some(checked_id_value(text)), canonical_id(text), "{i}");
                     }
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn id_keys_tell_ids_apart_as_values_do(a in proptest::prelude::any::<u128>(), b in proptest::prelude::any::<u128>(), flip in 0u32..128, upper in proptest::bool::ANY) {
+            let id = |v: u128| Id::from_uuid(uuid::Uuid::from_u128(v));
+            let text = |v: u128| {
+                let t = uuid::Uuid::from_u128(v).hyphenated().to_string();
+                if upper { t.to_uppercase() } else { t }
+            };
+            for (x, y) in [(a, b), (a, a ^ (1 << flip))] {
+                proptest::prop_assert_eq!(id_key(id(x)) == id_key(id(y)), x == y);
+                proptest::prop_assert_eq!(checked_id_key(text(x).as_bytes()), id_key(id(x)));
             }
         }
     }

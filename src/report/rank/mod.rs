@@ -276,7 +276,7 @@ struct Scanned {
 /// Adds one stop line's duration to its name's figures; `seq` numbers the
 /// stop lines in reading order.
 #[inline]
-fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) -> i64 {
+fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) {
     if st.count == 0 {
         st.first_stop = seq;
     }
@@ -285,8 +285,8 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) -
         st.max = duration;
     }
     st.count += 1;
-    let micros = secs_to_micros(duration).max(0);
     if percentiles {
+        let micros = secs_to_micros(duration).max(0);
         if st.hist.is_none() {
             // Only fails for more than 5 significant digits.
             st.hist = Histogram::new(3).ok();
@@ -299,7 +299,6 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) -
             }
         }
     }
-    micros
 }
 
 /// Above this many bytes of files, the scan without self time splits its
@@ -527,7 +526,8 @@ fn scan_with_self_time(inputs: &Inputs, options: &RankOptions) -> Result<Scanned
             Phase::Stop => {
                 let duration = line.duration.unwrap_or(0.0);
                 let st = &mut stats[name].1;
-                let micros = record_stop(st, duration, stops, options.percentiles);
+                record_stop(st, duration, stops, options.percentiles);
+                let micros = secs_to_micros(duration).max(0);
                 stops += 1;
                 let opened = open.remove(&line.ids.trace_id);
                 let (begin, children) = match opened {

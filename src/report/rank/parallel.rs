@@ -18,7 +18,9 @@
 //!   open under it: per id only the last of these counts, so a chunk's
 //!   effect is "remove every id it touched, then add the ids it left
 //!   started". That costs this thread a look-up per open point or per id
-//!   touched, whichever is fewer, instead of two per point.
+//!   touched, whichever is fewer, instead of two per point. Here points
+//!   are keyed by [`id_key`] of their trace id, not its value: the same
+//!   equality, cheaper to get from the text.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -30,14 +32,14 @@ use memmap2::{Mmap, MmapOptions};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::super::read::{Inputs, LineRef, Source, MAX_LINE_LEN};
-use super::super::scan::{Fields, LineParser, NameMap, U128Map};
+use super::super::scan::{id_key, Fields, LineParser, NameMap, U128Map};
 use super::super::{Error, Filter};
 use super::{keeps, Agg, RankOptions, Scanned};
 use crate::format::{parse_line, ParseError, Phase};
 
 /// Chunks handed out and not yet added up, at most (bounds the memory to a
 /// few MiB whatever the input).
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 16;
 
 /// Whole lines of one log, for a worker.
 struct Job {
@@ -206,28 +208,27 @@ pub(super) fn scan_parallel(
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Summary>();
     let (free_tx, free_rx) = crossbeam_channel::unbounded::<Summary>();
     std::thread::scope(|scope| {
-        let mut started = 0;
-        for w in 0..workers {
+        // This thread works too (see `Pipe::receive`): one thread per core.
+        // A thread the system refuses is one worker less (with none, this
+        // thread does all the work), not a panic.
+        for w in 1..workers {
             let (job_rx, done_tx, free_rx) = (job_rx.clone(), done_tx.clone(), free_rx.clone());
             let filter = &options.filter;
-            // A thread the system refuses is one worker less, not a panic.
-            let spawned = std::thread::Builder::new()
+            let _ = std::thread::Builder::new()
                 .name("osprof-rank".into())
                 .spawn_scoped(scope, move || {
                     worker(w, filter, &job_rx, &done_tx, &free_rx)
                 });
-            started += usize::from(spawned.is_ok());
         }
-        drop((done_tx, job_rx));
-        if started == 0 {
-            return inputs.for_each_line(|line| agg.line(inputs, line));
-        }
+        drop(done_tx);
         let mut pipe = Pipe {
             agg: &mut agg,
             inputs,
             jobs: Some(job_tx),
+            own: (job_rx, Worker::new(0, &options.filter)),
             done: done_rx,
             free: free_tx,
+            free_summaries: free_rx,
             sent: 0,
             next: 0,
             waiting: BTreeMap::new(),
@@ -479,8 +480,12 @@ struct Pipe<'a, 'o> {
     agg: &'a mut Agg<'o>,
     inputs: &'a Inputs,
     jobs: Option<Sender<Job>>,
+    /// The job queue and this thread's own worker (index 0), for the chunks
+    /// it takes instead of waiting.
+    own: (Receiver<Job>, Worker<'o>),
     done: Receiver<Summary>,
     free: Sender<Summary>,
+    free_summaries: Receiver<Summary>,
     /// Chunks sent, and the next one to add up.
     sent: u64,
     next: u64,
@@ -517,11 +522,24 @@ impl Pipe<'_, '_> {
         }
     }
 
-    /// Waits for chunk `next` and adds it up.
+    /// Waits for chunk `next` and adds it up. While it is not done, this
+    /// thread parses a chunk from the queue itself, if there is one, rather
+    /// than sleep: one thread per core, none idle.
     fn receive(&mut self) {
         let sum = loop {
             if let Some(sum) = self.waiting.remove(&self.next) {
                 break sum;
+            }
+            if let Ok(sum) = self.done.try_recv() {
+                self.waiting.insert(sum.seq, sum);
+                continue;
+            }
+            let (jobs, worker) = &mut self.own;
+            if let Ok(job) = jobs.try_recv() {
+                let spare = self.free_summaries.try_recv().unwrap_or_default();
+                let sum = worker.run(job, spare);
+                self.waiting.insert(sum.seq, sum);
+                continue;
             }
             match self.done.recv() {
                 Ok(sum) => {
@@ -602,7 +620,7 @@ fn workers_gone() -> Error {
     }
 }
 
-/// A worker: turns each chunk it takes into a [`Summary`].
+/// A worker thread: turns each chunk it takes into a [`Summary`].
 fn worker(
     index: usize,
     filter: &Filter,
@@ -610,19 +628,42 @@ fn worker(
     done: &Sender<Summary>,
     free: &Receiver<Summary>,
 ) {
-    let mut lines = Lines {
-        parser: LineParser::default(),
-        names: NameMap::default(),
-        known: Vec::new(),
-        recent: [0; RECENT],
-        filter,
-    };
+    let mut worker = Worker::new(index, filter);
     for job in jobs.iter() {
-        let mut sum = free.try_recv().unwrap_or_default();
+        let sum = worker.run(job, free.try_recv().unwrap_or_default());
+        if done.send(sum).is_err() {
+            return;
+        }
+    }
+}
+
+/// What turns chunks into summaries, on a worker thread or on the reading
+/// thread while it would otherwise wait.
+struct Worker<'f> {
+    index: usize,
+    lines: Lines<'f>,
+}
+
+impl<'f> Worker<'f> {
+    fn new(index: usize, filter: &'f Filter) -> Self {
+        Worker {
+            index,
+            lines: Lines {
+                parser: LineParser::default(),
+                names: NameMap::default(),
+                known: Vec::new(),
+                recent: [0; RECENT],
+                filter,
+            },
+        }
+    }
+
+    /// The summary of `job`'s chunk, made in `sum` (an empty one).
+    fn run(&mut self, job: Job, mut sum: Summary) -> Summary {
         sum.seq = job.seq;
         sum.source = job.source;
         sum.first = job.first;
-        sum.worker = index;
+        sum.worker = self.index;
         let Work {
             bytes,
             begin,
@@ -634,17 +675,15 @@ fn worker(
             Bytes::Mapped(map) => map.get(begin..end),
         }
         .unwrap_or_default();
-        lines.chunk(chunk, &mut sum);
+        self.lines.chunk(chunk, &mut sum);
         if oversized_after {
-            lines.too_long(&mut sum);
+            self.lines.too_long(&mut sum);
         }
-        lines.opens(chunk, &mut sum);
+        self.lines.opens(chunk, &mut sum);
         if let Bytes::Read(data) = bytes {
             sum.data = data;
         }
-        if done.send(sum).is_err() {
-            return;
-        }
+        sum
     }
 }
 
@@ -699,7 +738,7 @@ impl Lines<'_> {
         if !keeps(self.filter, fields) {
             return;
         }
-        let trace_id = fields.trace_id();
+        let trace_id = fields.trace_key();
         match fields.phase {
             Phase::Start => {
                 sum.start(trace_id, at);
@@ -721,7 +760,7 @@ impl Lines<'_> {
         match parse_line(bytes) {
             Ok(line) => {
                 if self.filter.keeps(&line) {
-                    let trace_id = line.ids.trace_id.as_uuid().as_u128();
+                    let trace_id = id_key(line.ids.trace_id);
                     match line.phase {
                         Phase::Start => {
                             let at = (start as u32, bytes.len() as u32);
