@@ -4,10 +4,12 @@
 //! This thread cuts the logs into chunks of whole lines: read into
 //! buffers, or, with [`RankOptions::with_mmap`] on a plain file, as ranges
 //! of windows of the file mapped into memory (no copy at all; see there
-//! for the one risk). A worker turns a chunk into a [`Summary`]: the stop lines' names and
-//! durations in reading order, the unreadable lines, and, per trace id, the
-//! last thing the chunk did with it (started or stopped it). This thread
-//! adds the summaries up in reading order:
+//! for the one risk). Workers, one thread per core counting this one
+//! (which parses a chunk itself whenever it would otherwise wait), turn a
+//! chunk into a [`Summary`]: the stop lines' names and durations in reading
+//! order, the unreadable lines, the points started in the chunk and still
+//! open at its end, and the ids of its stop lines. This thread adds the
+//! summaries up in reading order:
 //!
 //! * the durations one by one, so every float sum is made in the order the
 //!   sequential scan makes it (adding per-chunk partial sums would change
@@ -17,7 +19,7 @@
 //!   trace id (replacing one already open) and a stop closes whatever is
 //!   open under it: per id only the last of these counts, so a chunk's
 //!   effect is "remove every id it touched, then add the ids it left
-//!   started". That costs this thread a look-up per open point or per id
+//!   open". That costs this thread a look-up per open point or per id
 //!   touched, whichever is fewer, instead of two per point. Here points
 //!   are keyed by [`id_key`] of their trace id, not its value: the same
 //!   equality, cheaper to get from the text.
