@@ -19,8 +19,9 @@
 //!   are dropped at once and counted.
 //! * Lines the file refuses (a full disk, a deleted directory) are counted in
 //!   [`ProfileWriter::failed_lines`] and reported on standard error once per
-//!   outage. The writer thread checks the directory before each batch,
-//!   re-creates it and re-opens the file if it was deleted, and retries a
+//!   outage. The writer thread checks the directory and the file before
+//!   each batch: when either was deleted (or the file replaced), it
+//!   re-creates them rather than write into a deleted file, and it retries a
 //!   failing file at most once a second, so writing resumes when the
 //!   destination comes back.
 
@@ -183,14 +184,17 @@ impl RollingFile {
         let counters = Arc::new(Counters::default());
         let (sender, receiver) = crossbeam_channel::bounded(self.buffered_lines_limit);
         let (done_sender, done) = crossbeam_channel::bounded(1);
-        let worker = Worker {
+        let mut worker = Worker {
             receiver,
             file: Some(file),
             needs_reopen: false,
             last_reopen: Instant::now(),
+            current: None,
+            last_scan: Instant::now(),
             config: self.clone(),
             counters: Arc::clone(&counters),
         };
+        worker.current = worker.newest_file();
         let thread = std::thread::Builder::new()
             .name("tracing-osprofiler-writer".into())
             .spawn(move || {
@@ -446,11 +450,37 @@ struct Worker {
     file: Option<RollingFileAppender>,
     needs_reopen: bool,
     last_reopen: Instant,
+    /// The file being written to, as found in the directory after opening
+    /// (and followed across rotations), with its identity: a file deleted
+    /// or replaced under the writer is noticed before the next batch.
+    current: Option<(PathBuf, FileId)>,
+    last_scan: Instant,
     config: RollingFile,
     counters: Arc<Counters>,
 }
 
 const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the directory is listed to follow a rotation.
+const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What tells one file from another at the same path: the inode on Unix;
+/// elsewhere only whether the path exists.
+type FileId = u64;
+
+fn file_id(path: &Path) -> io::Result<FileId> {
+    let meta = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(meta.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Ok(0)
+    }
+}
 
 /// How long the writer thread naps when the queue is empty, and how many
 /// naps in a row before it blocks (see `Worker::next_message`).
@@ -519,16 +549,17 @@ impl Worker {
         self.receiver.recv().ok()
     }
 
-    /// Re-opens the file when the directory has gone (writes to a deleted
-    /// file would succeed and vanish) or the file failed, at most once a
-    /// second.
+    /// Re-opens the file when the directory or the file itself has gone
+    /// or been replaced (writes to a deleted file would succeed and
+    /// vanish), or the file failed, at most once a second.
     fn check_destination(&mut self) {
-        let directory_gone = !self.config.directory.is_dir();
-        if directory_gone {
-            // Never write into a deleted file: those lines would be lost silently.
+        let gone = !self.config.directory.is_dir() || self.file_gone();
+        if gone {
+            // Never write into a deleted file: those lines would be lost
+            // silently.
             self.file = None;
         }
-        if !(directory_gone || self.needs_reopen || self.file.is_none())
+        if !(gone || self.needs_reopen || self.file.is_none())
             || self.last_reopen.elapsed() < REOPEN_INTERVAL
         {
             return;
@@ -538,9 +569,67 @@ impl Worker {
             Ok(file) => {
                 self.file = Some(file);
                 self.needs_reopen = false;
+                self.current = self.newest_file();
             }
             Err(error) => self.report_failure(&error),
         }
+    }
+
+    /// Whether the file being written to was deleted or replaced; follows
+    /// a rotation to the newer file (at once when the older one is pruned,
+    /// otherwise once a second).
+    fn file_gone(&mut self) -> bool {
+        if self.last_scan.elapsed() >= SCAN_INTERVAL {
+            self.follow_rotation();
+        }
+        let Some((path, id)) = &self.current else {
+            return false;
+        };
+        match file_id(path) {
+            Ok(now) => now != *id,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Pruned after a rotation (`with_max_files`), or deleted.
+                let before = path.clone();
+                self.follow_rotation();
+                self.current
+                    .as_ref()
+                    .is_none_or(|(path, _)| *path <= before)
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Moves `current` to a newer file of this writer, if there is one.
+    fn follow_rotation(&mut self) {
+        self.last_scan = Instant::now();
+        if let Some(newest) = self.newest_file() {
+            if self
+                .current
+                .as_ref()
+                .is_none_or(|(path, _)| newest.0 > *path)
+            {
+                self.current = Some(newest);
+            }
+        }
+    }
+
+    /// The newest file of this writer in the directory: the greatest name
+    /// with its prefix and suffix (tracing-appender names files
+    /// `prefix.date.suffix`, dates in an order that sorts).
+    fn newest_file(&self) -> Option<(PathBuf, FileId)> {
+        let config = &self.config;
+        let newest = std::fs::read_dir(&config.directory)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with(config.prefix.as_str()) && name.ends_with(config.suffix.as_str())
+            })
+            .map(|entry| entry.path())
+            .max()?;
+        let id = file_id(&newest).ok()?;
+        Some((newest, id))
     }
 
     /// Writes whole lines with one `write` call per batch (a few thousand
@@ -660,6 +749,38 @@ mod tests {
         write(&writer, "after\n");
         drop(guard);
         assert_eq!(lines_in(&dir), vec!["after".to_string()]);
+        assert_eq!(writer.failed_lines(), 0);
+    }
+
+    #[test]
+    fn a_deleted_file_is_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, guard) = RollingFile::new(dir.path())
+            .with_rotation(Rotation::NEVER)
+            .build()
+            .unwrap();
+        let file = dir.path().join("osprofiler.log");
+        write(&writer, "before\n");
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(lines_in(dir.path()), vec!["before".to_string()]);
+        std::fs::remove_file(&file).unwrap();
+        // The deletion is seen before the next batch, which goes to a new
+        // file (re-opened at most once a second).
+        std::thread::sleep(REOPEN_INTERVAL);
+        write(&writer, "after\n");
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "after\n");
+        // Replaced by another file (a new inode: the writer still holds
+        // the old one open): lines go to the file at the path.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(&file, "someone else's\n").unwrap();
+        std::thread::sleep(REOPEN_INTERVAL);
+        write(&writer, "again\n");
+        drop(guard);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "someone else's\nagain\n"
+        );
         assert_eq!(writer.failed_lines(), 0);
     }
 
