@@ -985,6 +985,63 @@ mod tests {
         }
     }
 
+    /// Lines longer than a chunk (and than the limit), with and without a
+    /// newline at the end of the log, in every way of reading.
+    #[test]
+    fn lines_longer_than_a_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7";
+        let line = |t: u32| {
+            format!("2020-02-27T08:04:25.000001 0.5 {base} {base} 00000000-0000-4000-8000-{t:012x} a-stop\n")
+        };
+        for (name, tail) in [("ends.log", "\n"), ("open.log", "")] {
+            let mut log = Vec::new();
+            for t in 0..50 {
+                log.extend_from_slice(line(t).as_bytes());
+                if t % 10 == 3 {
+                    log.extend(std::iter::repeat_n(b'y', 3 << 20));
+                    log.push(b'\n');
+                }
+            }
+            log.extend(std::iter::repeat_n(b'z', 200_000));
+            log.extend_from_slice(tail.as_bytes());
+            let path = dir.path().join(name);
+            std::fs::write(&path, &log).unwrap();
+            let inputs = Inputs::from_paths([&path]).unwrap();
+            let options = RankOptions::new();
+            let mut agg = Agg::new(&options);
+            inputs
+                .for_each_line(|line| agg.line(&inputs, line))
+                .unwrap();
+            let Scanned {
+                stats,
+                open,
+                unreadable,
+            } = agg.finish();
+            let whole = finish(stats, open, unreadable, &options).unwrap();
+            assert_eq!(whole.unreadable.count, 6);
+            assert_eq!(whole.rows[0].count, 50);
+            for mmap in [false, true] {
+                let options = RankOptions::new().with_mmap(mmap);
+                for (chunk, window) in [
+                    (4096, 4096),
+                    (1 << 20, 1 << 20),
+                    (1 << 20, parallel::WINDOW),
+                ] {
+                    let Scanned {
+                        stats,
+                        open,
+                        unreadable,
+                    } = scan_parallel(&inputs, &options, 2, chunk, window).unwrap();
+                    let parallel = finish(stats, open, unreadable, &options).unwrap();
+                    let case = format!("{name} {mmap} {chunk} {window}");
+                    assert_eq!(parallel.rows, whole.rows, "{case}");
+                    assert_eq!(parallel.unreadable, whole.unreadable, "{case}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn uncovered_counts_overlaps_once() {
         assert_eq!(uncovered(0, 100, vec![(10, 30), (20, 40), (90, 200)]), 60);

@@ -348,7 +348,8 @@ fn map_chunks(
                 Some(p) => at + p + 1,
                 // One line from `at` to past `want`.
                 None => {
-                    let limit = len.min(at + MAX_LINE_LEN + 1);
+                    // (Past `want` when the line is already too long.)
+                    let limit = len.min(at + MAX_LINE_LEN + 1).max(want);
                     match memchr::memchr(b'\n', &map[want..limit]) {
                         Some(p) => want + p + 1,
                         None if at_eof && len - at <= MAX_LINE_LEN => len,
