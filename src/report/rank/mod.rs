@@ -1042,6 +1042,78 @@ mod tests {
         }
     }
 
+    /// A log of random lines: the writers' starts and stops over a few ids
+    /// (so some repeat) and names, mangled ones, random bytes, blank,
+    /// CRLF and (rarely) too long lines, maybe no final newline.
+    fn random_log() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let line = prop_oneof![
+            6 => (any::<bool>(), 0u32..40, 0usize..4, 0u32..3_000_000).prop_map(|(stop, t, n, d)| {
+                let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7";
+                let name = ["a", "db-query", "caf\u{e9}", "x::y"][n];
+                let ts = "2020-02-27T08:04:25.000001";
+                let id = format!("00000000-0000-4000-8000-{t:012x}");
+                if stop {
+                    format!("{ts} {}.{:06} {base} {base} {id} {name}-stop", d / 1_000_000, d % 1_000_000)
+                } else {
+                    format!("{ts}          {base} {base} {id} {name}-start")
+                }
+                .into_bytes()
+            }),
+            1 => proptest::collection::vec(any::<u8>(), 0..200),
+            1 => Just(Vec::new()),
+            1 => (0usize..2).prop_map(|n| vec![b'w'; [70_000, 1_500][n]]),
+        ];
+        (
+            proptest::collection::vec((line, any::<bool>()), 1..120),
+            any::<bool>(),
+        )
+            .prop_map(|(lines, last_newline)| {
+                let mut out = Vec::new();
+                for (line, crlf) in lines {
+                    out.extend_from_slice(&line);
+                    if crlf {
+                        out.push(b'\r');
+                    }
+                    out.push(b'\n');
+                }
+                if !last_newline {
+                    out.pop();
+                }
+                out
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn parallel_scan_is_the_sequential_scan_on_random_logs(
+            log in random_log(),
+            chunk in 64usize..20_000,
+            window in 1usize..40_000,
+            workers in 1usize..4,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("random.log");
+            std::fs::write(&path, &log).unwrap();
+            let inputs = Inputs::from_paths([&path]).unwrap();
+            let options = RankOptions::new();
+            let mut agg = Agg::new(&options);
+            inputs.for_each_line(|line| agg.line(&inputs, line)).unwrap();
+            let Scanned { stats, open, unreadable } = agg.finish();
+            let whole = finish(stats, open, unreadable, &options).unwrap();
+            for mmap in [false, true] {
+                let options = RankOptions::new().with_mmap(mmap);
+                let Scanned { stats, open, unreadable } =
+                    scan_parallel(&inputs, &options, workers, chunk, window).unwrap();
+                let parallel = finish(stats, open, unreadable, &options).unwrap();
+                proptest::prop_assert_eq!(&parallel.rows, &whole.rows);
+                proptest::prop_assert_eq!(&parallel.unfinished, &whole.unfinished);
+                proptest::prop_assert_eq!(&parallel.unreadable, &whole.unreadable);
+            }
+        }
+    }
+
     #[test]
     fn uncovered_counts_overlaps_once() {
         assert_eq!(uncovered(0, 100, vec![(10, 30), (20, 40), (90, 200)]), 60);
