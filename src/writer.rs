@@ -49,7 +49,7 @@ use crate::format::PendingLine;
 /// | rotation | [`Rotation::HOURLY`] | [`with_rotation`](Self::with_rotation) |
 /// | file name prefix | `osprofiler` | [`with_prefix`](Self::with_prefix) |
 /// | file name suffix | `log` | [`with_suffix`](Self::with_suffix) |
-/// | files kept | all | [`with_max_files`](Self::with_max_files) |
+/// | files kept | all | [`with_max_files`](Self::with_max_files) (at least 2) |
 /// | lines queued for the writer thread | 128 000 | [`with_buffered_lines_limit`](Self::with_buffered_lines_limit) |
 /// | when the queue is full | wait for room (lossless) | [`with_lossy`](Self::with_lossy) |
 /// | longest wait for room before the writer counts as stalled | 500 ms | [`with_max_wait`](Self::with_max_wait) |
@@ -120,9 +120,13 @@ impl RollingFile {
         self
     }
 
-    /// Keeps at most `n` files, deleting the oldest on rotation.
+    /// Keeps at most `n` files, deleting the oldest on rotation; `n` is
+    /// at least 2. (tracing-appender, which rotates the files, prunes them
+    /// to `n - 1` each time the writer opens a file, at start and after
+    /// the file or directory was deleted or failed: with 1 it would delete
+    /// the file of the current period, lines already written included.)
     pub fn with_max_files(mut self, n: usize) -> Self {
-        self.max_files = Some(n);
+        self.max_files = Some(n.max(2));
         self
     }
 

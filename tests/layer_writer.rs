@@ -118,6 +118,7 @@ fn rotation_pruning_and_a_deleted_directory() {
         .unwrap()
     };
     let (w_rotating, g_rotating) = build(rotating.path(), None);
+    // 1 is taken as 2 (see `with_max_files`).
     let (w_pruned, g_pruned) = build(pruned.path(), Some(1));
     let (w_doomed, g_doomed) = build(&doomed, None);
     let doomed_counters = w_doomed.counters();
@@ -168,10 +169,11 @@ fn rotation_pruning_and_a_deleted_directory() {
         );
         assert_eq!(Points::parse(bytes).len(), points, "{name}");
     }
-    // max_files(1): only the newest file is kept.
+    // with_max_files(1) keeps 2 files: the file of each minute, whole.
     let files = read_dir_sorted(pruned.path());
-    assert_eq!(files.len(), 1);
-    assert_eq!(Points::parse(&files[0].1).len(), 3);
+    assert_eq!(files.len(), 2);
+    assert_eq!(Points::parse(&files[0].1).len(), 2);
+    assert_eq!(Points::parse(&files[1].1).len(), 3);
     // The deleted directory is there again: the newest file holds the new
     // minute's request, whole. Lines written around the deletion are either
     // in a file of the recreated directory or counted as failed (some may
