@@ -201,6 +201,20 @@ fn second_key(head: &[u8; 27]) -> (u64, u64, u64) {
     (word_at(head, 0), word_at(head, 8), word_at(head, 11))
 }
 
+/// The big-endian word of `bytes[at..at + 8]` (first byte highest).
+#[inline(always)]
+fn be_word_at(bytes: &[u8], at: usize) -> u64 {
+    word_at(bytes, at).swap_bytes()
+}
+
+/// The big-endian value of `bytes[at..at + 4]`.
+#[inline(always)]
+fn be_half_at(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&bytes[at..at + 4]);
+    u64::from(u32::from_be_bytes(w))
+}
+
 /// The little-endian word of `bytes[at..at + 8]`.
 #[inline(always)]
 fn word_at(bytes: &[u8], at: usize) -> u64 {
@@ -551,16 +565,8 @@ mod sse2 {
 /// The value of an id that [`ids_ok`] checked (36 bytes, canonical form).
 #[inline(always)]
 fn checked_id_value(text: &[u8]) -> u128 {
-    let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&text[at..at + 8]);
-        u64::from_be_bytes(w)
-    };
-    let half = |at: usize| {
-        let mut w = [0u8; 4];
-        w.copy_from_slice(&text[at..at + 4]);
-        u64::from(u32::from_be_bytes(w))
-    };
+    let word = |at| be_word_at(text, at);
+    let half = |at| be_half_at(text, at);
     let a = hex8_value(word(0));
     let b = hex8_value(half(9) << 32 | half(14));
     let c = hex8_value(half(19) << 32 | half(24));
@@ -581,11 +587,7 @@ pub(crate) fn id_key(id: Id) -> u128 {
 /// form): the 32 digits' values, a nibble each, folded two words into one.
 #[inline(always)]
 fn checked_id_key(text: &[u8]) -> u128 {
-    let half = |at: usize| {
-        let mut w = [0u8; 4];
-        w.copy_from_slice(&text[at..at + 4]);
-        u64::from(u32::from_le_bytes(w))
-    };
+    let half = |at: usize| be_half_at(text, at).swap_bytes() >> 32;
     // Each byte to its digit's value (letters have bit 0x40 set, and a
     // letter's low nibble is its value minus 9).
     let values = |w: u64| (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
@@ -622,16 +624,8 @@ fn canonical_id(text: &[u8]) -> Option<u128> {
     if text[8] != b'-' || text[13] != b'-' || text[18] != b'-' || text[23] != b'-' {
         return None;
     }
-    let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&text[at..at + 8]);
-        u64::from_be_bytes(w)
-    };
-    let half = |at: usize| {
-        let mut w = [0u8; 4];
-        w.copy_from_slice(&text[at..at + 4]);
-        u64::from(u32::from_be_bytes(w))
-    };
+    let word = |at| be_word_at(text, at);
+    let half = |at| be_half_at(text, at);
     let (a, bad_a) = hex8(word(0));
     let (b, bad_b) = hex8(half(9) << 32 | half(14));
     let (c, bad_c) = hex8(half(19) << 32 | half(24));
