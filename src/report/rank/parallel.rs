@@ -121,7 +121,6 @@ struct Summary {
     opens: Vec<(u128, (u32, i64, u128))>,
     /// The chunk's buffer, handed back for reuse.
     data: Vec<u8>,
-    error: Option<io::Error>,
 }
 
 /// See [`Summary::touched`].
@@ -192,7 +191,6 @@ impl Summary {
         self.opens_at.clear();
         self.opens.clear();
         self.data = Vec::new();
-        self.error = None;
     }
 }
 
@@ -205,6 +203,7 @@ pub(super) fn scan_parallel(
     chunk_bytes: usize,
     window: usize,
 ) -> Result<Scanned, Error> {
+    let workers = workers.max(1);
     let mut agg = Agg::new(options);
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(IN_FLIGHT);
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Summary>();
@@ -570,16 +569,6 @@ impl Pipe<'_, '_> {
 
     fn add(&mut self, sum: &Summary) -> Result<(), Error> {
         let inputs = self.inputs;
-        if let Some(e) = &sum.error {
-            return Err(Error::Read {
-                name: inputs
-                    .sources()
-                    .get(sum.source)
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-                source: io::Error::new(e.kind(), e.to_string()),
-            });
-        }
         let agg = &mut *self.agg;
         let map = self.maps.get_mut(sum.worker).ok_or_else(workers_gone)?;
         for name in &sum.new_names {
