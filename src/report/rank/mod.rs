@@ -23,9 +23,11 @@
 //!   point's interval minus the union of its children's intervals, so
 //!   concurrent children count once. It is computed while streaming: a
 //!   child that stops while its parent is open adds its interval to the
-//!   parent. A point whose start line was not read (a log missing from a
-//!   rotated set) has no known children, and all its wall time counts as
-//!   self time.
+//!   parent; children whose parent is not open then (in another service's
+//!   log, or outliving their parent) are added in a second read of the
+//!   logs, done only when there are such children. A point whose start
+//!   line was not read (a log missing from a rotated set) has no known
+//!   children, and all its wall time counts as self time.
 //! * **Percentiles** (`with_percentiles`): p50, p95 and p99 of the
 //!   durations, from an HDR histogram with 3 significant digits (each value
 //!   within 0.1%).
@@ -491,7 +493,34 @@ fn keeps(filter: &Filter, fields: &Fields<'_>) -> bool {
 }
 
 /// The scan with self time, which follows each point's children.
+///
+/// A child that stops while its parent is open adds its interval to the
+/// parent. One whose parent is not open then (it lives in another
+/// service's log, read before or after the parent's, or it outlived its
+/// parent) is kept aside, and if there is any, the logs are read a second
+/// time with those intervals among their parents' children, so that self
+/// time is the model's (and `osprof show`'s) across logs too.
 fn scan_with_self_time(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
+    let mut late = IdMap::default();
+    let first = self_time_pass(inputs, options, &IdMap::default(), Some(&mut late))?;
+    if late.is_empty() {
+        return Ok(first);
+    }
+    self_time_pass(inputs, options, &late, None)
+}
+
+/// Children's intervals by their parent's trace id.
+type Children = IdMap<Vec<(i64, i64)>>;
+
+/// One read of the logs for [`scan_with_self_time`]: `extra` children are
+/// added to their parents; children whose parent is not open when they
+/// stop go to `late`.
+fn self_time_pass(
+    inputs: &Inputs,
+    options: &RankOptions,
+    extra: &Children,
+    mut late: Option<&mut Children>,
+) -> Result<Scanned, Error> {
     let mut names: HashMap<Box<str>, usize> = HashMap::new();
     let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
     let mut open: IdMap<Open> = IdMap::default();
@@ -530,16 +559,28 @@ fn scan_with_self_time(inputs: &Inputs, options: &RankOptions) -> Result<Scanned
                 let micros = secs_to_micros(duration).max(0);
                 stops += 1;
                 let opened = open.remove(&line.ids.trace_id);
-                let (begin, children) = match opened {
+                let (begin, mut children) = match opened {
                     Some(o) => (o.begin, o.children),
                     None => (line.timestamp.unix_micros() - micros, Vec::new()),
                 };
+                if let Some(more) = extra.get(&line.ids.trace_id) {
+                    children.extend_from_slice(more);
+                }
                 let end = begin.saturating_add(micros);
                 st.self_micros += uncovered(begin, end, children);
-                if let Some(parent) = open.get_mut(&line.ids.parent_id) {
-                    parent.children.push((begin, end));
-                    if parent.children.len() >= COMPACT_AT {
-                        merge(&mut parent.children);
+                let ids = &line.ids;
+                let siblings = match open.get_mut(&ids.parent_id) {
+                    Some(parent) => Some(&mut parent.children),
+                    // A root's parent is its request (`base_id`).
+                    None if ids.parent_id != ids.base_id && ids.parent_id != ids.trace_id => late
+                        .as_deref_mut()
+                        .map(|late| late.entry(ids.parent_id).or_default()),
+                    None => None,
+                };
+                if let Some(siblings) = siblings {
+                    siblings.push((begin, end));
+                    if siblings.len() >= COMPACT_AT {
+                        merge(siblings);
                     }
                 }
             }
@@ -1111,6 +1152,68 @@ mod tests {
                 proptest::prop_assert_eq!(&parallel.unfinished, &whole.unfinished);
                 proptest::prop_assert_eq!(&parallel.unreadable, &whole.unreadable);
             }
+        }
+    }
+
+    /// Self time across two services' logs (A's `http` client point calls
+    /// B, whose `wsgi` root is its child) and for a child that outlives its
+    /// parent: subtracted as `osprof show`'s model subtracts it, whatever
+    /// order the logs are given in.
+    #[test]
+    fn self_time_subtracts_children_in_other_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7";
+        let id = |n: u32| format!("00000000-0000-4000-8000-{n:012x}");
+        let line =
+            |s: u32, micros: u32, dur: Option<f64>, parent: &str, trace: &str, name: &str| {
+                let ts = format!("2020-02-27T08:04:{s:02}.{micros:06}");
+                match dur {
+                    Some(d) => format!("{ts} {d:.6} {base} {parent} {trace} {name}-stop\n"),
+                    None => format!("{ts}          {base} {parent} {trace} {name}-start\n"),
+                }
+            };
+        // A: wsgi 0..10 s, under it http 1..5 s (calls B) and task 6..9.5 s,
+        // whose child `late` runs 9..12 s (it outlives both).
+        let a = [
+            line(0, 0, None, base, &id(1), "wsgi"),
+            line(1, 0, None, &id(1), &id(2), "http"),
+            line(5, 0, Some(4.0), &id(1), &id(2), "http"),
+            line(6, 0, None, &id(1), &id(3), "task"),
+            line(9, 0, None, &id(3), &id(4), "late"),
+            line(9, 500_000, Some(3.5), &id(1), &id(3), "task"),
+            line(10, 0, Some(10.0), base, &id(1), "wsgi"),
+            line(12, 0, Some(3.0), &id(3), &id(4), "late"),
+        ]
+        .concat();
+        // B: its wsgi 2..4 s, child of A's http.
+        let b = [
+            line(2, 0, None, &id(2), &id(10), "b-wsgi"),
+            line(4, 0, Some(2.0), &id(2), &id(10), "b-wsgi"),
+        ]
+        .concat();
+        let a_path = dir.path().join("a.log");
+        let b_path = dir.path().join("b.log");
+        std::fs::write(&a_path, a).unwrap();
+        std::fs::write(&b_path, b).unwrap();
+        let options = RankOptions::new().with_self_time(true);
+        for paths in [[&a_path, &b_path], [&b_path, &a_path]] {
+            let report = rank(&Inputs::from_paths(paths).unwrap(), &options).unwrap();
+            let self_time = |name: &str| {
+                report
+                    .rows
+                    .iter()
+                    .find(|r| r.name == name)
+                    .and_then(|r| r.self_time)
+                    .unwrap()
+            };
+            // http: 4 s less B's 2 s.
+            assert_eq!(self_time("http"), 2.0);
+            // task: 3.5 s less `late` from 9 s to its end at 9.5 s.
+            assert_eq!(self_time("task"), 3.0);
+            // wsgi: 10 s less http (1..5) and task (6..9.5).
+            assert_eq!(self_time("wsgi"), 2.5);
+            assert_eq!(self_time("b-wsgi"), 2.0);
+            assert_eq!(self_time("late"), 3.0);
         }
     }
 
