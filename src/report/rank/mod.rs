@@ -44,11 +44,11 @@ use std::io::{self, Write};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::read::{Inputs, LineRef};
-use super::scan::{id, Fields, IdMap, LineParser, NameMap, U128Map};
+use super::read::Inputs;
+use super::scan::{id, Fields, IdMap, NameMap, U128Map};
 use super::table::{csv, markdown};
 use super::{for_each_parsed, Error, Filter, Format, Unreadable};
-use crate::format::{ParseError, Phase, Timestamp};
+use crate::format::{Phase, Timestamp};
 use crate::report::model::secs_to_micros;
 use crate::Id;
 
@@ -313,12 +313,11 @@ const CHUNK_BYTES: usize = 1 << 20;
 mod parallel;
 use parallel::scan_parallel;
 
-/// The scan without self time: per line only the name, the phase, the
-/// duration and the `trace_id` (plus the start time and `base_id` of the
-/// open points) are used, so the lines in the writers' layout are taken
-/// from [`LineParser::fields`] without building a [`Line`](crate::format::Line):
-/// names are looked up by their bytes, ids stay 128-bit integers. Any
-/// other line goes through the full parser, as in every report.
+/// The scan without self time ([`parallel`]): per line only the name, the
+/// phase, the duration and the `trace_id` are used, so lines in the
+/// writers' layout are split without building a
+/// [`Line`](crate::format::Line); any other line goes through the full
+/// parser, as in every report.
 fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let size: Option<u64> = inputs
@@ -329,25 +328,26 @@ fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
             super::read::Source::Stdin => None,
         })
         .sum();
-    if workers >= 2 && size.is_some_and(|s| s >= PARALLEL_FROM) {
-        return scan_parallel(inputs, options, workers, CHUNK_BYTES, parallel::WINDOW);
-    }
-    let mut agg = Agg::new(options);
-    inputs.for_each_line(|line| agg.line(inputs, line))?;
-    Ok(agg.finish())
+    // Small inputs are scanned by this thread alone.
+    let workers = if size.is_some_and(|s| s >= PARALLEL_FROM) {
+        workers
+    } else {
+        1
+    };
+    scan_parallel(inputs, options, workers, CHUNK_BYTES, parallel::WINDOW)
 }
 
-/// The figures of the scan without self time, in reading order.
+/// The figures of the scan without self time, added up in reading order.
 struct Agg<'o> {
     names: NameMap<usize>,
     stats: Vec<(Box<str>, NameStats)>,
-    /// trace_id -> (name, begin, base_id) of the points started and not
-    /// stopped yet: as in `scan_with_self_time`, a start replaces an open
-    /// point with the same id and a stop closes whatever is open under it.
+    /// `id_key` of the trace id -> (name, begin, base_id) of the points
+    /// started and not stopped yet: as in `scan_with_self_time`, a start
+    /// replaces an open point with the same id and a stop closes whatever
+    /// is open under it.
     open: U128Map<(usize, i64, u128)>,
     stops: u64,
     unreadable: Unreadable,
-    parser: LineParser,
     options: &'o RankOptions,
 }
 
@@ -359,7 +359,6 @@ impl<'o> Agg<'o> {
             open: U128Map::default(),
             stops: 0,
             unreadable: Unreadable::default(),
-            parser: LineParser::default(),
             options,
         }
     }
@@ -378,17 +377,6 @@ impl<'o> Agg<'o> {
         }
     }
 
-    #[inline]
-    fn start(&mut self, name: usize, trace_id: u128, begin: i64, base_id: u128) {
-        self.open.insert(trace_id, (name, begin, base_id));
-    }
-
-    #[inline]
-    fn stop(&mut self, name: usize, trace_id: u128, duration: f64) {
-        self.record(name, duration);
-        self.open.remove(&trace_id);
-    }
-
     /// A stop line's duration added to its name's figures.
     #[inline]
     fn record(&mut self, name: usize, duration: f64) {
@@ -396,78 +384,6 @@ impl<'o> Agg<'o> {
             record_stop(st, duration, self.stops, self.options.percentiles);
         }
         self.stops += 1;
-    }
-
-    /// A kept line: `begin` and `base_id` count for starts, `duration` for
-    /// stops.
-    fn point(
-        &mut self,
-        name: &[u8],
-        phase: Phase,
-        trace_id: u128,
-        begin: i64,
-        base_id: u128,
-        duration: f64,
-    ) {
-        let name = self.name(name);
-        match phase {
-            Phase::Start => self.start(name, trace_id, begin, base_id),
-            Phase::Stop => self.stop(name, trace_id, duration),
-        }
-    }
-
-    /// One line, whatever it holds.
-    #[inline]
-    fn line(&mut self, inputs: &Inputs, line: LineRef<'_>) {
-        if line.oversized {
-            self.unreadable.note(inputs, &line, &"line too long");
-            return;
-        }
-        if let Some(fields) = self.parser.fields(line.bytes) {
-            let lossy;
-            let name = if fields.name.is_ascii() {
-                fields.name
-            } else {
-                lossy = String::from_utf8_lossy(fields.name);
-                lossy.as_bytes()
-            };
-            if keeps(&self.options.filter, &fields) {
-                self.point(
-                    name,
-                    fields.phase,
-                    fields.trace_id(),
-                    fields.timestamp.unix_micros(),
-                    fields.base_id(),
-                    fields.duration.unwrap_or(0.0),
-                );
-            }
-            return;
-        }
-        self.slow_line(inputs, line);
-    }
-
-    /// A line not in the writers' layout: the full parser.
-    fn slow_line(&mut self, inputs: &Inputs, line: LineRef<'_>) {
-        if line.oversized {
-            self.unreadable.note(inputs, &line, &"line too long");
-            return;
-        }
-        match self.parser.parse(line.bytes) {
-            Ok(parsed) => {
-                if self.options.filter.keeps(&parsed) {
-                    self.point(
-                        parsed.name.as_bytes(),
-                        parsed.phase,
-                        parsed.ids.trace_id.as_uuid().as_u128(),
-                        parsed.timestamp.unix_micros(),
-                        parsed.ids.base_id.as_uuid().as_u128(),
-                        parsed.duration.unwrap_or(0.0),
-                    );
-                }
-            }
-            Err(ParseError::Blank) => {}
-            Err(e) => self.unreadable.note(inputs, &line, &e),
-        }
     }
 
     fn finish(self) -> Scanned {
@@ -955,8 +871,19 @@ mod tests {
         out
     }
 
+    /// The report as the scan with self time makes it, without that
+    /// column: every line through `format::parse_line`, one after the
+    /// other; the reference the threaded scan is checked against.
+    fn full_parser_report(inputs: &Inputs, options: &RankOptions) -> Rank {
+        let mut report = rank(inputs, &options.clone().with_self_time(true)).unwrap();
+        for row in &mut report.rows {
+            row.self_time = None;
+        }
+        report
+    }
+
     #[test]
-    fn parallel_scan_gives_the_sequential_figures() {
+    fn threaded_scan_gives_the_full_parsers_figures() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.log");
         let b = dir.path().join("b.log");
@@ -980,31 +907,14 @@ mod tests {
                     .with_since(crate::report::parse_time("2020-02-27T08:00:00.110000")),
             ),
         ] {
-            let mut agg = Agg::new(&options);
-            inputs
-                .for_each_line(|line| agg.line(&inputs, line))
-                .unwrap();
-            let Scanned {
-                stats,
-                open,
-                unreadable,
-            } = agg.finish();
-            let whole = finish(stats, open, unreadable, &options).unwrap();
+            let whole = full_parser_report(&inputs, &options);
             assert!(whole.unreadable.count > 0 && !whole.unfinished.is_empty());
             assert!(whole.rows.iter().any(|r| r.name.contains('\u{fffd}')));
-            // The full parser's path (with self time) agrees.
-            let full = rank(&inputs, &options.clone().with_self_time(true)).unwrap();
-            let strip = |rows: &[Row]| -> Vec<Row> {
-                rows.iter()
-                    .map(|r| Row {
-                        self_time: None,
-                        ..r.clone()
-                    })
-                    .collect()
-            };
-            assert_eq!(strip(&full.rows), whole.rows);
-            assert_eq!(full.unfinished, whole.unfinished);
-            assert_eq!(full.unreadable, whole.unreadable);
+            // The report as `rank` makes it (this thread alone: small logs).
+            let report = rank(&inputs, &options).unwrap();
+            assert_eq!(report.rows, whole.rows);
+            assert_eq!(report.unfinished, whole.unfinished);
+            assert_eq!(report.unreadable, whole.unreadable);
             for (workers, chunk, window) in [
                 (1, 4096, 4096),
                 (2, 4096, 100_000),
@@ -1049,17 +959,7 @@ mod tests {
             let path = dir.path().join(name);
             std::fs::write(&path, &log).unwrap();
             let inputs = Inputs::from_paths([&path]).unwrap();
-            let options = RankOptions::new();
-            let mut agg = Agg::new(&options);
-            inputs
-                .for_each_line(|line| agg.line(&inputs, line))
-                .unwrap();
-            let Scanned {
-                stats,
-                open,
-                unreadable,
-            } = agg.finish();
-            let whole = finish(stats, open, unreadable, &options).unwrap();
+            let whole = full_parser_report(&inputs, &RankOptions::new());
             assert_eq!(whole.unreadable.count, 6);
             assert_eq!(whole.rows[0].count, 50);
             for mmap in [false, true] {
@@ -1128,7 +1028,7 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
         #[test]
-        fn parallel_scan_is_the_sequential_scan_on_random_logs(
+        fn threaded_scan_is_the_full_parsers_on_random_logs(
             log in random_log(),
             chunk in 64usize..20_000,
             window in 1usize..40_000,
@@ -1138,11 +1038,7 @@ mod tests {
             let path = dir.path().join("random.log");
             std::fs::write(&path, &log).unwrap();
             let inputs = Inputs::from_paths([&path]).unwrap();
-            let options = RankOptions::new();
-            let mut agg = Agg::new(&options);
-            inputs.for_each_line(|line| agg.line(&inputs, line)).unwrap();
-            let Scanned { stats, open, unreadable } = agg.finish();
-            let whole = finish(stats, open, unreadable, &options).unwrap();
+            let whole = full_parser_report(&inputs, &RankOptions::new());
             for mmap in [false, true] {
                 let options = RankOptions::new().with_mmap(mmap);
                 let Scanned { stats, open, unreadable } =

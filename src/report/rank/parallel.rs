@@ -1,5 +1,5 @@
-//! The rank scan without self time on several threads, giving exactly the
-//! sequential scan's figures.
+//! The rank scan without self time, on one thread per core, giving
+//! exactly the figures of reading the lines one after the other.
 //!
 //! This thread cuts the logs into chunks of whole lines: read into
 //! buffers, or, with [`RankOptions::with_mmap`] on a plain file, as ranges
@@ -12,7 +12,7 @@
 //! summaries up in reading order:
 //!
 //! * the durations one by one, so every float sum is made in the order the
-//!   sequential scan makes it (adding per-chunk partial sums would change
+//!   lines are in (adding per-chunk partial sums would change
 //!   the last bits), ties keep the first stop line read, and the
 //!   unreadable lines keep their numbers;
 //! * the open points by the rule that a start opens a point under its
