@@ -19,13 +19,13 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
+use osprof::load_request;
+use osprof::model::Tree;
+use osprof::rank::{rank, RankOptions};
+use osprof::read::Inputs;
+use osprof::show::write_text_tree;
 use tracing_osprofiler::format::parse_line;
 use tracing_osprofiler::http::ProfilingLayer;
-use tracing_osprofiler::report::load_request;
-use tracing_osprofiler::report::model::Tree;
-use tracing_osprofiler::report::rank::{rank, RankOptions};
-use tracing_osprofiler::report::read::Inputs;
-use tracing_osprofiler::report::show::write_text_tree;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::writer::RollingFile;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, OsProfilerLayer, Signer, TraceInfo};

@@ -55,18 +55,11 @@
     feature = "reqwest",
     doc = "| [`reqwest`] | profiling outgoing reqwest calls |"
 )]
-#![cfg_attr(
-    feature = "report",
-    doc = "| [`report`] | reading logs back and building reports |"
-)]
-//! | `src/bin/osprof.rs` | the `osprof` command line: argument parsing only, every report is a library function |
 //!
 //! # Feature flags
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `cli` | yes | the `osprof` report tool (clap); implies `report` |
-//! | `report` | with `cli` | the `report` module: reading logs (gzip too) and building reports |
 //! | `tower` | no | the `http` module: a tower `Layer`/`Service` for http 1.x servers (axum, hyper, tonic) |
 //! | `reqwest` | no | the `reqwest` module: a reqwest-middleware that signs outgoing calls |
 //!
@@ -84,9 +77,6 @@ pub mod http;
 pub mod ids;
 pub mod layer;
 pub mod limit;
-#[cfg(feature = "report")]
-#[cfg_attr(docsrs, doc(cfg(feature = "report")))]
-pub mod report;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;

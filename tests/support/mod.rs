@@ -1,7 +1,15 @@
-//! Shared helpers for the integration tests: a capturing
-//! `MakeWriter` and a checker that parses every captured line back and
-//! verifies the trace trees.
-#![allow(dead_code)]
+//! The helpers of every integration test binary, one module tree:
+//!
+//! | module | what |
+//! |---|---|
+//! | this file | a capturing `MakeWriter`, a checker that parses every captured line back and verifies the trace trees, an independent HMAC, the downstream-header check |
+//! | [`python`] | the real Python osprofiler (a venv made on first use) |
+//! | [`http`] | one global subscriber for the HTTP tests, tokens, servers on loopback |
+#![allow(dead_code, unused_imports)]
+
+#[cfg(all(feature = "tower", feature = "reqwest"))]
+pub mod http;
+pub mod python;
 
 use std::collections::{HashMap, HashSet};
 use std::io;

@@ -1,0 +1,273 @@
+//! `cargo bench --bench report`: `osprof rank` on a generated log against a
+//! plain memchr line count of the same file, in the same run.
+//!
+//! The log (`target/osprof-bench/bench-<BYTES>.log`, 1 GiB unless
+//! `OSPROF_BENCH_BYTES` says otherwise, e.g. `OSPROF_BENCH_BYTES=100000000`
+//! for a quick run) is generated once and reused: requests of nested points
+//! with 40 distinct names, durations in the forms Python writes, slow
+//! markers and the odd JSON suffix. Each measurement is the best of
+//! `OSPROF_BENCH_RUNS` (default 3) runs on a warm page cache
+//! (`OSPROF_BENCH_RANK_ONLY=1`: the line count and `rank` only). Peak RSS is
+//! the `VmHWM` of a child `osprof rank` process (sampled from
+//! `/proc/<pid>/status` until it exits; Linux only).
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use osprof::list::{list, ListOptions};
+use osprof::rank::{rank, RankOptions};
+use osprof::read::Inputs;
+use tracing_osprofiler::format::{write_start, write_stop, PointIds, PointName, Timestamp};
+use tracing_osprofiler::Id;
+
+const NAMES: [&str; 8] = [
+    "wsgi",
+    "engine-start-workflow",
+    "workflow-set-state",
+    "engine-on-action-complete",
+    "db-query",
+    "rpc-call",
+    "task-run",
+    "executor-run-action",
+];
+
+/// A small deterministic generator (xorshift), so every run writes the same
+/// log without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn generate(path: &Path, bytes: u64) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut written = 0u64;
+    let mut now = 1_582_790_665_000_000i64;
+    let mut buf = Vec::with_capacity(1 << 16);
+    while written < bytes {
+        // One request: a root and a few levels of children, written in
+        // start/stop order (as a single thread would).
+        let base = Id::from_uuid(uuid::Uuid::from_u128(
+            u128::from(rng.next()) << 64 | u128::from(rng.next()),
+        ));
+        let mut stack: Vec<(PointIds, &str, i64)> = Vec::new();
+        let mut points = 0;
+        let target = 5 + rng.next() % 60;
+        let root = PointIds {
+            base_id: base,
+            parent_id: base,
+            trace_id: Id::from_uuid(uuid::Uuid::from_u128(u128::from(rng.next()) << 64 | 1)),
+        };
+        write_start(
+            &mut buf,
+            Timestamp::from_unix_micros(now),
+            &root,
+            PointName::new(NAMES[0]),
+            None,
+        );
+        stack.push((root, NAMES[0], now));
+        while let Some(&(top, _, _)) = stack.last() {
+            now += (rng.next() % 2000) as i64;
+            if points < target && stack.len() < 6 && rng.next() % 3 != 0 {
+                points += 1;
+                let suffix = 40 * (rng.next() % 5) as usize;
+                let name_i = 1 + (rng.next() % 7) as usize;
+                let ids = PointIds {
+                    base_id: base,
+                    parent_id: top.trace_id,
+                    trace_id: Id::from_uuid(uuid::Uuid::from_u128(
+                        u128::from(rng.next()) << 64 | 2,
+                    )),
+                };
+                let name = NAMES[name_i];
+                let target_name = ["", "nova", "mistral", "glance", "heat"][suffix / 40];
+                let pn = if target_name.is_empty() {
+                    PointName::new(name)
+                } else {
+                    PointName::with_target(target_name, name)
+                };
+                let fields = (rng.next() % 50 == 0).then_some("{\"statement\":\"SELECT 1\"}");
+                write_start(&mut buf, Timestamp::from_unix_micros(now), &ids, pn, fields);
+                stack.push((ids, name, now));
+            } else if let Some((ids, name, began)) = stack.pop() {
+                let d = Duration::from_micros((now - began) as u64);
+                write_stop(
+                    &mut buf,
+                    Timestamp::from_unix_micros(now),
+                    d,
+                    &ids,
+                    PointName::new(name),
+                    d > Duration::from_millis(500),
+                );
+            }
+            if buf.len() > 60_000 {
+                out.write_all(&buf)?;
+                written += buf.len() as u64;
+                buf.clear();
+            }
+        }
+        now += (rng.next() % 10_000) as i64;
+    }
+    out.write_all(&buf)?;
+    out.flush()?;
+    drop(out);
+    std::fs::rename(tmp, path)
+}
+
+fn count_lines(path: &Path) -> std::io::Result<u64> {
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut lines = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+    }
+}
+
+fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best = Duration::MAX;
+    let mut result = None;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let r = f();
+        best = best.min(start.elapsed());
+        result = Some(r);
+    }
+    (best, result.expect("at least one run"))
+}
+
+/// Peak RSS in KiB of `osprof ARGS`, from the child's `VmHWM`.
+fn peak_rss_kib(exe: &str, args: &[&str]) -> Option<u64> {
+    let mut child = std::process::Command::new(exe)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = Some(kib);
+            }
+        }
+        match child.try_wait() {
+            Ok(Some(_)) => return peak,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+fn main() {
+    let bytes: u64 = std::env::var("OSPROF_BENCH_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 30);
+    let runs: usize = std::env::var("OSPROF_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/osprof-bench");
+    std::fs::create_dir_all(&dir).expect("create target/osprof-bench");
+    let path = dir.join(format!("bench-{bytes}.log"));
+    if !path.exists() {
+        let start = Instant::now();
+        generate(&path, bytes).expect("generate the log");
+        eprintln!("generated {} in {:.1?}", path.display(), start.elapsed());
+    }
+    let size = std::fs::metadata(&path).expect("log").len();
+    let mib = size as f64 / (1 << 20) as f64;
+    let inputs = Inputs::from_paths([&path]).expect("open the log");
+
+    let (t_count, lines) = best(runs, || count_lines(&path).expect("read"));
+    // `osprof rank` maps plain files (`--no-mmap` reads them).
+    let (t_rank, report) = best(runs, || {
+        rank(&inputs, &RankOptions::new().with_mmap(true)).expect("rank")
+    });
+    assert_eq!(report.unreadable.count, 0);
+    let (t_read, read) = best(runs, || rank(&inputs, &RankOptions::new()).expect("rank"));
+    assert_eq!(read.rows, report.rows);
+    if std::env::var_os("OSPROF_BENCH_RANK_ONLY").is_some() {
+        println!(
+            "count {:.3} rank {:.3} ratio {:.2} no-mmap {:.3} ratio {:.2}",
+            t_count.as_secs_f64(),
+            t_rank.as_secs_f64(),
+            t_count.as_secs_f64() / t_rank.as_secs_f64(),
+            t_read.as_secs_f64(),
+            t_count.as_secs_f64() / t_read.as_secs_f64()
+        );
+        return;
+    }
+    let (t_self, _) = best(runs, || {
+        rank(
+            &inputs,
+            &RankOptions::new()
+                .with_self_time(true)
+                .with_percentiles(true),
+        )
+        .expect("rank")
+    });
+    let (t_list, listed) = best(runs, || list(&inputs, &ListOptions::new()).expect("list"));
+
+    println!(
+        "log: {} ({mib:.0} MiB, {lines} lines, {} requests)",
+        path.display(),
+        listed.requests.len()
+    );
+    let row = |what: &str, t: Duration| {
+        let speed = mib / t.as_secs_f64();
+        println!(
+            "{what:<32} {:>8.3} s {:>8.1} MiB/s {:>6.2} x line count",
+            t.as_secs_f64(),
+            speed,
+            t_count.as_secs_f64() / t.as_secs_f64()
+        );
+    };
+    row("memchr line count", t_count);
+    row("rank", t_rank);
+    row("rank --no-mmap", t_read);
+    row("rank --self --percentiles", t_self);
+    row("list", t_list);
+    if let Some(exe) = option_env!("CARGO_BIN_EXE_osprof") {
+        let p = path.to_string_lossy();
+        for args in [
+            vec!["rank", &*p],
+            vec!["rank", "--no-mmap", &*p],
+            vec!["rank", "--self", "--percentiles", &*p],
+            vec!["list", &*p],
+        ] {
+            match peak_rss_kib(exe, &args) {
+                Some(kib) => println!(
+                    "peak RSS osprof {:<30} {:>8.1} MiB",
+                    args[..args.len() - 1].join(" "),
+                    kib as f64 / 1024.0
+                ),
+                None => println!("peak RSS osprof {}: not measured", args.join(" ")),
+            }
+        }
+    }
+}

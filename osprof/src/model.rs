@@ -1,0 +1,295 @@
+//! The assembled data every report works on: a [`Point`] (a start line and
+//! its stop line matched by `trace_id`), a [`Request`] (the points of one
+//! `base_id`, from every log), and a [`Tree`] of a request's points with
+//! each point's self time and the critical path.
+//!
+//! # Self time
+//!
+//! A point's self time is the part of its wall time that none of its
+//! children covers: its interval minus the *union* of its children's
+//! intervals (each clipped to the parent's). Children that run concurrently
+//! (spawned tasks) therefore count once, and self time is never negative.
+//! A point whose start or stop is missing covers nothing and has no self time.
+
+use tracing_osprofiler::format::{PointIds, Timestamp};
+use tracing_osprofiler::Id;
+
+/// One trace point, assembled from its `-start` and `-stop` lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// The name without `-start` / `-stop`.
+    pub name: String,
+    /// The three ids.
+    pub ids: PointIds,
+    /// When the start line says the point began.
+    pub start: Option<Timestamp>,
+    /// When the stop line says the point ended.
+    pub stop: Option<Timestamp>,
+    /// The duration the stop line gives, in seconds.
+    pub duration: Option<f64>,
+    /// Index of the log (in the order given) the point's first line came from.
+    pub source: usize,
+}
+
+impl Point {
+    /// Whether both the start and the stop line were seen.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.start.is_some() && self.stop.is_some()
+    }
+
+    /// When the point began, in microseconds since the epoch: the start
+    /// line, or else the stop line minus the duration.
+    #[must_use]
+    pub fn begin_micros(&self) -> Option<i64> {
+        match (self.start, self.stop, self.duration) {
+            (Some(start), _, _) => Some(start.unix_micros()),
+            (None, Some(stop), Some(d)) => Some(stop.unix_micros() - secs_to_micros(d)),
+            _ => None,
+        }
+    }
+
+    /// When the point ended, in microseconds since the epoch: the begin plus
+    /// the duration (the monotonic measurement), or else the stop line.
+    #[must_use]
+    pub fn end_micros(&self) -> Option<i64> {
+        match (self.begin_micros(), self.duration, self.stop) {
+            (Some(begin), Some(d), _) => Some(begin + secs_to_micros(d)),
+            (_, _, Some(stop)) => Some(stop.unix_micros()),
+            _ => None,
+        }
+    }
+
+    /// The wall time in seconds: the stop line's duration, 0 when unknown
+    /// (osprofiler's rule for a point missing its start or stop).
+    #[must_use]
+    pub fn wall_secs(&self) -> f64 {
+        self.duration.unwrap_or(0.0)
+    }
+}
+
+/// Seconds to whole microseconds, saturating.
+#[must_use]
+pub fn secs_to_micros(secs: f64) -> i64 {
+    (secs * 1e6).round() as i64
+}
+
+/// The points of one request, from every log it appears in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The request's id.
+    pub base_id: Id,
+    /// Its points, in the order their first line was read.
+    pub points: Vec<Point>,
+    /// Indexes of the logs (in the order given) the request appears in.
+    pub sources: Vec<usize>,
+}
+
+impl Request {
+    /// The earliest begin of any point, in microseconds since the epoch.
+    #[must_use]
+    pub fn first_micros(&self) -> Option<i64> {
+        self.points.iter().filter_map(Point::begin_micros).min()
+    }
+
+    /// The latest end of any point, in microseconds since the epoch.
+    #[must_use]
+    pub fn last_micros(&self) -> Option<i64> {
+        self.points.iter().filter_map(Point::end_micros).max()
+    }
+
+    /// From the first begin to the last end, in seconds.
+    #[must_use]
+    pub fn wall_secs(&self) -> f64 {
+        match (self.first_micros(), self.last_micros()) {
+            (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e6,
+            _ => 0.0,
+        }
+    }
+}
+
+/// A request's points as a tree: a node's parent is the point whose
+/// `trace_id` is its `parent_id`; points without a known parent are roots.
+/// Children and roots are sorted by begin time.
+#[derive(Debug, Clone)]
+pub struct Tree<'r> {
+    request: &'r Request,
+    roots: Vec<usize>,
+    children: Vec<Vec<usize>>,
+    self_micros: Vec<i64>,
+}
+
+impl<'r> Tree<'r> {
+    /// Builds the tree of `request`.
+    #[must_use]
+    pub fn new(request: &'r Request) -> Self {
+        let points = &request.points;
+        let mut by_trace: std::collections::HashMap<Id, usize> =
+            std::collections::HashMap::with_capacity(points.len());
+        for (i, p) in points.iter().enumerate() {
+            by_trace.entry(p.ids.trace_id).or_insert(i);
+        }
+        let mut roots = Vec::new();
+        let mut children = vec![Vec::new(); points.len()];
+        for (i, p) in points.iter().enumerate() {
+            match by_trace.get(&p.ids.parent_id) {
+                Some(&parent) if parent != i => children[parent].push(i),
+                _ => roots.push(i),
+            }
+        }
+        // A parent cycle (only in a forged log) would leave points unreachable
+        // from any root: make each such point a root so that nothing is lost.
+        let mut reachable = vec![false; points.len()];
+        let mut stack: Vec<usize> = roots.clone();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut reachable[i], true) {
+                stack.extend(&children[i]);
+            }
+        }
+        for i in 0..points.len() {
+            if !reachable[i] {
+                children.iter_mut().for_each(|c| c.retain(|&c| c != i));
+                roots.push(i);
+                let mut stack = vec![i];
+                while let Some(j) = stack.pop() {
+                    if !std::mem::replace(&mut reachable[j], true) {
+                        stack.extend(&children[j]);
+                    }
+                }
+            }
+        }
+        let key = |&i: &usize| (points[i].begin_micros().unwrap_or(i64::MAX), i);
+        roots.sort_by_key(key);
+        for c in &mut children {
+            c.sort_by_key(key);
+        }
+        let self_micros = (0..points.len())
+            .map(|i| self_time_micros(&points[i], children[i].iter().map(|&c| &points[c])))
+            .collect();
+        Tree {
+            request,
+            roots,
+            children,
+            self_micros,
+        }
+    }
+
+    /// The request the tree is built from.
+    #[must_use]
+    pub fn request(&self) -> &'r Request {
+        self.request
+    }
+
+    /// The point at `index` (an index into `request().points`).
+    #[must_use]
+    pub fn point(&self, index: usize) -> &'r Point {
+        &self.request.points[index]
+    }
+
+    /// The root points, sorted by begin.
+    #[must_use]
+    pub fn roots(&self) -> &[usize] {
+        &self.roots
+    }
+
+    /// The children of the point at `index`, sorted by begin.
+    #[must_use]
+    pub fn children(&self, index: usize) -> &[usize] {
+        &self.children[index]
+    }
+
+    /// The self time of the point at `index`, in seconds (see the module
+    /// docs).
+    #[must_use]
+    pub fn self_secs(&self, index: usize) -> f64 {
+        self.self_micros[index] as f64 / 1e6
+    }
+
+    /// The critical path: from the root that ends last, repeatedly the child
+    /// that ends last; the chain of points that decided the request's end.
+    #[must_use]
+    pub fn critical_path(&self) -> Vec<usize> {
+        let end = |i: &usize| self.point(*i).end_micros().unwrap_or(i64::MIN);
+        let mut path = Vec::new();
+        let mut next = self.roots.iter().copied().max_by_key(end);
+        while let Some(i) = next {
+            path.push(i);
+            next = self.children[i].iter().copied().max_by_key(end);
+        }
+        path
+    }
+}
+
+/// The part of `parent`'s interval not covered by the union of its
+/// children's intervals, in microseconds.
+#[must_use]
+pub fn self_time_micros<'p>(parent: &Point, children: impl Iterator<Item = &'p Point>) -> i64 {
+    let (Some(begin), Some(end)) = (parent.begin_micros(), parent.end_micros()) else {
+        return 0;
+    };
+    if end <= begin {
+        return 0;
+    }
+    let mut spans: Vec<(i64, i64)> = children
+        .filter_map(|c| Some((c.begin_micros()?.max(begin), c.end_micros()?.min(end))))
+        .filter(|(a, b)| b > a)
+        .collect();
+    spans.sort_unstable();
+    let mut covered = 0;
+    let mut current: Option<(i64, i64)> = None;
+    for (a, b) in spans {
+        match current {
+            Some((ca, cb)) if a <= cb => current = Some((ca, cb.max(b))),
+            Some((ca, cb)) => {
+                covered += cb - ca;
+                current = Some((a, b));
+            }
+            None => current = Some((a, b)),
+        }
+    }
+    if let Some((ca, cb)) = current {
+        covered += cb - ca;
+    }
+    (end - begin - covered).max(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(trace: u128, parent: u128, begin: i64, secs: f64) -> Point {
+        Point {
+            name: format!("p{trace}"),
+            ids: PointIds {
+                base_id: Id::from_uuid(uuid::Uuid::from_u128(1)),
+                parent_id: Id::from_uuid(uuid::Uuid::from_u128(parent)),
+                trace_id: Id::from_uuid(uuid::Uuid::from_u128(trace)),
+            },
+            start: Some(Timestamp::from_unix_micros(begin)),
+            stop: Some(Timestamp::from_unix_micros(begin + secs_to_micros(secs))),
+            duration: Some(secs),
+            source: 0,
+        }
+    }
+
+    #[test]
+    fn concurrent_children_count_once_in_self_time() {
+        let request = Request {
+            base_id: Id::from_uuid(uuid::Uuid::from_u128(1)),
+            points: vec![
+                point(2, 1, 0, 1.0),
+                point(3, 2, 100_000, 0.5),
+                point(4, 2, 200_000, 0.5),
+                point(5, 4, 300_000, 0.1),
+            ],
+            sources: vec![0],
+        };
+        let tree = Tree::new(&request);
+        assert_eq!(tree.roots(), &[0]);
+        assert_eq!(tree.children(0), &[1, 2]);
+        // children cover 0.1..0.7 of 0..1.0
+        assert!((tree.self_secs(0) - 0.4).abs() < 1e-9);
+        assert!((tree.self_secs(2) - 0.4).abs() < 1e-9);
+        assert_eq!(tree.critical_path(), vec![0, 2, 3]);
+    }
+}

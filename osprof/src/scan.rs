@@ -1,0 +1,1026 @@
+//! The reports' fast path over [`parse_line`]: the same result, computed
+//! faster for the lines a log is made of.
+//!
+//! Almost every line of a log starts with a timestamp in the canonical
+//! `YYYY-MM-DDTHH:MM:SS.ffffff` form, and consecutive lines mostly share its
+//! first 19 bytes (the same second). [`LineParser`] remembers the last
+//! second it converted, so a line costs a comparison and six digits instead
+//! of a calendar conversion; the rest of the line is read as `parse_line`
+//! reads it. Any line not in that form goes to [`parse_line`] itself, and a
+//! property test checks both agree on valid, mangled and random lines.
+
+use std::borrow::Cow;
+
+use tracing_osprofiler::format::{
+    parse_line, Line, ParseError, Phase, PointIds, Timestamp, SLOW_MARKER,
+};
+use tracing_osprofiler::Id;
+
+use super::read::MAX_LINE_LEN;
+
+/// One in every byte of a word, for the word-at-a-time (SWAR) code below.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of every byte of a word.
+const HIGH: u64 = ONES * 0x80;
+
+/// A line parser with a one-second timestamp cache.
+#[derive(Debug, Default)]
+pub(crate) struct LineParser {
+    /// The last `YYYY-MM-DDTHH:MM:SS` converted (as three overlapping
+    /// little-endian words, see [`second_key`]) and its microseconds.
+    second: Option<((u64, u64, u64), i64)>,
+}
+
+/// A line in the writers' layout, split but not yet converted: what both
+/// [`LineParser::parse`] and the rank report's scan ([`LineParser::fields`])
+/// start from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Fields<'a> {
+    /// As [`Line::timestamp`].
+    pub(crate) timestamp: Timestamp,
+    /// As [`Line::duration`]: `Some` exactly on stop lines.
+    pub(crate) duration: Option<f64>,
+    /// `base_id`, `parent_id` and `trace_id` in the canonical form,
+    /// checked; decoded on demand by [`base_id`](Self::base_id) and the
+    /// others (the rank report needs one or two of them per line).
+    ids: &'a [u8; IDS_LEN],
+    /// The name's bytes, without `-start`/`-stop` (as [`Line::name`] before
+    /// its lossy UTF-8 conversion).
+    pub(crate) name: &'a [u8],
+    /// As [`Line::phase`].
+    pub(crate) phase: Phase,
+    /// Everything after the name, untrimmed.
+    pub(crate) rest: &'a [u8],
+}
+
+impl Fields<'_> {
+    /// The `base_id`'s value, as [`Id`] reads it.
+    #[inline]
+    pub(crate) fn base_id(&self) -> u128 {
+        checked_id_value(&self.ids[..36])
+    }
+
+    /// The `parent_id`'s value.
+    #[inline]
+    pub(crate) fn parent_id(&self) -> u128 {
+        checked_id_value(&self.ids[37..73])
+    }
+
+    /// The `trace_id`'s value.
+    #[inline]
+    pub(crate) fn trace_id(&self) -> u128 {
+        checked_id_value(&self.ids[74..110])
+    }
+
+    /// The `trace_id`'s [`id_key`].
+    #[inline]
+    pub(crate) fn trace_key(&self) -> u128 {
+        checked_id_key(&self.ids[74..110])
+    }
+}
+
+impl LineParser {
+    /// Exactly [`parse_line`]'s result.
+    pub(crate) fn parse<'a>(&mut self, line: &'a [u8]) -> Result<Line<'a>, ParseError> {
+        match self.fast(line) {
+            Some(parsed) => Ok(parsed),
+            None => parse_line(line),
+        }
+    }
+
+    fn fast<'a>(&mut self, line: &'a [u8]) -> Option<Line<'a>> {
+        let f = self.fields(line)?;
+        let mut extra = f.rest.trim_ascii();
+        let slow_marker = SLOW_MARKER.trim_start().as_bytes();
+        let slow = extra.starts_with(slow_marker);
+        if slow {
+            extra = extra[slow_marker.len()..].trim_ascii();
+        }
+        Some(Line {
+            timestamp: f.timestamp,
+            duration: f.duration,
+            ids: PointIds {
+                base_id: id(f.base_id()),
+                parent_id: id(f.parent_id()),
+                trace_id: id(f.trace_id()),
+            },
+            name: lossy(f.name),
+            phase: f.phase,
+            slow,
+            extra: lossy(extra),
+        })
+    }
+
+    /// A line in the canonical form, split; `None` for anything else, which
+    /// must go to [`parse`](Self::parse) (also for every line `parse_line`
+    /// would reject, so that its error is the one reported). When `Some`,
+    /// `parse_line` accepts the line with these timestamp, duration, ids,
+    /// phase and (lossy-converted) name.
+    #[inline]
+    pub(crate) fn fields<'a>(&mut self, line: &'a [u8]) -> Option<Fields<'a>> {
+        match self.fields_at(line) {
+            Some((fields, len)) if len == line.len() => Some(fields),
+            _ => None,
+        }
+    }
+
+    /// [`fields`](Self::fields) of the line that starts `text` and ends at
+    /// its first `\n` (or the end of `text`), and that line's length,
+    /// without looking for the `\n` first: the fixed-layout checks fail on
+    /// any `\n`, and the name ends at the first whitespace, which a `\n`
+    /// is. So a chunk of lines is split and read in one pass. `None` also
+    /// for a line longer than [`MAX_LINE_LEN`].
+    #[inline(always)]
+    pub(crate) fn fields_at<'a>(&mut self, text: &'a [u8]) -> Option<(Fields<'a>, usize)> {
+        let line = text;
+        let head: &[u8; 27] = line.get(..27)?.try_into().ok()?;
+        let key = second_key(head);
+        let second = match self.second {
+            Some((cached, micros)) if cached == key => micros,
+            _ => {
+                let micros = second_micros(head[..19].try_into().ok()?)?;
+                self.second = Some((key, micros));
+                micros
+            }
+        };
+        let timestamp = Timestamp::from_unix_micros(second + i64::from(fraction(head)?));
+        // The writers' layout: 8 spaces or a duration, then the three ids
+        // at fixed offsets, each followed by one space.
+        let (duration, at) = if line.len() >= 36
+            && word_at(line, 27) == ONES * u64::from(b' ')
+            && line[35] == b' '
+        {
+            (None, 36)
+        } else if let Some((value, len)) = writers_duration(&line[27..]) {
+            (Some(value), 28 + len)
+        } else if let Some((value, len)) = plain_duration(&line[27..]) {
+            (Some(value), 28 + len)
+        } else {
+            let len = line[27..].iter().take(32).position(|&b| b == b' ')?;
+            (Some(parse_duration(&line[27..27 + len])?), 28 + len)
+        };
+        let ids: &[u8; IDS_LEN] = line.get(at..at + IDS_LEN)?.try_into().ok()?;
+        if !ids_ok(ids) {
+            return None;
+        }
+        let tail = &line[at + IDS_LEN - 1..];
+        let end = first_whitespace(tail);
+        let full_name = &tail[..end];
+        let line_len = at + IDS_LEN - 1 + end;
+        let line_len = match tail.get(end) {
+            Some(b'\n') | None => line_len,
+            Some(_) => memchr::memchr(b'\n', &tail[end..]).map_or(text.len(), |p| line_len + p),
+        };
+        if line_len > MAX_LINE_LEN {
+            return None;
+        }
+        let (name, phase) = if let Some(n) = full_name.strip_suffix(b"-stop") {
+            (n, Phase::Stop)
+        } else if let Some(n) = full_name.strip_suffix(b"-start") {
+            (n, Phase::Start)
+        } else {
+            return None;
+        };
+        if phase == Phase::Stop && duration.is_none() {
+            return None;
+        }
+        let fields = Fields {
+            timestamp,
+            duration: if phase == Phase::Stop { duration } else { None },
+            ids,
+            name,
+            phase,
+            rest: &text[at + IDS_LEN - 1 + end..line_len],
+        };
+        Some((fields, line_len))
+    }
+}
+
+/// The bytes of `YYYY-MM-DDTHH:MM:SS` as three overlapping words, to
+/// compare with the cached second in three comparisons.
+#[inline(always)]
+fn second_key(head: &[u8; 27]) -> (u64, u64, u64) {
+    (word_at(head, 0), word_at(head, 8), word_at(head, 11))
+}
+
+/// The big-endian word of `bytes[at..at + 8]` (first byte highest).
+#[inline(always)]
+fn be_word_at(bytes: &[u8], at: usize) -> u64 {
+    word_at(bytes, at).swap_bytes()
+}
+
+/// The big-endian value of `bytes[at..at + 4]`.
+#[inline(always)]
+fn be_half_at(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&bytes[at..at + 4]);
+    u64::from(u32::from_be_bytes(w))
+}
+
+/// The little-endian word of `bytes[at..at + 8]`.
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The microseconds of `.ffffff ` (bytes 19 to 26): six digits between a
+/// `.` and a space, read at once (SWAR).
+#[inline(always)]
+fn fraction(head: &[u8; 27]) -> Option<u32> {
+    let w = word_at(head, 19);
+    // `.`, six digits, a space (first byte lowest).
+    if w & 0xff00_0000_0000_00ff != 0x2000_0000_0000_002e {
+        return None;
+    }
+    // `00ffffff`, first digit lowest.
+    let digits = ((w << 8) & !0xffff) | 0x3030;
+    all_digits(digits).then(|| eight_digits(digits))
+}
+
+/// The duration as the writers of this crate write it, seconds, `.`,
+/// six digits, then a space (`0.000268 `), for up to 7 digits of seconds:
+/// the value [`plain_duration`] gives and the token's length, read a word
+/// at a time; `None` for any other form.
+#[inline(always)]
+fn writers_duration(bytes: &[u8]) -> Option<(f64, usize)> {
+    const ZEROS: u64 = ONES * 0x30;
+    if bytes.len() < 16 {
+        return None;
+    }
+    let w = word_at(bytes, 0);
+    // The first `.` (a zero byte of `w ^ "........"`; the lowest flag is
+    // exact).
+    let x = w ^ (ONES * b'.' as u64);
+    let dots = x.wrapping_sub(ONES) & !x & HIGH;
+    let secs_len = (dots.trailing_zeros() / 8) as usize;
+    if !(1..=7).contains(&secs_len) {
+        return None;
+    }
+    // The seconds' digits right-aligned in eight digits.
+    let secs = (w << (8 * (8 - secs_len))) | (ZEROS >> (8 * secs_len));
+    let frac_word = word_at(bytes, secs_len + 1);
+    if frac_word >> 48 & 0xff != u64::from(b' ') {
+        return None;
+    }
+    let frac = ((frac_word << 16) & !0xffff) | 0x3030;
+    if !all_digits(secs) || !all_digits(frac) {
+        return None;
+    }
+    let mantissa = u64::from(eight_digits(secs)) * 1_000_000 + u64::from(eight_digits(frac));
+    Some((mantissa as f64 / 1e6, secs_len + 7))
+}
+
+/// Whether all eight bytes of `w` are ASCII digits.
+#[inline(always)]
+fn all_digits(w: u64) -> bool {
+    let off = w ^ (ONES * 0x30);
+    (off.wrapping_add(ONES * 0x76) | w) & HIGH == 0
+}
+
+/// Eight ASCII digits (the first in the lowest byte) to their value.
+#[inline(always)]
+fn eight_digits(w: u64) -> u32 {
+    let v = w - 0x3030_3030_3030_3030;
+    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    ((v * 10_000 + (v >> 32)) & 0xffff_ffff) as u32
+}
+
+/// The index of the first ASCII whitespace byte in `bytes` (as
+/// [`u8::is_ascii_whitespace`] says), or its length.
+///
+/// Eight bytes at a time: a word with no byte at or below `b' '` holds no
+/// whitespace; otherwise its first such byte is checked.
+#[inline(always)]
+fn first_whitespace(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(block) = bytes.get(at..at + 16) {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(block);
+        let mut low = sse2::at_most_space(&b);
+        // Almost always the first is whitespace; a control byte in a name
+        // is looked past.
+        while low != 0 {
+            let i = at + low.trailing_zeros() as usize;
+            if bytes[i].is_ascii_whitespace() {
+                return i;
+            }
+            low &= low - 1;
+        }
+        at += 16;
+    }
+    while at + 8 <= bytes.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        let w = u64::from_le_bytes(w);
+        // The high bit of each byte below 0x21 (the lowest one flagged is
+        // exact; flags above it may be borrows and are looked at one by one).
+        let low = w.wrapping_sub(ONES * 0x21) & !w & HIGH;
+        if low == 0 {
+            at += 8;
+            continue;
+        }
+        let first = at + (low.trailing_zeros() / 8) as usize;
+        if bytes[first].is_ascii_whitespace() {
+            return first;
+        }
+        // A control byte inside the name: finish this word byte by byte.
+        match bytes[first + 1..at + 8]
+            .iter()
+            .position(u8::is_ascii_whitespace)
+        {
+            Some(p) => return first + 1 + p,
+            None => at += 8,
+        }
+    }
+    at + bytes[at..]
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(bytes.len() - at)
+}
+
+/// An id from the value [`canonical_id`] decoded.
+pub(crate) fn id(value: u128) -> Id {
+    Id::from_uuid(uuid::Uuid::from_u128(value))
+}
+
+/// A hasher for maps keyed by [`Id`] (and by names): ids are random UUIDs, so a
+/// multiply-and-rotate over their bytes, keyed per process so that a
+/// crafted log cannot aim at collisions it cannot see, is enough and much
+/// cheaper than SipHash.
+#[derive(Clone)]
+pub(crate) struct IdHashBuilder(u64);
+
+impl Default for IdHashBuilder {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        IdHashBuilder(std::collections::hash_map::RandomState::new().hash_one(0u64) | 1)
+    }
+}
+
+impl std::hash::BuildHasher for IdHashBuilder {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(self.0)
+    }
+}
+
+/// See [`IdHashBuilder`].
+pub(crate) struct IdHasher(u64);
+
+impl IdHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0 ^ word)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let mut word = [0u8; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    #[inline]
+    fn write_u128(&mut self, n: u128) {
+        self.mix(n as u64);
+        self.mix((n >> 64) as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 31)
+    }
+}
+
+/// A map keyed by [`Id`] with [`IdHashBuilder`].
+pub(crate) type IdMap<V> = std::collections::HashMap<Id, V, IdHashBuilder>;
+
+/// A map keyed by an id's 128-bit value (as [`Fields`] gives it), with
+/// [`IdHashBuilder`].
+pub(crate) type U128Map<V> = std::collections::HashMap<u128, V, IdHashBuilder>;
+
+/// A map keyed by a name's bytes, with [`IdHashBuilder`]: names are short
+/// and few, so a word-at-a-time multiply-rotate hash is enough (SipHash cost
+/// about 6% of a rank report).
+pub(crate) type NameMap<V> = std::collections::HashMap<Box<[u8]>, V, IdHashBuilder>;
+
+/// The bytes `ID ID ID x` of a line in the writers' layout: three ids in
+/// the canonical 8-4-4-4-12 form, each followed by a space, and the first
+/// byte of the name.
+const IDS_LEN: usize = 112;
+
+/// The expected layout of [`IDS_LEN`] bytes: `-` and ` ` where they go,
+/// 0 where a hex digit goes, 1 for the name's first byte.
+const IDS_LAYOUT: [u8; IDS_LEN] = {
+    let mut layout = [0u8; IDS_LEN];
+    let mut id = 0;
+    while id < 3 {
+        let at = id * 37;
+        layout[at + 8] = b'-';
+        layout[at + 13] = b'-';
+        layout[at + 18] = b'-';
+        layout[at + 23] = b'-';
+        layout[at + 36] = b' ';
+        id += 1;
+    }
+    layout[IDS_LEN - 1] = 1;
+    layout
+};
+
+/// Whether `ids` is three ids in the canonical form (either case, as
+/// [`Id::parse_bytes`] reads them), each followed by one space, then a
+/// byte that is not whitespace.
+#[inline(always)]
+fn ids_ok(ids: &[u8; IDS_LEN]) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::ids_ok(ids)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        ids_ok_portable(ids)
+    }
+}
+
+/// [`ids_ok`] a word at a time, on any target.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn ids_ok_portable(ids: &[u8; IDS_LEN]) -> bool {
+    canonical_id(&ids[..36]).is_some()
+        && canonical_id(&ids[37..73]).is_some()
+        && canonical_id(&ids[74..110]).is_some()
+        && ids[36] == b' '
+        && ids[73] == b' '
+        && ids[110] == b' '
+        && !ids[111].is_ascii_whitespace()
+}
+
+/// 16 bytes at a time with SSE2, which every x86_64 processor has.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+// The intrinsics are safe functions from Rust 1.87 on, `unsafe` before.
+#[allow(unused_unsafe)]
+mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+
+    use super::{IDS_LAYOUT, IDS_LEN};
+
+    /// Per 16 bytes of [`IDS_LAYOUT`], two byte ranges per place, as
+    /// (minus the low end, width): a byte is right when it is in the first
+    /// range, or when, lower-cased (`| 0x20`), it is in the second. A hex
+    /// digit's place: `0`..=`9`, and `a`..=`f` lower-cased (which only
+    /// `A`..=`F` and `a`..=`f` become); a separator's place: the separator,
+    /// and nothing (a lower-cased byte is never 0); the name's first byte
+    /// (checked apart): any byte.
+    const BLOCKS: [[[u8; 16]; 4]; 7] = {
+        let mut blocks = [[[0u8; 16]; 4]; 7];
+        let mut i = 0;
+        while i < IDS_LEN {
+            let b = IDS_LAYOUT[i];
+            let (lo1, w1, lo2, w2) = match b {
+                0 => (b'0', 9, b'a', 5),
+                1 => (0, 0xff, 0, 0),
+                _ => (b, 0, 0, 0),
+            };
+            let block = &mut blocks[i / 16];
+            block[0][i % 16] = lo1.wrapping_neg();
+            block[1][i % 16] = w1;
+            block[2][i % 16] = lo2.wrapping_neg();
+            block[3][i % 16] = w2;
+            i += 1;
+        }
+        blocks
+    };
+
+    #[inline(always)]
+    fn load(bytes: &[u8; 16]) -> __m128i {
+        // SAFETY: reads the 16 bytes of `bytes`; `loadu` takes any
+        // alignment.
+        unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
+    }
+
+    /// Bit `i` set when byte `i` is at most `b' '`: every ASCII
+    /// whitespace byte, and the other control bytes.
+    #[inline(always)]
+    pub(super) fn at_most_space(bytes: &[u8; 16]) -> u32 {
+        let v = load(bytes);
+        unsafe {
+            let low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(b' ' as i8)), v);
+            _mm_movemask_epi8(low) as u32
+        }
+    }
+
+    /// See [`super::ids_ok`]. Each byte is checked against its place, the
+    /// results of the seven blocks are combined in a register and looked
+    /// at once.
+    #[inline(always)]
+    pub(super) fn ids_ok(ids: &[u8; IDS_LEN]) -> bool {
+        let mut all = unsafe { _mm_set1_epi8(-1) };
+        for (i, [lo1, w1, lo2, w2]) in BLOCKS.iter().enumerate() {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&ids[i * 16..i * 16 + 16]);
+            let v = load(&bytes);
+            unsafe {
+                let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+                let ok = _mm_or_si128(within(v, lo1, w1), within(lower, lo2, w2));
+                all = _mm_and_si128(all, ok);
+            }
+        }
+        let all = unsafe { _mm_movemask_epi8(all) };
+        all == 0xffff && !ids[IDS_LEN - 1].is_ascii_whitespace()
+    }
+
+    /// 0xff in each byte of `v` from `-minus_low` to `-minus_low + width`
+    /// (unsigned, per byte), 0 elsewhere.
+    #[inline(always)]
+    fn within(v: __m128i, minus_low: &[u8; 16], width: &[u8; 16]) -> __m128i {
+        unsafe {
+            let from_low = _mm_add_epi8(v, load(minus_low));
+            _mm_cmpeq_epi8(_mm_min_epu8(from_low, load(width)), from_low)
+        }
+    }
+}
+
+/// The value of an id that [`ids_ok`] checked (36 bytes, canonical form).
+#[inline(always)]
+fn checked_id_value(text: &[u8]) -> u128 {
+    let word = |at| be_word_at(text, at);
+    let half = |at| be_half_at(text, at);
+    let a = hex8_value(word(0));
+    let b = hex8_value(half(9) << 32 | half(14));
+    let c = hex8_value(half(19) << 32 | half(24));
+    let d = hex8_value(word(28));
+    u128::from(a) << 96 | u128::from(b) << 64 | u128::from(c) << 32 | u128::from(d)
+}
+
+/// A key for an id, cheaper to get from its text than its value: equal for
+/// two ids exactly when their values are (the hex digits' values, in
+/// another order), for maps that only need to tell ids apart.
+pub(crate) fn id_key(id: Id) -> u128 {
+    let mut text = [0u8; 36];
+    id.as_uuid().hyphenated().encode_lower(&mut text);
+    checked_id_key(&text)
+}
+
+/// [`id_key`] of an id that [`ids_ok`] checked (36 bytes, canonical
+/// form): the 32 digits' values, a nibble each, folded two words into one.
+#[inline(always)]
+fn checked_id_key(text: &[u8]) -> u128 {
+    let half = |at: usize| be_half_at(text, at).swap_bytes() >> 32;
+    // Each byte to its digit's value (letters have bit 0x40 set, and a
+    // letter's low nibble is its value minus 9).
+    let values = |w: u64| (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
+    let a = values(word_at(text, 0));
+    let b = values(half(9) | half(14) << 32);
+    let c = values(half(19) | half(24) << 32);
+    let d = values(word_at(text, 28));
+    u128::from(a | b << 4) | u128::from(c | d << 4) << 64
+}
+
+/// Eight hex digits, known to be hex digits (a big-endian word), to their
+/// value.
+#[inline(always)]
+fn hex8_value(w: u64) -> u32 {
+    // Letters have bit 0x40 set, digits not; a letter's low nibble is its
+    // value minus 9.
+    let mut n = (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
+    n = (n | (n >> 4)) & 0x00ff_00ff_00ff_00ff;
+    n = (n | (n >> 8)) & 0x0000_ffff_0000_ffff;
+    n = (n | (n >> 16)) & 0xffff_ffff;
+    n as u32
+}
+
+/// An id in the canonical 8-4-4-4-12 form (either case), as
+/// [`Id::parse_bytes`] reads it, as its 128-bit value; `None` for anything
+/// else (which then goes to `parse_line`).
+///
+/// Eight hex digits at a time (SWAR): the 32 digits are loaded as four
+/// big-endian words, checked and converted with a few word operations
+/// each, with no branch per character.
+#[inline(always)]
+fn canonical_id(text: &[u8]) -> Option<u128> {
+    let text: &[u8; 36] = text.try_into().ok()?;
+    if text[8] != b'-' || text[13] != b'-' || text[18] != b'-' || text[23] != b'-' {
+        return None;
+    }
+    let word = |at| be_word_at(text, at);
+    let half = |at| be_half_at(text, at);
+    let (a, bad_a) = hex8(word(0));
+    let (b, bad_b) = hex8(half(9) << 32 | half(14));
+    let (c, bad_c) = hex8(half(19) << 32 | half(24));
+    let (d, bad_d) = hex8(word(28));
+    if bad_a | bad_b | bad_c | bad_d != 0 {
+        return None;
+    }
+    Some(u128::from(a) << 96 | u128::from(b) << 64 | u128::from(c) << 32 | u128::from(d))
+}
+
+/// Eight ASCII hex digits (a big-endian word, first digit in the top byte)
+/// to their value, and a non-zero flag when any byte is not a hex digit.
+#[inline(always)]
+fn hex8(w: u64) -> (u32, u64) {
+    // With every byte below 0x80 (checked: `w & HIGH`), no sum below
+    // carries from one byte into the next.
+    let digit_off = w ^ (ONES * 0x30); // 0..=9 for '0'..='9'
+    let not_digit = digit_off.wrapping_add(ONES * 0x76) & HIGH;
+    let letter_off = (w | (ONES * 0x20)) ^ (ONES * 0x60); // 1..=6 for a-f, A-F
+    let letter =
+        letter_off.wrapping_add(ONES * 0x7f) & !letter_off.wrapping_add(ONES * 0x79) & HIGH;
+    let bad = (w & HIGH) | (not_digit & !letter);
+    // Each byte to its nibble, then the nibbles packed pairwise.
+    let mut n = (w & (ONES * 0x0f)) + (letter >> 7) * 9;
+    n = (n | (n >> 4)) & 0x00ff_00ff_00ff_00ff;
+    n = (n | (n >> 8)) & 0x0000_ffff_0000_ffff;
+    n = (n | (n >> 16)) & 0xffff_ffff;
+    (n as u32, bad)
+}
+
+/// `String::from_utf8_lossy`, with a faster check for the valid case.
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// Exact powers of ten for [`parse_duration`]'s fast path.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// As `parse_line` reads a duration: finite, non-negative, in any form
+/// Rust's `f64` parser takes from these characters.
+///
+/// The writers' form, digits with at most one `.` and at most 15 digits in
+/// all, is read directly: the digits as an integer (exact below 2^53)
+/// divided by an exact power of ten is the correctly rounded value (one
+/// IEEE division; Clinger's fast path), which is what `str::parse` returns.
+#[inline]
+fn parse_duration(token: &[u8]) -> Option<f64> {
+    if token.len() <= 16 {
+        let mut mantissa = 0u64;
+        let mut digits = 0usize;
+        let mut dot = None;
+        let mut plain = true;
+        for (i, &b) in token.iter().enumerate() {
+            if b.is_ascii_digit() {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+            } else if b == b'.' && dot.is_none() {
+                dot = Some(i);
+            } else {
+                plain = false;
+                break;
+            }
+        }
+        if plain && (1..=15).contains(&digits) {
+            let decimals = dot.map_or(0, |d| token.len() - d - 1);
+            return Some(mantissa as f64 / POW10[decimals]);
+        }
+    }
+    if !token
+        .iter()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+    {
+        return None;
+    }
+    let value: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
+    (value.is_finite() && value >= 0.0).then_some(value)
+}
+
+/// The writers' duration followed by a space, in one pass: the value
+/// [`parse_duration`] gives for the token and the token's length; `None`
+/// for any other form (which then takes the general path).
+#[inline(always)]
+fn plain_duration(bytes: &[u8]) -> Option<(f64, usize)> {
+    let mut mantissa = 0u64;
+    let mut dot = None;
+    for (i, &b) in bytes.iter().enumerate().take(17) {
+        if b.is_ascii_digit() {
+            mantissa = mantissa * 10 + u64::from(b - b'0');
+        } else if b == b'.' && dot.is_none() {
+            dot = Some(i);
+        } else if b == b' ' {
+            let digits = i - usize::from(dot.is_some());
+            if !(1..=15).contains(&digits) {
+                return None;
+            }
+            let decimals = dot.map_or(0, |d| i - d - 1);
+            return Some((mantissa as f64 / POW10[decimals], i));
+        } else {
+            return None;
+        }
+    }
+    None
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` to microseconds since the epoch, with the
+/// calendar checks `parse_line` makes.
+fn second_micros(p: &[u8; 19]) -> Option<i64> {
+    fn num(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |acc, &d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
+    }
+    if p[4] != b'-' || p[7] != b'-' || p[10] != b'T' || p[13] != b':' || p[16] != b':' {
+        return None;
+    }
+    let month = time::Month::try_from(u8::try_from(num(&p[5..7])?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(num(&p[0..4])?).ok()?,
+        month,
+        u8::try_from(num(&p[8..10])?).ok()?,
+    )
+    .ok()?;
+    let dt = date
+        .with_hms(
+            u8::try_from(num(&p[11..13])?).ok()?,
+            u8::try_from(num(&p[14..16])?).ok()?,
+            u8::try_from(num(&p[17..19])?).ok()?,
+        )
+        .ok()?
+        .assume_utc();
+    dt.unix_timestamp().checked_mul(1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDS: &str = "f12e75d5-5d59-4cbc-b74d-357f19290dd7 603f1fab-be78-438d-af13-d94ed3b7e416 b1d0a77a-52f5-4415-a6c4-f16b3591a47d";
+
+    #[test]
+    fn agrees_with_parse_line() {
+        let mut parser = LineParser::default();
+        for line in [
+            format!("2020-02-27T08:04:25.961298 9.4e-05 {IDS} a-stop"),
+            format!("2020-02-27T08:04:25.961299          {IDS} a-start {{\"x\": 1}}"),
+            format!("2020-02-27T08:04:26.000000 1234.567891 {IDS} b-stop  <- !!! {{}}\r"),
+            format!("2020-02-27T08:04:26.000000 0.1 {IDS} caf\u{e9}-stop"),
+            format!("2020-02-30T08:04:26.000000 0.1 {IDS} a-stop"),
+            format!("2020-02-27T08:04:26.000000 -1 {IDS} a-stop"),
+            format!("2020-02-27T08:04:26.000000          {IDS} a-stop"),
+            format!("2020-02-27T08:04:26.000000 0.1 {IDS} a"),
+            format!("2020-02-27T08:04:26.000000 0.1 {IDS}"),
+            format!("x 2020-02-27T08:04:26.000000 0.1 {IDS} a-stop"),
+            format!("2020-02-27T08:04:26.000000 12345678901234567890123456789012 {IDS} a-stop"),
+            format!("1969-12-31T23:59:59.999999 0.1 {IDS} a-stop"),
+        ] {
+            assert_eq!(
+                parser.parse(line.as_bytes()),
+                parse_line(line.as_bytes()),
+                "{line}"
+            );
+        }
+        // The fast path does take the writers' lines.
+        for line in [
+            format!("2020-02-27T08:04:25.961298 9.4e-05 {IDS} a-stop"),
+            format!("2020-02-27T08:04:25.961299          {IDS} a-start {{\"x\": 1}}"),
+            format!("2020-02-27T08:04:26.000000 1234.567891 {IDS} b-stop  <- !!!\r"),
+        ] {
+            assert!(parser.fast(line.as_bytes()).is_some(), "{line}");
+        }
+        let mut bad = format!("2020-02-27T08:04:26.000000 0.1 {IDS} ").into_bytes();
+        bad.extend_from_slice(b"\xff\xfe-stop");
+        assert_eq!(parser.parse(&bad), parse_line(&bad));
+    }
+
+    fn mangled() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        (
+            prop::bool::ANY,
+            0u32..100_000_000,
+            "[a-z:.-]{0,12}",
+            prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 0..4),
+        )
+            .prop_map(|(stop, micros, name, edits)| {
+                let duration = if stop {
+                    format!("{}", f64::from(micros) / 1e6)
+                } else {
+                    " ".repeat(8)
+                };
+                let phase = if stop { "stop" } else { "start" };
+                let mut line = format!(
+                    "2020-02-2{}T08:04:25.961298 {duration} {IDS} {name}-{phase}",
+                    micros % 10
+                )
+                .into_bytes();
+                for (at, byte, op) in edits {
+                    let at = at % (line.len() + 1);
+                    match op {
+                        0 => line.insert(at, byte),
+                        1 if at < line.len() => line[at] = byte,
+                        _ => line.truncate(at),
+                    }
+                }
+                line
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #[test]
+        fn agrees_with_parse_line_on_mangled_lines(lines in proptest::collection::vec(mangled(), 1..4)) {
+            // Several lines through one parser, so that the cache is used.
+            let mut parser = LineParser::default();
+            for line in &lines {
+                proptest::prop_assert_eq!(parser.parse(line), parse_line(line));
+                check_fields(&mut parser, line);
+            }
+        }
+
+        #[test]
+        fn fields_at_splits_a_chunk_as_memchr_does(lines in proptest::collection::vec(mangled(), 1..6), crlf in proptest::bool::ANY) {
+            let mut chunk = Vec::new();
+            for line in &lines {
+                chunk.extend_from_slice(line);
+                if crlf {
+                    chunk.push(b'\r');
+                }
+                chunk.push(b'\n');
+            }
+            let mut by_line = LineParser::default();
+            let mut at_once = LineParser::default();
+            let mut start = 0;
+            for line in chunk.split(|&b| b == b'\n') {
+                if start >= chunk.len() {
+                    break;
+                }
+                let expected = by_line.fields(line);
+                match at_once.fields_at(&chunk[start..]) {
+                    Some((fields, len)) => {
+                        proptest::prop_assert_eq!(len, line.len());
+                        proptest::prop_assert_eq!(Some(fields), expected);
+                    }
+                    None => proptest::prop_assert_eq!(expected, None),
+                }
+                start += line.len() + 1;
+            }
+        }
+
+        #[test]
+        fn first_whitespace_is_position(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let expected = bytes.iter().position(u8::is_ascii_whitespace).unwrap_or(bytes.len());
+            proptest::prop_assert_eq!(first_whitespace(&bytes), expected);
+        }
+
+        #[test]
+        fn writers_durations_read_as_plain_durations(secs in 0u64..100_000_000, frac in 0u32..1_000_000, tail in "[ -~]{0,9}", edit in proptest::option::of((0usize..16, proptest::prelude::any::<u8>()))) {
+            let mut token = format!("{secs}.{frac:06} {tail}").into_bytes();
+            token.resize(token.len().max(16), b'x');
+            if let Some((at, byte)) = edit {
+                token[at] = byte;
+            }
+            if let Some(found) = writers_duration(&token) {
+                proptest::prop_assert_eq!(Some(found), plain_duration(&token));
+            } else if edit.is_none() && secs < 10_000_000 {
+                proptest::prop_assert!(false, "the writers' form not taken");
+            }
+        }
+
+        #[test]
+        fn durations_read_as_str_parse_reads_them(
+            digits in "[0-9]{1,17}",
+            dot in 0usize..18,
+            with_dot in proptest::bool::ANY,
+        ) {
+            let mut token = digits.clone();
+            if with_dot {
+                token.insert(dot.min(digits.len()), '.');
+            }
+            let expected = token.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+            proptest::prop_assert_eq!(parse_duration(token.as_bytes()), expected, "{}", token);
+            let spaced = format!("{token} x");
+            if let Some((value, len)) = plain_duration(spaced.as_bytes()) {
+                proptest::prop_assert_eq!(len, token.len());
+                proptest::prop_assert_eq!(Some(value), expected, "{}", token);
+            }
+        }
+
+        #[test]
+        fn ids_read_as_id_parse_reads_them(value in proptest::prelude::any::<u128>(), upper in proptest::bool::ANY, at in 0usize..36, byte in proptest::prelude::any::<u8>()) {
+            let mut text = uuid::Uuid::from_u128(value).hyphenated().to_string();
+            if upper {
+                text = text.to_uppercase();
+            }
+            proptest::prop_assert_eq!(canonical_id(text.as_bytes()), Some(value));
+            let mut bytes = text.into_bytes();
+            bytes[at] = byte;
+            let expected = Id::parse_bytes(&bytes).ok().map(|i| i.as_uuid().as_u128());
+            proptest::prop_assert_eq!(canonical_id(&bytes), expected);
+        }
+    }
+
+    /// When [`LineParser::fields`] takes a line, its fields are
+    /// `parse_line`'s.
+    fn check_fields(parser: &mut LineParser, line: &[u8]) {
+        if let Some(f) = parser.fields(line) {
+            let parsed = parse_line(line).expect("fields took a line parse_line rejects");
+            assert_eq!(f.timestamp, parsed.timestamp);
+            assert_eq!(f.duration, parsed.duration);
+            assert_eq!(id(f.base_id()), parsed.ids.base_id);
+            assert_eq!(id(f.parent_id()), parsed.ids.parent_id);
+            assert_eq!(id(f.trace_id()), parsed.ids.trace_id);
+            assert_eq!(String::from_utf8_lossy(f.name), parsed.name);
+            assert_eq!(f.phase, parsed.phase);
+        }
+    }
+
+    #[test]
+    fn ids_checked_at_once_as_one_by_one() {
+        let mut region = [0u8; IDS_LEN];
+        region[..110].copy_from_slice(IDS.as_bytes());
+        region[110] = b' ';
+        region[111] = b'a';
+        assert!(ids_ok(&region));
+        for at in 0..IDS_LEN {
+            for byte in 0..=255u8 {
+                let mut bytes = region;
+                bytes[at] = byte;
+                assert_eq!(ids_ok(&bytes), ids_ok_portable(&bytes), "{at} {byte}");
+                if ids_ok(&bytes) {
+                    for (i, text) in [&bytes[..36], &bytes[37..73], &bytes[74..110]]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        assert_eq!(Some(checked_id_value(text)), canonical_id(text), "{i}");
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn id_keys_tell_ids_apart_as_values_do(a in proptest::prelude::any::<u128>(), b in proptest::prelude::any::<u128>(), flip in 0u32..128, upper in proptest::bool::ANY) {
+            let id = |v: u128| Id::from_uuid(uuid::Uuid::from_u128(v));
+            let text = |v: u128| {
+                let t = uuid::Uuid::from_u128(v).hyphenated().to_string();
+                if upper { t.to_uppercase() } else { t }
+            };
+            for (x, y) in [(a, b), (a, a ^ (1 << flip))] {
+                proptest::prop_assert_eq!(id_key(id(x)) == id_key(id(y)), x == y);
+                proptest::prop_assert_eq!(checked_id_key(text(x).as_bytes()), id_key(id(x)));
+            }
+        }
+    }
+
+    #[test]
+    fn fraction_is_six_digits_between_dot_and_space() {
+        let head = *b"2020-02-27T08:04:25.961298 ";
+        assert_eq!(fraction(&head), Some(961_298));
+        assert_eq!(fraction(b"2020-02-27T08:04:25.000000 "), Some(0));
+        assert_eq!(fraction(b"2020-02-27T08:04:25.999999 "), Some(999_999));
+        for at in 19..27 {
+            for byte in 0..=255u8 {
+                let mut bytes = head;
+                bytes[at] = byte;
+                let expected = (bytes[19] == b'.'
+                    && bytes[26] == b' '
+                    && bytes[20..26].iter().all(u8::is_ascii_digit))
+                .then(|| {
+                    bytes[20..26]
+                        .iter()
+                        .fold(0, |acc, d| acc * 10 + u32::from(d - b'0'))
+                });
+                assert_eq!(fraction(&bytes), expected, "{at} {byte}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_byte_in_every_id_position() {
+        let text = *b"f12e75d5-5d59-4cbc-b74d-357f19290dd7";
+        for at in 0..36 {
+            for byte in 0..=255u8 {
+                let mut bytes = text;
+                bytes[at] = byte;
+                let expected = Id::parse_bytes(&bytes).ok().map(|i| i.as_uuid().as_u128());
+                assert_eq!(canonical_id(&bytes), expected, "{at} {byte}");
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `osprof show`: one request rendered for people and for other tools.
+//!
+//! Every writer takes a [`Tree`] (one request's points, see
+//! [`model`](crate::model)) and writes one format:
+//!
+//! | function | format |
+//! |---|---|
+//! | [`write_text_tree`] | an indented tree for the terminal: start offset, duration, self time, critical path |
+//! | [`write_osprofiler_json`] | osprofiler's own report structure (`osprofiler trace show --json`) |
+//! | [`write_chrome_trace`] | Chrome trace event JSON, for Perfetto and `chrome://tracing` |
+//! | [`write_svg`] | a self-contained SVG flame chart (time on x, depth on y) |
+//! | [`write_html`] | a self-contained HTML page: the SVG plus a table of the points |
+//!
+//! All output is deterministic (same tree, same bytes), and every walk over
+//! the tree uses an explicit stack, so a deep tree from a hostile log cannot
+//! overflow the call stack.
+//!
+//! ```
+//! use tracing_osprofiler::format::{PointIds, Timestamp};
+//! use osprof::model::{Point, Request, Tree};
+//! use osprof::show::write_text_tree;
+//! use tracing_osprofiler::Id;
+//!
+//! let base = Id::new_v4();
+//! let request = Request {
+//!     base_id: base,
+//!     points: vec![Point {
+//!         name: "wsgi".into(),
+//!         ids: PointIds { base_id: base, parent_id: base, trace_id: Id::new_v4() },
+//!         start: Some(Timestamp::from_unix_micros(1_000_000)),
+//!         stop: Some(Timestamp::from_unix_micros(1_250_000)),
+//!         duration: Some(0.25),
+//!         source: 0,
+//!     }],
+//!     sources: vec![0],
+//! };
+//! let mut out = Vec::new();
+//! write_text_tree(&Tree::new(&request), &mut out)?;
+//! assert!(String::from_utf8(out).unwrap().contains("250.000"));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod chrome;
+mod osprofiler_json;
+mod timeline;
+mod tree;
+
+pub use chrome::write_chrome_trace;
+pub use osprofiler_json::write_osprofiler_json;
+pub use timeline::{write_html, write_svg};
+pub use tree::write_text_tree;
+
+use std::borrow::Cow;
+
+use crate::model::{secs_to_micros, Tree};
+
+/// The tree in depth-first pre-order (roots and children sorted by begin):
+/// `(point index, depth)`.
+fn preorder(tree: &Tree<'_>) -> Vec<(usize, usize)> {
+    let mut order = Vec::with_capacity(tree.request().points.len());
+    let mut stack: Vec<(usize, usize)> = tree.roots().iter().rev().map(|&r| (r, 0)).collect();
+    while let Some((i, depth)) = stack.pop() {
+        order.push((i, depth));
+        stack.extend(tree.children(i).iter().rev().map(|&c| (c, depth + 1)));
+    }
+    order
+}
+
+/// The table cells of the point at `index`, in milliseconds: start offset
+/// from `first` (the request's first begin), duration, self time; `-`
+/// where the log does not tell.
+fn point_cells(tree: &Tree<'_>, index: usize, first: Option<i64>) -> [String; 3] {
+    let point = tree.point(index);
+    let start = match (point.begin_micros(), first) {
+        (Some(b), Some(f)) => fmt_ms(b - f),
+        _ => "-".to_owned(),
+    };
+    let duration = point
+        .duration
+        .map_or_else(|| "-".to_owned(), |d| fmt_ms(secs_to_micros(d)));
+    let self_time = if point.begin_micros().is_some() && point.end_micros().is_some() {
+        fmt_ms(secs_to_micros(tree.self_secs(index)))
+    } else {
+        "-".to_owned()
+    };
+    [start, duration, self_time]
+}
+
+/// Microseconds as milliseconds with three decimals (`1234567` ->
+/// `1234.567`), exact: no float rounding.
+fn fmt_ms(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    format!("{sign}{}.{:03}", abs / 1000, abs % 1000)
+}
+
+/// Escapes text for XML/HTML content and attribute values. Characters XML
+/// 1.0 does not allow at all (most C0 controls, U+FFFE, U+FFFF) become
+/// U+FFFD, so that a name from a log can never make the document invalid.
+fn escape_xml(text: &str) -> Cow<'_, str> {
+    let needs = |c: char| {
+        matches!(c, '&' | '<' | '>' | '"' | '\'' | '\u{FFFE}' | '\u{FFFF}')
+            || (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    };
+    if !text.chars().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            // C1 controls are allowed by XML 1.0 but discouraged; C0 are not.
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Writes `value` as a JSON string literal.
+fn json_str(value: &str) -> String {
+    // Serializing a &str cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ms_formatting_is_exact() {
+        assert_eq!(fmt_ms(0), "0.000");
+        assert_eq!(fmt_ms(1_234_567), "1234.567");
+        assert_eq!(fmt_ms(-5), "-0.005");
+    }
+
+    #[test]
+    fn xml_escaping_covers_markup_and_invalid_characters() {
+        assert_eq!(escape_xml("plain-name"), "plain-name");
+        assert_eq!(
+            escape_xml("<a & \"b\" 'c'>"),
+            "&lt;a &amp; &quot;b&quot; &#39;c&#39;&gt;"
+        );
+        assert_eq!(escape_xml("x\u{1}y\u{FFFF}"), "x\u{FFFD}y\u{FFFD}");
+        assert_eq!(escape_xml("żółw ✓"), "żółw ✓");
+    }
+}

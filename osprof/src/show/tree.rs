@@ -1,0 +1,107 @@
+//! The terminal rendering: one line per point, indented by depth.
+//!
+//! ```text
+//! request 6c3c…: 5 points from 2 logs, wall 120.000 ms
+//!     start ms  duration ms      self ms  log     name
+//!        0.000      120.000       20.000    0  *  wsgi
+//!        5.000       70.000       70.000    0  *    db
+//! legend: * critical path  ! unfinished (start or stop line missing)  - unknown; times in ms from the first begin
+//! ```
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+
+use crate::model::{Point, Tree};
+
+use super::{fmt_ms, point_cells, preorder};
+
+/// Writes `tree` as an indented text tree.
+///
+/// One line per point in depth-first order (children sorted by begin):
+/// start offset from the request's first begin, duration (the stop line's),
+/// self time (see [`model`](crate::model)), the index of the log
+/// the point was read from, the marks, and the name indented two spaces per
+/// level. Marks: `*` the point is on the critical path, `!` its start or
+/// stop line is missing. A `-` stands for a value the log does not give
+/// (a point without a stop line has no duration). Control characters in
+/// names are escaped so that a log cannot drive the terminal.
+///
+/// # Errors
+///
+/// Any error from `out`.
+pub fn write_text_tree(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
+    let request = tree.request();
+    let first = request.first_micros();
+    let wall = match (first, request.last_micros()) {
+        (Some(a), Some(b)) if b > a => b - a,
+        _ => 0,
+    };
+    let critical: HashSet<usize> = tree.critical_path().into_iter().collect();
+    writeln!(
+        out,
+        "request {}: {} point{} from {} log{}, wall {} ms",
+        request.base_id,
+        request.points.len(),
+        plural(request.points.len()),
+        request.sources.len(),
+        plural(request.sources.len()),
+        fmt_ms(wall),
+    )?;
+    writeln!(
+        out,
+        "{:>12} {:>12} {:>12} {:>4}     name",
+        "start ms", "duration ms", "self ms", "log"
+    )?;
+    for (i, depth) in preorder(tree) {
+        let point = tree.point(i);
+        let [start, duration, self_time] = point_cells(tree, i, first);
+        let marks = format!(
+            "{}{}",
+            if critical.contains(&i) { '*' } else { ' ' },
+            if point.is_finished() { ' ' } else { '!' }
+        );
+        // Beyond MAX_INDENT levels the depth is written as a number: a
+        // pathologically deep log would otherwise make the output quadratic.
+        let (indent, deep) = if depth > MAX_INDENT {
+            (MAX_INDENT * 2, format!("[depth {depth}] "))
+        } else {
+            (depth * 2, String::new())
+        };
+        writeln!(
+            out,
+            "{start:>12} {duration:>12} {self_time:>12} {:>4}  {marks}  {:indent$}{deep}{}",
+            point.source,
+            "",
+            display_name(point),
+        )?;
+    }
+    writeln!(
+        out,
+        "legend: * critical path  ! unfinished (start or stop line missing)  - unknown; \
+         times in ms from the first begin"
+    )
+}
+
+/// The deepest level that is shown by indentation alone.
+const MAX_INDENT: usize = 40;
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The name with control characters escaped (`\u{1b}`).
+fn display_name(point: &Point) -> String {
+    let mut name = String::with_capacity(point.name.len());
+    for c in point.name.chars() {
+        if c.is_control() {
+            name.extend(c.escape_default());
+        } else {
+            name.push(c);
+        }
+    }
+    name
+}

@@ -1,0 +1,18 @@
+//! The reports: golden files, the `osprof` binary, the fast scanner against
+//! the reference parser, and the real Python osprofiler and Mistral's rules.
+
+// The workspace's test helpers live in `tests/support/` at its root; these
+// tests need only the Python one.
+#[allow(dead_code)]
+#[path = "../../../tests/support/python.rs"]
+pub mod python_support;
+
+mod support {
+    pub use super::python_support as python;
+}
+
+mod cli;
+mod golden;
+mod parse_prop;
+mod python;
+mod show;

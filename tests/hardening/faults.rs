@@ -1,0 +1,207 @@
+//! Faults of the log destination, with the real layer and the real rolling
+//! file: a full disk, a writer that blocks, the directory deleted while
+//! running. The profiled "service" code must keep running with bounded added
+//! latency, the problem is reported once (not per line), every line is either
+//! written or counted, and writing resumes when the destination comes back.
+
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tracing_osprofiler::format::parse_line;
+use tracing_osprofiler::writer::{ProfileWriter, RollingFile, Rotation};
+use tracing_osprofiler::{HmacAlgorithm, LayerStats, OsProfilerLayer, Profile, Signer};
+use tracing_subscriber::prelude::*;
+
+/// Runs `requests` profiled requests of `spans` nested spans each; returns
+/// the slowest request's latency.
+fn serve(requests: usize, spans: usize) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for _ in 0..requests {
+        let started = Instant::now();
+        let root = Profile::new(Signer::new("SECRET_KEY", HmacAlgorithm::Sha1))
+            .start(|| tracing::info_span!("wsgi"));
+        root.in_scope(|| {
+            for _ in 0..spans {
+                let _s = tracing::info_span!("work").entered();
+            }
+        });
+        drop(root);
+        slowest = slowest.max(started.elapsed());
+    }
+    slowest
+}
+
+fn with_layer<T>(writer: ProfileWriter, f: impl FnOnce(&LayerStats) -> T) -> T {
+    let layer = OsProfilerLayer::new(writer);
+    let stats = layer.stats();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || f(&stats))
+}
+
+fn lines_in(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).unwrap();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+    }
+    lines
+}
+
+/// The child half of `a_full_disk_is_reported_once_and_writing_resumes`:
+/// its stderr is what the parent inspects.
+#[test]
+fn child_full_disk() {
+    let Some(dir) = std::env::var_os("OSPROFILER_FULL_DISK_DIR") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    // The file the writer opens is /dev/full: every write fails with ENOSPC.
+    std::os::unix::fs::symlink("/dev/full", dir.join("osprofiler.log")).unwrap();
+    let (writer, guard) = RollingFile::new(&dir)
+        .with_rotation(Rotation::NEVER)
+        .build()
+        .unwrap();
+    let counters = writer.counters();
+    with_layer(writer, |stats| {
+        let slowest = serve(200, 4);
+        assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+        // The queue took every line; the writer thread refuses them.
+        assert_eq!(stats.write_errors(), 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while counters.failed_lines() < 200 * 10 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(counters.failed_lines(), 200 * 10);
+        // Space comes back: the writer re-opens the file within a second.
+        std::fs::remove_file(dir.join("osprofiler.log")).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        serve(10, 4);
+    });
+    drop(guard);
+    assert_eq!(counters.failed_lines(), 200 * 10);
+    assert_eq!(counters.dropped_lines(), 0);
+    let lines = lines_in(&dir);
+    assert_eq!(lines.len(), 10 * 10, "every line after recovery is written");
+    assert!(lines.iter().all(|l| parse_line(l.as_bytes()).is_ok()));
+}
+
+#[test]
+fn a_full_disk_is_reported_once_and_writing_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "faults::child_full_disk",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("OSPROFILER_FULL_DISK_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "child failed:\n{stderr}");
+    assert_eq!(
+        stderr.matches("cannot write to the profile log").count(),
+        1,
+        "reported once, not per line:\n{stderr}"
+    );
+    assert_eq!(stderr.matches("accepts lines again").count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_blocking_writer_adds_bounded_latency_and_counts_what_it_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("osprofiler.log");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    // A reader that opens the pipe but does not read until told to: once the
+    // pipe's buffer is full, every write of the writer thread blocks.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut pipe = OpenOptions::new().read(true).open(&fifo).unwrap();
+            wait.recv().unwrap();
+            let mut all = Vec::new();
+            pipe.read_to_end(&mut all).unwrap();
+            all
+        })
+    };
+    let (writer, guard) = RollingFile::new(dir.path())
+        .with_rotation(Rotation::NEVER)
+        .with_buffered_lines_limit(1_000)
+        .with_max_wait(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let counters = writer.counters();
+    let requests = 2_000;
+    let spans = 4;
+    let slowest = with_layer(writer, |_| serve(requests, spans));
+    // At most one wait of max_wait per stall, plus scheduling noise.
+    assert!(
+        slowest < Duration::from_secs(2),
+        "slowest request {slowest:?}"
+    );
+    let dropped = counters.dropped_lines();
+    assert!(dropped > 0, "the pipe cannot hold {} lines", requests * 10);
+    go.send(()).unwrap();
+    drop(guard);
+    let written = reader.join().unwrap();
+    let written = String::from_utf8(written).unwrap();
+    let lines: Vec<&str> = written.lines().collect();
+    assert!(
+        lines.iter().all(|l| parse_line(l.as_bytes()).is_ok()),
+        "no torn line"
+    );
+    assert_eq!(
+        lines.len() + dropped,
+        requests * (spans + 1) * 2,
+        "every line is written or counted"
+    );
+    assert_eq!(counters.failed_lines(), 0);
+}
+
+#[test]
+fn a_deleted_directory_is_recreated_while_the_service_runs() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("profile-logs");
+    let (writer, guard) = RollingFile::new(&dir)
+        .with_rotation(Rotation::NEVER)
+        .build()
+        .unwrap();
+    let counters = writer.counters();
+    with_layer(writer, |_| {
+        serve(10, 4);
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        serve(10, 4);
+    });
+    drop(guard);
+    let lines = lines_in(&dir);
+    assert_eq!(lines.len() as u64 + counters.failed_lines(), 10 * 10);
+    assert_eq!(
+        lines.len(),
+        10 * 10,
+        "the directory came back at the next batch"
+    );
+}
+
+#[test]
+fn creating_the_writer_on_an_unwritable_place_is_an_error_not_a_panic() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    // A regular file where the directory should be.
+    let err = RollingFile::new(file.path().join("logs"))
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot create log directory"),
+        "{err}"
+    );
+}

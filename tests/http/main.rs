@@ -1,0 +1,16 @@
+//! HTTP: the tower middleware on axum, hyper and tonic servers, the reqwest
+//! middleware between services, and interop with the real Python
+//! osprofiler over loopback sockets.
+//!
+//! The tests of this binary share one global subscriber and run one at a
+//! time (`support::http::global`).
+#![cfg(all(feature = "tower", feature = "reqwest"))]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod concurrency;
+mod grpc;
+mod middleware;
+mod pair;
+mod python;

@@ -1,0 +1,729 @@
+//! The tower middleware over real loopback sockets: axum and a plain hyper
+//! server, the root point's lifetime, every invalid token case, the limit,
+//! the summary warning, and the reqwest middleware between two services.
+#![cfg(all(feature = "tower", feature = "reqwest"))]
+
+use crate::support::http as http_support;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use base64::Engine as _;
+use bytes::Bytes;
+use hmac::Mac as _;
+use http_body::Frame;
+use http_support::{global, new_token, only, tree, warnings, KEY};
+use tower::{Layer as _, Service as _, ServiceExt as _};
+use tracing::Instrument as _;
+use tracing_osprofiler::http::{ProfilingLayer, ProfilingStats};
+use tracing_osprofiler::limit::{ProfileLimit, Rate};
+use tracing_osprofiler::reqwest::ProfilingMiddleware;
+use tracing_osprofiler::{HmacKeys, Id, X_TRACE_HMAC, X_TRACE_INFO};
+
+#[tracing::instrument]
+async fn db_query() {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+#[tracing::instrument]
+async fn compute() -> u64 {
+    (1..=10).sum()
+}
+
+#[tracing::instrument]
+async fn load() -> u64 {
+    db_query().await;
+    tokio::spawn(compute().in_current_span())
+        .await
+        .expect("task")
+}
+
+async fn hello() -> String {
+    format!("hello {}", load().await)
+}
+
+/// A body that yields two chunks 150 ms apart, opening a span for each.
+struct SlowBody {
+    left: u8,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl http_body::Body for SlowBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(150))));
+        ready!(sleep.as_mut().poll(cx));
+        self.sleep = None;
+        self.left -= 1;
+        let _chunk = tracing::info_span!("body-chunk").entered();
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"chunk ")))))
+    }
+}
+
+fn app(layer: ProfilingLayer) -> Router {
+    Router::new()
+        .route("/", get(hello))
+        .route(
+            "/slow",
+            get(|| async {
+                axum::body::Body::new(SlowBody {
+                    left: 2,
+                    sleep: None,
+                })
+            }),
+        )
+        .layer(layer)
+}
+
+fn keys() -> HmacKeys {
+    HmacKeys::from_comma_separated(KEY)
+}
+
+async fn get_with(url: &str, headers: &[(&str, &[u8])]) -> (u16, String) {
+    let client = reqwest::Client::new();
+    let mut request = client.get(url);
+    for (name, value) in headers {
+        request = request.header(
+            *name,
+            reqwest::header::HeaderValue::from_bytes(value).expect("header value"),
+        );
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+fn token_headers(headers: &tracing_osprofiler::TraceHeaders) -> Vec<(&'static str, &[u8])> {
+    headers
+        .iter()
+        .map(|(name, value)| (name, value.as_bytes()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_profiles_a_valid_token_and_nothing_else() {
+    let (lines, _serial) = global();
+    let layer = ProfilingLayer::new(keys());
+    let stats = layer.stats();
+    let addr = http_support::serve_axum(app(layer)).await;
+    let url = format!("http://{addr}/");
+
+    let (base, headers) = new_token();
+    let profiled = get_with(&url, &token_headers(&headers)).await;
+    let unprofiled = get_with(&url, &[]).await;
+    assert_eq!(profiled, (200, "hello 55".to_owned()));
+    assert_eq!(
+        profiled, unprofiled,
+        "same response with and without a token"
+    );
+
+    let all = lines.lines();
+    let points = tree(&all, base, base);
+    let root = only(&points, "wsgi");
+    assert_eq!(root.parent_id, base, "the caller sent parent_id = base_id");
+    let load = only(&points, "load");
+    assert_eq!(load.parent_id, root.trace_id);
+    assert_eq!(only(&points, "db_query").parent_id, load.trace_id);
+    assert_eq!(
+        only(&points, "compute").parent_id,
+        load.trace_id,
+        "a spawned task instrumented with the current span joins the tree"
+    );
+    assert_eq!(points.len(), 4);
+    assert!(
+        all.iter().all(|l| l.contains(&base.to_string())),
+        "the unprofiled request wrote nothing: {all:#?}"
+    );
+    assert!(
+        !all.iter()
+            .any(|l| l.contains("http.path") || l.contains(headers.trace_hmac())),
+        "method and path are off by default, headers never recorded"
+    );
+    assert_eq!(
+        (stats.profiled(), stats.missing(), stats.refused()),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_point_lasts_until_the_body_is_finished() {
+    let (lines, _serial) = global();
+    let addr = http_support::serve_axum(app(ProfilingLayer::new(keys()))).await;
+    let (base, headers) = new_token();
+    let (status, body) = get_with(&format!("http://{addr}/slow"), &token_headers(&headers)).await;
+    assert_eq!((status, body.as_str()), (200, "chunk chunk "));
+
+    let points = tree(&lines.lines(), base, base);
+    let root = only(&points, "wsgi");
+    assert!(
+        root.duration >= 0.29,
+        "root ends with the body (two chunks of 150 ms), lasted {}",
+        root.duration
+    );
+    let chunks: Vec<_> = points.values().filter(|p| p.name == "body-chunk").collect();
+    assert_eq!(
+        chunks.len(),
+        2,
+        "the body is polled inside the root: {points:#?}"
+    );
+    assert!(chunks.iter().all(|c| c.parent_id == root.trace_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_and_path_when_asked_never_the_query() {
+    let (lines, _serial) = global();
+    let layer = ProfilingLayer::new(keys())
+        .with_root_name("api-request")
+        .with_method_and_path(true);
+    let addr = http_support::serve_axum(app(layer)).await;
+    let (base, headers) = new_token();
+    let (status, _) = get_with(
+        &format!("http://{addr}/?password=hunter2"),
+        &token_headers(&headers),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let all = lines.lines();
+    let points = tree(&all, base, base);
+    let root = only(&points, "api-request");
+    let start = all
+        .iter()
+        .find(|l| l.contains(&root.trace_id.to_string()) && l.ends_with('}'))
+        .expect("root start line with fields");
+    assert!(
+        start.contains(r#""http.method":"GET""#) && start.contains(r#""http.path":"/""#),
+        "{start}"
+    );
+    assert!(!all.iter().any(|l| l.contains("hunter2")), "{all:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_hyper_server_through_hyper_util() {
+    use http_body_util::Full;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let (lines, _serial) = global();
+    let layer = ProfilingLayer::new(keys());
+    let stats = layer.stats();
+    let service = layer.layer(tower::service_fn(
+        |_request: http::Request<hyper::body::Incoming>| async {
+            let n = load().await;
+            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(format!(
+                "hyper {n}"
+            )))))
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let service = service.clone();
+            tokio::spawn(async move {
+                let hyper_service =
+                    hyper::service::service_fn(move |request| service.clone().oneshot(request));
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), hyper_service)
+                    .await;
+            });
+        }
+    });
+
+    let (base, headers) = new_token();
+    let url = format!("http://{addr}/");
+    assert_eq!(
+        get_with(&url, &token_headers(&headers)).await,
+        (200, "hyper 55".to_owned())
+    );
+    assert_eq!(get_with(&url, &[]).await, (200, "hyper 55".to_owned()));
+    server.abort();
+
+    let all = lines.lines();
+    let points = tree(&all, base, base);
+    let root = only(&points, "wsgi");
+    assert_eq!(only(&points, "load").parent_id, root.trace_id);
+    assert_eq!(points.len(), 4, "{points:#?}");
+    assert_eq!(all.len(), 8, "only the profiled request wrote lines");
+    assert_eq!((stats.profiled(), stats.missing()), (1, 1));
+}
+
+/// HMAC-SHA1 hex of `text` under KEY, for signing arbitrary info text.
+fn sign_raw(text: &str) -> String {
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(KEY.as_bytes()).expect("key");
+    mac.update(text.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn b64(json: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE.encode(json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_invalid_token_is_served_normally_and_writes_nothing() {
+    let (lines, _serial) = global();
+    let layer = ProfilingLayer::new(keys());
+    let stats = layer.stats();
+    let addr = http_support::serve_axum(app(layer)).await;
+    let url = format!("http://{addr}/");
+    let expected = get_with(&url, &[]).await;
+    assert_eq!(expected.0, 200);
+
+    let (_, good) = new_token();
+    let info = good.trace_info().to_owned();
+    let hmac = good.trace_hmac().to_owned();
+    let mut tampered = info.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    let other_key =
+        tracing_osprofiler::Signer::new("other", tracing_osprofiler::HmacAlgorithm::Sha1)
+            .sign(&tracing_osprofiler::TraceInfo::new_request());
+    let base = Id::new_v4().to_string();
+    let signed = |text: String| {
+        let hmac = sign_raw(&text);
+        (text, hmac)
+    };
+    let (bad_b64, bad_b64_hmac) = signed("!!!not base64!!!".to_owned());
+    let (not_json, not_json_hmac) = signed(b64("not json"));
+    let (array, array_hmac) = signed(b64("[1, 2]"));
+    let (extra, extra_hmac) = signed(b64(&format!(r#"{{"base_id": "{base}", "hmac_key": "x"}}"#)));
+    let (int_id, int_id_hmac) = signed(b64(r#"{"base_id": 42}"#));
+    let (no_base, no_base_hmac) = signed(b64(&format!(r#"{{"parent_id": "{base}"}}"#)));
+    let long_info = "A".repeat(5000);
+    let long_hmac = "a".repeat(200);
+    let upper = hmac.to_uppercase();
+    let mut non_ascii_hmac = hmac.clone().into_bytes();
+    non_ascii_hmac[0] = 0xe9;
+    let mut non_ascii_info = info.clone().into_bytes();
+    non_ascii_info[0] = 0xff;
+
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "only info",
+            vec![(X_TRACE_INFO, info.as_bytes())],
+            "missing",
+        ),
+        (
+            "only hmac",
+            vec![(X_TRACE_HMAC, hmac.as_bytes())],
+            "missing",
+        ),
+        (
+            "empty info",
+            vec![(X_TRACE_INFO, b""), (X_TRACE_HMAC, hmac.as_bytes())],
+            "missing",
+        ),
+        (
+            "empty hmac",
+            vec![(X_TRACE_INFO, info.as_bytes()), (X_TRACE_HMAC, b"")],
+            "missing",
+        ),
+        (
+            "wrong key",
+            vec![
+                (X_TRACE_INFO, other_key.trace_info().as_bytes()),
+                (X_TRACE_HMAC, other_key.trace_hmac().as_bytes()),
+            ],
+            "bad_signature",
+        ),
+        (
+            "tampered info",
+            vec![
+                (X_TRACE_INFO, tampered.as_bytes()),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+            ],
+            "bad_signature",
+        ),
+        (
+            "upper-case hex",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, upper.as_bytes()),
+            ],
+            "bad_signature",
+        ),
+        (
+            "non-hex hmac",
+            vec![(X_TRACE_INFO, info.as_bytes()), (X_TRACE_HMAC, b"zz")],
+            "bad_signature",
+        ),
+        (
+            "non-ASCII hmac",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, &non_ascii_hmac),
+            ],
+            "bad_signature",
+        ),
+        (
+            "non-ASCII info",
+            vec![
+                (X_TRACE_INFO, &non_ascii_info),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+            ],
+            "bad_signature",
+        ),
+        (
+            "signed bad base64",
+            vec![
+                (X_TRACE_INFO, bad_b64.as_bytes()),
+                (X_TRACE_HMAC, bad_b64_hmac.as_bytes()),
+            ],
+            "malformed",
+        ),
+        (
+            "signed non-JSON",
+            vec![
+                (X_TRACE_INFO, not_json.as_bytes()),
+                (X_TRACE_HMAC, not_json_hmac.as_bytes()),
+            ],
+            "malformed",
+        ),
+        (
+            "signed JSON array",
+            vec![
+                (X_TRACE_INFO, array.as_bytes()),
+                (X_TRACE_HMAC, array_hmac.as_bytes()),
+            ],
+            "malformed",
+        ),
+        (
+            "signed extra key",
+            vec![
+                (X_TRACE_INFO, extra.as_bytes()),
+                (X_TRACE_HMAC, extra_hmac.as_bytes()),
+            ],
+            "malformed",
+        ),
+        (
+            "signed integer id",
+            vec![
+                (X_TRACE_INFO, int_id.as_bytes()),
+                (X_TRACE_HMAC, int_id_hmac.as_bytes()),
+            ],
+            "malformed",
+        ),
+        (
+            "signed no base_id",
+            vec![
+                (X_TRACE_INFO, no_base.as_bytes()),
+                (X_TRACE_HMAC, no_base_hmac.as_bytes()),
+            ],
+            "malformed",
+        ),
+        (
+            "oversized info",
+            vec![
+                (X_TRACE_INFO, long_info.as_bytes()),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+            ],
+            "oversized",
+        ),
+        (
+            "oversized hmac",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, long_hmac.as_bytes()),
+            ],
+            "oversized",
+        ),
+        (
+            "duplicated info",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+            ],
+            "malformed",
+        ),
+        (
+            "duplicated hmac",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+            ],
+            "malformed",
+        ),
+    ];
+    let count = |s: &ProfilingStats, reason: &str| match reason {
+        "missing" => s.missing(),
+        "bad_signature" => s.bad_signature(),
+        "malformed" => s.malformed(),
+        "oversized" => s.oversized(),
+        other => panic!("{other}"),
+    };
+    for (what, headers, reason) in &cases {
+        let before = count(&stats, reason);
+        assert_eq!(get_with(&url, headers).await, expected, "{what}");
+        assert_eq!(
+            count(&stats, reason),
+            before + 1,
+            "{what} counted as {reason}"
+        );
+    }
+    assert_eq!(
+        lines.lines(),
+        Vec::<String>::new(),
+        "no invalid token wrote a line"
+    );
+    assert_eq!(stats.profiled(), 0);
+    assert_eq!(warnings(), 1, "one summary warning for the whole flood");
+
+    // The good token itself still works, so the cases above failed for
+    // their own reason.
+    assert_eq!(get_with(&url, &token_headers(&good)).await, expected);
+    assert_eq!(stats.profiled(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_limit_is_served_unprofiled_and_counted() {
+    let (lines, _serial) = global();
+    let layer = ProfilingLayer::new(keys())
+        .with_limit(ProfileLimit::unlimited().with_max_concurrent(Some(1)));
+    let stats = layer.stats();
+    let addr = http_support::serve_axum(app(layer)).await;
+    let client = reqwest::Client::new();
+
+    // The first profiled request holds the only permit while its body
+    // streams.
+    let (first_base, first) = new_token();
+    let mut request = client.get(format!("http://{addr}/slow"));
+    for (name, value) in first.iter() {
+        request = request.header(name, value);
+    }
+    let slow = request.send().await.expect("headers of the slow response");
+
+    let (second_base, second) = new_token();
+    let url = format!("http://{addr}/");
+    assert_eq!(
+        get_with(&url, &token_headers(&second)).await,
+        (200, "hello 55".to_owned())
+    );
+    assert_eq!(stats.over_limit(), 1);
+    assert_eq!(warnings(), 1);
+
+    assert_eq!(slow.text().await.expect("slow body"), "chunk chunk ");
+    // The permit is released when the first body ends.
+    let (third_base, third) = new_token();
+    assert_eq!(
+        get_with(&url, &token_headers(&third)).await,
+        (200, "hello 55".to_owned())
+    );
+    assert_eq!(stats.profiled(), 2);
+
+    let all = lines.lines();
+    tree(&all, first_base, first_base);
+    tree(&all, third_base, third_base);
+    assert!(!all.iter().any(|l| l.contains(&second_base.to_string())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_middleware_joins_two_services_into_one_tree() {
+    let (lines, _serial) = global();
+    let layer_b = ProfilingLayer::new(keys());
+    let stats_b = layer_b.stats();
+    let addr_b = http_support::serve_axum(app(layer_b)).await;
+
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ProfilingMiddleware::new())
+        .build();
+    let url_b = format!("http://{addr_b}/");
+    let app_a = Router::new()
+        .route(
+            "/",
+            get(move || {
+                let client = client.clone();
+                let url_b = url_b.clone();
+                async move {
+                    let body = client
+                        .get(&url_b)
+                        .send()
+                        .await
+                        .expect("call B")
+                        .text()
+                        .await
+                        .expect("B body");
+                    format!("A got {body}")
+                }
+                .instrument(tracing::info_span!("call-b"))
+            }),
+        )
+        .layer(ProfilingLayer::new(keys()));
+    let addr_a = http_support::serve_axum(app_a).await;
+
+    let (base, headers) = new_token();
+    let url_a = format!("http://{addr_a}/");
+    assert_eq!(
+        get_with(&url_a, &token_headers(&headers)).await,
+        (200, "A got hello 55".to_owned())
+    );
+    // Outside a profile the middleware adds nothing: B sees no token.
+    assert_eq!(
+        get_with(&url_a, &[]).await,
+        (200, "A got hello 55".to_owned())
+    );
+    assert_eq!((stats_b.profiled(), stats_b.missing()), (1, 1));
+
+    let all = lines.lines();
+    let points = tree(&all, base, base);
+    let roots: Vec<_> = points.values().filter(|p| p.name == "wsgi").collect();
+    assert_eq!(roots.len(), 2, "one root per service");
+    let call_b = only(&points, "call-b");
+    let http = only(&points, "http");
+    assert_eq!(
+        http.parent_id, call_b.trace_id,
+        "client point under the caller's span"
+    );
+    let root_b = roots
+        .iter()
+        .find(|r| r.parent_id == http.trace_id)
+        .expect("B's root hangs under A's client point");
+    assert_eq!(only(&points, "load").parent_id, root_b.trace_id);
+    assert_eq!(
+        points.len(),
+        3 + 4,
+        "A: wsgi, call-b, http; B: wsgi, load, db_query, compute"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_body_and_failed_call_end_the_root_and_free_the_permit() {
+    use http_body_util::BodyExt as _;
+
+    let (lines, _serial) = global();
+    let layer = ProfilingLayer::new(keys())
+        .with_limit(ProfileLimit::unlimited().with_max_concurrent(Some(1)));
+    let stats = layer.stats();
+    let mut service = layer.layer(tower::service_fn(|request: http::Request<()>| async move {
+        let _work = tracing::info_span!("handler").entered();
+        if request.uri().path() == "/fail" {
+            return Err("inner service failed");
+        }
+        Ok(http::Response::new(SlowBody {
+            left: 2,
+            sleep: None,
+        }))
+    }));
+    let request = |path: &str, token: &tracing_osprofiler::TraceHeaders| {
+        let mut builder = http::Request::get(path);
+        for (name, value) in token.iter() {
+            builder = builder.header(name, value);
+        }
+        builder.body(()).expect("request")
+    };
+
+    // A client that goes away: the body is dropped unread.
+    let (dropped, token) = new_token();
+    let response = service
+        .ready()
+        .await
+        .expect("ready")
+        .call(request("/", &token))
+        .await
+        .expect("response");
+    assert!(response.body().is_profiled());
+    drop(response);
+    let points = tree(&lines.lines(), dropped, dropped);
+    assert_eq!(only(&points, "wsgi").parent_id, dropped);
+
+    // A failing inner service: the error passes through, the root ends.
+    let (failed, token) = new_token();
+    let error = service
+        .ready()
+        .await
+        .expect("ready")
+        .call(request("/fail", &token))
+        .await
+        .expect_err("the inner error");
+    assert_eq!(error, "inner service failed");
+    let points = tree(&lines.lines(), failed, failed);
+    assert_eq!(points.len(), 2, "wsgi and handler: {points:#?}");
+
+    // Both freed the only permit: a third profiled request gets it, and its
+    // body read to the end is complete.
+    let (third, token) = new_token();
+    let response = service
+        .ready()
+        .await
+        .expect("ready")
+        .call(request("/", &token))
+        .await
+        .expect("response");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(&body[..], b"chunk chunk ");
+    tree(&lines.lines(), third, third);
+    assert_eq!((stats.profiled(), stats.over_limit()), (3, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_and_warning_interval() {
+    let (lines, _serial) = global();
+    let layer = ProfilingLayer::new(keys())
+        .with_limit(ProfileLimit::unlimited().with_rate(Some(Rate::new(0.5, 2))))
+        .with_warn_interval(Duration::from_secs(2));
+    let stats = layer.stats();
+    let addr = http_support::serve_axum(app(layer)).await;
+    let url = format!("http://{addr}/");
+
+    let mut bases = Vec::new();
+    for _ in 0..3 {
+        let (base, token) = new_token();
+        bases.push(base);
+        assert_eq!(get_with(&url, &token_headers(&token)).await.0, 200);
+    }
+    assert_eq!(
+        (stats.profiled(), stats.over_limit()),
+        (2, 1),
+        "a burst of 2"
+    );
+    let all = lines.lines();
+    tree(&all, bases[0], bases[0]);
+    tree(&all, bases[1], bases[1]);
+    assert!(!all.iter().any(|l| l.contains(&bases[2].to_string())));
+
+    let forged = tracing_osprofiler::Signer::new("other", tracing_osprofiler::HmacAlgorithm::Sha1)
+        .sign(&tracing_osprofiler::TraceInfo::new_request());
+    for _ in 0..5 {
+        assert_eq!(get_with(&url, &token_headers(&forged)).await.0, 200);
+    }
+    assert_eq!(
+        warnings(),
+        1,
+        "over-limit and bad tokens share one summary per interval"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(get_with(&url, &token_headers(&forged)).await.0, 200);
+    assert_eq!(
+        warnings(),
+        2,
+        "the next summary once the interval has passed"
+    );
+    assert_eq!(stats.bad_signature(), 6);
+}

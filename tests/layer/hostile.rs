@@ -1,0 +1,147 @@
+//! Hostile span names, targets and field values: every line stays one line
+//! of exactly the expected tokens, parses back, and keeps its data.
+
+use crate::support;
+
+use support::Capture;
+use tracing::info_span;
+use tracing_osprofiler::format::sanitize_name;
+use tracing_osprofiler::{HmacAlgorithm, NameSource, OsProfilerLayer, Profile, Signer};
+use tracing_subscriber::prelude::*;
+
+fn profile() -> Profile {
+    Profile::new(Signer::new("k", HmacAlgorithm::Sha1))
+}
+
+/// Checks what a whitespace-splitting consumer (Mistral's rank script,
+/// `awk`) sees: 6 tokens on a start line without fields, 7 on a stop line,
+/// the name in the same place on both.
+fn check_tokens(bytes: &[u8]) {
+    let text = std::str::from_utf8(bytes).expect("lines are UTF-8");
+    for line in text.lines() {
+        // Python's str.split() splits on Unicode whitespace too.
+        let tokens: Vec<&str> = line
+            .split(char::is_whitespace)
+            .filter(|t| !t.is_empty())
+            .collect();
+        let name = if tokens[1].len() > 10 {
+            assert_eq!(tokens.len(), 5, "{line:?}");
+            tokens[4]
+        } else {
+            assert_eq!(tokens.len(), 6, "{line:?}");
+            tokens[5]
+        };
+        assert!(
+            name.ends_with("-start") || name.ends_with("-stop"),
+            "{line:?}"
+        );
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+    }
+}
+
+#[test]
+fn hostile_span_names_are_sanitized() {
+    let capture = Capture::new();
+    let subscriber = tracing_subscriber::registry().with(OsProfilerLayer::new(capture.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let root = profile().start(|| info_span!("root"));
+        let _root = root.enter();
+        let _a = info_span!("two words").entered();
+        let _b = info_span!("tab\there").entered();
+        let _c = info_span!("line\nbreak\r\nand more").entered();
+        let _d = info_span!("nul\0bell\x07esc\x1b[31m").entered();
+        let _e = info_span!("unicode\u{2028}sep\u{a0}nbsp\u{85}nel\u{3000}ideo").entered();
+        let _f = info_span!("").entered();
+        let _g = info_span!("fake-stop").entered();
+        let _h = info_span!("fake-start 2020-02-27T08:04:25.789433 0.1").entered();
+        let _i = info_span!("naïve-名前-🦀").entered();
+        let _j = info_span!("ends-in-marker <- !!!").entered();
+    });
+    let bytes = capture.bytes();
+    check_tokens(&bytes);
+    let points = capture.points();
+    points.check_trees(&Default::default());
+    let names: std::collections::HashSet<String> =
+        points.by_trace.values().map(|p| p.name.clone()).collect();
+    for original in [
+        "two words",
+        "tab\there",
+        "line\nbreak\r\nand more",
+        "nul\0bell\x07esc\x1b[31m",
+        "unicode\u{2028}sep\u{a0}nbsp\u{85}nel\u{3000}ideo",
+        "",
+        "fake-stop",
+        "fake-start 2020-02-27T08:04:25.789433 0.1",
+        "naïve-名前-🦀",
+        "ends-in-marker <- !!!",
+    ] {
+        let expected = sanitize_name(original);
+        assert!(
+            names.contains(expected.as_ref()),
+            "{expected:?} not in {names:?}"
+        );
+        assert!(!expected.chars().any(char::is_whitespace));
+    }
+    assert!(names.contains("unnamed"));
+    assert!(names.contains("fake-stop"));
+    assert!(names.contains("naïve-名前-🦀"), "non-ASCII names are kept");
+    assert!(names.contains("two_words"));
+    // The marker-like name is a name, not a slow marker.
+    assert!(points.by_trace.values().all(|p| !p.slow));
+}
+
+#[test]
+fn hostile_targets_are_sanitized_too() {
+    let capture = Capture::new();
+    let layer = OsProfilerLayer::new(capture.clone()).with_name_source(NameSource::TargetAndName);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        profile()
+            .start(|| info_span!(target: "my app\n", "root"))
+            .in_scope(|| {
+                let _a = info_span!(target: "", "empty_target").entered();
+                let _b = info_span!(target: "t", "").entered();
+            });
+    });
+    check_tokens(&capture.bytes());
+    let points = capture.points();
+    let names: std::collections::HashSet<String> =
+        points.by_trace.values().map(|p| p.name.clone()).collect();
+    assert!(names.contains("my_app_::root"), "{names:?}");
+    assert_eq!(names.len(), 3, "{names:?}");
+}
+
+#[test]
+fn hostile_field_values_stay_inside_their_json() {
+    let capture = Capture::new();
+    let layer = OsProfilerLayer::new(capture.clone()).with_fields(true);
+    let nasty = "a\nb\r\"c\"\\d\te\0f\u{2028}g <- !!! 2020-02-27T08:04:25.789433 {\"x\":1}";
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct Debugged(&'static str);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        profile()
+            .start(|| {
+                info_span!(
+                    "root",
+                    text = nasty,
+                    debug = ?Debugged("multi\nline"),
+                    nan = f64::NAN,
+                    big = u64::MAX,
+                    neg = i64::MIN,
+                )
+            })
+            .in_scope(|| {});
+    });
+    let bytes = capture.bytes();
+    assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 2);
+    let points = capture.points();
+    let root = points.named("root");
+    let fields: serde_json::Value = serde_json::from_str(&root.start_extra)
+        .unwrap_or_else(|e| panic!("{e}: {}", root.start_extra));
+    assert_eq!(fields["text"], nasty);
+    assert_eq!(fields["debug"], "Debugged(\"multi\\nline\")");
+    assert_eq!(fields["nan"], "NaN");
+    assert_eq!(fields["big"], u64::MAX);
+    assert_eq!(fields["neg"], i64::MIN);
+    assert!(!root.slow, "a marker inside a field is not the slow marker");
+}

@@ -1,0 +1,192 @@
+//! Helpers shared by the `http_*` integration tests: an in-memory line
+//! collector behind one global subscriber, token signing, tree checks and
+//! servers on loopback.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use tracing_osprofiler::format::{parse_line, Phase};
+use tracing_osprofiler::{HmacAlgorithm, Id, OsProfilerLayer, Signer, TraceHeaders, TraceInfo};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
+
+/// The shared secret every test service accepts.
+pub const KEY: &str = "SECRET_KEY";
+
+/// Collects every line the layer writes, in memory.
+#[derive(Clone, Default)]
+pub struct Collector(Arc<Mutex<Vec<String>>>);
+
+pub struct CollectorWriter(Arc<Mutex<Vec<String>>>);
+
+impl io::Write for CollectorWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf).into_owned();
+        let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        lines.extend(text.lines().map(str::to_owned));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Collector {
+    type Writer = CollectorWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        CollectorWriter(Arc::clone(&self.0))
+    }
+}
+
+impl Collector {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// The process-wide subscriber (tokio runs tasks on other threads, so a
+/// thread-local default would miss them) and a lock that runs the tests of
+/// one binary one at a time, so "no line was written" can be checked.
+pub fn global() -> (Collector, Serial) {
+    static COLLECTOR: OnceLock<Collector> = OnceLock::new();
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let collector = COLLECTOR.get_or_init(|| {
+        let collector = Collector::default();
+        tracing_subscriber::registry()
+            .with(OsProfilerLayer::new(collector.clone()).with_fields(true))
+            .with(WarnCounter)
+            .init();
+        collector
+    });
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    collector.clear();
+    WARNINGS.store(0, Ordering::SeqCst);
+    (collector.clone(), Serial(guard))
+}
+
+/// Held by a test for its whole run, across awaits: the tests of a binary
+/// run one after the other. Each `#[tokio::test]` blocks its own thread on
+/// the lock, outside any runtime worker, so no worker is stalled.
+pub struct Serial(#[allow(dead_code)] MutexGuard<'static, ()>);
+
+static WARNINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// Warnings the middleware logged since [`global`] was called.
+pub fn warnings() -> usize {
+    WARNINGS.load(Ordering::SeqCst)
+}
+
+struct WarnCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WarnCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let meta = event.metadata();
+        if *meta.level() == tracing::Level::WARN && meta.target() == "tracing_osprofiler::http" {
+            WARNINGS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Headers for a new request, as a Python client with `profiler.init(KEY)`
+/// would send them (`parent_id == base_id`).
+pub fn new_token() -> (Id, TraceHeaders) {
+    let base = Id::new_v4();
+    let headers = Signer::new(KEY, HmacAlgorithm::Sha1).sign(&TraceInfo::new(base, Some(base)));
+    (base, headers)
+}
+
+/// One trace point rebuilt from its two lines.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub name: String,
+    pub base_id: Id,
+    pub parent_id: Id,
+    pub trace_id: Id,
+    pub duration: f64,
+}
+
+/// Parses `lines`, keeps those of `base_id`, and checks that they form one
+/// complete tree: every point has exactly one start and one stop with the
+/// same ids, and every parent chain ends at a root whose parent is
+/// `root_parent` (the caller's point, or `base_id`). Returns the points by
+/// trace id. Panics with a description otherwise.
+pub fn tree(lines: &[String], base_id: Id, root_parent: Id) -> BTreeMap<Id, Point> {
+    let mut starts: HashMap<Id, (String, Id)> = HashMap::new();
+    let mut points: BTreeMap<Id, Point> = BTreeMap::new();
+    for text in lines {
+        let line = parse_line(text.as_bytes()).unwrap_or_else(|e| panic!("bad line {text:?}: {e}"));
+        if line.ids.base_id != base_id {
+            continue;
+        }
+        match line.phase {
+            Phase::Start => {
+                let previous = starts.insert(
+                    line.ids.trace_id,
+                    (line.name.to_string(), line.ids.parent_id),
+                );
+                assert!(previous.is_none(), "two starts for {}", line.ids.trace_id);
+            }
+            Phase::Stop => {
+                let point = Point {
+                    name: line.name.to_string(),
+                    base_id,
+                    parent_id: line.ids.parent_id,
+                    trace_id: line.ids.trace_id,
+                    duration: line.duration.expect("stop has a duration"),
+                };
+                let previous = points.insert(line.ids.trace_id, point);
+                assert!(previous.is_none(), "two stops for {}", line.ids.trace_id);
+            }
+        }
+    }
+    assert!(!points.is_empty(), "no point of {base_id}");
+    assert_eq!(
+        starts.len(),
+        points.len(),
+        "starts and stops of {base_id} differ"
+    );
+    for point in points.values() {
+        let (name, parent) = starts
+            .get(&point.trace_id)
+            .unwrap_or_else(|| panic!("stop without start: {point:?}"));
+        assert_eq!((name, parent), (&point.name, &point.parent_id));
+        let mut at = point;
+        let mut hops = 0;
+        while at.parent_id != root_parent {
+            at = points
+                .get(&at.parent_id)
+                .unwrap_or_else(|| panic!("{point:?}: parent chain broken at {at:?}"));
+            hops += 1;
+            assert!(hops < 1000, "parent cycle");
+        }
+    }
+    points
+}
+
+/// The one point named `name`.
+pub fn only<'a>(points: &'a BTreeMap<Id, Point>, name: &str) -> &'a Point {
+    let found: Vec<_> = points.values().filter(|p| p.name == name).collect();
+    assert_eq!(found.len(), 1, "points named {name}: {points:#?}");
+    found[0]
+}
+
+/// Serves `app` on a free loopback port until the runtime ends.
+pub async fn serve_axum(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    addr
+}
