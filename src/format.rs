@@ -307,46 +307,6 @@ pub fn write_stop(
     out.push(b'\n');
 }
 
-/// A line not yet formatted: what the layer hands to
-/// [`ProfileWriter`](crate::writer::ProfileWriter), whose own thread formats
-/// it, so that the profiled service's threads only copy a few words.
-#[derive(Debug)]
-pub(crate) struct PendingLine {
-    pub(crate) phase: Phase,
-    pub(crate) timestamp: Timestamp,
-    /// Only for [`Phase::Stop`].
-    pub(crate) duration: Duration,
-    pub(crate) ids: PointIds,
-    pub(crate) name: PointName<'static>,
-    /// Only for [`Phase::Start`]: span fields as one JSON object.
-    pub(crate) fields: Option<String>,
-    /// Only for [`Phase::Stop`]: add the slow marker.
-    pub(crate) slow: bool,
-}
-
-impl PendingLine {
-    /// Appends the line, with its `\n`.
-    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
-        match self.phase {
-            Phase::Start => write_start(
-                out,
-                self.timestamp,
-                &self.ids,
-                self.name,
-                self.fields.as_deref(),
-            ),
-            Phase::Stop => write_stop(
-                out,
-                self.timestamp,
-                self.duration,
-                &self.ids,
-                self.name,
-                self.slow,
-            ),
-        }
-    }
-}
-
 /// Seconds with 6 decimals, rounded to the nearest microsecond.
 fn write_duration(out: &mut Vec<u8>, duration: Duration) {
     let micros = duration.as_nanos().saturating_add(500) / 1000;

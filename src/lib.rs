@@ -43,10 +43,11 @@
 //! |---|---|
 //! | [`ids`] | the UUID ids: which forms are accepted, how they are written |
 //! | [`token`] | signing and verifying the two headers; keys and algorithms |
-//! | [`layer`] | the [`Layer`](tracing_subscriber::Layer): which spans are points, their ids, start and stop |
+//! | [`layer`] | the [`Layer`](tracing_subscriber::Layer): which spans are points, their ids, start, stop and outcome |
 //! | [`format`](mod@format) | the Mistral log line, written and parsed in one place |
-//! | [`writer`] | the rolling, non-blocking file and its guard and counters |
+//! | [`writer`] | the queue, the writer's thread and its sinks (the rolling log file first), the guard, the counters |
 //! | [`limit`] | how many requests may be profiled: concurrency and rate |
+//! | [`point`] | what a point is besides its ids: kind, request or call facts, outcome |
 #![cfg_attr(
     feature = "tower",
     doc = "| [`http`] | the tower middleware and header injection for `http` types |"
@@ -77,6 +78,7 @@ pub mod http;
 pub mod ids;
 pub mod layer;
 pub mod limit;
+pub mod point;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
@@ -89,3 +91,4 @@ pub use token::{
     HmacAlgorithm, HmacKey, HmacKeys, Profile, Rejection, Signer, TraceHeaders, TraceInfo,
     X_TRACE_HMAC, X_TRACE_INFO,
 };
+pub use writer::ProfileWriter;

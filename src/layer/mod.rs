@@ -1,0 +1,813 @@
+//! The [`OsProfilerLayer`]: turns the spans of profiled requests into
+//! osprofiler trace points and hands their start and stop to an output.
+//!
+//! This module owns the per-span profile data (kept in the registry's span
+//! extensions), the decision whether a new span belongs to a profiled request,
+//! starting a profile from code ([`Profile::start`]), and the outcome of a
+//! point (status code, error). [`ProfileExt`] (in `span_ext.rs`) reads a
+//! span's ids and signs headers for calls made from it; [`Output`] (in
+//! `output.rs`) is where the points go.
+//!
+//! # Which spans are profiled
+//!
+//! A span is a trace point when, at its creation,
+//!
+//! * it is created inside [`Profile::start`] (it is the root of a request: a
+//!   verified token, or trusted code starting a profile), or
+//! * its parent, as the registry resolved it (explicit, or the current span),
+//!   is a trace point.
+//!
+//! Every other span is left alone: the layer writes nothing for it and, while
+//! no trace point is alive anywhere in the process, does one atomic load
+//! when the span opens, is recorded to, holds an event, and closes.
+//!
+//! # Ids and times
+//!
+//! A trace point inherits `base_id`; its `parent_id` is its parent's
+//! `trace_id` (for a request root, the caller's `parent_id`, or else
+//! `base_id`); its `trace_id` is a fresh UUID v4 (never derived from the
+//! registry's span id, which is recycled). The start is taken when the span
+//! is created, the stop when it closes; the duration is measured on the
+//! monotonic clock, so entering and leaving a span on many polls of a future
+//! changes nothing and a wall-clock step cannot produce a negative duration.
+//!
+//! # Several layers in one subscriber
+//!
+//! Two `OsProfilerLayer`s may sit in one subscriber (one per file, a file
+//! and another destination): a span that is a point is one point, with one
+//! set of ids and one start and stop time, and every layer writes its own
+//! complete start and stop for it.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{self, Attributes, Record};
+use tracing::{Event, Level, Metadata, Span, Subscriber};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use crate::format::{JsonFields, Phase, PointIds, PointName, Timestamp};
+use crate::point::{take_pending_call, PointEvent, PointFacts, PointKind, RequestInfo};
+use crate::token::{Profile, Signer};
+use crate::writer::ProfileWriter;
+
+mod output;
+mod span_ext;
+
+pub use output::{InlineWriter, Output};
+pub(crate) use span_ext::record_outcome;
+pub use span_ext::{current_trace_headers, ProfileExt};
+
+/// How a trace point is named in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NameSource {
+    /// The span's name (`#[instrument]` uses the function name).
+    #[default]
+    SpanName,
+    /// The span's target and name, joined by `::` (`my_app::db::query`).
+    TargetAndName,
+}
+
+/// A [`Layer`] that turns the spans of profiled requests into osprofiler
+/// trace points.
+///
+/// # Configuration
+///
+/// | setting | default | setter |
+/// |---|---|---|
+/// | where points go | the [`ProfileWriter`] given to [`new`](Self::new), or a `MakeWriter` given to [`from_make_writer`](Self::from_make_writer) | - |
+/// | point name | the span name | [`with_name_source`](Self::with_name_source) |
+/// | slow marker ` <- !!!` | on stop lines of 0.5 s or more (Mistral's rule) | [`with_slow_threshold`](Self::with_slow_threshold) |
+/// | span fields (JSON on start lines, attributes in OTLP) | off (fields can hold secrets) | [`with_fields`](Self::with_fields) |
+///
+/// # Where the points go
+///
+/// [`new`](Self::new) takes a [`ProfileWriter`]: the profiled thread only
+/// queues a small record per start and stop, and the writer's own thread
+/// formats and writes it to every sink (the rolling file, and with the
+/// `otlp` or `redis` features an OpenTelemetry collector or osprofiler's
+/// Redis store). [`from_make_writer`](Self::from_make_writer) takes any
+/// [`MakeWriter`] instead (a test buffer, `std::io::stderr`): each line is
+/// then formatted and written **on the thread that starts or ends the
+/// span**, with one `write_all` per line. A `ProfileWriter` wrapped in
+/// another `MakeWriter` is such a writer too, so it is no longer written
+/// from its own thread; the type of the layer says which path it takes.
+///
+/// # Example
+///
+/// ```
+/// use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
+/// use tracing_subscriber::prelude::*;
+///
+/// let dir = tempfile::tempdir()?;
+/// let (writer, _guard) = tracing_osprofiler::writer::RollingFile::new(dir.path()).build()?;
+/// let subscriber = tracing_subscriber::registry().with(OsProfilerLayer::new(writer));
+///
+/// tracing::subscriber::with_default(subscriber, || {
+///     // Trusted code (a batch job, a test) starts a profile; a service gets
+///     // its `Profile` from a verified token instead.
+///     let profile = Profile::new(Signer::new("SECRET_KEY", HmacAlgorithm::Sha1));
+///     let root = profile.start(|| tracing::info_span!("nightly-job"));
+///     root.in_scope(|| {
+///         let _db = tracing::info_span!("db-query").entered();
+///     });
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct OsProfilerLayer<S, O = ProfileWriter> {
+    output: O,
+    config: Config,
+    shared: Arc<Shared>,
+    lookup: span_ext::LookupPoint,
+    _subscriber: PhantomData<fn(S)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    name_source: NameSource,
+    slow_threshold: Option<Duration>,
+    record_fields: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name_source: NameSource::SpanName,
+            slow_threshold: Some(Duration::from_millis(500)),
+            record_fields: false,
+        }
+    }
+}
+
+/// State shared between the layer and the [`LayerStats`] handles.
+#[derive(Debug, Default)]
+struct Shared {
+    points_live: AtomicU64,
+    points_started: AtomicU64,
+    events_refused: AtomicU64,
+    /// Set while the output refuses events, so that an outage is reported
+    /// once.
+    failing: AtomicBool,
+}
+
+/// Counters of an [`OsProfilerLayer`], readable while the layer runs.
+///
+/// Every start and stop the layer makes is either handed to its output or
+/// counted in [`events_refused`](Self::events_refused); what the output
+/// does with it is counted by the output
+/// ([`WriterStats`](crate::writer::WriterStats)).
+#[derive(Clone, Debug)]
+pub struct LayerStats {
+    shared: Arc<Shared>,
+}
+
+impl LayerStats {
+    /// Trace points started since the layer was built.
+    #[must_use]
+    pub fn points_started(&self) -> u64 {
+        self.shared.points_started.load(Ordering::Relaxed)
+    }
+
+    /// Trace points alive now (started, not yet stopped).
+    #[must_use]
+    pub fn points_live(&self) -> u64 {
+        self.shared.points_live.load(Ordering::Relaxed)
+    }
+
+    /// Starts and stops the output refused: an I/O error of a `MakeWriter`,
+    /// or a [`ProfileWriter`] that was shut down. A refusal is reported on
+    /// standard error once per outage, not once per event.
+    #[must_use]
+    pub fn events_refused(&self) -> u64 {
+        self.shared.events_refused.load(Ordering::Relaxed)
+    }
+}
+
+/// The profile data of one trace point, in the span's extensions. One per
+/// span, whatever the number of layers that write it.
+struct Point {
+    ids: PointIds,
+    started: Instant,
+    started_at: Timestamp,
+    signer: Signer,
+    facts: Option<Box<PointFacts>>,
+    /// Layers that started this point and have not stopped it yet.
+    open_in: u32,
+    /// The stop, taken by the first layer to close the span, so that every
+    /// layer writes the same one.
+    stopped: Option<(Timestamp, Duration)>,
+}
+
+impl Point {
+    fn facts_mut(&mut self) -> &mut PointFacts {
+        self.facts.get_or_insert_with(Box::default)
+    }
+}
+
+thread_local! {
+    /// The profile (and the request it serves) that [`Profile::start`]
+    /// hands to the next span created on this thread.
+    static PENDING_ROOT: Cell<Option<(Profile, Option<RequestInfo>)>> = const { Cell::new(None) };
+}
+
+/// Live trace points of every layer in the process, plus threads inside
+/// [`Profile::start`]. While it is zero no new span can be a trace point and
+/// no closing span can be one, so the hot path for unprofiled spans is this
+/// one load.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+impl<S> OsProfilerLayer<S, ProfileWriter>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    /// A layer whose points go to `writer` (see
+    /// [`writer::RollingFile`](crate::writer::RollingFile) and
+    /// [`ProfileWriter::builder`]), with the defaults of the table above.
+    #[must_use]
+    pub fn new(writer: ProfileWriter) -> Self {
+        OsProfilerLayer::with_output(writer)
+    }
+}
+
+impl<S, W> OsProfilerLayer<S, InlineWriter<W>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    /// A layer that formats each line on the thread that makes it and
+    /// writes it to `make_writer` with one `write_all` call (see "Where the
+    /// points go" above).
+    #[must_use]
+    pub fn from_make_writer(make_writer: W) -> Self {
+        OsProfilerLayer::with_output(InlineWriter::new(make_writer))
+    }
+}
+
+impl<S, O> OsProfilerLayer<S, O>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    O: Output,
+{
+    fn with_output(output: O) -> Self {
+        OsProfilerLayer {
+            output,
+            config: Config::default(),
+            shared: Arc::new(Shared::default()),
+            lookup: span_ext::LookupPoint::of::<S>(),
+            _subscriber: PhantomData,
+        }
+    }
+}
+
+impl<S, O> OsProfilerLayer<S, O> {
+    /// How points are named (default: [`NameSource::SpanName`]).
+    #[must_use]
+    pub fn with_name_source(mut self, name_source: NameSource) -> Self {
+        self.config.name_source = name_source;
+        self
+    }
+
+    /// Stop lines of points lasting at least `threshold` end with Mistral's
+    /// ` <- !!!` marker; `None` turns the marker off (default: 500 ms).
+    #[must_use]
+    pub fn with_slow_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.config.slow_threshold = threshold;
+        self
+    }
+
+    /// Records span fields: as a JSON object after the name on start lines,
+    /// and as span attributes in OTLP (default: off, since fields can hold
+    /// secrets).
+    #[must_use]
+    pub fn with_fields(mut self, record: bool) -> Self {
+        self.config.record_fields = record;
+        self
+    }
+
+    /// A handle on the layer's counters that stays valid after the layer is
+    /// moved into a subscriber.
+    #[must_use]
+    pub fn stats(&self) -> LayerStats {
+        LayerStats {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S, O> fmt::Debug for OsProfilerLayer<S, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OsProfilerLayer")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, O: Output> OsProfilerLayer<S, O> {
+    fn point_name(&self, metadata: &'static Metadata<'static>) -> PointName<'static> {
+        match self.config.name_source {
+            NameSource::SpanName => PointName::new(metadata.name()),
+            NameSource::TargetAndName => PointName::with_target(metadata.target(), metadata.name()),
+        }
+    }
+
+    fn send(&self, event: PointEvent) {
+        match self.output.send(event) {
+            Ok(()) => {
+                if self.shared.failing.load(Ordering::Relaxed)
+                    && self.shared.failing.swap(false, Ordering::Relaxed)
+                {
+                    eprintln!("tracing-osprofiler: the profile output accepts points again");
+                }
+            }
+            Err(error) => {
+                self.shared.events_refused.fetch_add(1, Ordering::Relaxed);
+                if !self.shared.failing.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "tracing-osprofiler: the profile output refuses points ({error}); \
+                         they are counted as refused until it works again"
+                    );
+                }
+            }
+        }
+    }
+
+    fn start_event(&self, metadata: &'static Metadata<'static>, point: &Point) -> PointEvent {
+        PointEvent {
+            phase: Phase::Start,
+            ids: point.ids,
+            name: self.point_name(metadata),
+            timestamp: point.started_at,
+            started: point.started_at,
+            duration: Duration::ZERO,
+            slow: false,
+            facts: self.facts_for_output(point.facts.as_deref()),
+        }
+    }
+
+    /// The facts this layer passes on: fields only when it records them.
+    fn facts_for_output(&self, facts: Option<&PointFacts>) -> Option<Box<PointFacts>> {
+        let facts = facts?;
+        if !self.config.record_fields && facts.fields.is_some() {
+            let mut facts = facts.clone();
+            facts.fields = None;
+            return (facts != PointFacts::default()).then(|| Box::new(facts));
+        }
+        Some(Box::new(facts.clone()))
+    }
+
+    fn record_start(&self, metadata: &'static Metadata<'static>, point: &Point) -> PointEvent {
+        ACTIVE.fetch_add(1, Ordering::AcqRel);
+        self.shared.points_live.fetch_add(1, Ordering::Relaxed);
+        self.shared.points_started.fetch_add(1, Ordering::Relaxed);
+        self.start_event(metadata, point)
+    }
+}
+
+impl<S, O> OsProfilerLayer<S, O>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    O: Output,
+{
+    // Out of line: the unprofiled path, inlined into the registry's, is only
+    // the load of `ACTIVE`.
+    #[inline(never)]
+    fn new_span_while_active(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let metadata = span.metadata();
+        let mut extensions = span.extensions_mut();
+        if let Some(point) = extensions.get_mut::<Point>() {
+            // Another OsProfilerLayer of this subscriber made it a point.
+            point.open_in += 1;
+            if self.config.record_fields && point.facts.as_ref().is_none_or(|f| f.fields.is_none())
+            {
+                record_fields(point, attrs, true);
+            }
+            let event = self.record_start(metadata, point);
+            drop(extensions);
+            self.send(event);
+            return;
+        }
+        let pending_root = PENDING_ROOT.with(Cell::take);
+        let pending_call = take_pending_call();
+        let mut point = match pending_root {
+            Some((profile, request)) => {
+                let info = profile.trace_info();
+                Point {
+                    ids: PointIds {
+                        base_id: info.base_id(),
+                        parent_id: info.root_parent_id(),
+                        trace_id: crate::Id::new_v4(),
+                    },
+                    started: Instant::now(),
+                    started_at: Timestamp::now(),
+                    signer: profile.signer().clone(),
+                    facts: request.map(|request| {
+                        Box::new(PointFacts {
+                            kind: PointKind::Request,
+                            request: Some(request),
+                            ..PointFacts::default()
+                        })
+                    }),
+                    open_in: 1,
+                    stopped: None,
+                }
+            }
+            None => {
+                let Some(parent) = span.parent() else { return };
+                let parent_extensions = parent.extensions();
+                let Some(parent_point) = parent_extensions.get::<Point>() else {
+                    return;
+                };
+                Point {
+                    ids: PointIds {
+                        base_id: parent_point.ids.base_id,
+                        parent_id: parent_point.ids.trace_id,
+                        trace_id: crate::Id::new_v4(),
+                    },
+                    started: Instant::now(),
+                    started_at: Timestamp::now(),
+                    signer: parent_point.signer.clone(),
+                    facts: pending_call.map(|call| {
+                        Box::new(PointFacts {
+                            kind: PointKind::Client,
+                            call: Some(call),
+                            ..PointFacts::default()
+                        })
+                    }),
+                    open_in: 1,
+                    stopped: None,
+                }
+            }
+        };
+        if self.config.record_fields || has_outcome_field(metadata) {
+            record_fields(&mut point, attrs, self.config.record_fields);
+        }
+        let event = self.record_start(metadata, &point);
+        extensions.insert(point);
+        drop(extensions);
+        self.send(event);
+    }
+
+    #[inline(never)]
+    fn record_while_active(&self, id: &span::Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        let Some(point) = extensions.get_mut::<Point>() else {
+            return;
+        };
+        record_fields(point, values, self.config.record_fields);
+    }
+
+    #[inline(never)]
+    fn event_while_active(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        let Some(point) = extensions.get_mut::<Point>() else {
+            return;
+        };
+        if point.facts.as_ref().is_some_and(|f| f.error.is_some()) {
+            return;
+        }
+        let mut message = ErrorMessage::default();
+        event.record(&mut message);
+        point.facts_mut().error = Some(message.finish(event.metadata().name()));
+    }
+
+    #[inline(never)]
+    fn close_while_active(&self, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        let Some(point) = extensions.get_mut::<Point>() else {
+            return;
+        };
+        let (stopped_at, duration) = *point
+            .stopped
+            .get_or_insert_with(|| (Timestamp::now(), point.started.elapsed()));
+        point.open_in = point.open_in.saturating_sub(1);
+        let slow = self
+            .config
+            .slow_threshold
+            .is_some_and(|threshold| duration >= threshold);
+        let name = self.point_name(span.metadata());
+        let event = if point.open_in == 0 {
+            let Some(point) = extensions.remove::<Point>() else {
+                return;
+            };
+            let facts = if self.config.record_fields {
+                point.facts
+            } else {
+                self.facts_for_output(point.facts.as_deref())
+            };
+            stop_event(
+                &point.ids,
+                name,
+                point.started_at,
+                stopped_at,
+                duration,
+                slow,
+                facts,
+            )
+        } else {
+            let facts = self.facts_for_output(point.facts.as_deref());
+            stop_event(
+                &point.ids,
+                name,
+                point.started_at,
+                stopped_at,
+                duration,
+                slow,
+                facts,
+            )
+        };
+        drop(extensions);
+        self.send(event);
+        self.shared.points_live.fetch_sub(1, Ordering::Relaxed);
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn stop_event(
+    ids: &PointIds,
+    name: PointName<'static>,
+    started_at: Timestamp,
+    stopped_at: Timestamp,
+    duration: Duration,
+    slow: bool,
+    facts: Option<Box<PointFacts>>,
+) -> PointEvent {
+    PointEvent {
+        phase: Phase::Stop,
+        ids: *ids,
+        name,
+        timestamp: stopped_at,
+        started: started_at,
+        duration,
+        slow,
+        facts,
+    }
+}
+
+impl<S, O> Layer<S> for OsProfilerLayer<S, O>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    O: Output,
+{
+    #[inline]
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if ACTIVE.load(Ordering::Acquire) != 0 {
+            self.new_span_while_active(attrs, id, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_record(&self, id: &span::Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if ACTIVE.load(Ordering::Acquire) != 0 {
+            self.record_while_active(id, values, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if *event.metadata().level() == Level::ERROR && ACTIVE.load(Ordering::Acquire) != 0 {
+            self.event_while_active(event, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if ACTIVE.load(Ordering::Acquire) != 0 {
+            self.close_while_active(&id, ctx);
+        }
+    }
+
+    // SAFETY: each pointer returned points to a value of exactly the type
+    // whose `TypeId` was asked for (the layer itself, or its `LookupPoint`),
+    // and lives as long as `self`, as `downcast_raw`'s contract requires.
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == std::any::TypeId::of::<span_ext::LookupPoint>() {
+            Some(&self.lookup as *const span_ext::LookupPoint as *const ())
+        } else {
+            None
+        }
+    }
+}
+
+/// The fields whose values say how a point ended.
+const STATUS_CODE_FIELD: &str = "http.status_code";
+const ERROR_FIELD: &str = "error";
+
+fn has_outcome_field(metadata: &Metadata<'_>) -> bool {
+    let fields = metadata.fields();
+    fields.field(STATUS_CODE_FIELD).is_some() || fields.field(ERROR_FIELD).is_some()
+}
+
+/// Visits `values` into the point: the outcome fields always, every field
+/// into the JSON object when `all` is set.
+fn record_fields(point: &mut Point, values: &impl RecordValues, all: bool) {
+    let facts = point.facts_mut();
+    let mut visitor = FieldVisitor {
+        facts,
+        json: all.then(JsonFields::new),
+    };
+    values.record_into(&mut visitor);
+    let FieldVisitor { facts, json } = visitor;
+    if let Some(added) = json.and_then(JsonFields::finish) {
+        facts.fields = Some(match facts.fields.take() {
+            // Fields recorded later join the object; a repeated name keeps
+            // its last value, as JSON readers do.
+            Some(before) => format!("{},{}", &before[..before.len() - 1], &added[1..]).into(),
+            None => added.into(),
+        });
+    }
+    if point.facts.as_deref() == Some(&PointFacts::default()) {
+        point.facts = None;
+    }
+}
+
+/// `Attributes` and `Record` both visit their values.
+trait RecordValues {
+    fn record_into(&self, visitor: &mut dyn Visit);
+}
+
+impl RecordValues for Attributes<'_> {
+    fn record_into(&self, visitor: &mut dyn Visit) {
+        self.record(visitor);
+    }
+}
+
+impl RecordValues for Record<'_> {
+    fn record_into(&self, visitor: &mut dyn Visit) {
+        self.record(visitor);
+    }
+}
+
+struct FieldVisitor<'a> {
+    facts: &'a mut PointFacts,
+    json: Option<JsonFields>,
+}
+
+impl FieldVisitor<'_> {
+    fn status_code(&mut self, field: &Field, value: Option<u64>) {
+        if field.name() == STATUS_CODE_FIELD {
+            self.facts.status_code = value.and_then(|v| u16::try_from(v).ok());
+        }
+    }
+}
+
+impl Visit for FieldVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == ERROR_FIELD {
+            self.facts.error = Some(value.to_owned());
+        }
+        if let Some(json) = &mut self.json {
+            json.str(field.name(), value);
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.status_code(field, u64::try_from(value).ok());
+        if let Some(json) = &mut self.json {
+            json.i64(field.name(), value);
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.status_code(field, Some(value));
+        if let Some(json) = &mut self.json {
+            json.u64(field.name(), value);
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if let Some(json) = &mut self.json {
+            json.f64(field.name(), value);
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == ERROR_FIELD {
+            self.facts.error = value.then(|| "error".to_owned());
+        }
+        if let Some(json) = &mut self.json {
+            json.bool(field.name(), value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if field.name() == ERROR_FIELD {
+            self.facts.error = Some(value.to_string());
+        }
+        if let Some(json) = &mut self.json {
+            json.str(field.name(), &value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let text = format!("{value:?}");
+        if field.name() == ERROR_FIELD {
+            self.facts.error = Some(text.clone());
+        }
+        if let Some(json) = &mut self.json {
+            json.str(field.name(), &text);
+        }
+    }
+}
+
+/// The message of an `ERROR` event: its `error` field (what
+/// `#[instrument(err)]` records), else its message, else its name.
+#[derive(Default)]
+struct ErrorMessage {
+    error: Option<String>,
+    message: Option<String>,
+}
+
+impl ErrorMessage {
+    fn finish(self, event_name: &str) -> String {
+        self.error
+            .or(self.message)
+            .unwrap_or_else(|| event_name.to_owned())
+    }
+}
+
+impl Visit for ErrorMessage {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "error" => self.error = Some(value.to_owned()),
+            "message" => self.message = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if field.name() == "error" {
+            self.error = Some(value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "error" => self.error = Some(format!("{value:?}")),
+            "message" => self.message = Some(format!("{value:?}")),
+            _ => {}
+        }
+    }
+}
+
+impl Profile {
+    /// Makes the span created by `make_root` the root trace point of this
+    /// profile, and returns it.
+    ///
+    /// This is the trusted way in: a batch job, a queue consumer or a test
+    /// calls it directly, and the `tower` middleware calls
+    /// [`start_request`](Self::start_request) for a request whose token
+    /// verified. The root gets this profile's `base_id`, the caller's
+    /// `parent_id` (or `base_id`), and a fresh `trace_id`; every span
+    /// created below it is a trace point too.
+    ///
+    /// The first span created inside `make_root` on this thread becomes the
+    /// root, so build the span there and nothing else. If no subscriber with
+    /// an [`OsProfilerLayer`] sees a new span (for example because a filter
+    /// disabled it), nothing is profiled: check with
+    /// [`ProfileExt::point_ids`] on the returned span.
+    pub fn start(self, make_root: impl FnOnce() -> Span) -> Span {
+        start_root(self, None, make_root)
+    }
+
+    /// As [`start`](Self::start), for the root of an incoming request:
+    /// sinks that record the request (OTLP, Redis) get its method, path and
+    /// scheme, as osprofiler's WSGI middleware records them.
+    pub fn start_request(self, request: RequestInfo, make_root: impl FnOnce() -> Span) -> Span {
+        start_root(self, Some(request), make_root)
+    }
+}
+
+fn start_root(
+    profile: Profile,
+    request: Option<RequestInfo>,
+    make_root: impl FnOnce() -> Span,
+) -> Span {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PENDING_ROOT.with(Cell::take);
+            ACTIVE.fetch_sub(1, Ordering::Release);
+        }
+    }
+    PENDING_ROOT.with(|cell| cell.set(Some((profile, request))));
+    ACTIVE.fetch_add(1, Ordering::Release);
+    let _reset = Reset;
+    make_root()
+}

@@ -1,0 +1,93 @@
+//! Where a layer's points go: the [`Output`] trait, implemented by the
+//! [`ProfileWriter`] (the fast path: events are queued for the writer's own
+//! thread) and by [`InlineWriter`] (any `MakeWriter`, one formatted line
+//! per `write_all`, on the calling thread).
+//!
+//! The trait is sealed: the layer's type names its path, so a writer cannot
+//! silently move formatting onto the service's threads.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io::{self, Write as _};
+
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::point::PointEvent;
+use crate::writer::ProfileWriter;
+
+/// Where an [`OsProfilerLayer`](super::OsProfilerLayer) sends its points:
+/// a [`ProfileWriter`] or an [`InlineWriter`]. Sealed.
+pub trait Output: sealed::Sealed + Send + Sync + 'static {}
+
+// The method takes the crate's own event type: the trait is public only as
+// a bound, and nobody outside the crate can implement or call it.
+#[allow(private_interfaces)]
+mod sealed {
+    pub trait Sealed {
+        /// Takes one start or stop; an error means the event was not taken
+        /// (the layer counts it).
+        fn send(&self, event: crate::point::PointEvent) -> std::io::Result<()>;
+    }
+}
+
+impl Output for ProfileWriter {}
+
+#[allow(private_interfaces)]
+impl sealed::Sealed for ProfileWriter {
+    fn send(&self, event: PointEvent) -> io::Result<()> {
+        self.send_event(event)
+    }
+}
+
+/// Writes each start and stop as one Mistral line through a
+/// [`MakeWriter`], formatted on the thread that starts or ends the span,
+/// with one `write_all` call per line (so lines of several threads never
+/// tear into each other with writers that write whole buffers at once).
+///
+/// Made by [`OsProfilerLayer::from_make_writer`](super::OsProfilerLayer::from_make_writer);
+/// for tests, `std::io::stderr`, or a writer of your own. A service wants a
+/// [`ProfileWriter`] instead, which does this work on its own thread.
+pub struct InlineWriter<W> {
+    make_writer: W,
+}
+
+impl<W> InlineWriter<W> {
+    pub(super) fn new(make_writer: W) -> Self {
+        InlineWriter { make_writer }
+    }
+}
+
+impl<W> fmt::Debug for InlineWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InlineWriter").finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// A reusable line buffer, so that writing a line does not allocate.
+    static LINE_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl<W> Output for InlineWriter<W> where W: for<'w> MakeWriter<'w> + Send + Sync + 'static {}
+
+#[allow(private_interfaces)]
+impl<W> sealed::Sealed for InlineWriter<W>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    fn send(&self, event: PointEvent) -> io::Result<()> {
+        LINE_BUFFER.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                event.write_line(&mut buf);
+                self.make_writer.make_writer().write_all(&buf)
+            }
+            // Only if the writer itself creates spans that are profiled.
+            Err(_) => {
+                let mut buf = Vec::with_capacity(256);
+                event.write_line(&mut buf);
+                self.make_writer.make_writer().write_all(&buf)
+            }
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! [`ProfileExt`]: a span's trace point ids, and signed headers for a call
+//! made from it, read through the subscriber of the span.
+//!
+//! Code that holds only a [`Span`] reaches the layer's data the way
+//! tracing-opentelemetry does: the subscriber is asked, by `TypeId`, for a
+//! [`LookupPoint`] (see the layer's `downcast_raw`), a function that knows
+//! the subscriber's concrete type.
+
+use tracing::span;
+use tracing::{Dispatch, Span, Subscriber};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::Point;
+use crate::format::PointIds;
+use crate::point::PointFacts;
+use crate::token::{Signer, TraceHeaders, TraceInfo};
+
+/// Reads the ids and signer of a span's point.
+type ReadPoint = fn(&Dispatch, &span::Id) -> Option<(PointIds, Signer)>;
+
+/// Changes the facts of a span's point.
+type UpdatePoint = fn(&Dispatch, &span::Id, &mut dyn FnMut(&mut PointFacts));
+
+/// Type-erased access to the points of one subscriber type.
+#[derive(Clone, Copy)]
+pub(super) struct LookupPoint {
+    read: ReadPoint,
+    update: UpdatePoint,
+}
+
+impl LookupPoint {
+    pub(super) fn of<S>() -> Self
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        LookupPoint {
+            read: lookup_point::<S>,
+            update: update_point::<S>,
+        }
+    }
+}
+
+fn update_point<S>(dispatch: &Dispatch, id: &span::Id, update: &mut dyn FnMut(&mut PointFacts))
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(subscriber) = dispatch.downcast_ref::<S>() else {
+        return;
+    };
+    let Some(span) = subscriber.span(id) else {
+        return;
+    };
+    let mut extensions = span.extensions_mut();
+    if let Some(point) = extensions.get_mut::<Point>() {
+        update(point.facts_mut());
+    }
+}
+
+/// Records how the point of `span` ended (a response status, an error), if
+/// `span` is a point: for the middlewares, which know the outcome of the
+/// request or call whatever fields the span declares.
+pub(crate) fn record_outcome(span: &Span, status_code: Option<u16>, error: Option<String>) {
+    let mut error = error;
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(lookup) = dispatch.downcast_ref::<LookupPoint>() {
+            (lookup.update)(dispatch, id, &mut |facts| {
+                if status_code.is_some() {
+                    facts.status_code = status_code;
+                }
+                if let Some(error) = error.take() {
+                    facts.error.get_or_insert(error);
+                }
+            });
+        }
+    });
+}
+
+fn lookup_point<S>(dispatch: &Dispatch, id: &span::Id) -> Option<(PointIds, Signer)>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let subscriber = dispatch.downcast_ref::<S>()?;
+    let span = subscriber.span(id)?;
+    let extensions = span.extensions();
+    let point = extensions.get::<Point>()?;
+    Some((point.ids, point.signer.clone()))
+}
+
+/// Access to the osprofiler data of a [`Span`].
+///
+/// ```
+/// use tracing_osprofiler::ProfileExt;
+///
+/// // Outside a profiled request there is nothing to pass on.
+/// assert!(tracing::Span::current().trace_headers().is_none());
+/// ```
+pub trait ProfileExt {
+    /// The ids of this span's trace point, if it is one.
+    fn point_ids(&self) -> Option<PointIds>;
+
+    /// Signed headers for a call made from this span: the request's
+    /// `base_id`, `parent_id` = this point's `trace_id`, signed with the
+    /// request's key and algorithm. `None` unless the span is a trace point.
+    fn trace_headers(&self) -> Option<TraceHeaders>;
+}
+
+impl ProfileExt for Span {
+    fn point_ids(&self) -> Option<PointIds> {
+        lookup(self).map(|(ids, _)| ids)
+    }
+
+    fn trace_headers(&self) -> Option<TraceHeaders> {
+        lookup(self)
+            .map(|(ids, signer)| signer.sign(&TraceInfo::new(ids.base_id, Some(ids.trace_id))))
+    }
+}
+
+fn lookup(span: &Span) -> Option<(PointIds, Signer)> {
+    span.with_subscriber(|(id, dispatch)| {
+        let lookup = dispatch.downcast_ref::<LookupPoint>()?;
+        (lookup.read)(dispatch, id)
+    })
+    .flatten()
+}
+
+/// Signed headers for a call made from the current span (see
+/// [`ProfileExt::trace_headers`]), as `(name, value)` pairs through
+/// [`TraceHeaders::iter`]. `None` outside a profiled request.
+#[must_use]
+pub fn current_trace_headers() -> Option<TraceHeaders> {
+    Span::current().trace_headers()
+}
