@@ -5,8 +5,11 @@
 //! a profiled request, opens a child point named `http` around the call (the
 //! osprofiler client point; its `-start` and `-stop` lines bracket the call
 //! as osprofiler's `http-start`/`http-stop` do), and sends headers signed for
-//! that point, so the callee's points hang under it. Outside a profiled
-//! request it only forwards the call.
+//! that point, so the callee's points hang under it. The point is a
+//! [client point](crate::point::client_point) with the call's method, host
+//! and port, and records the response status (a status of 500 or more, or
+//! an error, marks it failed). Outside a profiled request it only forwards
+//! the call.
 //!
 //! ```
 //! use reqwest_middleware::ClientBuilder;
@@ -30,7 +33,8 @@ use reqwest_middleware::{Middleware, Next, Result};
 use tracing::{Instrument as _, Span};
 
 use crate::http::inject::insert_trace_headers;
-use crate::layer::ProfileExt;
+use crate::layer::{record_outcome, ProfileExt};
+use crate::point::{client_point, ClientCall};
 
 /// A [`Middleware`] that signs every call made inside a profiled request and
 /// opens an `http` client point around it. See the [module docs](self).
@@ -63,19 +67,29 @@ impl ProfilingMiddleware {
 
     fn client_span(&self, request: &Request) -> Option<Span> {
         Span::current().point_ids()?;
-        let span = if self.method_and_path {
-            tracing::info_span!(
-                "http",
-                http.method = request.method().as_str(),
-                http.path = request.url().path()
-            )
-        } else {
-            tracing::info_span!(
-                "http",
-                http.method = tracing::field::Empty,
-                http.path = tracing::field::Empty
-            )
-        };
+        let url = request.url();
+        let call = ClientCall::new(
+            request.method().as_str(),
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default(),
+        );
+        let span = client_point(call, || {
+            if self.method_and_path {
+                tracing::info_span!(
+                    "http",
+                    http.method = request.method().as_str(),
+                    http.path = url.path(),
+                    http.status_code = tracing::field::Empty,
+                )
+            } else {
+                tracing::info_span!(
+                    "http",
+                    http.method = tracing::field::Empty,
+                    http.path = tracing::field::Empty,
+                    http.status_code = tracing::field::Empty,
+                )
+            }
+        });
         Some(span)
     }
 }
@@ -112,7 +126,22 @@ impl Middleware for ProfilingMiddleware {
                         }
                     }
                 }
-                Box::pin(next.run(request, extensions).instrument(span))
+                let outcome = span.clone();
+                Box::pin(
+                    async move {
+                        let result = next.run(request, extensions).await;
+                        match &result {
+                            Ok(response) => {
+                                let status = response.status().as_u16();
+                                outcome.record("http.status_code", status);
+                                record_outcome(&outcome, Some(status), None);
+                            }
+                            Err(error) => record_outcome(&outcome, None, Some(error.to_string())),
+                        }
+                        result
+                    }
+                    .instrument(span),
+                )
             }
         }
     }

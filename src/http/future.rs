@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use super::ResponseBody;
+use crate::layer::record_outcome;
 use crate::limit::ProfilePermit;
 
 pin_project! {
@@ -54,6 +55,22 @@ where
         // On an error the span and permit are dropped here, which ends the
         // root point with the failed call.
         let profiled = this.profiled.take();
+        if let Some((span, _)) = &profiled {
+            record_response(span, result.as_ref().map(Response::status));
+        }
         Poll::Ready(result.map(|response| response.map(|body| ResponseBody::new(body, profiled))))
+    }
+}
+
+/// Records the response status on the root (as its `http.status_code` field
+/// when the span declares one, and as the point's outcome): a status of 500
+/// or more, or an error of the inner service, marks the request failed.
+fn record_response<E>(span: &Span, status: Result<http::StatusCode, &E>) {
+    match status {
+        Ok(status) => {
+            span.record("http.status_code", status.as_u16());
+            record_outcome(span, Some(status.as_u16()), None);
+        }
+        Err(_) => record_outcome(span, None, Some("the service failed".to_owned())),
     }
 }

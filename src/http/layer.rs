@@ -1,34 +1,24 @@
-//! The [`ProfilingLayer`] (a tower `Layer`), its configuration, the admission
-//! decision for one request, and the [`ProfilingStats`] counters.
+//! The [`ProfilingLayer`] (a tower `Layer`), its configuration, and the
+//! admission decision for one request.
 
-use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::Request;
-use tracing::callsite::{Callsite, Identifier};
-use tracing::field::{FieldSet, Value};
-use tracing::level_filters::LevelFilter;
-use tracing::metadata::Kind;
-use tracing::subscriber::Interest;
-use tracing::{Level, Metadata, Span};
+use tracing::Span;
 
+use super::make_span::{DefaultRootSpan, MakeRootSpan};
 use super::service::ProfilingService;
+use super::stats::ProfilingStats;
+use crate::layer::ProfileExt as _;
 use crate::limit::{ProfileLimit, ProfileLimiter, ProfilePermit};
+use crate::point::RequestInfo;
 use crate::token::{HmacKeys, Rejection};
 
-/// The default name of the root point: osprofiler's WSGI middleware names its
-/// root point `wsgi`, and reports and tools built for osprofiler look for it.
-pub const DEFAULT_ROOT_NAME: &str = "wsgi";
-
-/// The target of the root span and of the summary warnings.
+/// The target of the summary warnings.
 const TARGET: &str = "tracing_osprofiler::http";
-
-/// The fields the root span declares; values are recorded only when
-/// [`ProfilingLayer::with_method_and_path`] is on.
-const ROOT_FIELDS: &[&str] = &["http.method", "http.path"];
 
 /// A tower [`Layer`](tower_layer::Layer) that serves requests carrying a
 /// valid profile token inside a profiled root span (see the
@@ -39,45 +29,56 @@ const ROOT_FIELDS: &[&str] = &["http.method", "http.path"];
 /// | setting | default | setter |
 /// |---|---|---|
 /// | accepted keys and algorithms | given to [`new`](Self::new) | - |
-/// | root point name | `wsgi` (osprofiler's) | [`with_root_name`](Self::with_root_name) |
+/// | root span | `wsgi` ([`DefaultRootSpan`]) | [`with_make_span`](Self::with_make_span) |
 /// | method and path as root span fields | off | [`with_method_and_path`](Self::with_method_and_path) |
-/// | query string, trace headers | never recorded | - |
+/// | query string given to sinks that record the request (OTLP, Redis) | off | [`with_query`](Self::with_query) |
+/// | trace headers | never recorded | - |
 /// | profiled requests at once | 64 | [`with_limit`](Self::with_limit) |
 /// | profiled requests per second | 100, burst 100 | [`with_limit`](Self::with_limit) |
 /// | summary warning of refused tokens | at most once a minute | [`with_warn_interval`](Self::with_warn_interval) |
 ///
-/// Method and path become span fields of the root; the
-/// [`OsProfilerLayer`](crate::OsProfilerLayer) writes them on the start line
-/// only if its own `with_fields(true)` is on too.
+/// The request's method, path and scheme always reach the sinks that
+/// record them the way osprofiler does (OTLP names the root
+/// `WSGI_{method}_{path}`, Redis stores them with the root's start); the
+/// log file gets them only as span fields, when asked.
 ///
 /// Clones share their limiter and counters, so a layer applied to every
 /// route of a router still has one limit.
+///
+/// # A filter that disables the root
+///
+/// If the subscriber's filters disable the root span (a global
+/// `EnvFilter` at `WARN`, say), a verified token cannot be profiled: the
+/// request is served unprofiled, counted in
+/// [`ProfilingStats::tokens_disabled_by_filter`], and the first such
+/// request is reported on standard error (a `tracing` warning could be
+/// filtered out by the same filter). Put level filters on the layers that
+/// print logs (`fmt::layer().with_filter(...)`), not on the whole
+/// subscriber.
 #[derive(Clone)]
-pub struct ProfilingLayer {
+pub struct ProfilingLayer<M = DefaultRootSpan> {
     shared: Arc<Shared>,
+    make_span: M,
 }
 
 #[derive(Clone)]
 pub(crate) struct Shared {
     keys: HmacKeys,
-    root_name: Cow<'static, str>,
-    method_and_path: bool,
     limiter: ProfileLimiter,
     stats: ProfilingStats,
     warn_interval: Duration,
-    /// The root span's callsite, made once per configuration: tracing span
-    /// names are static, so a configurable name needs its own callsite.
-    root: Arc<OnceLock<&'static RootCallsite>>,
+    query: bool,
+    /// The first request whose root a filter disabled was reported.
+    disabled_reported: Arc<AtomicBool>,
 }
 
-impl fmt::Debug for ProfilingLayer {
+impl<M> fmt::Debug for ProfilingLayer<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProfilingLayer")
             .field("keys", &self.shared.keys)
-            .field("root_name", &self.shared.root_name)
-            .field("method_and_path", &self.shared.method_and_path)
             .field("limiter", &self.shared.limiter)
             .field("warn_interval", &self.shared.warn_interval)
+            .field("query", &self.shared.query)
             .finish_non_exhaustive()
     }
 }
@@ -85,46 +86,63 @@ impl fmt::Debug for ProfilingLayer {
 impl ProfilingLayer {
     /// A layer that accepts tokens verified by `keys`, with the defaults of
     /// the table above.
+    ///
+    /// With no key, no token can verify and nothing is ever profiled: this
+    /// is reported on standard error at once.
     #[must_use]
     pub fn new(keys: HmacKeys) -> Self {
+        if keys.is_empty() {
+            eprintln!(
+                "tracing-osprofiler: the profiling middleware has no HMAC key, so no request \
+                 can be profiled; give it the keys your clients sign with"
+            );
+        }
         ProfilingLayer {
             shared: Arc::new(Shared {
                 keys,
-                root_name: Cow::Borrowed(DEFAULT_ROOT_NAME),
-                method_and_path: false,
                 limiter: ProfileLimit::default().build(),
                 stats: ProfilingStats::new(),
                 warn_interval: Duration::from_secs(60),
-                root: Arc::new(OnceLock::new()),
+                query: false,
+                disabled_reported: Arc::new(AtomicBool::new(false)),
             }),
+            make_span: DefaultRootSpan::new(),
         }
     }
 
+    /// Records the request method and path (never the query string) as the
+    /// default root span's `http.method` and `http.path` fields (default:
+    /// off). See [`DefaultRootSpan::with_method_and_path`].
+    #[must_use]
+    pub fn with_method_and_path(mut self, record: bool) -> Self {
+        self.make_span = self.make_span.with_method_and_path(record);
+        self
+    }
+}
+
+impl<M> ProfilingLayer<M> {
     fn update(mut self, change: impl FnOnce(&mut Shared)) -> Self {
         change(Arc::make_mut(&mut self.shared));
         self
     }
 
-    /// Names the root point (default: `wsgi`). The name is sanitized like
-    /// every point name when written.
-    ///
-    /// Each distinct configuration leaks one small callsite the first time it
-    /// serves a profiled request (tracing needs `'static` metadata), so build
-    /// layers at startup, not per request.
+    /// Builds the root span with `make_span` instead of the default `wsgi`
+    /// span (see [`MakeRootSpan`]).
     #[must_use]
-    pub fn with_root_name(self, name: impl Into<Cow<'static, str>>) -> Self {
-        let name = name.into();
-        self.update(|shared| {
-            shared.root_name = name;
-            shared.root = Arc::new(OnceLock::new());
-        })
+    pub fn with_make_span<M2>(self, make_span: M2) -> ProfilingLayer<M2> {
+        ProfilingLayer {
+            shared: self.shared,
+            make_span,
+        }
     }
 
-    /// Records the request method and path (never the query string) as the
-    /// root span's `http.method` and `http.path` fields (default: off).
+    /// Gives the query string to the sinks that record the request (OTLP's
+    /// `http.query`, Redis' `info.request.query`), as osprofiler does
+    /// (default: off; query strings often carry secrets). The log file
+    /// never gets it.
     #[must_use]
-    pub fn with_method_and_path(self, record: bool) -> Self {
-        self.update(|shared| shared.method_and_path = record)
+    pub fn with_query(self, record: bool) -> Self {
+        self.update(|shared| shared.query = record)
     }
 
     /// Limits how many requests are profiled (default:
@@ -148,274 +166,96 @@ impl ProfilingLayer {
     }
 }
 
-impl<S> tower_layer::Layer<S> for ProfilingLayer {
-    type Service = ProfilingService<S>;
+impl<S, M: Clone> tower_layer::Layer<S> for ProfilingLayer<M> {
+    type Service = ProfilingService<S, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ProfilingService::new(inner, Arc::clone(&self.shared))
+        ProfilingService::new(inner, Arc::clone(&self.shared), self.make_span.clone())
     }
 }
 
 impl Shared {
     /// Decides whether `request` is profiled: if so, its root span (not yet
     /// entered) and the permit to hold until its response is finished.
-    pub(crate) fn admit<B>(&self, request: &Request<B>) -> Option<(Span, ProfilePermit)> {
-        let stats = &self.stats.counters;
+    pub(crate) fn admit<B, M>(
+        &self,
+        request: &Request<B>,
+        make_span: &M,
+    ) -> Option<(Span, ProfilePermit)>
+    where
+        M: MakeRootSpan<B>,
+    {
         let profile = match super::profile_from_headers(&self.keys, request.headers()) {
             Ok(profile) => profile,
+            Err(Rejection::Missing) => {
+                self.stats.count_without_token();
+                return None;
+            }
             Err(rejection) => {
-                let counter = match rejection {
-                    Rejection::Missing => {
-                        stats.missing.fetch_add(1, Ordering::Relaxed);
-                        return None;
-                    }
-                    Rejection::Oversized => &stats.oversized,
-                    Rejection::BadSignature => &stats.bad_signature,
-                    _ => &stats.malformed,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+                self.stats.count_rejection(rejection);
                 self.maybe_warn();
                 return None;
             }
         };
         let Some(permit) = self.limiter.try_acquire() else {
-            stats.over_limit.fetch_add(1, Ordering::Relaxed);
+            self.stats.count_over_limit();
             self.maybe_warn();
             return None;
         };
-        let metadata = self.root_metadata();
-        if !root_enabled(metadata) {
-            // Filtered out by the subscriber: nothing would be written.
+        let span =
+            profile.start_request(self.request_info(request), || make_span.make_span(request));
+        if span.point_ids().is_none() {
+            // Disabled by a filter, or no OsProfilerLayer in the subscriber.
+            self.stats.count_disabled_by_filter();
+            self.report_disabled();
+            self.maybe_warn();
             return None;
         }
-        let span = profile.start(|| self.root_span(metadata, request));
-        if span.is_disabled() {
-            return None;
-        }
-        stats.profiled.fetch_add(1, Ordering::Relaxed);
+        self.stats.count_profiled();
         Some((span, permit))
     }
 
-    fn root_metadata(&self) -> &'static Metadata<'static> {
-        self.root
-            .get_or_init(|| RootCallsite::leak(&self.root_name))
-            .metadata()
+    fn request_info<B>(&self, request: &Request<B>) -> RequestInfo {
+        let uri = request.uri();
+        let info = RequestInfo::new(
+            request.method().as_str(),
+            uri.path(),
+            uri.scheme_str().unwrap_or("http"),
+        );
+        match uri.query() {
+            Some(query) if self.query => info.with_query(query),
+            _ => info,
+        }
     }
 
-    fn root_span<B>(&self, metadata: &'static Metadata<'static>, request: &Request<B>) -> Span {
-        let fields = metadata.fields();
-        let mut iter = fields.iter();
-        let (Some(method), Some(path)) = (iter.next(), iter.next()) else {
-            return Span::none();
-        };
-        if self.method_and_path {
-            let method_value = request.method().as_str();
-            let path_value = request.uri().path();
-            Span::new(
-                metadata,
-                &fields.value_set(&[
-                    (&method, Some(&method_value as &dyn Value)),
-                    (&path, Some(&path_value as &dyn Value)),
-                ]),
-            )
-        } else {
-            Span::new(
-                metadata,
-                &fields.value_set(&[(&method, None), (&path, None)]),
-            )
+    fn report_disabled(&self) {
+        if !self.disabled_reported.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "tracing-osprofiler: a request with a valid profile token was served unprofiled: \
+                 the subscriber's filters disable its root span (or no OsProfilerLayer is \
+                 installed). Put level filters on the layers that print logs, not on the whole \
+                 subscriber; ProfilingStats::tokens_disabled_by_filter counts these requests"
+            );
         }
     }
 
     /// At most one warning per interval, with the totals, so that a flood of
     /// bad tokens cannot flood the operator's log.
     fn maybe_warn(&self) {
-        let counters = &self.stats.counters;
-        let now = u64::try_from(counters.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        let last = counters.last_warn.load(Ordering::Relaxed);
-        let interval = u64::try_from(self.warn_interval.as_millis()).unwrap_or(u64::MAX);
-        if last != NEVER && now.saturating_sub(last) < interval {
-            return;
-        }
-        if counters
-            .last_warn
-            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        if !self.stats.warn_due(self.warn_interval) {
             return;
         }
         let stats = &self.stats;
         tracing::warn!(
             target: TARGET,
-            oversized = stats.oversized(),
-            bad_signature = stats.bad_signature(),
-            malformed = stats.malformed(),
-            over_limit = stats.over_limit(),
-            profiled = stats.profiled(),
+            oversized = stats.tokens_oversized(),
+            bad_signature = stats.tokens_bad_signature(),
+            malformed = stats.tokens_malformed(),
+            over_limit = stats.tokens_over_limit(),
+            disabled_by_filter = stats.tokens_disabled_by_filter(),
+            profiled = stats.requests_profiled(),
             "profile tokens refused since start, requests served unprofiled (next summary in {:?} at the earliest)",
             self.warn_interval,
         );
-    }
-}
-
-fn root_enabled(metadata: &'static Metadata<'static>) -> bool {
-    if LevelFilter::current() < *metadata.level() {
-        return false;
-    }
-    tracing::dispatcher::get_default(|dispatch| dispatch.enabled(metadata))
-}
-
-const NEVER: u64 = u64::MAX;
-
-/// A root span callsite with a name chosen at run time.
-pub(crate) struct RootCallsite {
-    metadata: OnceLock<Metadata<'static>>,
-}
-
-/// Stands in for the metadata in the impossible case that it is read before
-/// it is set, so that no path panics.
-static FALLBACK_CALLSITE: RootCallsite = RootCallsite {
-    metadata: OnceLock::new(),
-};
-
-impl RootCallsite {
-    fn leak(name: &str) -> &'static RootCallsite {
-        let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        let callsite: &'static RootCallsite = Box::leak(Box::new(RootCallsite {
-            metadata: OnceLock::new(),
-        }));
-        let _ = callsite.metadata.set(Metadata::new(
-            name,
-            TARGET,
-            Level::INFO,
-            Some(file!()),
-            Some(line!()),
-            Some(module_path!()),
-            FieldSet::new(ROOT_FIELDS, Identifier(callsite)),
-            Kind::SPAN,
-        ));
-        tracing_core::callsite::register(callsite);
-        callsite
-    }
-}
-
-impl Callsite for RootCallsite {
-    fn set_interest(&self, _interest: Interest) {
-        // Interest is asked of the dispatcher on every request instead
-        // (`root_enabled`); profiled requests are rare enough.
-    }
-
-    fn metadata(&self) -> &Metadata<'static> {
-        match self.metadata.get() {
-            Some(metadata) => metadata,
-            None => FALLBACK_CALLSITE.metadata.get_or_init(|| {
-                Metadata::new(
-                    DEFAULT_ROOT_NAME,
-                    TARGET,
-                    Level::INFO,
-                    None,
-                    None,
-                    None,
-                    FieldSet::new(ROOT_FIELDS, Identifier(&FALLBACK_CALLSITE)),
-                    Kind::SPAN,
-                )
-            }),
-        }
-    }
-}
-
-/// Counters of a [`ProfilingLayer`]: how many requests were profiled and why
-/// tokens were refused. Readable at any time; cloning shares them.
-///
-/// `missing` is the normal case of a request without a token and is not a
-/// refusal. Refusals (`oversized`, `bad_signature`, `malformed`,
-/// `over_limit`) are also summed up in a `tracing` warning at most once per
-/// interval, never once per request.
-#[derive(Clone)]
-pub struct ProfilingStats {
-    counters: Arc<Counters>,
-}
-
-struct Counters {
-    missing: AtomicU64,
-    oversized: AtomicU64,
-    bad_signature: AtomicU64,
-    malformed: AtomicU64,
-    over_limit: AtomicU64,
-    profiled: AtomicU64,
-    epoch: Instant,
-    /// Milliseconds since `epoch` of the last summary warning, or `NEVER`.
-    last_warn: AtomicU64,
-}
-
-impl ProfilingStats {
-    fn new() -> Self {
-        ProfilingStats {
-            counters: Arc::new(Counters {
-                missing: AtomicU64::new(0),
-                oversized: AtomicU64::new(0),
-                bad_signature: AtomicU64::new(0),
-                malformed: AtomicU64::new(0),
-                over_limit: AtomicU64::new(0),
-                profiled: AtomicU64::new(0),
-                epoch: Instant::now(),
-                last_warn: AtomicU64::new(NEVER),
-            }),
-        }
-    }
-
-    /// Requests without a token (the normal case, not a refusal).
-    #[must_use]
-    pub fn missing(&self) -> u64 {
-        self.counters.missing.load(Ordering::Relaxed)
-    }
-
-    /// Tokens refused because a header was too long.
-    #[must_use]
-    pub fn oversized(&self) -> u64 {
-        self.counters.oversized.load(Ordering::Relaxed)
-    }
-
-    /// Tokens whose signature did not verify (wrong key, tampering, bad hex,
-    /// non-ASCII, disabled algorithm).
-    #[must_use]
-    pub fn bad_signature(&self) -> u64 {
-        self.counters.bad_signature.load(Ordering::Relaxed)
-    }
-
-    /// Tokens that were duplicated, or signed but not a valid trace info.
-    #[must_use]
-    pub fn malformed(&self) -> u64 {
-        self.counters.malformed.load(Ordering::Relaxed)
-    }
-
-    /// Valid tokens refused by the [`ProfileLimit`].
-    #[must_use]
-    pub fn over_limit(&self) -> u64 {
-        self.counters.over_limit.load(Ordering::Relaxed)
-    }
-
-    /// Requests served profiled.
-    #[must_use]
-    pub fn profiled(&self) -> u64 {
-        self.counters.profiled.load(Ordering::Relaxed)
-    }
-
-    /// All refusals: oversized, bad signature, malformed and over limit.
-    #[must_use]
-    pub fn refused(&self) -> u64 {
-        self.oversized() + self.bad_signature() + self.malformed() + self.over_limit()
-    }
-}
-
-impl fmt::Debug for ProfilingStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProfilingStats")
-            .field("missing", &self.missing())
-            .field("oversized", &self.oversized())
-            .field("bad_signature", &self.bad_signature())
-            .field("malformed", &self.malformed())
-            .field("over_limit", &self.over_limit())
-            .field("profiled", &self.profiled())
-            .finish()
     }
 }

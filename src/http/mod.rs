@@ -3,9 +3,11 @@
 //!
 //! This module owns reading the token headers off an [`http::HeaderMap`]
 //! (with the rules below), the [`ProfilingLayer`] / [`ProfilingService`]
-//! middleware, the [`ResponseFuture`] and [`ResponseBody`] that keep a
-//! request's root point open until its response body is finished, and the
-//! [`inject`] helpers for outgoing calls.
+//! middleware (`layer.rs`, `service.rs`), the [`ResponseFuture`] and
+//! [`ResponseBody`] that keep a request's root point open until its
+//! response body is finished (`future.rs`, `body.rs`), the root span
+//! ([`MakeRootSpan`], `make_span.rs`), the counters ([`ProfilingStats`],
+//! `stats.rs`), and the [`inject`] helpers for outgoing calls.
 //!
 //! # Incoming requests
 //!
@@ -49,12 +51,16 @@ mod body;
 mod future;
 pub mod inject;
 mod layer;
+mod make_span;
 mod service;
+mod stats;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use layer::{ProfilingLayer, ProfilingStats, DEFAULT_ROOT_NAME};
+pub use layer::ProfilingLayer;
+pub use make_span::{DefaultRootSpan, MakeRootSpan, DEFAULT_ROOT_NAME};
 pub use service::ProfilingService;
+pub use stats::ProfilingStats;
 
 /// The `X-Trace-Info` header name (HTTP names are case-insensitive; `http`
 /// stores them lower-case).

@@ -8,19 +8,25 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::layer::Shared;
+use super::make_span::{DefaultRootSpan, MakeRootSpan};
 use super::{ResponseBody, ResponseFuture};
 
 /// Serves requests with a valid profile token inside a profiled root span
 /// and all others untouched. Made by [`ProfilingLayer`](super::ProfilingLayer).
 #[derive(Clone)]
-pub struct ProfilingService<S> {
+pub struct ProfilingService<S, M = DefaultRootSpan> {
     inner: S,
     shared: Arc<Shared>,
+    make_span: M,
 }
 
-impl<S> ProfilingService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        ProfilingService { inner, shared }
+impl<S, M> ProfilingService<S, M> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>, make_span: M) -> Self {
+        ProfilingService {
+            inner,
+            shared,
+            make_span,
+        }
     }
 
     /// The wrapped service.
@@ -39,7 +45,7 @@ impl<S> ProfilingService<S> {
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for ProfilingService<S> {
+impl<S: fmt::Debug, M> fmt::Debug for ProfilingService<S, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProfilingService")
             .field("inner", &self.inner)
@@ -47,9 +53,10 @@ impl<S: fmt::Debug> fmt::Debug for ProfilingService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ProfilingService<S>
+impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for ProfilingService<S, M>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    M: MakeRootSpan<ReqBody>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -60,7 +67,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match self.shared.admit(&request) {
+        match self.shared.admit(&request, &self.make_span) {
             None => ResponseFuture::new(self.inner.call(request), None),
             Some((span, permit)) => {
                 // The handler's own future is created inside the root, so
