@@ -131,11 +131,11 @@ fn main() {
 
     let per_setup = u64::from(REQUESTS_PER_ROUND) * (ROUNDS as u64 + 1);
     assert_eq!(
-        stats.profiled(),
+        stats.requests_profiled(),
         per_setup,
         "every valid request was profiled"
     );
-    assert_eq!(stats.bad_signature(), per_setup);
+    assert_eq!(stats.tokens_bad_signature(), per_setup);
     assert_eq!(layer_stats.points_started(), 3 * per_setup);
 
     println!("{REQUESTS_PER_ROUND} requests per round, {ROUNDS} rounds per setup");

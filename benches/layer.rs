@@ -247,9 +247,9 @@ fn main() {
         Case::B | Case::C => Dispatch::new(
             tracing_subscriber::registry().with(OsProfilerLayer::new(profile_writer.clone())),
         ),
-        Case::CSink => {
-            Dispatch::new(tracing_subscriber::registry().with(OsProfilerLayer::new(std::io::sink)))
-        }
+        Case::CSink => Dispatch::new(
+            tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(std::io::sink)),
+        ),
         Case::D => Dispatch::new(
             tracing_subscriber::registry().with(
                 tracing_subscriber::fmt::layer()
@@ -297,7 +297,7 @@ fn main() {
     }
     let cases: Vec<Case> = dispatches.iter().map(|(c, _)| *c).collect();
     drop(dispatches);
-    let lines_check = profile_writer.dropped_lines();
+    let lines_check = profile_writer.stats().events_dropped();
     drop(profile_guard);
     drop(fmt_guard);
 

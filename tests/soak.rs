@@ -69,7 +69,7 @@ fn sustained_load_with_minutely_rotation() {
         .with_rotation(Rotation::MINUTELY)
         .build()
         .unwrap();
-    let writer_counters = writer.counters();
+    let writer_counters = writer.stats();
     let layer = OsProfilerLayer::new(writer);
     let layer_stats = layer.stats();
     tracing_subscriber::registry().with(layer).init();
@@ -144,9 +144,9 @@ fn sustained_load_with_minutely_rotation() {
 
     let profiled = profiled.load(Ordering::Relaxed);
     assert!(profiled > 100, "only {profiled} profiled requests");
-    assert_eq!(layer_stats.live_points(), 0);
-    assert_eq!(writer_counters.dropped_lines(), 0);
-    assert_eq!(writer_counters.failed_lines(), 0);
+    assert_eq!(layer_stats.points_live(), 0);
+    assert_eq!(writer_counters.events_dropped(), 0);
+    assert_eq!(writer_counters.file().unwrap().failed, 0);
 
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
         .unwrap()

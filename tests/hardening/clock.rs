@@ -35,7 +35,8 @@ fn child_with_a_stepping_clock() {
     };
     let file = PathBuf::from(file);
     let lines = Capture::new();
-    let subscriber = tracing_subscriber::registry().with(OsProfilerLayer::new(lines.clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let root = Profile::new(Signer::new("k", HmacAlgorithm::Sha1))
             .start(|| tracing::info_span!("request"));

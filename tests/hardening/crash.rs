@@ -28,7 +28,8 @@ fn handler_that_panics() {
 #[test]
 fn a_panicking_handler_still_closes_its_spans() {
     let lines = Capture::new();
-    let subscriber = tracing_subscriber::registry().with(OsProfilerLayer::new(lines.clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let root = Profile::new(signer()).start(|| tracing::info_span!("wsgi"));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {

@@ -67,25 +67,25 @@ fn child_full_disk() {
         .with_rotation(Rotation::NEVER)
         .build()
         .unwrap();
-    let counters = writer.counters();
+    let counters = writer.stats();
     with_layer(writer, |stats| {
         let slowest = serve(200, 4);
         assert!(slowest < Duration::from_secs(1), "{slowest:?}");
         // The queue took every line; the writer thread refuses them.
-        assert_eq!(stats.write_errors(), 0);
+        assert_eq!(stats.events_refused(), 0);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while counters.failed_lines() < 200 * 10 && Instant::now() < deadline {
+        while counters.file().unwrap().failed < 200 * 10 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(counters.failed_lines(), 200 * 10);
+        assert_eq!(counters.file().unwrap().failed, 200 * 10);
         // Space comes back: the writer re-opens the file within a second.
         std::fs::remove_file(dir.join("osprofiler.log")).unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         serve(10, 4);
     });
     drop(guard);
-    assert_eq!(counters.failed_lines(), 200 * 10);
-    assert_eq!(counters.dropped_lines(), 0);
+    assert_eq!(counters.file().unwrap().failed, 200 * 10);
+    assert_eq!(counters.events_dropped(), 0);
     let lines = lines_in(&dir);
     assert_eq!(lines.len(), 10 * 10, "every line after recovery is written");
     assert!(lines.iter().all(|l| parse_line(l.as_bytes()).is_ok()));
@@ -107,11 +107,11 @@ fn a_full_disk_is_reported_once_and_writing_resumes() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "child failed:\n{stderr}");
     assert_eq!(
-        stderr.matches("cannot write to the profile log").count(),
+        stderr.matches("the file sink cannot deliver to").count(),
         1,
         "reported once, not per line:\n{stderr}"
     );
-    assert_eq!(stderr.matches("accepts lines again").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("delivers to").count(), 1, "{stderr}");
 }
 
 #[test]
@@ -133,13 +133,13 @@ fn a_blocking_writer_adds_bounded_latency_and_counts_what_it_drops() {
             all
         })
     };
-    let (writer, guard) = RollingFile::new(dir.path())
-        .with_rotation(Rotation::NEVER)
-        .with_buffered_lines_limit(1_000)
+    let (writer, guard) = ProfileWriter::builder()
+        .with_file(RollingFile::new(dir.path()).with_rotation(Rotation::NEVER))
+        .with_queue_limit(1_000)
         .with_max_wait(Duration::from_millis(100))
         .build()
         .unwrap();
-    let counters = writer.counters();
+    let counters = writer.stats();
     let requests = 2_000;
     let spans = 4;
     let slowest = with_layer(writer, |_| serve(requests, spans));
@@ -148,7 +148,7 @@ fn a_blocking_writer_adds_bounded_latency_and_counts_what_it_drops() {
         slowest < Duration::from_secs(2),
         "slowest request {slowest:?}"
     );
-    let dropped = counters.dropped_lines();
+    let dropped = counters.events_dropped();
     assert!(dropped > 0, "the pipe cannot hold {} lines", requests * 10);
     go.send(()).unwrap();
     drop(guard);
@@ -160,11 +160,11 @@ fn a_blocking_writer_adds_bounded_latency_and_counts_what_it_drops() {
         "no torn line"
     );
     assert_eq!(
-        lines.len() + dropped,
-        requests * (spans + 1) * 2,
+        lines.len() as u64 + dropped,
+        (requests * (spans + 1) * 2) as u64,
         "every line is written or counted"
     );
-    assert_eq!(counters.failed_lines(), 0);
+    assert_eq!(counters.file().unwrap().failed, 0);
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn a_deleted_directory_is_recreated_while_the_service_runs() {
         .with_rotation(Rotation::NEVER)
         .build()
         .unwrap();
-    let counters = writer.counters();
+    let counters = writer.stats();
     with_layer(writer, |_| {
         serve(10, 4);
         std::thread::sleep(Duration::from_millis(100));
@@ -185,7 +185,10 @@ fn a_deleted_directory_is_recreated_while_the_service_runs() {
     });
     drop(guard);
     let lines = lines_in(&dir);
-    assert_eq!(lines.len() as u64 + counters.failed_lines(), 10 * 10);
+    assert_eq!(
+        lines.len() as u64 + counters.file().unwrap().failed,
+        10 * 10
+    );
     assert_eq!(
         lines.len(),
         10 * 10,

@@ -31,7 +31,7 @@ async fn neither_keys_nor_headers_nor_query_reach_any_log() {
     let profile_lines = Capture::new();
     let app_log = Capture::new();
     let subscriber = tracing_subscriber::registry()
-        .with(OsProfilerLayer::new(profile_lines.clone()).with_fields(true))
+        .with(OsProfilerLayer::from_make_writer(profile_lines.clone()).with_fields(true))
         // The service's own log, at every level, to see the middleware's warnings.
         .with(
             tracing_subscriber::fmt::layer()
@@ -63,8 +63,8 @@ async fn neither_keys_nor_headers_nor_query_reach_any_log() {
         assert!(response.status().is_success());
         let _ = axum::body::to_bytes(response.into_body(), 1 << 16).await;
     }
-    assert_eq!(middleware.stats().profiled(), 1);
-    assert_eq!(middleware.stats().bad_signature(), 1);
+    assert_eq!(middleware.stats().requests_profiled(), 1);
+    assert_eq!(middleware.stats().tokens_bad_signature(), 1);
 
     let profile = String::from_utf8(profile_lines.bytes()).unwrap();
     let app_text = String::from_utf8(app_log.bytes()).unwrap();

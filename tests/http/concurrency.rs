@@ -78,8 +78,8 @@ async fn five_hundred_concurrent_requests_a_third_profiled() {
         .expect("500 requests within a minute");
 
     assert_eq!(profiled.len(), 167);
-    assert_eq!(stats.profiled(), 167);
-    assert_eq!(stats.missing(), REQUESTS - 167);
+    assert_eq!(stats.requests_profiled(), 167);
+    assert_eq!(stats.requests_without_token(), REQUESTS - 167);
 
     let all = lines.lines();
     // Four points a request (wsgi, handler_work, two db_query), two lines each.

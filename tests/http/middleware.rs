@@ -75,7 +75,10 @@ impl http_body::Body for SlowBody {
     }
 }
 
-fn app(layer: ProfilingLayer) -> Router {
+fn app<M>(layer: ProfilingLayer<M>) -> Router
+where
+    M: tracing_osprofiler::http::MakeRootSpan<axum::body::Body> + Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/", get(hello))
         .route(
@@ -155,7 +158,11 @@ async fn axum_profiles_a_valid_token_and_nothing_else() {
         "method and path are off by default, headers never recorded"
     );
     assert_eq!(
-        (stats.profiled(), stats.missing(), stats.refused()),
+        (
+            stats.requests_profiled(),
+            stats.requests_without_token(),
+            stats.tokens_refused()
+        ),
         (1, 1, 0)
     );
 }
@@ -187,9 +194,14 @@ async fn root_point_lasts_until_the_body_is_finished() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn method_and_path_when_asked_never_the_query() {
     let (lines, _serial) = global();
-    let layer = ProfilingLayer::new(keys())
-        .with_root_name("api-request")
-        .with_method_and_path(true);
+    // A root of another name is a span of the service's own making.
+    let layer = ProfilingLayer::new(keys()).with_make_span(|request: &http::Request<_>| {
+        tracing::info_span!(
+            "api-request",
+            http.method = request.method().as_str(),
+            http.path = request.uri().path(),
+        )
+    });
     let addr = http_support::serve_axum(app(layer)).await;
     let (base, headers) = new_token();
     let (status, _) = get_with(
@@ -261,7 +273,10 @@ async fn plain_hyper_server_through_hyper_util() {
     assert_eq!(only(&points, "load").parent_id, root.trace_id);
     assert_eq!(points.len(), 4, "{points:#?}");
     assert_eq!(all.len(), 8, "only the profiled request wrote lines");
-    assert_eq!((stats.profiled(), stats.missing()), (1, 1));
+    assert_eq!(
+        (stats.requests_profiled(), stats.requests_without_token()),
+        (1, 1)
+    );
 }
 
 /// HMAC-SHA1 hex of `text` under KEY, for signing arbitrary info text.
@@ -468,10 +483,10 @@ async fn every_invalid_token_is_served_normally_and_writes_nothing() {
         ),
     ];
     let count = |s: &ProfilingStats, reason: &str| match reason {
-        "missing" => s.missing(),
-        "bad_signature" => s.bad_signature(),
-        "malformed" => s.malformed(),
-        "oversized" => s.oversized(),
+        "missing" => s.requests_without_token(),
+        "bad_signature" => s.tokens_bad_signature(),
+        "malformed" => s.tokens_malformed(),
+        "oversized" => s.tokens_oversized(),
         other => panic!("{other}"),
     };
     for (what, headers, reason) in &cases {
@@ -488,13 +503,13 @@ async fn every_invalid_token_is_served_normally_and_writes_nothing() {
         Vec::<String>::new(),
         "no invalid token wrote a line"
     );
-    assert_eq!(stats.profiled(), 0);
+    assert_eq!(stats.requests_profiled(), 0);
     assert_eq!(warnings(), 1, "one summary warning for the whole flood");
 
     // The good token itself still works, so the cases above failed for
     // their own reason.
     assert_eq!(get_with(&url, &token_headers(&good)).await, expected);
-    assert_eq!(stats.profiled(), 1);
+    assert_eq!(stats.requests_profiled(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -521,7 +536,7 @@ async fn over_the_limit_is_served_unprofiled_and_counted() {
         get_with(&url, &token_headers(&second)).await,
         (200, "hello 55".to_owned())
     );
-    assert_eq!(stats.over_limit(), 1);
+    assert_eq!(stats.tokens_over_limit(), 1);
     assert_eq!(warnings(), 1);
 
     assert_eq!(slow.text().await.expect("slow body"), "chunk chunk ");
@@ -531,7 +546,7 @@ async fn over_the_limit_is_served_unprofiled_and_counted() {
         get_with(&url, &token_headers(&third)).await,
         (200, "hello 55".to_owned())
     );
-    assert_eq!(stats.profiled(), 2);
+    assert_eq!(stats.requests_profiled(), 2);
 
     let all = lines.lines();
     tree(&all, first_base, first_base);
@@ -584,7 +599,13 @@ async fn reqwest_middleware_joins_two_services_into_one_tree() {
         get_with(&url_a, &[]).await,
         (200, "A got hello 55".to_owned())
     );
-    assert_eq!((stats_b.profiled(), stats_b.missing()), (1, 1));
+    assert_eq!(
+        (
+            stats_b.requests_profiled(),
+            stats_b.requests_without_token()
+        ),
+        (1, 1)
+    );
 
     let all = lines.lines();
     let points = tree(&all, base, base);
@@ -679,7 +700,10 @@ async fn dropped_body_and_failed_call_end_the_root_and_free_the_permit() {
         .to_bytes();
     assert_eq!(&body[..], b"chunk chunk ");
     tree(&lines.lines(), third, third);
-    assert_eq!((stats.profiled(), stats.over_limit()), (3, 0));
+    assert_eq!(
+        (stats.requests_profiled(), stats.tokens_over_limit()),
+        (3, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -699,7 +723,7 @@ async fn rate_limit_and_warning_interval() {
         assert_eq!(get_with(&url, &token_headers(&token)).await.0, 200);
     }
     assert_eq!(
-        (stats.profiled(), stats.over_limit()),
+        (stats.requests_profiled(), stats.tokens_over_limit()),
         (2, 1),
         "a burst of 2"
     );
@@ -725,5 +749,5 @@ async fn rate_limit_and_warning_interval() {
         2,
         "the next summary once the interval has passed"
     );
-    assert_eq!(stats.bad_signature(), 6);
+    assert_eq!(stats.tokens_bad_signature(), 6);
 }

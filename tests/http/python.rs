@@ -57,7 +57,7 @@ async fn python_osprofiler_client_profiles_a_rust_service() {
     let root = only(&points, "wsgi");
     assert_eq!(root.parent_id, client_point);
     assert_eq!(only(&points, "rust_work").parent_id, root.trace_id);
-    assert_eq!(stats.profiled(), 1);
+    assert_eq!(stats.requests_profiled(), 1);
 }
 
 /// Kills the Python service when the test ends, however it ends.

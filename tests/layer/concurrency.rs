@@ -43,7 +43,7 @@ fn serve(tag: u64, profile: Option<Profile>) -> Option<Id> {
 #[test]
 fn threads_never_mix_requests() {
     let capture = Capture::new();
-    let layer = OsProfilerLayer::new(capture.clone()).with_fields(true);
+    let layer = OsProfilerLayer::from_make_writer(capture.clone()).with_fields(true);
     let stats = layer.stats();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     let barrier = Arc::new(Barrier::new(THREADS as usize));
@@ -90,7 +90,7 @@ fn threads_never_mix_requests() {
 
     let bases = bases.lock().unwrap().clone();
     assert_eq!(bases.len() as u64, THREADS * REQUESTS_PER_THREAD / 2);
-    assert_eq!(stats.live_points(), 0);
+    assert_eq!(stats.points_live(), 0);
     assert_eq!(
         stats.points_started(),
         (bases.len() * POINTS_PER_REQUEST) as u64

@@ -42,7 +42,8 @@ fn check_tokens(bytes: &[u8]) {
 #[test]
 fn hostile_span_names_are_sanitized() {
     let capture = Capture::new();
-    let subscriber = tracing_subscriber::registry().with(OsProfilerLayer::new(capture.clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let root = profile().start(|| info_span!("root"));
         let _root = root.enter();
@@ -93,7 +94,8 @@ fn hostile_span_names_are_sanitized() {
 #[test]
 fn hostile_targets_are_sanitized_too() {
     let capture = Capture::new();
-    let layer = OsProfilerLayer::new(capture.clone()).with_name_source(NameSource::TargetAndName);
+    let layer = OsProfilerLayer::from_make_writer(capture.clone())
+        .with_name_source(NameSource::TargetAndName);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         profile()
             .start(|| info_span!(target: "my app\n", "root"))
@@ -113,7 +115,7 @@ fn hostile_targets_are_sanitized_too() {
 #[test]
 fn hostile_field_values_stay_inside_their_json() {
     let capture = Capture::new();
-    let layer = OsProfilerLayer::new(capture.clone()).with_fields(true);
+    let layer = OsProfilerLayer::from_make_writer(capture.clone()).with_fields(true);
     let nasty = "a\nb\r\"c\"\\d\te\0f\u{2028}g <- !!! 2020-02-27T08:04:25.789433 {\"x\":1}";
     #[derive(Debug)]
     #[allow(dead_code)]

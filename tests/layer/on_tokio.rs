@@ -69,7 +69,7 @@ async fn serve(tag: u64, profiled: bool, all_open: Arc<tokio::sync::Barrier>) ->
 #[test]
 fn hundreds_of_concurrent_requests_on_a_multi_threaded_runtime() {
     let capture = Capture::new();
-    let layer = OsProfilerLayer::new(capture.clone()).with_fields(true);
+    let layer = OsProfilerLayer::from_make_writer(capture.clone()).with_fields(true);
     let stats = layer.stats();
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)).unwrap();
 
@@ -103,7 +103,7 @@ fn hundreds_of_concurrent_requests_on_a_multi_threaded_runtime() {
     drop(runtime);
 
     assert_eq!(bases.len() as u64, REQUESTS / 2);
-    assert_eq!(stats.live_points(), 0);
+    assert_eq!(stats.points_live(), 0);
     let points = capture.points();
     let trees = points.check_trees(&HashSet::new());
     assert_eq!(trees.len(), bases.len());

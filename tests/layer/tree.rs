@@ -26,7 +26,7 @@ fn no_incoming() -> HashSet<Id> {
 #[test]
 fn nested_spans_form_the_request_tree() {
     let capture = Capture::new();
-    let layer = OsProfilerLayer::new(capture.clone());
+    let layer = OsProfilerLayer::from_make_writer(capture.clone());
     let stats = layer.stats();
     let subscriber = tracing_subscriber::registry().with(layer);
     let profile = Profile::new(signer());
@@ -51,9 +51,9 @@ fn nested_spans_form_the_request_tree() {
                 seen.push(("c", c.point_ids().unwrap()));
             }
         }
-        assert_eq!(stats.live_points(), 1, "only the root is open");
+        assert_eq!(stats.points_live(), 1, "only the root is open");
     });
-    assert_eq!(stats.live_points(), 0);
+    assert_eq!(stats.points_live(), 0);
     assert_eq!(stats.points_started(), 6);
 
     let points = capture.points();
@@ -101,7 +101,8 @@ fn root_parent_is_the_callers_parent_id() {
     let base = Id::parse("a3c1e4b2-0d9f-4c7a-8e6b-5f4d3c2b1a09").unwrap();
     let parent = Id::parse("11111111-2222-4333-8444-555555555555").unwrap();
     let capture = Capture::new();
-    let subscriber = tracing_subscriber::registry().with(OsProfilerLayer::new(capture.clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()));
     tracing::subscriber::with_default(subscriber, || {
         profile.start(|| info_span!("wsgi")).in_scope(|| {
             let _db = info_span!("db").entered();
@@ -118,7 +119,7 @@ fn root_parent_is_the_callers_parent_id() {
 #[test]
 fn unprofiled_spans_write_zero_bytes() {
     let capture = Capture::new();
-    let layer = OsProfilerLayer::new(capture.clone()).with_fields(true);
+    let layer = OsProfilerLayer::from_make_writer(capture.clone()).with_fields(true);
     let stats = layer.stats();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
@@ -159,7 +160,8 @@ fn unprofiled_spans_write_zero_bytes() {
 #[test]
 fn explicit_parents_decide_membership() {
     let capture = Capture::new();
-    let subscriber = tracing_subscriber::registry().with(OsProfilerLayer::new(capture.clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let root = Profile::new(signer()).start(|| info_span!("root"));
         // Created outside the root's scope, but with the root as parent.
@@ -187,7 +189,8 @@ fn explicit_parents_decide_membership() {
 #[test]
 fn a_future_polled_many_times_is_one_point() {
     let capture = Capture::new();
-    let subscriber = tracing_subscriber::registry().with(OsProfilerLayer::new(capture.clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -223,7 +226,8 @@ fn a_future_polled_many_times_is_one_point() {
 #[test]
 fn profile_start_without_the_layer_leaves_nothing_pending() {
     let capture = Capture::new();
-    let with_layer = tracing_subscriber::registry().with(OsProfilerLayer::new(capture.clone()));
+    let with_layer =
+        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()));
     let without_layer = tracing_subscriber::registry();
     tracing::subscriber::with_default(without_layer, || {
         let span = Profile::new(signer()).start(|| info_span!("nobody_listens"));
@@ -232,7 +236,7 @@ fn profile_start_without_the_layer_leaves_nothing_pending() {
     // A filter that disables the root: same outcome.
     tracing::subscriber::with_default(
         tracing_subscriber::registry()
-            .with(OsProfilerLayer::new(capture.clone()))
+            .with(OsProfilerLayer::from_make_writer(capture.clone()))
             .with(tracing_subscriber::filter::LevelFilter::WARN),
         || {
             let span = Profile::new(signer()).start(|| info_span!("filtered"));
@@ -309,7 +313,7 @@ fn downstream_headers_use_the_incoming_key_and_algorithm() {
 }
 
 fn subscriber_for(capture: &Capture) -> impl tracing::Subscriber + Send + Sync {
-    tracing_subscriber::registry().with(OsProfilerLayer::new(capture.clone()))
+    tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()))
 }
 
 #[test]
@@ -363,7 +367,7 @@ fn base64_url(bytes: &[u8]) -> String {
 #[test]
 fn fields_slow_marker_and_names() {
     let capture = Capture::new();
-    let layer = OsProfilerLayer::new(capture.clone())
+    let layer = OsProfilerLayer::from_make_writer(capture.clone())
         .with_fields(true)
         .with_slow_threshold(Some(Duration::from_millis(20)))
         .with_name_source(NameSource::TargetAndName);
@@ -401,7 +405,7 @@ fn fields_slow_marker_and_names() {
     // Fields are off by default.
     let capture = Capture::new();
     tracing::subscriber::with_default(
-        tracing_subscriber::registry().with(OsProfilerLayer::new(capture.clone())),
+        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone())),
         || {
             Profile::new(signer())
                 .start(|| info_span!("r", secret = "hunter2"))
@@ -417,7 +421,7 @@ fn fields_slow_marker_and_names() {
 fn a_per_layer_filter_skips_spans_without_breaking_the_tree() {
     use tracing_subscriber::filter::filter_fn;
     let capture = Capture::new();
-    let layer = OsProfilerLayer::new(capture.clone())
+    let layer = OsProfilerLayer::from_make_writer(capture.clone())
         .with_filter(filter_fn(|metadata| metadata.name() != "skipped"));
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
@@ -462,11 +466,11 @@ fn headers_are_found_wherever_the_layer_sits_in_the_stack() {
     check(
         tracing_subscriber::registry()
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
-            .with(OsProfilerLayer::new(capture.clone())),
+            .with(OsProfilerLayer::from_make_writer(capture.clone())),
     );
     check(
         tracing_subscriber::registry()
-            .with(OsProfilerLayer::new(capture.clone()))
+            .with(OsProfilerLayer::from_make_writer(capture.clone()))
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
     );
     assert_eq!(capture.points().len(), 4);

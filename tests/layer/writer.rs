@@ -1,16 +1,20 @@
-//! The layer writing through real files: flush on guard drop, rotation, a
-//! full disk, a deleted directory, and lossy mode's dropped-line count.
+//! The layer writing through real files: flush on guard drop, two layers in
+//! one subscriber, shutdown under load, a full disk, and lossy mode's
+//! dropped-event count. (Rotation and pruning follow a clock that the unit
+//! tests of `writer::file` step; `tests/soak.rs` crosses a real minute.)
 
 use crate::support;
 
 use std::fs::File;
 use std::io::Read as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::Points;
 use tracing::info_span;
-use tracing_osprofiler::writer::{RollingFile, Rotation};
+use tracing_osprofiler::writer::{ProfileWriter, RollingFile, Rotation};
 use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
@@ -24,10 +28,7 @@ fn request(children: usize) {
     }
 }
 
-fn with_layer<W>(writer: W, f: impl FnOnce())
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
+fn with_layer(writer: ProfileWriter, f: impl FnOnce()) {
     tracing::subscriber::with_default(
         tracing_subscriber::registry().with(OsProfilerLayer::new(writer)),
         f,
@@ -57,7 +58,7 @@ fn dropping_the_guard_flushes_every_line() {
         .with_suffix("prof")
         .build()
         .unwrap();
-    let counters = writer.counters();
+    let stats = writer.stats();
     with_layer(writer, || {
         for _ in 0..500 {
             request(3);
@@ -80,122 +81,115 @@ fn dropping_the_guard_flushes_every_line() {
     let points = Points::parse(bytes);
     assert_eq!(points.len(), 500 * 4);
     assert_eq!(points.check_trees(&Default::default()).len(), 500);
-    assert_eq!(counters.dropped_lines(), 0);
-    assert_eq!(counters.failed_lines(), 0);
+    assert_eq!(stats.events_dropped(), 0);
+    let file = stats.file().unwrap();
+    assert_eq!((file.written, file.dropped, file.failed), (4_000, 0, 0));
 }
 
-/// Sleeps until the wall clock is just past the start of the next minute.
-fn sleep_into_next_minute() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let into_minute = now.as_millis() % 60_000;
-    std::thread::sleep(Duration::from_millis((60_000 - into_minute + 300) as u64));
-}
-
-/// Rotation, file pruning and a directory deleted under the writer, in one
-/// test so that the suite waits for a minute boundary only once.
 #[test]
-fn rotation_pruning_and_a_deleted_directory() {
-    // Start early enough in a minute that the first batch lands in one file.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    if now.as_secs() % 60 > 40 {
-        sleep_into_next_minute();
-    }
-    let rotating = tempfile::tempdir().unwrap();
-    let pruned = tempfile::tempdir().unwrap();
-    let parent = tempfile::tempdir().unwrap();
-    let doomed = parent.path().join("logs");
-    let build = |dir: &Path, max_files: Option<usize>| {
-        let builder = RollingFile::new(dir).with_rotation(Rotation::MINUTELY);
-        match max_files {
-            Some(n) => builder.with_max_files(n),
-            None => builder,
-        }
-        .build()
-        .unwrap()
-    };
-    let (w_rotating, g_rotating) = build(rotating.path(), None);
-    // 1 is taken as 2 (see `with_max_files`).
-    let (w_pruned, g_pruned) = build(pruned.path(), Some(1));
-    let (w_doomed, g_doomed) = build(&doomed, None);
-    let doomed_counters = w_doomed.counters();
-
-    with_layer(w_rotating.clone(), || request(1));
-    with_layer(w_pruned.clone(), || request(1));
-    with_layer(w_doomed.clone(), || {
-        request(1);
-        // Delete the directory while lines are being written: nothing may
-        // panic, block or slow the request path down.
-        let started = Instant::now();
-        let deleter = {
-            let doomed = doomed.clone();
-            std::thread::spawn(move || std::fs::remove_dir_all(doomed).unwrap())
-        };
-        for _ in 0..2_000 {
+fn two_layers_in_one_subscriber_each_write_every_point() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let (w1, g1) = RollingFile::new(dirs[0].path()).build().unwrap();
+    let (w2, g2) = RollingFile::new(dirs[1].path()).build().unwrap();
+    let (l1, l2) = (OsProfilerLayer::new(w1), OsProfilerLayer::new(w2));
+    let (s1, s2) = (l1.stats(), l2.stats());
+    let subscriber = tracing_subscriber::registry().with(l1).with(l2);
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..10 {
             request(2);
         }
-        deleter.join().unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{:?}",
-            started.elapsed()
-        );
     });
-    // Let the writer thread take the lines before the minute turns.
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(!doomed.exists());
-
-    sleep_into_next_minute();
-    with_layer(w_rotating, || request(2));
-    with_layer(w_pruned, || request(2));
-    with_layer(w_doomed, || request(2));
-    drop((g_rotating, g_pruned, g_doomed));
-
-    // Two files, one per minute, each holding whole requests.
-    let files = read_dir_sorted(rotating.path());
-    assert_eq!(
-        files.len(),
-        2,
-        "{:?}",
-        files.iter().map(|f| &f.0).collect::<Vec<_>>()
-    );
-    for ((name, bytes), points) in files.iter().zip([2, 3]) {
-        assert!(
-            name.starts_with("osprofiler.") && name.ends_with(".log"),
-            "{name}"
-        );
-        assert_eq!(Points::parse(bytes).len(), points, "{name}");
+    drop((g1, g2));
+    let files: Vec<Vec<u8>> = dirs
+        .iter()
+        .map(|dir| read_dir_sorted(dir.path()).remove(0).1)
+        .collect();
+    let (a, b) = (Points::parse(&files[0]), Points::parse(&files[1]));
+    assert_eq!((a.len(), b.len()), (30, 30));
+    assert_eq!(a.check_trees(&Default::default()).len(), 10);
+    // One point, one set of ids and times: both files hold the same lines.
+    assert_eq!(files[0], files[1]);
+    for stats in [s1, s2] {
+        assert_eq!((stats.points_started(), stats.points_live()), (30, 0));
+        assert_eq!(stats.events_refused(), 0);
     }
-    // with_max_files(1) keeps 2 files: the file of each minute, whole.
-    let files = read_dir_sorted(pruned.path());
-    assert_eq!(files.len(), 2);
-    assert_eq!(Points::parse(&files[0].1).len(), 2);
-    assert_eq!(Points::parse(&files[1].1).len(), 3);
-    // The deleted directory is there again: the newest file holds the new
-    // minute's request, whole. Lines written around the deletion are either
-    // in a file of the recreated directory or counted as failed (some may
-    // have gone into the deleted file before the writer noticed); every line
-    // that is there parses.
-    let files = read_dir_sorted(&doomed);
-    let (newest, bytes) = files.last().expect("the directory is recreated");
-    assert_eq!(Points::parse(bytes).len(), 3, "{newest}");
-    let mut lines_there = 0;
-    for (_, bytes) in &files {
+}
+
+#[test]
+fn shutdown_under_load_writes_or_counts_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, guard) = ProfileWriter::builder()
+        .with_file(RollingFile::new(dir.path()).with_rotation(Rotation::NEVER))
+        .with_queue_limit(1_000)
+        .build()
+        .unwrap();
+    let stats = writer.stats();
+    let layer = OsProfilerLayer::new(writer);
+    let layer_stats = layer.stats();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let dispatch = dispatch.clone();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    while !stop.load(Ordering::Relaxed) {
+                        request(3);
+                    }
+                });
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(guard);
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // Points open at the shutdown have a start and no stop: read line by line.
+    let mut lines = 0;
+    for (_, bytes) in read_dir_sorted(dir.path()) {
+        assert!(bytes.is_empty() || bytes.ends_with(b"\n"));
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             tracing_osprofiler::format::parse_line(line).unwrap();
-            lines_there += 1;
+            lines += 1;
         }
     }
-    let total = 2 * (2 + 2_000 * 3 + 3);
+    let file = stats.file().unwrap();
+    let made = 2 * layer_stats.points_started();
     assert!(
-        lines_there + doomed_counters.failed_lines() as usize <= total,
-        "{lines_there} lines in files, {} failed, {total} written",
-        doomed_counters.failed_lines()
+        layer_stats.events_refused() > 0,
+        "points made after shutdown"
     );
-    assert_eq!(doomed_counters.dropped_lines(), 0);
+    assert_eq!(
+        lines, file.written,
+        "every line counted as written is there"
+    );
+    assert_eq!(
+        file.written
+            + file.failed
+            + file.dropped
+            + stats.events_dropped()
+            + layer_stats.events_refused(),
+        made,
+        "every event is written or counted: {stats:?} {layer_stats:?}"
+    );
+}
+
+#[test]
+fn an_endless_flush_timeout_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, guard) = ProfileWriter::builder()
+        .with_file(RollingFile::new(dir.path()))
+        .with_flush_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    with_layer(writer.clone(), || request(1));
+    guard.flush(Duration::MAX).unwrap();
+    drop(guard);
+    assert_eq!(writer.stats().file().unwrap().written, 4);
 }
 
 /// A `MakeWriter` over `/dev/full`: every write fails with ENOSPC.
@@ -212,7 +206,7 @@ impl<'a> MakeWriter<'a> for DevFull {
 #[test]
 fn a_full_disk_behind_a_plain_make_writer_is_counted_not_fatal() {
     let full = File::options().write(true).open("/dev/full").unwrap();
-    let layer = OsProfilerLayer::new(DevFull(full));
+    let layer = OsProfilerLayer::from_make_writer(DevFull(full));
     let stats = layer.stats();
     let started = Instant::now();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -222,8 +216,12 @@ fn a_full_disk_behind_a_plain_make_writer_is_counted_not_fatal() {
     });
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(stats.points_started(), 2_000);
-    assert_eq!(stats.write_errors(), 4_000, "every refused line is counted");
-    assert_eq!(stats.live_points(), 0);
+    assert_eq!(
+        stats.events_refused(),
+        4_000,
+        "every refused line is counted"
+    );
+    assert_eq!(stats.points_live(), 0);
 }
 
 #[test]
@@ -237,7 +235,7 @@ fn a_full_disk_behind_the_rolling_file_is_counted_not_fatal() {
         .with_prefix("full")
         .build()
         .unwrap();
-    let counters = writer.counters();
+    let stats = writer.stats();
     let started = Instant::now();
     with_layer(writer, || {
         for _ in 0..1_000 {
@@ -246,19 +244,9 @@ fn a_full_disk_behind_the_rolling_file_is_counted_not_fatal() {
     });
     drop(guard);
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(counters.failed_lines(), 4_000);
-    assert_eq!(counters.dropped_lines(), 0);
-    // The same through tracing-appender's plain non_blocking writer: no
-    // crash and no stall either, though nothing counts the lost lines.
-    let (non_blocking, guard) =
-        tracing_appender::non_blocking(File::options().write(true).open("/dev/full").unwrap());
-    with_layer(non_blocking, || {
-        for _ in 0..1_000 {
-            request(1);
-        }
-    });
-    drop(guard);
-    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(stats.file().unwrap().failed, 4_000);
+    assert_eq!(stats.file().unwrap().written, 0);
+    assert_eq!(stats.events_dropped(), 0);
 }
 
 #[test]
@@ -283,14 +271,17 @@ fn lossy_mode_counts_every_dropped_line() {
             bytes
         })
     };
-    let (writer, guard) = RollingFile::new(dir.path())
-        .with_rotation(Rotation::NEVER)
-        .with_prefix("slow")
+    let (writer, guard) = ProfileWriter::builder()
+        .with_file(
+            RollingFile::new(dir.path())
+                .with_rotation(Rotation::NEVER)
+                .with_prefix("slow"),
+        )
         .with_lossy(true)
-        .with_buffered_lines_limit(16)
+        .with_queue_limit(16)
         .build()
         .unwrap();
-    let counters = writer.counters();
+    let stats = writer.stats();
     let requests = 5_000;
     let started = Instant::now();
     with_layer(writer, || {
@@ -304,7 +295,7 @@ fn lossy_mode_counts_every_dropped_line() {
         "{:?}",
         started.elapsed()
     );
-    let dropped = counters.dropped_lines();
+    let dropped = stats.events_dropped();
     assert!(dropped > 0, "the buffer must have overflowed");
     go_tx.send(()).unwrap();
     drop(guard);
@@ -313,10 +304,11 @@ fn lossy_mode_counts_every_dropped_line() {
     let written = bytes
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
-        .count();
+        .count() as u64;
     for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         tracing_osprofiler::format::parse_line(line).unwrap();
     }
-    assert_eq!(written + counters.dropped_lines(), requests * 4);
-    assert_eq!(counters.failed_lines(), 0);
+    assert_eq!(written + stats.events_dropped(), requests * 4);
+    assert_eq!(stats.file().unwrap().written, written);
+    assert_eq!(stats.file().unwrap().failed, 0);
 }

@@ -62,7 +62,7 @@ pub fn global() -> (Collector, Serial) {
     let collector = COLLECTOR.get_or_init(|| {
         let collector = Collector::default();
         tracing_subscriber::registry()
-            .with(OsProfilerLayer::new(collector.clone()).with_fields(true))
+            .with(OsProfilerLayer::from_make_writer(collector.clone()).with_fields(true))
             .with(WarnCounter)
             .init();
         collector
