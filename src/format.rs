@@ -240,7 +240,8 @@ impl<'a> PointName<'a> {
         }
     }
 
-    fn write_to(&self, out: &mut Vec<u8>) {
+    /// Appends the name as the log writes it (sanitized).
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
         if let Some(target) = self.target {
             push_sanitized(out, target);
             out.extend_from_slice(b"::");

@@ -259,6 +259,14 @@ impl PointEvent {
         self.facts.as_ref()?.fields.as_deref()
     }
 
+    /// The point's name as the log writes it (sanitized, without
+    /// `-start` / `-stop`).
+    pub(crate) fn name_text(&self) -> String {
+        let mut out = Vec::with_capacity(32);
+        self.name.write_to(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// The point's kind ([`PointKind::Internal`] without facts).
     pub(crate) fn kind(&self) -> PointKind {
         self.facts.as_ref().map_or(PointKind::Internal, |f| f.kind)

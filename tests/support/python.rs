@@ -1,12 +1,15 @@
-//! Shared helpers for the integration tests: the real Python osprofiler.
+//! The real Python peers: osprofiler, its OTLP exporter and its Redis client.
 //!
 //! Interop tests run against osprofiler from PyPI, never against a reading of
-//! its code. The interpreter is found, in order, at:
+//! its code. The packages are pinned in `tests/python/requirements.txt`, and
+//! the interpreter is found, in order, at:
 //!
-//! 1. `$OSPROFILER_PYTHON` (CI sets it to the venv `.ci/run` made);
-//! 2. `target/osprofiler-venv/bin/python`, which the first test that needs it
-//!    creates with `python3 -m venv` and `pip install osprofiler==4.4.0`, so
-//!    that `cargo test --all-features` works on a fresh clone by itself.
+//! 1. `$OSPROFILER_PYTHON`;
+//! 2. `<target>/osprofiler-venv/bin/python`, which the first test that needs
+//!    it creates with `python3 -m venv` and `pip install -r
+//!    tests/python/requirements.txt`, so that `cargo test --all-features`
+//!    works on a fresh clone by itself. `.ci/run` makes the same venv the same
+//!    way before the tests: there is one Python environment.
 //!
 //! If neither works, the test fails with the reason: interop tests never skip.
 
@@ -31,9 +34,23 @@ pub fn python() -> &'static Path {
     })
 }
 
+/// The pinned packages, one requirement per line.
+const REQUIREMENTS: &str = include_str!("../python/requirements.txt");
+
+/// What the tests import: each pinned package's modules in use.
+const IMPORTS: &str = "import osprofiler.web, osprofiler.profiler, osprofiler.drivers.otlp, \
+    opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter, redis";
+
+fn requirements() -> impl Iterator<Item = &'static str> {
+    REQUIREMENTS
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+}
+
 fn has_osprofiler(python: &Path) -> bool {
     Command::new(python)
-        .args(["-c", "import osprofiler.web, osprofiler.profiler"])
+        .args(["-c", IMPORTS])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -47,7 +64,7 @@ fn find_or_install() -> Result<PathBuf, String> {
             Ok(path)
         } else {
             Err(format!(
-                "OSPROFILER_PYTHON={} cannot import osprofiler",
+                "OSPROFILER_PYTHON={} cannot `{IMPORTS}`",
                 path.display()
             ))
         };
@@ -100,18 +117,19 @@ fn install(venv: &Path, python: &Path) -> Result<(), String> {
         venv.display()
     );
     run(Command::new("python3").arg("-m").arg("venv").arg(venv))?;
-    run(Command::new(python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &format!("osprofiler=={OSPROFILER_VERSION}"),
-    ]))?;
+    run(Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(requirements()))?;
     if has_osprofiler(python) {
         Ok(())
     } else {
-        Err("osprofiler installed but cannot be imported".into())
+        Err(format!("the packages installed, but `{IMPORTS}` fails"))
     }
 }
 

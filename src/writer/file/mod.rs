@@ -158,10 +158,7 @@ impl FileSink {
     fn open(config: &RollingFile, clock: fn() -> OffsetDateTime) -> Result<Self, Error> {
         std::fs::create_dir_all(&config.directory).map_err(|source| {
             Error::io(
-                format!(
-                    "cannot create log directory {}",
-                    config.directory.display()
-                ),
+                format!("cannot create log directory {}", config.directory.display()),
                 source,
             )
         })?;
