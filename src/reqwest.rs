@@ -5,8 +5,10 @@
 //! a profiled request, opens a child point named `http` around the call (the
 //! osprofiler client point; its `-start` and `-stop` lines bracket the call
 //! as osprofiler's `http-start`/`http-stop` do), and sends headers signed for
-//! that point, so the callee's points hang under it. Outside a profiled
-//! request it only forwards the call.
+//! that point, so the callee's points hang under it, if the call's
+//! destination is one its [`Destinations`] policy allows (by default internal
+//! addresses and names only: a token must not reach a third party). Outside
+//! a profiled request it only forwards the call.
 //!
 //! ```
 //! use reqwest_middleware::ClientBuilder;
@@ -30,6 +32,7 @@ use reqwest_middleware::{Middleware, Next, Result};
 use tracing::{Instrument as _, Span};
 
 use crate::http::inject::insert_trace_headers;
+use crate::http::Destinations;
 use crate::layer::ProfileExt;
 
 /// A [`Middleware`] that signs every call made inside a profiled request and
@@ -37,11 +40,16 @@ use crate::layer::ProfileExt;
 ///
 /// | setting | default | setter |
 /// |---|---|---|
+/// | destinations that get signed headers | [`Destinations::internal`]: loopback and private IPs, `localhost`, names without a dot, `*.internal`, `*.local`, `*.home.arpa` | [`with_destinations`](Self::with_destinations) |
 /// | method and URL path on the `http` point | off (paths can name resources) | [`with_method_and_path`](Self::with_method_and_path) |
 /// | query string, headers | never recorded | - |
-#[derive(Debug, Clone, Copy, Default)]
+///
+/// A call to another destination is still made and still gets its `http`
+/// point, without token headers.
+#[derive(Debug, Clone, Default)]
 pub struct ProfilingMiddleware {
     method_and_path: bool,
+    destinations: Destinations,
 }
 
 impl ProfilingMiddleware {
@@ -50,7 +58,28 @@ impl ProfilingMiddleware {
     pub const fn new() -> Self {
         ProfilingMiddleware {
             method_and_path: false,
+            destinations: Destinations::internal(),
         }
+    }
+
+    /// Which destinations get signed headers (default:
+    /// [`Destinations::internal`]).
+    ///
+    /// ```
+    /// use tracing_osprofiler::http::Destinations;
+    /// use tracing_osprofiler::reqwest::ProfilingMiddleware;
+    ///
+    /// // Services that call each other by public names, as well as internal ones.
+    /// let middleware = ProfilingMiddleware::new().with_destinations(
+    ///     Destinations::internal().or(Destinations::hosts(["*.cloud.example.com"])?),
+    /// );
+    /// # drop(middleware);
+    /// # Ok::<(), tracing_osprofiler::http::InvalidHostError>(())
+    /// ```
+    #[must_use]
+    pub fn with_destinations(mut self, destinations: Destinations) -> Self {
+        self.destinations = destinations;
+        self
     }
 
     /// Records the method and URL path (never the query) as the `http`
@@ -99,6 +128,11 @@ impl Middleware for ProfilingMiddleware {
     {
         match self.client_span(&request) {
             None => Box::pin(next.run(request, extensions)),
+            // A token verifies fleet-wide and never expires: a destination
+            // the policy does not allow gets the call, not the token.
+            Some(span) if !self.destinations.allows_url(request.url()) => {
+                Box::pin(next.run(request, extensions).instrument(span))
+            }
             Some(span) => {
                 match span.trace_headers() {
                     Some(trace) => {

@@ -4,8 +4,9 @@
 //! This module owns reading the token headers off an [`http::HeaderMap`]
 //! (with the rules below), the [`ProfilingLayer`] / [`ProfilingService`]
 //! middleware, the [`ResponseFuture`] and [`ResponseBody`] that keep a
-//! request's root point open until its response body is finished, and the
-//! [`inject`] helpers for outgoing calls.
+//! request's root point open until its response body is finished, the
+//! [`inject`] helpers for outgoing calls, and the [`Destinations`] policy of
+//! which outgoing calls may carry a token.
 //!
 //! # Incoming requests
 //!
@@ -38,20 +39,27 @@
 //! # Outgoing requests
 //!
 //! [`inject::inject_current`] adds signed headers for the current span to an
-//! [`http::HeaderMap`]; the `reqwest` feature does it on every call (see
-//! `tracing_osprofiler::reqwest`).
+//! [`http::HeaderMap`]; the `reqwest` feature does it on every call to a
+//! destination its [`Destinations`] policy allows (see
+//! `tracing_osprofiler::reqwest`). A signed token verifies on every service
+//! that shares the key and never expires, so it must not reach a third
+//! party: [`Destinations::allows_uri`] says whether a call may carry one
+//! (by default only calls to internal addresses and names, see
+//! [`Destinations::internal`]).
 
 use http::header::{HeaderMap, HeaderName};
 
 use crate::token::{HmacKeys, Profile, Rejection};
 
 mod body;
+mod destination;
 mod future;
 pub mod inject;
 mod layer;
 mod service;
 
 pub use body::ResponseBody;
+pub use destination::{Destination, Destinations, InvalidHostError};
 pub use future::ResponseFuture;
 pub use layer::{ProfilingLayer, ProfilingStats, DEFAULT_ROOT_NAME};
 pub use service::ProfilingService;

@@ -10,6 +10,7 @@
 mod support;
 
 mod concurrency;
+mod destinations;
 mod grpc;
 mod middleware;
 mod pair;
