@@ -1,31 +1,9 @@
 //! Which destinations an outgoing call may carry a signed token to.
 //!
-//! This module owns the destination policy, [`Destinations`], and the view of
-//! one call's destination it decides on, [`Destination`]. A token signed for
-//! a call verifies on every service that shares the key and never expires,
-//! so a call to a third party (a partner API, a webhook, an object store)
-//! must not carry one: whoever receives it could have any request of the
-//! fleet profiled, forever. The policy only decides whether the token
+//! This module owns the destination policy, [`Destinations`] (the risk, the
+//! default and why are in its docs), and the view of one call's destination
+//! it decides on, [`Destination`]. The policy only decides whether the token
 //! headers are added; the call itself is always made.
-//!
-//! The default, [`Destinations::internal`], signs calls to addresses that
-//! cannot leave the site and to names that only a local resolver answers:
-//!
-//! | destination | signed by default | why |
-//! |---|---|---|
-//! | loopback IP (`127.0.0.0/8`, `::1`) | yes | this machine |
-//! | private IP (`10/8`, `172.16/12`, `192.168/16`, IPv6 `fc00::/7`) | yes | RFC 1918 / RFC 4193: not routed on the internet |
-//! | `localhost`, `*.localhost` | yes | RFC 6761: always this machine |
-//! | a name without a dot (`keystone`, `nova-api`) | yes | only search domains, `/etc/hosts` or a cluster DNS resolve it: a container, compose or Kubernetes service name |
-//! | `*.internal`, `*.local`, `*.home.arpa` | yes | names reserved for private networks (ICANN `.internal`, mDNS and `cluster.local`, RFC 8375) |
-//! | any other name or IP (`api.example.com`, `203.0.113.7`, link-local `169.254.0.0/16`, CGNAT `100.64.0.0/10`) | no | may be outside the fleet |
-//!
-//! A fleet that calls itself by public names adds them:
-//! `Destinations::internal().or(Destinations::hosts(["*.svc.example.com"])?)`.
-//!
-//! The decision is made on the URL as written, before any DNS lookup: a
-//! public name that happens to resolve to a private address is not signed,
-//! and a bare name is trusted to be resolved by the site's own resolver.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -106,8 +84,13 @@ impl<'a> Destination<'a> {
     }
 }
 
-/// A destination policy: which outgoing calls may carry a signed token. See
-/// the [module docs](self) for the risk and the default.
+/// A destination policy: which outgoing calls may carry a signed token.
+///
+/// A token signed for a call verifies on every service that shares the key
+/// and never expires, so a call to a third party (a partner API, a webhook,
+/// an object store) must not carry one: whoever receives it could have any
+/// request of the fleet profiled, forever. A call the policy does not allow
+/// is still made, without the token headers.
 ///
 /// | policy | signs calls to |
 /// |---|---|
@@ -130,6 +113,28 @@ impl<'a> Destination<'a> {
 /// assert!(!allows("hooks.partner.example", None));
 /// # Ok::<(), tracing_osprofiler::http::InvalidHostError>(())
 /// ```
+///
+/// # The default
+///
+/// [`Destinations::internal`] signs calls to addresses that cannot leave the
+/// site and to names that only a local resolver answers:
+///
+/// | destination | signed by default | why |
+/// |---|---|---|
+/// | loopback IP (`127.0.0.0/8`, `::1`) | yes | this machine |
+/// | private IP (`10/8`, `172.16/12`, `192.168/16`, IPv6 `fc00::/7`) | yes | RFC 1918 / RFC 4193: not routed on the internet |
+/// | `localhost`, `*.localhost` | yes | RFC 6761: always this machine |
+/// | a name without a dot (`keystone`, `nova-api`) | yes | only search domains, `/etc/hosts` or a cluster DNS resolve it: a container, compose or Kubernetes service name |
+/// | `*.internal`, `*.local`, `*.home.arpa` | yes | names reserved for private networks (ICANN `.internal`, mDNS and `cluster.local`, RFC 8375) |
+/// | an all-digit or `0x…` name without a dot | no | resolvers read it as an IPv4 address (`3405803781` is `203.0.113.5`) |
+/// | any other name or IP (`api.example.com`, `203.0.113.7`, link-local `169.254.0.0/16`, CGNAT `100.64.0.0/10`) | no | may be outside the fleet |
+///
+/// A fleet that calls itself by public names adds them:
+/// `Destinations::internal().or(Destinations::hosts(["*.svc.example.com"])?)`.
+///
+/// The decision is made on the URL as written, before any DNS lookup: a
+/// public name that happens to resolve to a private address is not signed,
+/// and a bare name is trusted to be resolved by the site's own resolver.
 #[derive(Clone)]
 pub struct Destinations {
     /// A destination is allowed if any rule allows it.
@@ -156,7 +161,7 @@ impl Default for Destinations {
 impl Destinations {
     /// Loopback and private IP addresses, `localhost`, names without a dot,
     /// and names under `.internal`, `.local`, `.home.arpa` (the default; see
-    /// the [module docs](self) for why each).
+    /// [the default](Self#the-default) for why each).
     #[must_use]
     pub const fn internal() -> Self {
         Destinations {
