@@ -178,16 +178,17 @@ impl Shared {
                 return None;
             }
         };
-        let Some(permit) = self.limiter.try_acquire() else {
+        let metadata = self.root_metadata();
+        if !root_enabled(metadata) {
+            // Filtered out by the subscriber: nothing would be written, so
+            // it must not spend a permit or a rate token either.
+            return None;
+        }
+        let Some(permit) = self.limiter.try_acquire_for(&profile) else {
             stats.over_limit.fetch_add(1, Ordering::Relaxed);
             self.maybe_warn();
             return None;
         };
-        let metadata = self.root_metadata();
-        if !root_enabled(metadata) {
-            // Filtered out by the subscriber: nothing would be written.
-            return None;
-        }
         let span = profile.start(|| self.root_span(metadata, request));
         if span.is_disabled() {
             return None;

@@ -11,6 +11,7 @@ mod support;
 
 mod concurrency;
 mod destinations;
+mod fairness;
 mod grpc;
 mod middleware;
 mod pair;
