@@ -270,6 +270,7 @@ impl Destinations {
     /// Whether a call to `url` may carry a signed token; `false` for a URL
     /// without a host.
     #[cfg(feature = "reqwest")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
     #[must_use]
     pub fn allows_url(&self, url: &::reqwest::Url) -> bool {
         let Some(host) = url.host_str() else {
