@@ -88,7 +88,7 @@ pub mod writer;
 pub use ids::Id;
 pub use layer::{current_trace_headers, LayerStats, NameSource, OsProfilerLayer, ProfileExt};
 pub use token::{
-    HmacAlgorithm, HmacKey, HmacKeys, Profile, Rejection, Signer, TraceHeaders, TraceInfo,
-    X_TRACE_HMAC, X_TRACE_INFO,
+    BlankKeyError, HmacAlgorithm, HmacKey, HmacKeys, Profile, Rejection, Signer, TraceHeaders,
+    TraceInfo, X_TRACE_HMAC, X_TRACE_INFO,
 };
 pub use writer::ProfileWriter;

@@ -5,11 +5,13 @@
 //! a profiled request, opens a child point named `http` around the call (the
 //! osprofiler client point; its `-start` and `-stop` lines bracket the call
 //! as osprofiler's `http-start`/`http-stop` do), and sends headers signed for
-//! that point, so the callee's points hang under it. The point is a
-//! [client point](crate::point::client_point) with the call's method, host
-//! and port, and records the response status (a status of 500 or more, or
-//! an error, marks it failed). Outside a profiled request it only forwards
-//! the call.
+//! that point, so the callee's points hang under it, if the call's
+//! destination is one its [`Destinations`] policy allows (by default internal
+//! addresses and names only: a token must not reach a third party). The
+//! point is a [client point](crate::point::client_point) with the call's
+//! method, host and port, and records the response status (a status of 500
+//! or more, or an error, marks it failed). Outside a profiled request it
+//! only forwards the call.
 //!
 //! ```
 //! use reqwest_middleware::ClientBuilder;
@@ -33,6 +35,7 @@ use reqwest_middleware::{Middleware, Next, Result};
 use tracing::{Instrument as _, Span};
 
 use crate::http::inject::insert_trace_headers;
+use crate::http::Destinations;
 use crate::layer::{record_outcome, ProfileExt};
 use crate::point::{client_point, ClientCall};
 
@@ -41,11 +44,16 @@ use crate::point::{client_point, ClientCall};
 ///
 /// | setting | default | setter |
 /// |---|---|---|
+/// | destinations that get signed headers | [`Destinations::internal`]: loopback and private IPs, `localhost`, names without a dot, `*.internal`, `*.local`, `*.home.arpa` | [`with_destinations`](Self::with_destinations) |
 /// | method and URL path on the `http` point | off (paths can name resources) | [`with_method_and_path`](Self::with_method_and_path) |
 /// | query string, headers | never recorded | - |
-#[derive(Debug, Clone, Copy, Default)]
+///
+/// A call to another destination is still made and still gets its `http`
+/// point, without token headers.
+#[derive(Debug, Clone, Default)]
 pub struct ProfilingMiddleware {
     method_and_path: bool,
+    destinations: Destinations,
 }
 
 impl ProfilingMiddleware {
@@ -54,7 +62,28 @@ impl ProfilingMiddleware {
     pub const fn new() -> Self {
         ProfilingMiddleware {
             method_and_path: false,
+            destinations: Destinations::internal(),
         }
+    }
+
+    /// Which destinations get signed headers (default:
+    /// [`Destinations::internal`]).
+    ///
+    /// ```
+    /// use tracing_osprofiler::http::Destinations;
+    /// use tracing_osprofiler::reqwest::ProfilingMiddleware;
+    ///
+    /// // Services that call each other by public names, as well as internal ones.
+    /// let middleware = ProfilingMiddleware::new().with_destinations(
+    ///     Destinations::internal().or(Destinations::hosts(["*.cloud.example.com"])?),
+    /// );
+    /// # drop(middleware);
+    /// # Ok::<(), tracing_osprofiler::http::InvalidHostError>(())
+    /// ```
+    #[must_use]
+    pub fn with_destinations(mut self, destinations: Destinations) -> Self {
+        self.destinations = destinations;
+        self
     }
 
     /// Records the method and URL path (never the query) as the `http`
@@ -111,38 +140,40 @@ impl Middleware for ProfilingMiddleware {
         'life2: 'async_trait,
         Self: 'async_trait,
     {
-        match self.client_span(&request) {
-            None => Box::pin(next.run(request, extensions)),
-            Some(span) => {
-                match span.trace_headers() {
-                    Some(trace) => {
+        let Some(span) = self.client_span(&request) else {
+            return Box::pin(next.run(request, extensions));
+        };
+        // A token verifies fleet-wide and never expires: a destination the
+        // policy does not allow gets the call, not the token.
+        if self.destinations.allows_url(request.url()) {
+            match span.trace_headers() {
+                Some(trace) => {
+                    insert_trace_headers(request.headers_mut(), &trace);
+                }
+                None => {
+                    // The `http` span was filtered out: sign for the current
+                    // point instead, so the callee still joins.
+                    if let Some(trace) = Span::current().trace_headers() {
                         insert_trace_headers(request.headers_mut(), &trace);
                     }
-                    None => {
-                        // The `http` span was filtered out: sign for the
-                        // current point instead, so the callee still joins.
-                        if let Some(trace) = Span::current().trace_headers() {
-                            insert_trace_headers(request.headers_mut(), &trace);
-                        }
-                    }
                 }
-                let outcome = span.clone();
-                Box::pin(
-                    async move {
-                        let result = next.run(request, extensions).await;
-                        match &result {
-                            Ok(response) => {
-                                let status = response.status().as_u16();
-                                outcome.record("http.status_code", status);
-                                record_outcome(&outcome, Some(status), None);
-                            }
-                            Err(error) => record_outcome(&outcome, None, Some(error.to_string())),
-                        }
-                        result
-                    }
-                    .instrument(span),
-                )
             }
         }
+        let outcome = span.clone();
+        Box::pin(
+            async move {
+                let result = next.run(request, extensions).await;
+                match &result {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        outcome.record("http.status_code", status);
+                        record_outcome(&outcome, Some(status), None);
+                    }
+                    Err(error) => record_outcome(&outcome, None, Some(error.to_string())),
+                }
+                result
+            }
+            .instrument(span),
+        )
     }
 }

@@ -79,13 +79,67 @@ impl HmacAlgorithm {
 /// One shared secret. Its bytes never appear in `Debug` output.
 ///
 /// osprofiler uses the UTF-8 bytes of the configured string as the HMAC key.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// # Blank secrets
+///
+/// A secret that is empty, or made only of whitespace and NUL bytes, is
+/// *blank*: HMAC pads a short key with zero bytes, so `""`, `"\0"` and
+/// `"\0\0"` are one and the same key, and `" "` is one anybody would try.
+/// A token signed with such a key is a forgery anyone can make, so
+/// [`HmacKeys`] never verifies with a blank key: [`HmacKeys::new`] leaves it
+/// out and counts it ([`HmacKeys::ignored_blank_keys`]),
+/// [`HmacKeys::try_new`] and [`HmacKey::try_new`] refuse it with a
+/// [`BlankKeyError`]. [`HmacKey::new`] still makes the key (so that code
+/// reading a secret from a file stays infallible) and
+/// [`is_blank`](Self::is_blank) tells.
+///
+/// ```
+/// use tracing_osprofiler::{HmacKey, HmacKeys};
+///
+/// assert!(HmacKey::new(" \n").is_blank());
+/// assert!(HmacKey::try_new("").is_err());
+/// let keys = HmacKeys::new(["", "SECRET_KEY"]);
+/// assert_eq!((keys.keys().len(), keys.ignored_blank_keys()), (1, 1));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct HmacKey(Arc<[u8]>);
 
 impl HmacKey {
     /// A key from its secret bytes (for a string key, its UTF-8 bytes).
+    ///
+    /// A blank secret makes a key that [`HmacKeys`] never verifies with (see
+    /// [Blank secrets](Self#blank-secrets)); [`try_new`](Self::try_new)
+    /// refuses it instead.
     pub fn new(secret: impl AsRef<[u8]>) -> Self {
         HmacKey(Arc::from(secret.as_ref()))
+    }
+
+    /// A key from its secret bytes, or an error if the secret is blank: empty
+    /// or only whitespace and NUL bytes.
+    ///
+    /// ```
+    /// use tracing_osprofiler::HmacKey;
+    ///
+    /// assert!(HmacKey::try_new("SECRET_KEY").is_ok());
+    /// let error = HmacKey::try_new("  ").unwrap_err();
+    /// assert_eq!(error.position(), None);
+    /// ```
+    pub fn try_new(secret: impl AsRef<[u8]>) -> Result<Self, BlankKeyError> {
+        let key = HmacKey::new(secret);
+        if key.is_blank() {
+            return Err(BlankKeyError { position: None });
+        }
+        Ok(key)
+    }
+
+    /// Whether the secret is empty or only whitespace and NUL bytes: a key
+    /// anyone can guess, never used to verify.
+    #[must_use]
+    pub fn is_blank(&self) -> bool {
+        // Only text can be whitespace; a secret that is not UTF-8 has other
+        // bytes in it.
+        std::str::from_utf8(&self.0)
+            .is_ok_and(|text| text.chars().all(|c| c.is_whitespace() || c == '\0'))
     }
 
     fn mac(&self, algorithm: HmacAlgorithm, message: &[u8]) -> MacState {
@@ -184,6 +238,7 @@ fn decode_lower_hex(text: &[u8], out: &mut [u8; 32]) -> Option<usize> {
 /// | setting | default |
 /// |---|---|
 /// | keys | none (no token verifies) |
+/// | blank keys (empty, whitespace, NUL bytes) | never used: left out by [`new`](Self::new) and counted ([`ignored_blank_keys`](Self::ignored_blank_keys)), refused by [`try_new`](Self::try_new) |
 /// | HMAC-SHA1 accepted | yes |
 /// | HMAC-SHA256 accepted | yes |
 ///
@@ -202,7 +257,9 @@ fn decode_lower_hex(text: &[u8], out: &mut [u8; 32]) -> Option<usize> {
 /// ```
 #[derive(Clone, Debug)]
 pub struct HmacKeys {
+    /// Never holds a blank key: every constructor leaves them out.
     keys: Arc<[HmacKey]>,
+    ignored_blank: usize,
     sha1: bool,
     sha256: bool,
 }
@@ -211,6 +268,7 @@ impl Default for HmacKeys {
     fn default() -> Self {
         HmacKeys {
             keys: Arc::from(Vec::new()),
+            ignored_blank: 0,
             sha1: true,
             sha256: true,
         }
@@ -219,19 +277,88 @@ impl Default for HmacKeys {
 
 impl HmacKeys {
     /// Accepts tokens signed with any of `keys`, tried in order.
+    ///
+    /// Blank keys (empty, or only whitespace and NUL bytes: see
+    /// [`HmacKey`]) are left out, since a token signed with one is a
+    /// forgery anyone can make; [`ignored_blank_keys`](Self::ignored_blank_keys)
+    /// says how many were. [`try_new`](Self::try_new) refuses them instead.
+    ///
+    /// ```
+    /// use tracing_osprofiler::HmacKeys;
+    ///
+    /// // A secret read from an unset variable is an empty string.
+    /// let keys = HmacKeys::new([String::new()]);
+    /// assert!(keys.is_empty());
+    /// assert_eq!(keys.ignored_blank_keys(), 1);
+    /// ```
     pub fn new<I>(keys: I) -> Self
     where
         I: IntoIterator,
         I::Item: Into<HmacKey>,
     {
+        let mut ignored_blank = 0;
+        let keys = keys
+            .into_iter()
+            .map(Into::into)
+            .filter(|key: &HmacKey| {
+                let blank = key.is_blank();
+                ignored_blank += usize::from(blank);
+                !blank
+            })
+            .collect();
         HmacKeys {
-            keys: keys.into_iter().map(Into::into).collect(),
+            keys,
+            ignored_blank,
             ..HmacKeys::default()
         }
     }
 
+    /// Accepts tokens signed with any of `keys`, tried in order, or says
+    /// which key is blank (empty, or only whitespace and NUL bytes).
+    ///
+    /// ```
+    /// use tracing_osprofiler::HmacKeys;
+    ///
+    /// assert!(HmacKeys::try_new(["SECRET_KEY", "older-key"]).is_ok());
+    /// let error = HmacKeys::try_new(["SECRET_KEY", " "]).unwrap_err();
+    /// assert_eq!(error.position(), Some(1));
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "HMAC key at position 1 (counting from 0) is blank: empty or only whitespace \
+    ///      and NUL bytes, a key anyone could sign with"
+    /// );
+    /// ```
+    pub fn try_new<I>(keys: I) -> Result<Self, BlankKeyError>
+    where
+        I: IntoIterator,
+        I::Item: Into<HmacKey>,
+    {
+        let keys = keys
+            .into_iter()
+            .map(Into::into)
+            .enumerate()
+            .map(|(position, key): (usize, HmacKey)| {
+                if key.is_blank() {
+                    Err(BlankKeyError {
+                        position: Some(position),
+                    })
+                } else {
+                    Ok(key)
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(HmacKeys {
+            keys,
+            ..HmacKeys::default()
+        })
+    }
+
     /// Parses osprofiler's `hmac_keys` option: keys separated by commas, the
-    /// whitespace around each one stripped, empty entries ignored.
+    /// whitespace around each one stripped, empty entries ignored (as
+    /// osprofiler does; they are not counted in
+    /// [`ignored_blank_keys`](Self::ignored_blank_keys), since an unset option
+    /// or a trailing comma is the option's own syntax). An entry made only of
+    /// NUL bytes is blank too and left out, and that one is counted.
     #[must_use]
     pub fn from_comma_separated(keys: &str) -> Self {
         HmacKeys::new(
@@ -240,6 +367,14 @@ impl HmacKeys {
                 .filter(|k| !k.is_empty())
                 .map(HmacKey::new),
         )
+    }
+
+    /// How many blank keys [`new`](Self::new) left out. Not 0 almost always
+    /// means a secret was not set where it was read from; check it at
+    /// startup.
+    #[must_use]
+    pub fn ignored_blank_keys(&self) -> usize {
+        self.ignored_blank
     }
 
     /// Whether HMAC-SHA1 signatures are accepted (default: yes).
@@ -319,6 +454,41 @@ impl HmacKeys {
         })
     }
 }
+
+/// A blank key was given where a secret was expected: empty, or only
+/// whitespace and NUL bytes, which HMAC treats as the empty key.
+///
+/// Returned by [`HmacKey::try_new`] and [`HmacKeys::try_new`]; it never
+/// holds any key material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlankKeyError {
+    position: Option<usize>,
+}
+
+impl BlankKeyError {
+    /// The position of the blank key in the list given to
+    /// [`HmacKeys::try_new`], counting from 0; `None` from
+    /// [`HmacKey::try_new`].
+    #[must_use]
+    pub const fn position(&self) -> Option<usize> {
+        self.position
+    }
+}
+
+impl fmt::Display for BlankKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some(position) => write!(
+                f,
+                "HMAC key at position {position} (counting from 0) is blank: "
+            )?,
+            None => f.write_str("HMAC key is blank: ")?,
+        }
+        f.write_str("empty or only whitespace and NUL bytes, a key anyone could sign with")
+    }
+}
+
+impl std::error::Error for BlankKeyError {}
 
 /// Why a token was not accepted. Every case means "serve the request
 /// unprofiled"; the reason is for counters, never for the caller.
@@ -486,6 +656,9 @@ impl fmt::Debug for TraceHeaders {
 }
 
 /// A key and an algorithm to sign tokens with.
+///
+/// A [blank](HmacKey#blank-secrets) key signs tokens that no [`HmacKeys`]
+/// accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signer {
     key: HmacKey,
@@ -642,6 +815,52 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    #[test]
+    fn blank_means_empty_whitespace_or_nul_only() {
+        for blank in [
+            &b""[..],
+            b" ",
+            b"\t\r\n",
+            b"\0",
+            b"\0 \0",
+            "\u{3000}".as_bytes(),
+        ] {
+            assert!(HmacKey::new(blank).is_blank(), "{blank:?}");
+            assert_eq!(
+                HmacKey::try_new(blank),
+                Err(BlankKeyError { position: None })
+            );
+        }
+        for secret in [&b"k"[..], b" k ", b"\0k", &[0xff], &[0x20, 0xa0]] {
+            assert!(!HmacKey::new(secret).is_blank(), "{secret:?}");
+            assert!(HmacKey::try_new(secret).is_ok(), "{secret:?}");
+        }
+    }
+
+    #[test]
+    fn blank_keys_are_left_out_and_counted_or_refused() {
+        let keys = HmacKeys::new(["", "a", " ", "b", "\0"]);
+        assert_eq!(keys.keys(), &[HmacKey::new("a"), HmacKey::new("b")]);
+        assert_eq!(keys.ignored_blank_keys(), 3);
+        assert_eq!(HmacKeys::new(["a"]).ignored_blank_keys(), 0);
+        assert_eq!(
+            HmacKeys::try_new(["a", "b", "\t"]).unwrap_err().position(),
+            Some(2)
+        );
+        assert_eq!(HmacKeys::try_new(["a", "b"]).unwrap().keys().len(), 2);
+        // The option's own syntax is not a mistake; a NUL entry is.
+        assert_eq!(
+            HmacKeys::from_comma_separated(" , a,").ignored_blank_keys(),
+            0
+        );
+        assert_eq!(
+            HmacKeys::from_comma_separated("a,\0").ignored_blank_keys(),
+            1
+        );
+        let error = HmacKeys::try_new(["hunter2", ""]).unwrap_err();
+        assert!(!format!("{error} {error:?}").contains("hunter2"));
     }
 
     #[test]

@@ -35,6 +35,8 @@ const TARGET: &str = "tracing_osprofiler::http";
 /// | trace headers | never recorded | - |
 /// | profiled requests at once | 64 | [`with_limit`](Self::with_limit) |
 /// | profiled requests per second | 100, burst 100 | [`with_limit`](Self::with_limit) |
+/// | share of those one request (`base_id`) may take | a quarter: 16 at once, 25 a second | [`with_limit`](Self::with_limit) ([`ProfileLimit::with_request_share`]) |
+/// | share one key may take | no share (all) | [`with_limit`](Self::with_limit) ([`ProfileLimit::with_key_share`]) |
 /// | summary warning of refused tokens | at most once a minute | [`with_warn_interval`](Self::with_warn_interval) |
 ///
 /// The request's method, path and scheme always reach the sinks that
@@ -197,7 +199,7 @@ impl Shared {
                 return None;
             }
         };
-        let Some(permit) = self.limiter.try_acquire() else {
+        let Some(permit) = self.limiter.try_acquire_for(&profile) else {
             self.stats.count_over_limit();
             self.maybe_warn();
             return None;
@@ -205,7 +207,9 @@ impl Shared {
         let span =
             profile.start_request(self.request_info(request), || make_span.make_span(request));
         if span.point_ids().is_none() {
-            // Disabled by a filter, or no OsProfilerLayer in the subscriber.
+            // Disabled by a filter, or no OsProfilerLayer in the subscriber:
+            // nothing is written, so nothing of the limit is spent either.
+            permit.give_back();
             self.stats.count_disabled_by_filter();
             self.report_disabled();
             self.maybe_warn();

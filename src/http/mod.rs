@@ -7,7 +7,9 @@
 //! [`ResponseBody`] that keep a request's root point open until its
 //! response body is finished (`future.rs`, `body.rs`), the root span
 //! ([`MakeRootSpan`], `make_span.rs`), the counters ([`ProfilingStats`],
-//! `stats.rs`), and the [`inject`] helpers for outgoing calls.
+//! `stats.rs`), the [`inject`] helpers for outgoing calls, and the
+//! [`Destinations`] policy of which outgoing calls may carry a token
+//! (`destination.rs`).
 //!
 //! # Incoming requests
 //!
@@ -40,14 +42,20 @@
 //! # Outgoing requests
 //!
 //! [`inject::inject_current`] adds signed headers for the current span to an
-//! [`http::HeaderMap`]; the `reqwest` feature does it on every call (see
-//! `tracing_osprofiler::reqwest`).
+//! [`http::HeaderMap`]; the `reqwest` feature does it on every call to a
+//! destination its [`Destinations`] policy allows (see
+//! `tracing_osprofiler::reqwest`). A signed token verifies on every service
+//! that shares the key and never expires, so it must not reach a third
+//! party: [`Destinations::allows_uri`] says whether a call may carry one
+//! (by default only calls to internal addresses and names, see
+//! [`Destinations::internal`]).
 
 use http::header::{HeaderMap, HeaderName};
 
 use crate::token::{HmacKeys, Profile, Rejection};
 
 mod body;
+mod destination;
 mod future;
 pub mod inject;
 mod layer;
@@ -56,6 +64,7 @@ mod service;
 mod stats;
 
 pub use body::ResponseBody;
+pub use destination::{Destination, Destinations, InvalidHostError};
 pub use future::ResponseFuture;
 pub use layer::ProfilingLayer;
 pub use make_span::{DefaultRootSpan, MakeRootSpan, DEFAULT_ROOT_NAME};

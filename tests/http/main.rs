@@ -10,6 +10,8 @@
 mod support;
 
 mod concurrency;
+mod destinations;
+mod fairness;
 mod grpc;
 mod middleware;
 mod pair;

@@ -4,5 +4,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod blank_keys;
 mod hostile;
 mod interop;
