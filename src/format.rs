@@ -1,7 +1,7 @@
 //! The Mistral profiler log line: writing it and reading it back.
 //!
 //! Both directions live in this one module so that the contract with the
-//! peers (PROTOCOL §4) is stated once:
+//! peers (docs/protocol.md, *The Mistral log line*) is stated once:
 //!
 //! ```text
 //! <timestamp> <duration> <base_id> <parent_id> <trace_id> <name>-start|-stop [extra]

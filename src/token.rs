@@ -1,7 +1,7 @@
 //! The signed profile token: the `X-Trace-Info` / `X-Trace-HMAC` header pair.
 //!
 //! This module owns signing and verifying the two headers exactly as
-//! osprofiler does (PROTOCOL §2), the secret keys, and the two HMAC
+//! osprofiler does (docs/protocol.md, *The signed headers*), the secret keys, and the two HMAC
 //! algorithms. It knows nothing of HTTP types: headers are plain name/value
 //! text, so the same code serves tower, reqwest, a message queue or a test.
 //!
@@ -412,7 +412,7 @@ impl HmacKeys {
         self.keys.is_empty()
     }
 
-    /// Verifies the two header values as PROTOCOL §2 says and returns the
+    /// Verifies the two header values as docs/protocol.md (*The signed headers*) says and returns the
     /// [`Profile`] to start, or why the request is to be served unprofiled.
     ///
     /// Takes bytes or text, since header values are not always UTF-8.
@@ -577,7 +577,7 @@ impl TraceInfo {
     }
 
     /// The `parent_id` of the first point of this request in this service:
-    /// the caller's point, or else `base_id` (PROTOCOL §1).
+    /// the caller's point, or else `base_id` (docs/protocol.md, *The ids*).
     #[must_use]
     pub fn root_parent_id(&self) -> Id {
         self.parent_id.unwrap_or(self.base_id)
