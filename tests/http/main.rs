@@ -12,6 +12,7 @@ mod support;
 mod concurrency;
 mod destinations;
 mod fairness;
+mod filters;
 mod grpc;
 mod middleware;
 mod pair;
