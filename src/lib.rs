@@ -53,6 +53,10 @@
     doc = "| [`http`] | the tower middleware and header injection for `http` types |"
 )]
 #![cfg_attr(
+    feature = "metrics",
+    doc = "| [`metrics`] | the counters published through the `metrics` facade |"
+)]
+#![cfg_attr(
     feature = "reqwest",
     doc = "| [`reqwest`] | profiling outgoing reqwest calls |"
 )]
@@ -63,6 +67,7 @@
 //! |---|---|---|
 //! | `tower` | no | the `http` module: a tower `Layer`/`Service` for http 1.x servers (axum, hyper, tonic) |
 //! | `reqwest` | no | the `reqwest` module: a reqwest-middleware that signs outgoing calls |
+//! | `metrics` | no | the `metrics` module: every counter published through the `metrics` facade |
 //!
 //! A service that only wants the layer depends on the crate with
 //! `default-features = false`.
@@ -78,6 +83,9 @@ pub mod http;
 pub mod ids;
 pub mod layer;
 pub mod limit;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod point;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]

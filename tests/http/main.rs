@@ -14,6 +14,7 @@ mod destinations;
 mod fairness;
 mod filters;
 mod grpc;
+mod metrics;
 mod middleware;
 mod pair;
 mod python;
