@@ -56,7 +56,8 @@ async fn every_counter_is_published() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || publisher.publish());
-    let values: Vec<(String, Vec<(String, String)>, DebugValue)> = snapshotter
+    type Labels = Vec<(String, String)>;
+    let values: Vec<(String, Labels, DebugValue)> = snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
