@@ -100,3 +100,8 @@ pub use token::{
     TraceInfo, X_TRACE_HMAC, X_TRACE_INFO,
 };
 pub use writer::ProfileWriter;
+
+// The README's Quick start is a whole program: it must keep compiling.
+#[cfg(all(doctest, feature = "tower"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
