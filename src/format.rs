@@ -463,6 +463,11 @@ impl std::error::Error for ParseError {}
 
 /// Reads one line (without or with its line ending).
 ///
+/// # Errors
+///
+/// A [`ParseError`] saying what is wrong with the line: blank, no timestamp,
+/// cut short, a bad duration or id, or a name without `-start` / `-stop`.
+///
 /// ```
 /// use tracing_osprofiler::format::{parse_line, Phase};
 ///

@@ -73,7 +73,7 @@
 //! `default-features = false`.
 //!
 //! [osprofiler]: https://docs.openstack.org/osprofiler/latest/
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod format;

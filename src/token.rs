@@ -117,6 +117,10 @@ impl HmacKey {
     /// A key from its secret bytes, or an error if the secret is blank: empty
     /// or only whitespace and NUL bytes.
     ///
+    /// # Errors
+    ///
+    /// [`BlankKeyError`] for a blank secret.
+    ///
     /// ```
     /// use tracing_osprofiler::HmacKey;
     ///
@@ -316,6 +320,10 @@ impl HmacKeys {
     /// Accepts tokens signed with any of `keys`, tried in order, or says
     /// which key is blank (empty, or only whitespace and NUL bytes).
     ///
+    /// # Errors
+    ///
+    /// [`BlankKeyError`] with the position of the first blank key.
+    ///
     /// ```
     /// use tracing_osprofiler::HmacKeys;
     ///
@@ -412,10 +420,15 @@ impl HmacKeys {
         self.keys.is_empty()
     }
 
-    /// Verifies the two header values as docs/protocol.md (*The signed headers*) says and returns the
-    /// [`Profile`] to start, or why the request is to be served unprofiled.
+    /// Verifies the two header values as docs/protocol.md (*The signed
+    /// headers*) says and returns the [`Profile`] to start, or why the request
+    /// is to be served unprofiled.
     ///
     /// Takes bytes or text, since header values are not always UTF-8.
+    ///
+    /// # Errors
+    ///
+    /// The [`Rejection`] that sends the request on unprofiled.
     pub fn verify(
         &self,
         trace_info: impl AsRef<[u8]>,
