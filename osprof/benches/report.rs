@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use osprof::list::{list, ListOptions};
 use osprof::rank::{rank, RankOptions};
-use osprof::read::Inputs;
+use osprof::source::Inputs;
 use tracing_osprofiler::format::{write_start, write_stop, PointIds, PointName, Timestamp};
 use tracing_osprofiler::Id;
 

@@ -17,11 +17,11 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::read::Inputs;
-use super::scan::IdMap;
-use super::table::{csv, markdown};
-use super::{for_each_parsed, Error, Filter, Format, Unreadable};
 use crate::model::secs_to_micros;
+use crate::scan::{for_each_parsed, IdMap};
+use crate::source::Inputs;
+use crate::table::{csv, markdown};
+use crate::{Error, Filter, Format, Unreadable};
 use tracing_osprofiler::format::{Phase, Timestamp};
 use tracing_osprofiler::Id;
 

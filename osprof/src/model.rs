@@ -11,8 +11,14 @@
 //! (spawned tasks) therefore count once, and self time is never negative.
 //! A point whose start or stop is missing covers nothing and has no self time.
 
-use tracing_osprofiler::format::{PointIds, Timestamp};
+use std::collections::HashMap;
+
+use tracing_osprofiler::format::{Phase, PointIds, Timestamp};
 use tracing_osprofiler::Id;
+
+use crate::scan::for_each_parsed;
+use crate::source::Inputs;
+use crate::{Error, Unreadable};
 
 /// One trace point, assembled from its `-start` and `-stop` lines.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,6 +257,52 @@ pub fn self_time_micros<'p>(parent: &Point, children: impl Iterator<Item = &'p P
         covered += cb - ca;
     }
     (end - begin - covered).max(0)
+}
+
+/// Gathers the points of one request from `inputs`, keeping only that
+/// request's lines in memory; `None` when no line has that `base_id`.
+/// Starts and stops are matched by `trace_id` across all logs.
+pub fn load_request(inputs: &Inputs, base_id: Id) -> Result<Option<Request>, Error> {
+    let mut points: Vec<Point> = Vec::new();
+    let mut by_trace: HashMap<Id, usize> = HashMap::new();
+    let mut sources: Vec<usize> = Vec::new();
+    let mut unreadable = Unreadable::default();
+    for_each_parsed(inputs, &mut unreadable, |source, line| {
+        if line.ids.base_id != base_id {
+            return;
+        }
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+        let i = *by_trace.entry(line.ids.trace_id).or_insert_with(|| {
+            points.push(Point {
+                name: line.name.to_string(),
+                ids: line.ids,
+                start: None,
+                stop: None,
+                duration: None,
+                source,
+            });
+            points.len() - 1
+        });
+        let point = &mut points[i];
+        match line.phase {
+            Phase::Start => point.start = Some(line.timestamp),
+            Phase::Stop => {
+                point.stop = Some(line.timestamp);
+                point.duration = line.duration;
+            }
+        }
+    })?;
+    if points.is_empty() {
+        return Ok(None);
+    }
+    sources.sort_unstable();
+    Ok(Some(Request {
+        base_id,
+        points,
+        sources,
+    }))
 }
 
 #[cfg(test)]

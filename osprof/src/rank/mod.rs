@@ -44,11 +44,11 @@ use std::io::{self, Write};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::read::Inputs;
-use super::scan::{id, Fields, IdMap, NameMap, U128Map};
-use super::table::{csv, markdown};
-use super::{for_each_parsed, Error, Filter, Format, Unreadable};
 use crate::model::secs_to_micros;
+use crate::scan::{for_each_parsed, id, Fields, IdMap, NameMap, U128Map};
+use crate::source::Inputs;
+use crate::table::{csv, markdown};
+use crate::{Error, Filter, Format, Unreadable};
 use tracing_osprofiler::format::{Phase, Timestamp};
 use tracing_osprofiler::Id;
 
@@ -324,8 +324,8 @@ fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
         .sources()
         .iter()
         .map(|s| match s {
-            super::read::Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-            super::read::Source::Stdin => None,
+            crate::source::Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            crate::source::Source::Stdin => None,
         })
         .sum();
     // Small inputs are scanned by this thread alone.
@@ -831,10 +831,7 @@ mod tests {
             match r % 20 {
                 0 => out.extend_from_slice(b"garbage line"),
                 1 => {}
-                2 => out.extend(std::iter::repeat_n(
-                    b'z',
-                    super::super::read::MAX_LINE_LEN + 5,
-                )),
+                2 => out.extend(std::iter::repeat_n(b'z', crate::source::MAX_LINE_LEN + 5)),
                 3 => out.extend_from_slice(
                     format!("prefix {ts} 0.5 {base} {base} {} a-stop", id(r % 50)).as_bytes(),
                 ),
@@ -903,7 +900,7 @@ mod tests {
             RankOptions::new().with_percentiles(true),
             RankOptions::new().with_filter(
                 Filter::new()
-                    .with_name(Some(super::super::Pattern::new("*a*")))
+                    .with_name(Some(crate::Pattern::new("*a*")))
                     .with_since(crate::parse_time("2020-02-27T08:00:00.110000")),
             ),
         ] {

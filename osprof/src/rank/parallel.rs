@@ -33,10 +33,11 @@ use memmap2::{Mmap, MmapOptions};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::super::read::{Inputs, LineRef, Source, MAX_LINE_LEN};
-use super::super::scan::{id_key, Fields, LineParser, NameMap, U128Map};
-use super::super::{Error, Filter};
 use super::{keeps, Agg, RankOptions, Scanned};
+use crate::scan::names::{recent_slot, same_bytes, RECENT};
+use crate::scan::{id_key, Fields, LineParser, NameMap, U128Map};
+use crate::source::{Inputs, LineRef, Source, MAX_LINE_LEN};
+use crate::{Error, Filter};
 use tracing_osprofiler::format::{parse_line, ParseError, Phase};
 
 /// Chunks handed out and not yet added up, at most (bounds the memory to a
@@ -398,7 +399,7 @@ fn read_chunks(
         name: source.to_string(),
         source: e,
     };
-    let mut reader = super::super::read::open(source)?;
+    let mut reader = crate::source::open(source)?;
     let mut carry: Vec<u8> = Vec::new();
     let mut skipping = false;
     let mut first = true;
@@ -679,9 +680,6 @@ impl<'f> Worker<'f> {
     }
 }
 
-/// Slots of [`Lines::recent`].
-const RECENT: usize = 64;
-
 /// A worker's line reader.
 struct Lines<'f> {
     parser: LineParser,
@@ -827,47 +825,4 @@ impl Lines<'_> {
         self.recent[slot] = n + 1;
         n
     }
-}
-
-/// The slot of [`Lines::recent`] for a name.
-#[inline(always)]
-fn recent_slot(name: &[u8]) -> usize {
-    let (head, tail) = edge_words(name);
-    let h = (head ^ tail.rotate_left(29) ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (h >> (64 - RECENT.trailing_zeros())) as usize
-}
-
-/// The first and the last 8 bytes (zero-padded when shorter).
-#[inline(always)]
-fn edge_words(bytes: &[u8]) -> (u64, u64) {
-    let word = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..b.len()].copy_from_slice(b);
-        u64::from_le_bytes(w)
-    };
-    if bytes.len() >= 8 {
-        (word(&bytes[..8]), word(&bytes[bytes.len() - 8..]))
-    } else {
-        (word(bytes), 0)
-    }
-}
-
-/// `a == b`, 8 bytes at a time (names are short; no call to `memcmp`).
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    if a.len() < 8 {
-        return a == b;
-    }
-    let mut at = 0;
-    while at + 8 <= a.len() {
-        if a[at..at + 8] != b[at..at + 8] {
-            return false;
-        }
-        at += 8;
-    }
-    let end = a.len() - 8;
-    a[end..] == b[end..]
 }

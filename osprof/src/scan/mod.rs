@@ -8,20 +8,59 @@
 //! of a calendar conversion; the rest of the line is read as `parse_line`
 //! reads it. Any line not in that form goes to [`parse_line`] itself, and a
 //! property test checks both agree on valid, mangled and random lines.
+//!
+//! | module | owns |
+//! |---|---|
+//! | this one | [`LineParser`] and [`Fields`]: a line split and read, the timestamp cache, durations; [`for_each_parsed`] |
+//! | `swar` | eight bytes at a time: word readers, digits, the first whitespace |
+//! | `ids` | the three ids: checked at once, decoded, keyed |
+//! | `sse2` | the 16-byte versions of the whitespace search and the id check |
+//! | `hash` | the keyed multiply-rotate hash and the maps built on it |
+//! | `names` | the small cache that finds a name's index without hashing |
 
 use std::borrow::Cow;
 
 use tracing_osprofiler::format::{
     parse_line, Line, ParseError, Phase, PointIds, Timestamp, SLOW_MARKER,
 };
-use tracing_osprofiler::Id;
 
-use super::read::MAX_LINE_LEN;
+use crate::source::{Inputs, MAX_LINE_LEN};
+use crate::{Error, Unreadable};
 
-/// One in every byte of a word, for the word-at-a-time (SWAR) code below.
-const ONES: u64 = 0x0101_0101_0101_0101;
-/// The high bit of every byte of a word.
-const HIGH: u64 = ONES * 0x80;
+mod hash;
+mod ids;
+pub(crate) mod names;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+// The intrinsics are safe functions from Rust 1.87 on, `unsafe` before.
+#[allow(unused_unsafe)]
+mod sse2;
+mod swar;
+
+pub(crate) use hash::{IdMap, NameMap, U128Map};
+use ids::{checked_id_key, checked_id_value, ids_ok, IDS_LEN};
+pub(crate) use ids::{id, id_key};
+use swar::{all_digits, eight_digits, first_whitespace, word_at, HIGH, ONES};
+
+/// Parses each line of `inputs`, counting the unreadable ones, and calls `f`
+/// with the readable ones.
+pub(crate) fn for_each_parsed(
+    inputs: &Inputs,
+    unreadable: &mut Unreadable,
+    mut f: impl FnMut(usize, Line<'_>),
+) -> Result<(), Error> {
+    let mut parser = LineParser::default();
+    inputs.for_each_line(|line| {
+        if line.oversized {
+            unreadable.note(inputs, &line, &"line too long");
+            return;
+        }
+        match parser.parse(line.bytes) {
+            Ok(parsed) => f(line.source, parsed),
+            Err(ParseError::Blank) => {}
+            Err(e) => unreadable.note(inputs, &line, &e),
+        }
+    })
+}
 
 /// A line parser with a one-second timestamp cache.
 #[derive(Debug, Default)]
@@ -203,28 +242,6 @@ fn second_key(head: &[u8; 27]) -> (u64, u64, u64) {
     (word_at(head, 0), word_at(head, 8), word_at(head, 11))
 }
 
-/// The big-endian word of `bytes[at..at + 8]` (first byte highest).
-#[inline(always)]
-fn be_word_at(bytes: &[u8], at: usize) -> u64 {
-    word_at(bytes, at).swap_bytes()
-}
-
-/// The big-endian value of `bytes[at..at + 4]`.
-#[inline(always)]
-fn be_half_at(bytes: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&bytes[at..at + 4]);
-    u64::from(u32::from_be_bytes(w))
-}
-
-/// The little-endian word of `bytes[at..at + 8]`.
-#[inline(always)]
-fn word_at(bytes: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
 /// The microseconds of `.ffffff ` (bytes 19 to 26): six digits between a
 /// `.` and a space, read at once (SWAR).
 #[inline(always)]
@@ -270,392 +287,6 @@ fn writers_duration(bytes: &[u8]) -> Option<(f64, usize)> {
     }
     let mantissa = u64::from(eight_digits(secs)) * 1_000_000 + u64::from(eight_digits(frac));
     Some((mantissa as f64 / 1e6, secs_len + 7))
-}
-
-/// Whether all eight bytes of `w` are ASCII digits.
-#[inline(always)]
-fn all_digits(w: u64) -> bool {
-    let off = w ^ (ONES * 0x30);
-    (off.wrapping_add(ONES * 0x76) | w) & HIGH == 0
-}
-
-/// Eight ASCII digits (the first in the lowest byte) to their value.
-#[inline(always)]
-fn eight_digits(w: u64) -> u32 {
-    let v = w - 0x3030_3030_3030_3030;
-    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
-    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
-    ((v * 10_000 + (v >> 32)) & 0xffff_ffff) as u32
-}
-
-/// The index of the first ASCII whitespace byte in `bytes` (as
-/// [`u8::is_ascii_whitespace`] says), or its length.
-///
-/// Eight bytes at a time: a word with no byte at or below `b' '` holds no
-/// whitespace; otherwise its first such byte is checked.
-#[inline(always)]
-fn first_whitespace(bytes: &[u8]) -> usize {
-    let mut at = 0;
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    while let Some(block) = bytes.get(at..at + 16) {
-        let mut b = [0u8; 16];
-        b.copy_from_slice(block);
-        let mut low = sse2::at_most_space(&b);
-        // Almost always the first is whitespace; a control byte in a name
-        // is looked past.
-        while low != 0 {
-            let i = at + low.trailing_zeros() as usize;
-            if bytes[i].is_ascii_whitespace() {
-                return i;
-            }
-            low &= low - 1;
-        }
-        at += 16;
-    }
-    while at + 8 <= bytes.len() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&bytes[at..at + 8]);
-        let w = u64::from_le_bytes(w);
-        // The high bit of each byte below 0x21 (the lowest one flagged is
-        // exact; flags above it may be borrows and are looked at one by one).
-        let low = w.wrapping_sub(ONES * 0x21) & !w & HIGH;
-        if low == 0 {
-            at += 8;
-            continue;
-        }
-        let first = at + (low.trailing_zeros() / 8) as usize;
-        if bytes[first].is_ascii_whitespace() {
-            return first;
-        }
-        // A control byte inside the name: finish this word byte by byte.
-        match bytes[first + 1..at + 8]
-            .iter()
-            .position(u8::is_ascii_whitespace)
-        {
-            Some(p) => return first + 1 + p,
-            None => at += 8,
-        }
-    }
-    at + bytes[at..]
-        .iter()
-        .position(u8::is_ascii_whitespace)
-        .unwrap_or(bytes.len() - at)
-}
-
-/// An id from the value [`canonical_id`] decoded.
-pub(crate) fn id(value: u128) -> Id {
-    Id::from_uuid(uuid::Uuid::from_u128(value))
-}
-
-/// A hasher for maps keyed by [`Id`] (and by names): ids are random UUIDs, so a
-/// multiply-and-rotate over their bytes, keyed per process so that a
-/// crafted log cannot aim at collisions it cannot see, is enough and much
-/// cheaper than SipHash.
-#[derive(Clone)]
-pub(crate) struct IdHashBuilder(u64);
-
-impl Default for IdHashBuilder {
-    fn default() -> Self {
-        use std::hash::BuildHasher;
-        IdHashBuilder(std::collections::hash_map::RandomState::new().hash_one(0u64) | 1)
-    }
-}
-
-impl std::hash::BuildHasher for IdHashBuilder {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(self.0)
-    }
-}
-
-/// See [`IdHashBuilder`].
-pub(crate) struct IdHasher(u64);
-
-impl IdHasher {
-    #[inline]
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0 ^ word)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
-    }
-}
-
-impl std::hash::Hasher for IdHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-        let tail = chunks.remainder();
-        if !tail.is_empty() {
-            let mut word = [0u8; 8];
-            word[..tail.len()].copy_from_slice(tail);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
-    }
-
-    #[inline]
-    fn write_u128(&mut self, n: u128) {
-        self.mix(n as u64);
-        self.mix((n >> 64) as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 31)
-    }
-}
-
-/// A map keyed by [`Id`] with [`IdHashBuilder`].
-pub(crate) type IdMap<V> = std::collections::HashMap<Id, V, IdHashBuilder>;
-
-/// A map keyed by an id's 128-bit value (as [`Fields`] gives it), with
-/// [`IdHashBuilder`].
-pub(crate) type U128Map<V> = std::collections::HashMap<u128, V, IdHashBuilder>;
-
-/// A map keyed by a name's bytes, with [`IdHashBuilder`]: names are short
-/// and few, so a word-at-a-time multiply-rotate hash is enough (SipHash cost
-/// about 6% of a rank report).
-pub(crate) type NameMap<V> = std::collections::HashMap<Box<[u8]>, V, IdHashBuilder>;
-
-/// The bytes `ID ID ID x` of a line in the writers' layout: three ids in
-/// the canonical 8-4-4-4-12 form, each followed by a space, and the first
-/// byte of the name.
-const IDS_LEN: usize = 112;
-
-/// The expected layout of [`IDS_LEN`] bytes: `-` and ` ` where they go,
-/// 0 where a hex digit goes, 1 for the name's first byte.
-const IDS_LAYOUT: [u8; IDS_LEN] = {
-    let mut layout = [0u8; IDS_LEN];
-    let mut id = 0;
-    while id < 3 {
-        let at = id * 37;
-        layout[at + 8] = b'-';
-        layout[at + 13] = b'-';
-        layout[at + 18] = b'-';
-        layout[at + 23] = b'-';
-        layout[at + 36] = b' ';
-        id += 1;
-    }
-    layout[IDS_LEN - 1] = 1;
-    layout
-};
-
-/// Whether `ids` is three ids in the canonical form (either case, as
-/// [`Id::parse_bytes`] reads them), each followed by one space, then a
-/// byte that is not whitespace.
-#[inline(always)]
-fn ids_ok(ids: &[u8; IDS_LEN]) -> bool {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    {
-        sse2::ids_ok(ids)
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    {
-        ids_ok_portable(ids)
-    }
-}
-
-/// [`ids_ok`] a word at a time, on any target.
-#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-fn ids_ok_portable(ids: &[u8; IDS_LEN]) -> bool {
-    canonical_id(&ids[..36]).is_some()
-        && canonical_id(&ids[37..73]).is_some()
-        && canonical_id(&ids[74..110]).is_some()
-        && ids[36] == b' '
-        && ids[73] == b' '
-        && ids[110] == b' '
-        && !ids[111].is_ascii_whitespace()
-}
-
-/// 16 bytes at a time with SSE2, which every x86_64 processor has.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-// The intrinsics are safe functions from Rust 1.87 on, `unsafe` before.
-#[allow(unused_unsafe)]
-mod sse2 {
-    use std::arch::x86_64::{
-        __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8,
-        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-
-    use super::{IDS_LAYOUT, IDS_LEN};
-
-    /// Per 16 bytes of [`IDS_LAYOUT`], two byte ranges per place, as
-    /// (minus the low end, width): a byte is right when it is in the first
-    /// range, or when, lower-cased (`| 0x20`), it is in the second. A hex
-    /// digit's place: `0`..=`9`, and `a`..=`f` lower-cased (which only
-    /// `A`..=`F` and `a`..=`f` become); a separator's place: the separator,
-    /// and nothing (a lower-cased byte is never 0); the name's first byte
-    /// (checked apart): any byte.
-    const BLOCKS: [[[u8; 16]; 4]; 7] = {
-        let mut blocks = [[[0u8; 16]; 4]; 7];
-        let mut i = 0;
-        while i < IDS_LEN {
-            let b = IDS_LAYOUT[i];
-            let (lo1, w1, lo2, w2) = match b {
-                0 => (b'0', 9, b'a', 5),
-                1 => (0, 0xff, 0, 0),
-                _ => (b, 0, 0, 0),
-            };
-            let block = &mut blocks[i / 16];
-            block[0][i % 16] = lo1.wrapping_neg();
-            block[1][i % 16] = w1;
-            block[2][i % 16] = lo2.wrapping_neg();
-            block[3][i % 16] = w2;
-            i += 1;
-        }
-        blocks
-    };
-
-    #[inline(always)]
-    fn load(bytes: &[u8; 16]) -> __m128i {
-        // SAFETY: reads the 16 bytes of `bytes`; `loadu` takes any
-        // alignment.
-        unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
-    }
-
-    /// Bit `i` set when byte `i` is at most `b' '`: every ASCII
-    /// whitespace byte, and the other control bytes.
-    #[inline(always)]
-    pub(super) fn at_most_space(bytes: &[u8; 16]) -> u32 {
-        let v = load(bytes);
-        unsafe {
-            let low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(b' ' as i8)), v);
-            _mm_movemask_epi8(low) as u32
-        }
-    }
-
-    /// See [`super::ids_ok`]. Each byte is checked against its place, the
-    /// results of the seven blocks are combined in a register and looked
-    /// at once.
-    #[inline(always)]
-    pub(super) fn ids_ok(ids: &[u8; IDS_LEN]) -> bool {
-        let mut all = unsafe { _mm_set1_epi8(-1) };
-        for (i, [lo1, w1, lo2, w2]) in BLOCKS.iter().enumerate() {
-            let mut bytes = [0u8; 16];
-            bytes.copy_from_slice(&ids[i * 16..i * 16 + 16]);
-            let v = load(&bytes);
-            unsafe {
-                let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
-                let ok = _mm_or_si128(within(v, lo1, w1), within(lower, lo2, w2));
-                all = _mm_and_si128(all, ok);
-            }
-        }
-        let all = unsafe { _mm_movemask_epi8(all) };
-        all == 0xffff && !ids[IDS_LEN - 1].is_ascii_whitespace()
-    }
-
-    /// 0xff in each byte of `v` from `-minus_low` to `-minus_low + width`
-    /// (unsigned, per byte), 0 elsewhere.
-    #[inline(always)]
-    fn within(v: __m128i, minus_low: &[u8; 16], width: &[u8; 16]) -> __m128i {
-        unsafe {
-            let from_low = _mm_add_epi8(v, load(minus_low));
-            _mm_cmpeq_epi8(_mm_min_epu8(from_low, load(width)), from_low)
-        }
-    }
-}
-
-/// The value of an id that [`ids_ok`] checked (36 bytes, canonical form).
-#[inline(always)]
-fn checked_id_value(text: &[u8]) -> u128 {
-    let word = |at| be_word_at(text, at);
-    let half = |at| be_half_at(text, at);
-    let a = hex8_value(word(0));
-    let b = hex8_value(half(9) << 32 | half(14));
-    let c = hex8_value(half(19) << 32 | half(24));
-    let d = hex8_value(word(28));
-    u128::from(a) << 96 | u128::from(b) << 64 | u128::from(c) << 32 | u128::from(d)
-}
-
-/// A key for an id, cheaper to get from its text than its value: equal for
-/// two ids exactly when their values are (the hex digits' values, in
-/// another order), for maps that only need to tell ids apart.
-pub(crate) fn id_key(id: Id) -> u128 {
-    let mut text = [0u8; 36];
-    id.as_uuid().hyphenated().encode_lower(&mut text);
-    checked_id_key(&text)
-}
-
-/// [`id_key`] of an id that [`ids_ok`] checked (36 bytes, canonical
-/// form): the 32 digits' values, a nibble each, folded two words into one.
-#[inline(always)]
-fn checked_id_key(text: &[u8]) -> u128 {
-    let half = |at: usize| be_half_at(text, at).swap_bytes() >> 32;
-    // Each byte to its digit's value (letters have bit 0x40 set, and a
-    // letter's low nibble is its value minus 9).
-    let values = |w: u64| (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
-    let a = values(word_at(text, 0));
-    let b = values(half(9) | half(14) << 32);
-    let c = values(half(19) | half(24) << 32);
-    let d = values(word_at(text, 28));
-    u128::from(a | b << 4) | u128::from(c | d << 4) << 64
-}
-
-/// Eight hex digits, known to be hex digits (a big-endian word), to their
-/// value.
-#[inline(always)]
-fn hex8_value(w: u64) -> u32 {
-    // Letters have bit 0x40 set, digits not; a letter's low nibble is its
-    // value minus 9.
-    let mut n = (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
-    n = (n | (n >> 4)) & 0x00ff_00ff_00ff_00ff;
-    n = (n | (n >> 8)) & 0x0000_ffff_0000_ffff;
-    n = (n | (n >> 16)) & 0xffff_ffff;
-    n as u32
-}
-
-/// An id in the canonical 8-4-4-4-12 form (either case), as
-/// [`Id::parse_bytes`] reads it, as its 128-bit value; `None` for anything
-/// else (which then goes to `parse_line`).
-///
-/// Eight hex digits at a time (SWAR): the 32 digits are loaded as four
-/// big-endian words, checked and converted with a few word operations
-/// each, with no branch per character.
-#[inline(always)]
-fn canonical_id(text: &[u8]) -> Option<u128> {
-    let text: &[u8; 36] = text.try_into().ok()?;
-    if text[8] != b'-' || text[13] != b'-' || text[18] != b'-' || text[23] != b'-' {
-        return None;
-    }
-    let word = |at| be_word_at(text, at);
-    let half = |at| be_half_at(text, at);
-    let (a, bad_a) = hex8(word(0));
-    let (b, bad_b) = hex8(half(9) << 32 | half(14));
-    let (c, bad_c) = hex8(half(19) << 32 | half(24));
-    let (d, bad_d) = hex8(word(28));
-    if bad_a | bad_b | bad_c | bad_d != 0 {
-        return None;
-    }
-    Some(u128::from(a) << 96 | u128::from(b) << 64 | u128::from(c) << 32 | u128::from(d))
-}
-
-/// Eight ASCII hex digits (a big-endian word, first digit in the top byte)
-/// to their value, and a non-zero flag when any byte is not a hex digit.
-#[inline(always)]
-fn hex8(w: u64) -> (u32, u64) {
-    // With every byte below 0x80 (checked: `w & HIGH`), no sum below
-    // carries from one byte into the next.
-    let digit_off = w ^ (ONES * 0x30); // 0..=9 for '0'..='9'
-    let not_digit = digit_off.wrapping_add(ONES * 0x76) & HIGH;
-    let letter_off = (w | (ONES * 0x20)) ^ (ONES * 0x60); // 1..=6 for a-f, A-F
-    let letter =
-        letter_off.wrapping_add(ONES * 0x7f) & !letter_off.wrapping_add(ONES * 0x79) & HIGH;
-    let bad = (w & HIGH) | (not_digit & !letter);
-    // Each byte to its nibble, then the nibbles packed pairwise.
-    let mut n = (w & (ONES * 0x0f)) + (letter >> 7) * 9;
-    n = (n | (n >> 4)) & 0x00ff_00ff_00ff_00ff;
-    n = (n | (n >> 8)) & 0x0000_ffff_0000_ffff;
-    n = (n | (n >> 16)) & 0xffff_ffff;
-    (n as u32, bad)
 }
 
 /// `String::from_utf8_lossy`, with a faster check for the valid case.
@@ -768,7 +399,9 @@ fn second_micros(p: &[u8; 19]) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use super::ids::{canonical_id, ids_ok_portable};
     use super::*;
+    use tracing_osprofiler::Id;
 
     const IDS: &str = "f12e75d5-5d59-4cbc-b74d-357f19290dd7 603f1fab-be78-438d-af13-d94ed3b7e416 b1d0a77a-52f5-4415-a6c4-f16b3591a47d";
 
