@@ -21,7 +21,8 @@
 use std::borrow::Cow;
 
 use tracing_osprofiler::format::{
-    parse_line, Line, ParseError, Phase, PointIds, Timestamp, SLOW_MARKER,
+    check_duration, looks_like_id, parse_duration, parse_extra, parse_line, parse_name,
+    parse_second, Line, ParseError, Phase, PointIds, Timestamp,
 };
 
 use crate::source::{Inputs, MAX_LINE_LEN};
@@ -129,12 +130,7 @@ impl LineParser {
 
     fn fast<'a>(&mut self, line: &'a [u8]) -> Option<Line<'a>> {
         let f = self.fields(line)?;
-        let mut extra = f.rest.trim_ascii();
-        let slow_marker = SLOW_MARKER.trim_start().as_bytes();
-        let slow = extra.starts_with(slow_marker);
-        if slow {
-            extra = extra[slow_marker.len()..].trim_ascii();
-        }
+        let (slow, extra) = parse_extra(f.rest);
         Some(Line {
             timestamp: f.timestamp,
             duration: f.duration,
@@ -177,7 +173,7 @@ impl LineParser {
         let second = match self.second {
             Some((cached, micros)) if cached == key => micros,
             _ => {
-                let micros = second_micros(head[..19].try_into().ok()?)?;
+                let micros = parse_second(head[..19].try_into().ok()?)?.unix_micros();
                 self.second = Some((key, micros));
                 micros
             }
@@ -191,12 +187,14 @@ impl LineParser {
         {
             (None, 36)
         } else if let Some((value, len)) = writers_duration(&line[27..]) {
-            (Some(value), 28 + len)
-        } else if let Some((value, len)) = plain_duration(&line[27..]) {
-            (Some(value), 28 + len)
+            (Some(check_duration(value).ok()?), 28 + len)
         } else {
             let len = line[27..].iter().take(32).position(|&b| b == b' ')?;
-            (Some(parse_duration(&line[27..27 + len])?), 28 + len)
+            let token = &line[27..27 + len];
+            if looks_like_id(token) {
+                return None;
+            }
+            (Some(parse_duration(token).ok()?), 28 + len)
         };
         let ids: &[u8; IDS_LEN] = line.get(at..at + IDS_LEN)?.try_into().ok()?;
         if !ids_ok(ids) {
@@ -213,19 +211,10 @@ impl LineParser {
         if line_len > MAX_LINE_LEN {
             return None;
         }
-        let (name, phase) = if let Some(n) = full_name.strip_suffix(b"-stop") {
-            (n, Phase::Stop)
-        } else if let Some(n) = full_name.strip_suffix(b"-start") {
-            (n, Phase::Start)
-        } else {
-            return None;
-        };
-        if phase == Phase::Stop && duration.is_none() {
-            return None;
-        }
+        let (name, phase, duration) = parse_name(full_name, duration).ok()?;
         let fields = Fields {
             timestamp,
-            duration: if phase == Phase::Stop { duration } else { None },
+            duration,
             ids,
             name,
             phase,
@@ -258,8 +247,8 @@ fn fraction(head: &[u8; 27]) -> Option<u32> {
 
 /// The duration as the writers of this crate write it, seconds, `.`,
 /// six digits, then a space (`0.000268 `), for up to 7 digits of seconds:
-/// the value [`plain_duration`] gives and the token's length, read a word
-/// at a time; `None` for any other form.
+/// the value [`parse_duration`] gives for the token and the token's length,
+/// read a word at a time; `None` for any other form.
 #[inline(always)]
 fn writers_duration(bytes: &[u8]) -> Option<(f64, usize)> {
     const ZEROS: u64 = ONES * 0x30;
@@ -295,106 +284,6 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(bytes),
     }
-}
-
-/// Exact powers of ten for [`parse_duration`]'s fast path.
-const POW10: [f64; 16] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-];
-
-/// As `parse_line` reads a duration: finite, non-negative, in any form
-/// Rust's `f64` parser takes from these characters.
-///
-/// The writers' form, digits with at most one `.` and at most 15 digits in
-/// all, is read directly: the digits as an integer (exact below 2^53)
-/// divided by an exact power of ten is the correctly rounded value (one
-/// IEEE division; Clinger's fast path), which is what `str::parse` returns.
-#[inline]
-fn parse_duration(token: &[u8]) -> Option<f64> {
-    if token.len() <= 16 {
-        let mut mantissa = 0u64;
-        let mut digits = 0usize;
-        let mut dot = None;
-        let mut plain = true;
-        for (i, &b) in token.iter().enumerate() {
-            if b.is_ascii_digit() {
-                mantissa = mantissa * 10 + u64::from(b - b'0');
-                digits += 1;
-            } else if b == b'.' && dot.is_none() {
-                dot = Some(i);
-            } else {
-                plain = false;
-                break;
-            }
-        }
-        if plain && (1..=15).contains(&digits) {
-            let decimals = dot.map_or(0, |d| token.len() - d - 1);
-            return Some(mantissa as f64 / POW10[decimals]);
-        }
-    }
-    if !token
-        .iter()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
-    {
-        return None;
-    }
-    let value: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
-    (value.is_finite() && value >= 0.0).then_some(value)
-}
-
-/// The writers' duration followed by a space, in one pass: the value
-/// [`parse_duration`] gives for the token and the token's length; `None`
-/// for any other form (which then takes the general path).
-#[inline(always)]
-fn plain_duration(bytes: &[u8]) -> Option<(f64, usize)> {
-    let mut mantissa = 0u64;
-    let mut dot = None;
-    for (i, &b) in bytes.iter().enumerate().take(17) {
-        if b.is_ascii_digit() {
-            mantissa = mantissa * 10 + u64::from(b - b'0');
-        } else if b == b'.' && dot.is_none() {
-            dot = Some(i);
-        } else if b == b' ' {
-            let digits = i - usize::from(dot.is_some());
-            if !(1..=15).contains(&digits) {
-                return None;
-            }
-            let decimals = dot.map_or(0, |d| i - d - 1);
-            return Some((mantissa as f64 / POW10[decimals], i));
-        } else {
-            return None;
-        }
-    }
-    None
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` to microseconds since the epoch, with the
-/// calendar checks `parse_line` makes.
-fn second_micros(p: &[u8; 19]) -> Option<i64> {
-    fn num(b: &[u8]) -> Option<u32> {
-        b.iter().try_fold(0u32, |acc, &d| {
-            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
-        })
-    }
-    if p[4] != b'-' || p[7] != b'-' || p[10] != b'T' || p[13] != b':' || p[16] != b':' {
-        return None;
-    }
-    let month = time::Month::try_from(u8::try_from(num(&p[5..7])?).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(
-        i32::try_from(num(&p[0..4])?).ok()?,
-        month,
-        u8::try_from(num(&p[8..10])?).ok()?,
-    )
-    .ok()?;
-    let dt = date
-        .with_hms(
-            u8::try_from(num(&p[11..13])?).ok()?,
-            u8::try_from(num(&p[14..16])?).ok()?,
-            u8::try_from(num(&p[17..19])?).ok()?,
-        )
-        .ok()?
-        .assume_utc();
-    dt.unix_timestamp().checked_mul(1_000_000)
 }
 
 #[cfg(test)]
@@ -521,35 +410,17 @@ mod tests {
         }
 
         #[test]
-        fn writers_durations_read_as_plain_durations(secs in 0u64..100_000_000, frac in 0u32..1_000_000, tail in "[ -~]{0,9}", edit in proptest::option::of((0usize..16, proptest::prelude::any::<u8>()))) {
+        fn writers_durations_read_as_parse_duration_reads_them(secs in 0u64..100_000_000, frac in 0u32..1_000_000, tail in "[ -~]{0,9}", edit in proptest::option::of((0usize..16, proptest::prelude::any::<u8>()))) {
             let mut token = format!("{secs}.{frac:06} {tail}").into_bytes();
             token.resize(token.len().max(16), b'x');
             if let Some((at, byte)) = edit {
                 token[at] = byte;
             }
-            if let Some(found) = writers_duration(&token) {
-                proptest::prop_assert_eq!(Some(found), plain_duration(&token));
+            if let Some((value, len)) = writers_duration(&token) {
+                proptest::prop_assert_eq!(token[len], b' ');
+                proptest::prop_assert_eq!(Ok(value), parse_duration(&token[..len]));
             } else if edit.is_none() && secs < 10_000_000 {
                 proptest::prop_assert!(false, "the writers' form not taken");
-            }
-        }
-
-        #[test]
-        fn durations_read_as_str_parse_reads_them(
-            digits in "[0-9]{1,17}",
-            dot in 0usize..18,
-            with_dot in proptest::bool::ANY,
-        ) {
-            let mut token = digits.clone();
-            if with_dot {
-                token.insert(dot.min(digits.len()), '.');
-            }
-            let expected = token.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
-            proptest::prop_assert_eq!(parse_duration(token.as_bytes()), expected, "{}", token);
-            let spaced = format!("{token} x");
-            if let Some((value, len)) = plain_duration(spaced.as_bytes()) {
-                proptest::prop_assert_eq!(len, token.len());
-                proptest::prop_assert_eq!(Some(value), expected, "{}", token);
             }
         }
 
