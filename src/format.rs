@@ -810,7 +810,11 @@ fn digits_value(b: &[u8]) -> Option<u32> {
 /// ```
 #[must_use]
 pub fn parse_second(head: &[u8; 19]) -> Option<Timestamp> {
-    if head[4] != b'-' || head[7] != b'-' || head[10] != b'T' || head[13] != b':' || head[16] != b':'
+    if head[4] != b'-'
+        || head[7] != b'-'
+        || head[10] != b'T'
+        || head[13] != b':'
+        || head[16] != b':'
     {
         return None;
     }
@@ -982,7 +986,10 @@ mod tests {
             );
         }
         let text = format!("2020-02-27T08:04:25.961298 3155760000 {base} a-stop");
-        assert_eq!(parse_line(text.as_bytes()).unwrap().duration, Some(MAX_DURATION_SECS));
+        assert_eq!(
+            parse_line(text.as_bytes()).unwrap().duration,
+            Some(MAX_DURATION_SECS)
+        );
     }
 
     proptest::proptest! {

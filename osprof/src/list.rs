@@ -18,6 +18,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::model::secs_to_micros;
+use crate::scan::names::Interner;
 use crate::scan::{for_each_parsed, IdMap};
 use crate::source::Inputs;
 use crate::table::{csv, markdown};
@@ -140,46 +141,21 @@ struct Acc {
     last: i64,
     points: u32,
     unfinished: u32,
-    /// (parent is the base, begin, index of the name in `Names`).
+    /// (parent is the base, begin, index of the name in the interner).
     root: Option<(bool, i64, u32)>,
     /// Most requests are in one log: no allocation for them.
     source: usize,
     more_sources: Vec<usize>,
 }
 
-/// Root names, held once each (a list has many requests, few root names).
-#[derive(Default)]
-struct Names {
-    ids: std::collections::HashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
-}
-
-impl Names {
-    fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.ids.get(name) {
-            return i;
-        }
-        let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-        if i < u32::MAX {
-            self.names.push(name.into());
-            self.ids.insert(name.into(), i);
-        }
-        i
-    }
-
-    fn get(&self, i: u32) -> &str {
-        self.names.get(i as usize).map_or("", |n| n)
-    }
-}
-
 impl Acc {
-    fn see_root(&mut self, is_root: bool, begin: i64, name: &str, names: &mut Names) {
+    fn see_root(&mut self, is_root: bool, begin: i64, name: &str, names: &mut Interner) {
         let better = match &self.root {
             None => true,
             Some((r, b, _)) => (is_root, std::cmp::Reverse(begin)) > (*r, std::cmp::Reverse(*b)),
         };
         if better {
-            self.root = Some((is_root, begin, names.intern(name)));
+            self.root = Some((is_root, begin, names.intern(name.as_bytes()).0));
         }
     }
 }
@@ -190,7 +166,7 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
     // trace_id -> begin of the points open now.
     let mut open: IdMap<i64> = IdMap::default();
     let mut unreadable = Unreadable::default();
-    let mut names = Names::default();
+    let mut names = Interner::default();
     let filter = &options.filter;
     for_each_parsed(inputs, &mut unreadable, |source, line| {
         let base = line.ids.base_id;
@@ -243,8 +219,8 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
         .into_iter()
         .filter(|(_, a)| {
             let first = Timestamp::from_unix_micros(a.first);
-            let root = a.root.map_or("", |r| names.get(r.2));
-            filter.keeps_time(first) && filter.keeps_name(root)
+            let root = a.root.map(|r| names.text(r.2)).unwrap_or_default();
+            filter.keeps_time(first) && filter.keeps_name(&root)
         })
         .map(|(base, a)| {
             let mut logs = a.more_sources;
@@ -263,7 +239,7 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
                 unfinished: u64::from(a.unfinished),
                 root: a
                     .root
-                    .map(|r| names.get(r.2).to_string())
+                    .map(|r| names.text(r.2).into_owned())
                     .unwrap_or_default(),
                 logs,
             }

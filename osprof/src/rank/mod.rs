@@ -44,8 +44,9 @@ use std::io::{self, Write};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::model::secs_to_micros;
-use crate::scan::{for_each_parsed, id, Fields, IdMap, NameMap, U128Map};
+use crate::model::{merge_intervals, secs_to_micros, uncovered_micros};
+use crate::scan::names::Interner;
+use crate::scan::{for_each_parsed, id, Fields, IdMap, U128Map};
 use crate::source::Inputs;
 use crate::table::{csv, markdown};
 use crate::{Error, Filter, Format, Unreadable};
@@ -339,7 +340,7 @@ fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
 
 /// The figures of the scan without self time, added up in reading order.
 struct Agg<'o> {
-    names: NameMap<usize>,
+    names: Interner,
     stats: Vec<(Box<str>, NameStats)>,
     /// `id_key` of the trace id -> (name, begin, base_id) of the points
     /// started and not stopped yet: as in `scan_with_self_time`, a start
@@ -354,7 +355,7 @@ struct Agg<'o> {
 impl<'o> Agg<'o> {
     fn new(options: &'o RankOptions) -> Self {
         Agg {
-            names: NameMap::default(),
+            names: Interner::default(),
             stats: Vec::new(),
             open: U128Map::default(),
             stops: 0,
@@ -366,15 +367,7 @@ impl<'o> Agg<'o> {
     /// The index of a name, given as the bytes of its (lossy) UTF-8 form.
     #[inline]
     fn name(&mut self, name: &[u8]) -> usize {
-        match self.names.get(name) {
-            Some(&i) => i,
-            None => {
-                let text = String::from_utf8_lossy(name);
-                self.stats.push((text.into(), NameStats::default()));
-                self.names.insert(name.into(), self.stats.len() - 1);
-                self.stats.len() - 1
-            }
-        }
+        intern(&mut self.names, &mut self.stats, name)
     }
 
     /// A stop line's duration added to its name's figures.
@@ -437,25 +430,17 @@ fn self_time_pass(
     extra: &Children,
     mut late: Option<&mut Children>,
 ) -> Result<Scanned, Error> {
-    let mut names: HashMap<Box<str>, usize> = HashMap::new();
+    let mut names = Interner::default();
     let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
     let mut open: IdMap<Open> = IdMap::default();
     let mut stops = 0u64;
     let mut unreadable = Unreadable::default();
     let filter = &options.filter;
-    let mut intern = |name: &str, stats: &mut Vec<(Box<str>, NameStats)>| -> usize {
-        if let Some(&i) = names.get(name) {
-            return i;
-        }
-        stats.push((name.into(), NameStats::default()));
-        names.insert(name.into(), stats.len() - 1);
-        stats.len() - 1
-    };
     for_each_parsed(inputs, &mut unreadable, |_, line| {
         if !filter.keeps(&line) {
             return;
         }
-        let name = intern(&line.name, &mut stats);
+        let name = intern(&mut names, &mut stats, line.name.as_bytes());
         match line.phase {
             Phase::Start => {
                 open.insert(
@@ -477,13 +462,18 @@ fn self_time_pass(
                 let opened = open.remove(&line.ids.trace_id);
                 let (begin, mut children) = match opened {
                     Some(o) => (o.begin, o.children),
-                    None => (line.timestamp.unix_micros() - micros, Vec::new()),
+                    None => (
+                        line.timestamp.unix_micros().saturating_sub(micros),
+                        Vec::new(),
+                    ),
                 };
                 if let Some(more) = extra.get(&line.ids.trace_id) {
                     children.extend_from_slice(more);
                 }
                 let end = begin.saturating_add(micros);
-                st.self_micros += uncovered(begin, end, children);
+                st.self_micros = st
+                    .self_micros
+                    .saturating_add(uncovered_micros(begin, end, children));
                 let ids = &line.ids;
                 let siblings = match open.get_mut(&ids.parent_id) {
                     Some(parent) => Some(&mut parent.children),
@@ -496,7 +486,7 @@ fn self_time_pass(
                 if let Some(siblings) = siblings {
                     siblings.push((begin, end));
                     if siblings.len() >= COMPACT_AT {
-                        merge(siblings);
+                        merge_intervals(siblings);
                     }
                 }
             }
@@ -510,6 +500,17 @@ fn self_time_pass(
             .collect(),
         unreadable,
     })
+}
+
+/// The index of a name (its lossy UTF-8 form's bytes) in `stats`, which
+/// gets a row for each new name.
+#[inline]
+fn intern(names: &mut Interner, stats: &mut Vec<(Box<str>, NameStats)>, name: &[u8]) -> usize {
+    let (n, new) = names.intern(name);
+    if new {
+        stats.push((String::from_utf8_lossy(name).into(), NameStats::default()));
+    }
+    n as usize
 }
 
 /// The report from a scan's figures.
@@ -605,35 +606,6 @@ fn finish(
         unreadable,
         options: options.clone(),
     })
-}
-
-/// Sorts and merges overlapping intervals in place.
-fn merge(spans: &mut Vec<(i64, i64)>) {
-    spans.sort_unstable();
-    let mut out: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
-    for &(a, b) in spans.iter() {
-        match out.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    *spans = out;
-}
-
-/// The part of `begin..end` no interval of `children` covers, in
-/// microseconds (the model's self time).
-fn uncovered(begin: i64, end: i64, mut children: Vec<(i64, i64)>) -> i64 {
-    if end <= begin {
-        return 0;
-    }
-    children.retain_mut(|(a, b)| {
-        *a = (*a).max(begin);
-        *b = (*b).min(end);
-        b > a
-    });
-    merge(&mut children);
-    let covered: i64 = children.iter().map(|(a, b)| b - a).sum();
-    (end - begin - covered).max(0)
 }
 
 /// An optional column: its header and how to get its value.
@@ -1108,14 +1080,6 @@ mod tests {
             assert_eq!(self_time("b-wsgi"), 2.0);
             assert_eq!(self_time("late"), 3.0);
         }
-    }
-
-    #[test]
-    fn uncovered_counts_overlaps_once() {
-        assert_eq!(uncovered(0, 100, vec![(10, 30), (20, 40), (90, 200)]), 60);
-        assert_eq!(uncovered(0, 100, vec![]), 100);
-        assert_eq!(uncovered(5, 5, vec![(0, 10)]), 0);
-        assert_eq!(uncovered(0, 100, vec![(-50, 150)]), 0);
     }
 
     #[test]

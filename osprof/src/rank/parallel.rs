@@ -34,8 +34,8 @@ use memmap2::{Mmap, MmapOptions};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::{keeps, Agg, RankOptions, Scanned};
-use crate::scan::names::{recent_slot, same_bytes, RECENT};
-use crate::scan::{id_key, Fields, LineParser, NameMap, U128Map};
+use crate::scan::names::Interner;
+use crate::scan::{id_key, Fields, LineParser, U128Map};
 use crate::source::{Inputs, LineRef, Source, MAX_LINE_LEN};
 use crate::{Error, Filter};
 use tracing_osprofiler::format::{parse_line, ParseError, Phase};
@@ -643,9 +643,7 @@ impl<'f> Worker<'f> {
             index,
             lines: Lines {
                 parser: LineParser::default(),
-                names: NameMap::default(),
-                known: Vec::new(),
-                recent: [0; RECENT],
+                names: Interner::default(),
                 filter,
             },
         }
@@ -683,15 +681,9 @@ impl<'f> Worker<'f> {
 /// A worker's line reader.
 struct Lines<'f> {
     parser: LineParser,
-    names: NameMap<u32>,
-    /// The names by index.
-    known: Vec<Box<[u8]>>,
-    /// A cache in front of `names`, by a cheap hash of the name's length
-    /// and first and last 8 bytes: 1 + the index of a name with that hash,
-    /// or 0. A log has few names, so this finds almost all of them with no
-    /// keyed hash; a miss (or a crafted log's collisions) only falls back
-    /// to `names`.
-    recent: [u32; RECENT],
+    /// The names of this worker's stop lines, as read (not converted to
+    /// UTF-8 yet).
+    names: Interner,
     filter: &'f Filter,
 }
 
@@ -802,27 +794,10 @@ impl Lines<'_> {
     /// row in the report).
     #[inline]
     fn name(&mut self, name: &[u8], sum: &mut Summary) -> u32 {
-        let slot = recent_slot(name);
-        if let Some(n) = self.recent[slot].checked_sub(1) {
-            if self
-                .known
-                .get(n as usize)
-                .is_some_and(|k| same_bytes(k, name))
-            {
-                return n;
-            }
+        let (n, new) = self.names.intern(name);
+        if new {
+            sum.new_names.push(name.into());
         }
-        let n = match self.names.get(name) {
-            Some(&n) => n,
-            None => {
-                let n = self.known.len() as u32;
-                self.names.insert(name.into(), n);
-                self.known.push(name.into());
-                sum.new_names.push(name.into());
-                n
-            }
-        };
-        self.recent[slot] = n + 1;
         n
     }
 }
