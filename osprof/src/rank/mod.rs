@@ -47,6 +47,7 @@ use serde::Serialize;
 use crate::model::{merge_intervals, secs_to_micros, uncovered_micros};
 use crate::scan::names::Interner;
 use crate::scan::{for_each_parsed, id, Fields, IdMap, U128Map};
+use crate::source::chunks::ChunkOptions;
 use crate::source::Inputs;
 use crate::table::{csv, markdown};
 use crate::{Error, Filter, Format, Unreadable};
@@ -294,13 +295,6 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) {
     }
 }
 
-/// Above this many bytes of files, the scan without self time splits its
-/// work over threads ([`scan_parallel`]).
-const PARALLEL_FROM: u64 = 16 << 20;
-
-/// Lines handed to a worker at a time, in bytes.
-const CHUNK_BYTES: usize = 1 << 20;
-
 mod parallel;
 mod sketch;
 use parallel::scan_parallel;
@@ -312,22 +306,14 @@ use sketch::Sketch;
 /// [`Line`](tracing_osprofiler::format::Line); any other line goes through the full
 /// parser, as in every report.
 fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
-    let workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let size: Option<u64> = inputs
-        .sources()
-        .iter()
-        .map(|s| match s {
-            crate::source::Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-            crate::source::Source::Stdin => None,
-        })
-        .sum();
-    // Small inputs are scanned by this thread alone.
-    let workers = if size.is_some_and(|s| s >= PARALLEL_FROM) {
-        workers
-    } else {
-        1
-    };
-    scan_parallel(inputs, options, workers, CHUNK_BYTES, parallel::WINDOW)
+    let chunks = ChunkOptions::for_inputs(inputs, options.mmap);
+    scan_parallel(
+        inputs,
+        options,
+        chunks.workers,
+        chunks.chunk_bytes,
+        chunks.window,
+    )
 }
 
 /// The figures of the scan without self time, added up in reading order.
@@ -881,7 +867,7 @@ mod tests {
                 (2, 4096, 100_000),
                 (2, 70_000, 12_288),
                 (3, 200_000, 150_000),
-                (2, 1 << 20, parallel::WINDOW),
+                (2, 1 << 20, crate::source::chunks::WINDOW),
             ] {
                 let Scanned {
                     stats,
@@ -928,7 +914,7 @@ mod tests {
                 for (chunk, window) in [
                     (4096, 4096),
                     (1 << 20, 1 << 20),
-                    (1 << 20, parallel::WINDOW),
+                    (1 << 20, crate::source::chunks::WINDOW),
                 ] {
                     let Scanned {
                         stats,

@@ -32,6 +32,7 @@ use tracing_osprofiler::format::{parse_line, Timestamp};
 
 use crate::Error;
 
+pub(crate) mod chunks;
 mod lines;
 use lines::{read_lines, read_lines_until, CHUNK_LEN};
 
