@@ -236,23 +236,24 @@ pub fn self_time_micros<'p>(parent: &Point, children: impl Iterator<Item = &'p P
     let (Some(begin), Some(end)) = (parent.begin_micros(), parent.end_micros()) else {
         return 0;
     };
-    let spans = children
+    let mut spans = children
         .filter_map(|c| Some((c.begin_micros()?, c.end_micros()?)))
         .collect();
-    uncovered_micros(begin, end, spans)
+    uncovered_micros(begin, end, &mut spans)
 }
 
 /// Self time, the one computation every report uses (`show`'s [`Tree`]
 /// and `rank --self`): the part of `begin..end` (microseconds) that no
 /// interval of `children` covers, each child clipped to the parent and
 /// overlapping children counted once. Never negative; saturating.
+/// `children` is left clipped and merged.
 ///
 /// ```
 /// use osprof::model::uncovered_micros;
-/// assert_eq!(uncovered_micros(0, 100, vec![(10, 30), (20, 40), (90, 200)]), 60);
+/// assert_eq!(uncovered_micros(0, 100, &mut vec![(10, 30), (20, 40), (90, 200)]), 60);
 /// ```
 #[must_use]
-pub fn uncovered_micros(begin: i64, end: i64, mut children: Vec<(i64, i64)>) -> i64 {
+pub fn uncovered_micros(begin: i64, end: i64, children: &mut Vec<(i64, i64)>) -> i64 {
     if end <= begin {
         return 0;
     }
@@ -261,7 +262,7 @@ pub fn uncovered_micros(begin: i64, end: i64, mut children: Vec<(i64, i64)>) -> 
         *b = (*b).min(end);
         b > a
     });
-    merge_intervals(&mut children);
+    merge_intervals(children);
     let covered = children
         .iter()
         .fold(0i64, |sum, (a, b)| sum.saturating_add(b.saturating_sub(*a)));
@@ -374,14 +375,14 @@ mod tests {
     #[test]
     fn uncovered_counts_overlaps_once() {
         assert_eq!(
-            uncovered_micros(0, 100, vec![(10, 30), (20, 40), (90, 200)]),
+            uncovered_micros(0, 100, &mut vec![(10, 30), (20, 40), (90, 200)]),
             60
         );
-        assert_eq!(uncovered_micros(0, 100, vec![]), 100);
-        assert_eq!(uncovered_micros(5, 5, vec![(0, 10)]), 0);
-        assert_eq!(uncovered_micros(0, 100, vec![(-50, 150)]), 0);
+        assert_eq!(uncovered_micros(0, 100, &mut vec![]), 100);
+        assert_eq!(uncovered_micros(5, 5, &mut vec![(0, 10)]), 0);
+        assert_eq!(uncovered_micros(0, 100, &mut vec![(-50, 150)]), 0);
         assert_eq!(
-            uncovered_micros(i64::MIN, i64::MAX, vec![(1, 2)]),
+            uncovered_micros(i64::MIN, i64::MAX, &mut vec![(1, 2)]),
             i64::MAX - 1
         );
     }

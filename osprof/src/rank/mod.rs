@@ -44,14 +44,14 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::model::{merge_intervals, secs_to_micros, uncovered_micros};
+use crate::model::secs_to_micros;
 use crate::scan::names::Interner;
-use crate::scan::{for_each_parsed, id, Fields, IdMap, U128Map};
+use crate::scan::{id, Fields, U128Map};
 use crate::source::chunks::ChunkOptions;
 use crate::source::Inputs;
 use crate::table::{csv, markdown};
 use crate::{Error, Filter, Format, Unreadable};
-use tracing_osprofiler::format::{Phase, Timestamp};
+use tracing_osprofiler::format::Timestamp;
 use tracing_osprofiler::Id;
 
 /// Mistral's header line.
@@ -242,14 +242,6 @@ struct NameStats {
     durations: Sketch,
 }
 
-struct Open {
-    name: usize,
-    base: Id,
-    begin: i64,
-    /// Intervals of the children that stopped so far.
-    children: Vec<(i64, i64)>,
-}
-
 /// Above this many child intervals, a parent's list is merged into
 /// disjoint intervals, which keeps a long-lived root with many sequential
 /// children from growing without bound.
@@ -262,7 +254,8 @@ pub fn rank(inputs: &Inputs, options: &RankOptions) -> Result<Rank, Error> {
         open,
         unreadable,
     } = if options.self_time {
-        scan_with_self_time(inputs, options)?
+        let chunks = ChunkOptions::for_inputs(inputs, options.mmap);
+        self_time::scan_with_self_time(inputs, options, &chunks)?
     } else {
         scan(inputs, options)?
     };
@@ -296,6 +289,7 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) {
 }
 
 mod parallel;
+mod self_time;
 mod sketch;
 use parallel::scan_parallel;
 use sketch::Sketch;
@@ -377,107 +371,6 @@ fn keeps(filter: &Filter, fields: &Fields<'_>) -> bool {
     (filter.base_ids.is_empty() || filter.keeps_base(id(fields.base_id())))
         && filter.keeps_time(fields.timestamp)
         && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(fields.name)))
-}
-
-/// The scan with self time, which follows each point's children.
-///
-/// A child that stops while its parent is open adds its interval to the
-/// parent. One whose parent is not open then (it lives in another
-/// service's log, read before or after the parent's, or it outlived its
-/// parent) is kept aside, and if there is any, the logs are read a second
-/// time with those intervals among their parents' children, so that self
-/// time is the model's (and `osprof show`'s) across logs too.
-fn scan_with_self_time(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
-    let mut late = IdMap::default();
-    let first = self_time_pass(inputs, options, &IdMap::default(), Some(&mut late))?;
-    if late.is_empty() {
-        return Ok(first);
-    }
-    self_time_pass(inputs, options, &late, None)
-}
-
-/// Children's intervals by their parent's trace id.
-type Children = IdMap<Vec<(i64, i64)>>;
-
-/// One read of the logs for [`scan_with_self_time`]: `extra` children are
-/// added to their parents; children whose parent is not open when they
-/// stop go to `late`.
-fn self_time_pass(
-    inputs: &Inputs,
-    options: &RankOptions,
-    extra: &Children,
-    mut late: Option<&mut Children>,
-) -> Result<Scanned, Error> {
-    let mut names = Interner::default();
-    let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
-    let mut open: IdMap<Open> = IdMap::default();
-    let mut stops = 0u64;
-    let mut unreadable = Unreadable::default();
-    let filter = &options.filter;
-    for_each_parsed(inputs, &mut unreadable, |_, line| {
-        if !filter.keeps(&line) {
-            return;
-        }
-        let name = intern(&mut names, &mut stats, line.name.as_bytes());
-        match line.phase {
-            Phase::Start => {
-                open.insert(
-                    line.ids.trace_id,
-                    Open {
-                        name,
-                        base: line.ids.base_id,
-                        begin: line.timestamp.unix_micros(),
-                        children: Vec::new(),
-                    },
-                );
-            }
-            Phase::Stop => {
-                let duration = line.duration.unwrap_or(0.0);
-                let st = &mut stats[name].1;
-                record_stop(st, duration, stops, options.percentiles);
-                let micros = secs_to_micros(duration).max(0);
-                stops += 1;
-                let opened = open.remove(&line.ids.trace_id);
-                let (begin, mut children) = match opened {
-                    Some(o) => (o.begin, o.children),
-                    None => (
-                        line.timestamp.unix_micros().saturating_sub(micros),
-                        Vec::new(),
-                    ),
-                };
-                if let Some(more) = extra.get(&line.ids.trace_id) {
-                    children.extend_from_slice(more);
-                }
-                let end = begin.saturating_add(micros);
-                st.self_micros = st
-                    .self_micros
-                    .saturating_add(uncovered_micros(begin, end, children));
-                let ids = &line.ids;
-                let siblings = match open.get_mut(&ids.parent_id) {
-                    Some(parent) => Some(&mut parent.children),
-                    // A root's parent is its request (`base_id`).
-                    None if ids.parent_id != ids.base_id && ids.parent_id != ids.trace_id => late
-                        .as_deref_mut()
-                        .map(|late| late.entry(ids.parent_id).or_default()),
-                    None => None,
-                };
-                if let Some(siblings) = siblings {
-                    siblings.push((begin, end));
-                    if siblings.len() >= COMPACT_AT {
-                        merge_intervals(siblings);
-                    }
-                }
-            }
-        }
-    })?;
-    Ok(Scanned {
-        stats,
-        open: open
-            .into_values()
-            .map(|o| (o.name, o.begin, o.base))
-            .collect(),
-        unreadable,
-    })
 }
 
 /// The index of a name (its lossy UTF-8 form's bytes) in `stats`, which
@@ -743,6 +636,127 @@ impl Rank {
     }
 }
 
+/// The reference the threaded scans are checked against: every line
+/// through `format::parse_line`, one after the other, self time included.
+#[cfg(test)]
+mod reference {
+    use super::*;
+    use crate::model::{merge_intervals, uncovered_micros};
+    use crate::scan::{for_each_parsed, IdMap};
+    use tracing_osprofiler::format::Phase;
+    use tracing_osprofiler::Id;
+
+    struct Open {
+        name: usize,
+        base: Id,
+        begin: i64,
+        /// Intervals of the children that stopped so far.
+        children: Vec<(i64, i64)>,
+    }
+
+    /// The scan with self time, which follows each point's children.
+    ///
+    /// A child that stops while its parent is open adds its interval to the
+    /// parent. One whose parent is not open then (it lives in another
+    /// service's log, read before or after the parent's, or it outlived its
+    /// parent) is kept aside, and if there is any, the logs are read a second
+    /// time with those intervals among their parents' children, so that self
+    /// time is the model's (and `osprof show`'s) across logs too.
+    pub(super) fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
+        let mut late = IdMap::default();
+        let first = self_time_pass(inputs, options, &IdMap::default(), Some(&mut late))?;
+        if late.is_empty() {
+            return Ok(first);
+        }
+        self_time_pass(inputs, options, &late, None)
+    }
+
+    /// Children's intervals by their parent's trace id.
+    type Children = IdMap<Vec<(i64, i64)>>;
+
+    /// One read of the logs for [`scan_with_self_time`]: `extra` children are
+    /// added to their parents; children whose parent is not open when they
+    /// stop go to `late`.
+    fn self_time_pass(
+        inputs: &Inputs,
+        options: &RankOptions,
+        extra: &Children,
+        mut late: Option<&mut Children>,
+    ) -> Result<Scanned, Error> {
+        let mut names = Interner::default();
+        let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
+        let mut open: IdMap<Open> = IdMap::default();
+        let mut stops = 0u64;
+        let mut unreadable = Unreadable::default();
+        let filter = &options.filter;
+        for_each_parsed(inputs, &mut unreadable, |_, line| {
+            if !filter.keeps(&line) {
+                return;
+            }
+            let name = intern(&mut names, &mut stats, line.name.as_bytes());
+            match line.phase {
+                Phase::Start => {
+                    open.insert(
+                        line.ids.trace_id,
+                        Open {
+                            name,
+                            base: line.ids.base_id,
+                            begin: line.timestamp.unix_micros(),
+                            children: Vec::new(),
+                        },
+                    );
+                }
+                Phase::Stop => {
+                    let duration = line.duration.unwrap_or(0.0);
+                    let st = &mut stats[name].1;
+                    record_stop(st, duration, stops, options.percentiles);
+                    let micros = secs_to_micros(duration).max(0);
+                    stops += 1;
+                    let opened = open.remove(&line.ids.trace_id);
+                    let (begin, mut children) = match opened {
+                        Some(o) => (o.begin, o.children),
+                        None => (
+                            line.timestamp.unix_micros().saturating_sub(micros),
+                            Vec::new(),
+                        ),
+                    };
+                    if let Some(more) = extra.get(&line.ids.trace_id) {
+                        children.extend_from_slice(more);
+                    }
+                    let end = begin.saturating_add(micros);
+                    st.self_micros =
+                        st.self_micros
+                            .saturating_add(uncovered_micros(begin, end, &mut children));
+                    let ids = &line.ids;
+                    let siblings = match open.get_mut(&ids.parent_id) {
+                        Some(parent) => Some(&mut parent.children),
+                        // A root's parent is its request (`base_id`).
+                        None if ids.parent_id != ids.base_id && ids.parent_id != ids.trace_id => {
+                            late.as_deref_mut()
+                                .map(|late| late.entry(ids.parent_id).or_default())
+                        }
+                        None => None,
+                    };
+                    if let Some(siblings) = siblings {
+                        siblings.push((begin, end));
+                        if siblings.len() >= COMPACT_AT {
+                            merge_intervals(siblings);
+                        }
+                    }
+                }
+            }
+        })?;
+        Ok(Scanned {
+            stats,
+            open: open
+                .into_values()
+                .map(|o| (o.name, o.begin, o.base))
+                .collect(),
+            unreadable,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -822,11 +836,12 @@ mod tests {
     /// column: every line through `format::parse_line`, one after the
     /// other; the reference the threaded scan is checked against.
     fn full_parser_report(inputs: &Inputs, options: &RankOptions) -> Rank {
-        let mut report = rank(inputs, &options.clone().with_self_time(true)).unwrap();
-        for row in &mut report.rows {
-            row.self_time = None;
-        }
-        report
+        let Scanned {
+            stats,
+            open,
+            unreadable,
+        } = reference::scan(inputs, options).unwrap();
+        finish(stats, open, unreadable, options).unwrap()
     }
 
     #[test]
@@ -1074,6 +1089,115 @@ mod tests {
             (1234.5675, "1234.568"),
         ] {
             assert_eq!(format!("{x:.3}"), s, "{x}");
+        }
+    }
+
+    /// A log of random points with random parents among them (children
+    /// in other chunks, parents that start after their children, ids
+    /// reused, stops without starts), some lines mangled.
+    fn random_tree_log() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let line = prop_oneof![
+            12 => (any::<bool>(), 0u32..30, 0u32..31, 0usize..3, 0u32..2_000_000, 0u32..3_000_000)
+                .prop_map(|(stop, t, p, n, at, d)| {
+                    let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7";
+                    let id = |t: u32| format!("00000000-0000-4000-8000-{t:012x}");
+                    // Parent 30 is the request itself.
+                    let parent = if p == 30 { base.to_owned() } else { id(p) };
+                    let name = ["a", "db", "caf\u{e9}"][n];
+                    let ts = format!("2020-02-27T08:04:{:02}.{:06}", at / 1_000_000, at % 1_000_000);
+                    if stop {
+                        format!("{ts} {}.{:06} {base} {parent} {} {name}-stop", d / 1_000_000, d % 1_000_000, id(t))
+                    } else {
+                        format!("{ts}          {base} {parent} {} {name}-start", id(t))
+                    }
+                    .into_bytes()
+                }),
+            1 => proptest::collection::vec(any::<u8>(), 0..100),
+            1 => Just(Vec::new()),
+        ];
+        proptest::collection::vec(line, 1..150).prop_map(|lines| {
+            let mut out = Vec::new();
+            for line in lines {
+                out.extend_from_slice(&line);
+                out.push(b'\n');
+            }
+            out
+        })
+    }
+
+    fn self_time_report(
+        inputs: &Inputs,
+        options: &RankOptions,
+        workers: usize,
+        chunk: usize,
+    ) -> Rank {
+        let chunks = ChunkOptions {
+            workers,
+            chunk_bytes: chunk,
+            window: 3 * chunk,
+            mmap: options.mmap,
+        };
+        let Scanned {
+            stats,
+            open,
+            unreadable,
+        } = self_time::scan_with_self_time(inputs, options, &chunks).unwrap();
+        finish(stats, open, unreadable, options).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn threaded_self_time_is_the_full_parsers_on_random_logs(
+            logs in proptest::collection::vec(random_tree_log(), 1..3),
+            chunk in 64usize..6_000,
+            workers in 1usize..4,
+            mmap in proptest::bool::ANY,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let paths: Vec<_> = logs
+                .iter()
+                .enumerate()
+                .map(|(i, log)| {
+                    let path = dir.path().join(format!("{i}.log"));
+                    std::fs::write(&path, log).unwrap();
+                    path
+                })
+                .collect();
+            let inputs = Inputs::from_paths(&paths).unwrap();
+            let options = RankOptions::new()
+                .with_self_time(true)
+                .with_percentiles(true)
+                .with_mmap(mmap);
+            let whole = full_parser_report(&inputs, &options);
+            let threaded = self_time_report(&inputs, &options, workers, chunk);
+            proptest::prop_assert_eq!(&threaded.rows, &whole.rows);
+            proptest::prop_assert_eq!(&threaded.unfinished, &whole.unfinished);
+            proptest::prop_assert_eq!(&threaded.unreadable, &whole.unreadable);
+        }
+    }
+
+    #[test]
+    fn threaded_self_time_gives_the_full_parsers_figures_on_mixed_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.log");
+        std::fs::write(&a, mixed_log(7)).unwrap();
+        let inputs = Inputs::from_paths([&a]).unwrap();
+        for options in [
+            RankOptions::new().with_self_time(true),
+            RankOptions::new()
+                .with_self_time(true)
+                .with_filter(Filter::new().with_name(Some(crate::Pattern::new("*a*")))),
+        ] {
+            let whole = full_parser_report(&inputs, &options);
+            assert!(whole.unreadable.count > 0 && !whole.unfinished.is_empty());
+            for (workers, chunk) in [(1, 4096), (2, 700), (3, 100_000)] {
+                let threaded = self_time_report(&inputs, &options, workers, chunk);
+                assert_eq!(threaded.rows, whole.rows, "{workers} {chunk}");
+                assert_eq!(threaded.unfinished, whole.unfinished);
+                assert_eq!(threaded.unreadable, whole.unreadable);
+            }
         }
     }
 }

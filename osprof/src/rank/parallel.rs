@@ -23,28 +23,12 @@
 
 use super::{keeps, Agg, RankOptions, Scanned};
 use crate::scan::names::Interner;
-use crate::scan::{id_key, Fields, LineParser, U128Map};
+use crate::scan::{id_key, Fields, LineParser, U128Map, Unread};
 use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done};
 use crate::source::{Inputs, LineRef, MAX_LINE_LEN};
 use crate::Error;
 use crate::Filter;
 use tracing_osprofiler::format::{parse_line, ParseError, Phase};
-
-/// Why a line was not read.
-#[derive(Clone, Copy)]
-enum Unread {
-    TooLong,
-    Parse(ParseError),
-}
-
-impl std::fmt::Display for Unread {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unread::TooLong => f.write_str("line too long"),
-            Unread::Parse(e) => e.fmt(f),
-        }
-    }
-}
 
 /// What a worker made of a chunk. Names are the worker's indexes.
 #[derive(Default)]

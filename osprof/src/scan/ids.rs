@@ -82,6 +82,24 @@ pub(crate) fn id_key(id: Id) -> u128 {
     checked_id_key(&text)
 }
 
+/// The id whose [`id_key`] `key` is.
+pub(crate) fn key_id(key: u128) -> Id {
+    let (low, high) = (key as u64, (key >> 64) as u64);
+    // Byte i of each half holds the i-th digit of its first word in its
+    // low nibble and of its second word in its high nibble.
+    let mut value = 0u128;
+    for (half, shift) in [(low, 64), (high, 0)] {
+        let (mut first, mut second) = (0u128, 0u128);
+        for i in 0..8 {
+            let byte = (half >> (8 * i)) & 0xff;
+            first = first << 4 | u128::from(byte & 0x0f);
+            second = second << 4 | u128::from(byte >> 4);
+        }
+        value |= (first << 32 | second) << shift;
+    }
+    id(value)
+}
+
 /// [`id_key`] of an id that [`ids_ok`] checked (36 bytes, canonical
 /// form): the 32 digits' values, a nibble each, folded two words into one.
 #[inline(always)]

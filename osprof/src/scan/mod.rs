@@ -39,8 +39,127 @@ mod swar;
 
 pub(crate) use hash::{IdMap, U128Map};
 use ids::{checked_id_key, checked_id_value, ids_ok, IDS_LEN};
-pub(crate) use ids::{id, id_key};
+pub(crate) use ids::{id, id_key, key_id};
 use swar::{all_digits, eight_digits, first_whitespace, word_at, HIGH, ONES};
+
+/// Why a line of a chunk was not read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unread {
+    /// Longer than [`MAX_LINE_LEN`].
+    TooLong,
+    /// What [`parse_line`] said.
+    Parse(ParseError),
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::TooLong => f.write_str("line too long"),
+            Unread::Parse(e) => e.fmt(f),
+        }
+    }
+}
+
+/// A readable line with its ids as [`id_key`]s: what the reports that
+/// match starts, stops, parents and requests need of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyedLine<'a> {
+    /// As [`Line::timestamp`].
+    pub(crate) timestamp: Timestamp,
+    /// As [`Line::duration`].
+    pub(crate) duration: Option<f64>,
+    /// As [`Line::phase`].
+    pub(crate) phase: Phase,
+    /// The name's bytes (as read on the fast path, lossy-converted UTF-8
+    /// on the other).
+    pub(crate) name: &'a [u8],
+    /// The `trace_id`'s key.
+    pub(crate) trace: u128,
+    /// The `parent_id`'s key.
+    pub(crate) parent: u128,
+    /// The `base_id`'s key.
+    pub(crate) base: u128,
+}
+
+/// Reads the lines of a chunk (split as [`Inputs::for_each_line`] splits
+/// them) and calls `f` with each one's index in the chunk, its place
+/// (start, length) and what it says; blank lines are counted and skipped.
+/// Returns the number of lines.
+pub(crate) fn for_each_chunk_line(
+    parser: &mut LineParser,
+    data: &[u8],
+    mut f: impl FnMut(u64, (u32, u32), Result<KeyedLine<'_>, Unread>),
+) -> u64 {
+    let mut start = 0;
+    let mut index = 0u64;
+    while let Some(text) = data.get(start..).filter(|t| !t.is_empty()) {
+        let at = start as u32;
+        if let Some((fields, len)) = parser.fields_at(text) {
+            let line = KeyedLine {
+                timestamp: fields.timestamp,
+                duration: fields.duration,
+                phase: fields.phase,
+                name: fields.name,
+                trace: fields.trace_key(),
+                parent: fields.parent_key(),
+                base: fields.base_key(),
+            };
+            f(index, (at, len as u32), Ok(line));
+            start += len + 1;
+            index += 1;
+            continue;
+        }
+        let len = memchr::memchr(b'\n', text).unwrap_or(text.len());
+        let bytes = &text[..len];
+        if bytes.len() > MAX_LINE_LEN {
+            f(index, (at, len as u32), Err(Unread::TooLong));
+        } else {
+            match parse_line(bytes) {
+                Ok(line) => f(
+                    index,
+                    (at, len as u32),
+                    Ok(KeyedLine {
+                        timestamp: line.timestamp,
+                        duration: line.duration,
+                        phase: line.phase,
+                        name: line.name.as_bytes(),
+                        trace: id_key(line.ids.trace_id),
+                        parent: id_key(line.ids.parent_id),
+                        base: id_key(line.ids.base_id),
+                    }),
+                ),
+                Err(ParseError::Blank) => {}
+                Err(e) => f(index, (at, len as u32), Err(Unread::Parse(e))),
+            }
+        }
+        start += len + 1;
+        index += 1;
+    }
+    index
+}
+
+/// The start line at `at` (start, length) of `data`, read again: its
+/// name, timestamp and `base_id` key.
+pub(crate) fn reread_start<'a>(
+    parser: &mut LineParser,
+    data: &'a [u8],
+    at: (u32, u32),
+) -> Option<(std::borrow::Cow<'a, [u8]>, Timestamp, u128)> {
+    let bytes = data.get(at.0 as usize..at.0 as usize + at.1 as usize)?;
+    if let Some(fields) = parser.fields(bytes) {
+        return Some((
+            Cow::Borrowed(fields.name),
+            fields.timestamp,
+            fields.base_key(),
+        ));
+    }
+    let line = parse_line(bytes).ok()?;
+    let name = match line.name {
+        Cow::Borrowed(name) => Cow::Borrowed(name.as_bytes()),
+        Cow::Owned(name) => Cow::Owned(name.into_bytes()),
+    };
+    Some((name, line.timestamp, id_key(line.ids.base_id)))
+}
 
 /// Parses each line of `inputs`, counting the unreadable ones, and calls `f`
 /// with the readable ones.
@@ -116,6 +235,18 @@ impl Fields<'_> {
     #[inline]
     pub(crate) fn trace_key(&self) -> u128 {
         checked_id_key(&self.ids[74..110])
+    }
+
+    /// The `parent_id`'s [`id_key`].
+    #[inline]
+    pub(crate) fn parent_key(&self) -> u128 {
+        checked_id_key(&self.ids[37..73])
+    }
+
+    /// The `base_id`'s [`id_key`].
+    #[inline]
+    pub(crate) fn base_key(&self) -> u128 {
+        checked_id_key(&self.ids[..36])
     }
 }
 
@@ -488,6 +619,7 @@ mod tests {
             for (x, y) in [(a, b), (a, a ^ (1 << flip))] {
                 proptest::prop_assert_eq!(id_key(id(x)) == id_key(id(y)), x == y);
                 proptest::prop_assert_eq!(checked_id_key(text(x).as_bytes()), id_key(id(x)));
+                proptest::prop_assert_eq!(key_id(id_key(id(x))), id(x));
             }
         }
     }
