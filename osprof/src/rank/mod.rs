@@ -642,7 +642,9 @@ impl Rank {
 mod reference {
     use super::*;
     use crate::model::{merge_intervals, uncovered_micros};
-    use crate::scan::{for_each_parsed, IdMap};
+    use crate::scan::for_each_parsed;
+
+    type IdMap<V> = std::collections::HashMap<Id, V>;
     use tracing_osprofiler::format::Phase;
     use tracing_osprofiler::Id;
 

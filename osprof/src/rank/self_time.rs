@@ -159,9 +159,8 @@ pub(super) struct Summary {
     events: Vec<Event>,
     /// Every id the chunk touched.
     seen: U128Map<Seen>,
-    /// The points the chunk left open: (trace, name, begin, base,
-    /// children).
-    opens: Vec<(u128, u32, i64, u128, Vec<(i64, i64)>)>,
+    /// The points the chunk left open, by trace id key.
+    opens: Vec<(u128, LeftOpen)>,
     /// Whether the chunk must be read again in order (see the module docs).
     redo: bool,
 }
@@ -177,6 +176,16 @@ impl Summary {
         self.opens.clear();
         self.redo = false;
     }
+}
+
+/// A point a chunk left open.
+#[derive(Debug)]
+struct LeftOpen {
+    /// The worker's index of its name.
+    name: u32,
+    begin: i64,
+    base: u128,
+    children: Vec<(i64, i64)>,
 }
 
 /// The workers' side.
@@ -260,7 +269,13 @@ impl ChunkReader for SelfTimeReader<'_> {
                     sum.new_names.push(name.as_ref().into());
                 }
                 let children = std::mem::take(children);
-                sum.opens.push((trace, n, *begin, base, children));
+                let point = LeftOpen {
+                    name: n,
+                    begin: *begin,
+                    base,
+                    children,
+                };
+                sum.opens.push((trace, point));
             }
         }
         worker.parser = parser;
@@ -452,12 +467,12 @@ impl Agg<'_, '_> {
                 self.open.remove(id);
             }
         }
-        for (trace, n, begin, base, children) in sum.opens.drain(..) {
+        for (trace, left) in sum.opens.drain(..) {
             let point = OpenPoint {
-                name: name(n),
-                begin,
-                base,
-                children,
+                name: name(left.name),
+                begin: left.begin,
+                base: left.base,
+                children: left.children,
             };
             self.open.insert(trace, point);
         }

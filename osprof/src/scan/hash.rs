@@ -2,9 +2,7 @@
 //! names are short, so a multiply-and-rotate hash keyed per process is
 //! enough, and much cheaper than SipHash.
 
-use tracing_osprofiler::Id;
-
-/// A hasher for maps keyed by [`Id`] (and by names): ids are random UUIDs, so a
+/// A hasher for maps keyed by ids (and by names): ids are random UUIDs, so a
 /// multiply-and-rotate over their bytes, keyed per process so that a
 /// crafted log cannot aim at collisions it cannot see, is enough and much
 /// cheaper than SipHash.
@@ -70,9 +68,6 @@ impl std::hash::Hasher for IdHasher {
         self.0 ^ (self.0 >> 31)
     }
 }
-
-/// A map keyed by [`Id`] with [`IdHashBuilder`].
-pub(crate) type IdMap<V> = std::collections::HashMap<Id, V, IdHashBuilder>;
 
 /// A map keyed by an id's 128-bit value (as [`Fields`] gives it), with
 /// [`IdHashBuilder`].

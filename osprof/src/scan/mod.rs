@@ -37,7 +37,7 @@ pub(crate) mod names;
 mod sse2;
 mod swar;
 
-pub(crate) use hash::{IdMap, U128Map};
+pub(crate) use hash::U128Map;
 use ids::{checked_id_key, checked_id_value, ids_ok, IDS_LEN};
 pub(crate) use ids::{id, id_key, key_id};
 use swar::{all_digits, eight_digits, first_whitespace, word_at, HIGH, ONES};
