@@ -5,10 +5,13 @@
 //! | this file | a capturing `MakeWriter`, a checker that parses every captured line back and verifies the trace trees, an independent HMAC, the downstream-header check |
 //! | [`python`] | the real Python osprofiler (a venv made on first use) |
 //! | [`http`] | one global subscriber for the HTTP tests, tokens, servers on loopback |
+//! | [`otlp`] | an in-process OTLP/HTTP collector, faulty peers, trace checks |
 #![allow(dead_code, unused_imports)]
 
 #[cfg(all(feature = "tower", feature = "reqwest"))]
 pub mod http;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod python;
 
 use std::collections::{HashMap, HashSet};

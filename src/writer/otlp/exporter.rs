@@ -232,6 +232,7 @@ impl Sink for OtlpSink {
     }
 
     fn flush(&mut self, deadline: Instant) -> bool {
+        let deadline = ahead_of(deadline);
         let (done, finished) = crossbeam_channel::bounded(1);
         if self
             .control
@@ -247,6 +248,7 @@ impl Sink for OtlpSink {
         let Some(thread) = self.thread.take() else {
             return;
         };
+        let deadline = ahead_of(deadline);
         let (done, finished) = crossbeam_channel::bounded(1);
         let sent = self
             .control
@@ -261,6 +263,14 @@ impl Sink for OtlpSink {
             self.abandon();
         }
     }
+}
+
+/// A little before `deadline` (a tenth of the time left, at most 100 ms):
+/// the writer's thread has to report back to the guard by `deadline`, and
+/// what this sink gives up on must be counted before then.
+fn ahead_of(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline - (left / 10).min(Duration::from_millis(100))
 }
 
 impl Drop for OtlpSink {
