@@ -166,7 +166,8 @@ impl OtlpSink {
         };
         let queue_limit = exporter.settings.queue_limit as u64;
         let thread = std::thread::Builder::new()
-            .name("tracing-osprofiler-otlp".into())
+            // 15 characters: the whole name shows in `top -H` and /proc.
+            .name("osprofiler-otlp".into())
             .spawn(move || exporter.run())
             .map_err(|source| Error::io("cannot start the OTLP export thread", source))?;
         Ok(OtlpSink {
