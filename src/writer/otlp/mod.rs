@@ -39,7 +39,8 @@ mod mapping;
 /// | `service.name` prefix (osprofiler's `[profiler_otlp] service_name_prefix`) | none: `{project}-{service}` | [`with_service_name_prefix`](Self::with_service_name_prefix) |
 /// | extra request headers (an `Authorization` for a hosted backend) | none | [`with_header`](Self::with_header) |
 ///
-/// The project, service and host come from the [`Builder`]
+/// Every wait is at most a day. The project, service and host come from
+/// the [`Builder`]
 /// ([`with_project`](Builder::with_project), …).
 ///
 /// ```
@@ -254,24 +255,30 @@ impl SinkConfig for Otlp {
             }
         }
         let counters = Arc::new(SinkCounters::new(SinkKind::Otlp, self.url.clone()));
+        // Longer waits mean nothing to an exporter, and would overflow the
+        // clock arithmetic of the export thread and of the HTTP client.
+        let sane = |d: Duration| d.min(LONGEST_WAIT);
         let resource = mapping::resource(identity, self.service_name_prefix.as_deref());
         let settings = exporter::Settings {
             url: self.url,
             batch_size: self.batch_size,
-            batch_timeout: self.batch_timeout,
+            batch_timeout: sane(self.batch_timeout),
             queue_limit: self.queue_limit,
             gzip: self.gzip,
-            connect_timeout: self.connect_timeout,
-            request_timeout: self.request_timeout,
+            connect_timeout: sane(self.connect_timeout),
+            request_timeout: sane(self.request_timeout),
             max_retries: self.max_retries,
-            backoff: self.backoff,
-            max_backoff: self.max_backoff,
+            backoff: sane(self.backoff),
+            max_backoff: sane(self.max_backoff),
             headers: self.headers,
         };
         let sink = exporter::OtlpSink::start(settings, resource, Arc::clone(&counters))?;
         Ok((Box::new(sink), counters))
     }
 }
+
+/// The longest any of the sink's waits may be: a day.
+const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// The URL to post spans to, from an endpoint or connection string.
 fn traces_url(endpoint: &str) -> Result<String, Error> {
@@ -360,6 +367,7 @@ fn traces_url(endpoint: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing_subscriber::prelude::*;
 
     #[test]
     fn endpoints_as_osprofiler_reads_them() {
@@ -410,6 +418,35 @@ mod tests {
         assert!(!text.contains("hunter"), "{text}");
         assert!(text.contains("authorization: ***"), "{text}");
         assert_eq!(otlp.headers.len(), 1);
+    }
+
+    #[test]
+    fn endless_waits_are_a_day() {
+        // Duration::MAX would overflow `Instant` arithmetic on the export
+        // thread: the sink must start, take spans and stop.
+        let otlp = Otlp::new(&format!("otlp://127.0.0.1:{}", dead_port()))
+            .unwrap()
+            .with_batch_timeout(Duration::MAX)
+            .with_backoff(Duration::MAX)
+            .with_max_backoff(Duration::MAX)
+            .with_connect_timeout(Duration::MAX)
+            .with_request_timeout(Duration::MAX)
+            .with_max_retries(0);
+        let (writer, guard) = Builder::new().with_otlp(otlp).build().unwrap();
+        let profile = crate::Profile::new(crate::Signer::new("k", crate::HmacAlgorithm::Sha1));
+        let subscriber =
+            tracing_subscriber::registry().with(crate::OsProfilerLayer::new(writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            drop(profile.start(|| tracing::info_span!("job")));
+        });
+        guard.flush(Duration::from_secs(20)).unwrap();
+        let stats = writer.stats().sink(SinkKind::Otlp).unwrap();
+        assert_eq!((stats.written, stats.dropped, stats.failed), (0, 0, 1));
+    }
+
+    fn dead_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
     }
 
     #[test]
