@@ -11,16 +11,40 @@
 //! or see docs/http.md for curl) writes its trace points to the log
 //! directory; any other request writes nothing. Stop it with Ctrl-C (the log
 //! is flushed on the way out).
+//!
+//! A fleet (docs/fleet.md): two instances, the first calling the second,
+//! both sending spans to an OpenTelemetry collector as well as to their logs:
+//!
+//! ```text
+//! cargo run --example axum_service --features tower,reqwest,otlp -- \
+//!     --listen 127.0.0.1:8081 --project cinder --service volume \
+//!     --connection-string otlp://127.0.0.1:4318
+//! cargo run --example axum_service --features tower,reqwest,otlp -- \
+//!     --listen 127.0.0.1:8080 --project nova --service api \
+//!     --connection-string otlp://127.0.0.1:4318 --downstream http://127.0.0.1:8081/
+//! ```
+//!
+//! | flag | default | what |
+//! |---|---|---|
+//! | `--listen ADDR` | `127.0.0.1:8080` | where to serve |
+//! | `--log-dir DIR` | `osprofiler-logs` | the Mistral log (always written) |
+//! | `--hmac-keys K1,K2` | `SECRET_KEY` | the keys a token may be signed with |
+//! | `--connection-string URL` | none | another sink, as osprofiler's connection string (`otlp://host:port`, `http(s)://…`, `redis://…`); repeatable; each needs its cargo feature |
+//! | `--project NAME`, `--service NAME` | `osprofiler`, the executable's name | who the points are from (OTLP `service.name` is `{project}-{service}`) |
+//! | `--downstream URL` | none | `GET /` also calls this URL, signed, so the callee's points hang under the call |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
+use reqwest_middleware::ClientWithMiddleware;
 use tracing::Instrument as _;
 use tracing_osprofiler::http::ProfilingLayer;
-use tracing_osprofiler::writer::RollingFile;
+use tracing_osprofiler::reqwest::ProfilingMiddleware;
+use tracing_osprofiler::writer::{ProfileWriter, RollingFile};
 use tracing_osprofiler::{HmacKeys, OsProfilerLayer};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
@@ -29,13 +53,24 @@ struct Args {
     listen: SocketAddr,
     log_dir: PathBuf,
     hmac_keys: String,
+    connection_strings: Vec<String>,
+    project: Option<String>,
+    service: Option<String>,
+    downstream: Option<String>,
 }
+
+const USAGE: &str = "usage: axum_service [--listen ADDR] [--log-dir DIR] [--hmac-keys K1,K2] \
+    [--connection-string URL]... [--project NAME] [--service NAME] [--downstream URL]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         log_dir: PathBuf::from("osprofiler-logs"),
         hmac_keys: "SECRET_KEY".to_owned(),
+        connection_strings: Vec::new(),
+        project: None,
+        service: None,
+        downstream: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -46,12 +81,11 @@ fn parse_args() -> Result<Args, String> {
             }
             "--log-dir" => args.log_dir = PathBuf::from(value()?),
             "--hmac-keys" => args.hmac_keys = value()?,
-            "-h" | "--help" => {
-                return Err(
-                    "usage: axum_service [--listen ADDR] [--log-dir DIR] [--hmac-keys K1,K2]"
-                        .to_owned(),
-                )
-            }
+            "--connection-string" => args.connection_strings.push(value()?),
+            "--project" => args.project = Some(value()?),
+            "--service" => args.service = Some(value()?),
+            "--downstream" => args.downstream = Some(value()?),
+            "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
@@ -89,15 +123,44 @@ async fn render(bytes: usize) -> String {
     format!("hello, user 42 ({bytes} bytes of data)\n")
 }
 
-async fn index() -> String {
+/// Calls the next service; its points hang under this call's `http` point.
+#[tracing::instrument(skip(client))]
+async fn call_downstream(client: &ClientWithMiddleware, url: &str) -> String {
+    match client.get(url).send().await {
+        Ok(response) => format!("downstream answered {}\n", response.status()),
+        Err(error) => format!("downstream failed: {error}\n"),
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    client: ClientWithMiddleware,
+    downstream: Option<String>,
+}
+
+async fn index(State(app): State<App>) -> String {
     let bytes = load_user(42).await;
-    render(bytes).await
+    let mut page = render(bytes).await;
+    if let Some(url) = &app.downstream {
+        page.push_str(&call_downstream(&app.client, url).await);
+    }
+    page
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
-    let (writer, _guard) = RollingFile::new(&args.log_dir).build()?;
+    let mut builder = ProfileWriter::builder().with_file(RollingFile::new(&args.log_dir));
+    for connection_string in &args.connection_strings {
+        builder = builder.with_connection_string(connection_string)?;
+    }
+    if let Some(project) = &args.project {
+        builder = builder.with_project(project);
+    }
+    if let Some(service) = &args.service {
+        builder = builder.with_service(service);
+    }
+    let (writer, _guard) = builder.build()?;
     tracing_subscriber::registry()
         // Fields on start lines: the root's method and path, `user = 42`.
         .with(OsProfilerLayer::new(writer).with_fields(true))
@@ -109,21 +172,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if keys.is_empty() {
         return Err("--hmac-keys: no key given".into());
     }
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ProfilingMiddleware::new())
+        .build();
     let app = Router::new()
         .route("/", get(index))
+        .with_state(App {
+            client,
+            downstream: args.downstream.clone(),
+        })
         .layer(ProfilingLayer::new(keys).with_method_and_path(true));
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
-        "listening on http://{}/ ; profiled requests are logged in {}",
+        "listening on http://{}/ ; profiled requests are logged in {}{}",
         listener.local_addr()?,
-        args.log_dir.display()
+        args.log_dir.display(),
+        // Connection strings may hold passwords: not printed.
+        match args.connection_strings.len() {
+            0 => String::new(),
+            n => format!(" and sent to {n} more sink(s)"),
+        }
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    // `_guard` drops here and flushes the log.
+    // `_guard` drops here: the log is flushed, and what the other sinks
+    // hold is delivered (or counted) within the flush timeout.
     Ok(())
 }

@@ -68,6 +68,7 @@
 //! | `tower` | no | the `http` module: a tower `Layer`/`Service` for http 1.x servers (axum, hyper, tonic) |
 //! | `reqwest` | no | the `reqwest` module: a reqwest-middleware that signs outgoing calls |
 //! | `metrics` | no | the `metrics` module: every counter published through the `metrics` facade |
+//! | `otlp` | no | `writer::Otlp`: every trace point also sent as an OpenTelemetry span over OTLP/HTTP, as osprofiler's `otlp` driver sends them (docs/fleet.md) |
 //!
 //! A service that only wants the layer depends on the crate with
 //! `default-features = false`.

@@ -221,7 +221,7 @@ pub(crate) struct PointFacts {
 }
 
 // Read by the sinks that export kinds and outcomes (OTLP, Redis).
-#[allow(dead_code)]
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 impl PointFacts {
     /// Whether the point counts as failed: an error was recorded, or the
     /// request or call answered with a status of 500 or more.
@@ -236,7 +236,8 @@ impl PointFacts {
 /// duration, so a sink that exports whole spans (OTLP) needs no state to
 /// pair it with its start.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // `started` and `kind` are read by the OTLP and Redis sinks
+// `started` and the facts are read by the OTLP and Redis sinks.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 pub(crate) struct PointEvent {
     pub(crate) phase: Phase,
     pub(crate) ids: PointIds,
@@ -252,7 +253,7 @@ pub(crate) struct PointEvent {
     pub(crate) facts: Option<Box<PointFacts>>,
 }
 
-#[allow(dead_code)]
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 impl PointEvent {
     /// The span fields as one JSON object, if the layer recorded them.
     pub(crate) fn fields(&self) -> Option<&str> {

@@ -34,7 +34,7 @@ use reqwest_middleware::reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 use tracing::{Instrument as _, Span};
 
-use crate::http::inject::insert_trace_headers;
+use crate::http::inject::{insert_trace_headers, insert_traceparent};
 use crate::http::Destinations;
 use crate::layer::{record_outcome, ProfileExt};
 use crate::point::{client_point, ClientCall};
@@ -46,6 +46,7 @@ use crate::point::{client_point, ClientCall};
 /// |---|---|---|
 /// | destinations that get signed headers | [`Destinations::internal`]: loopback and private IPs, `localhost`, names without a dot, `*.internal`, `*.local`, `*.home.arpa` | [`with_destinations`](Self::with_destinations) |
 /// | method and URL path on the `http` point | off (paths can name resources) | [`with_method_and_path`](Self::with_method_and_path) |
+/// | W3C `traceparent` header besides the token (to the same destinations) | off | [`with_traceparent`](Self::with_traceparent) |
 /// | query string, headers | never recorded | - |
 ///
 /// A call to another destination is still made and still gets its `http`
@@ -53,6 +54,7 @@ use crate::point::{client_point, ClientCall};
 #[derive(Debug, Clone, Default)]
 pub struct ProfilingMiddleware {
     method_and_path: bool,
+    traceparent: bool,
     destinations: Destinations,
 }
 
@@ -62,6 +64,7 @@ impl ProfilingMiddleware {
     pub const fn new() -> Self {
         ProfilingMiddleware {
             method_and_path: false,
+            traceparent: false,
             destinations: Destinations::internal(),
         }
     }
@@ -91,6 +94,17 @@ impl ProfilingMiddleware {
     #[must_use]
     pub const fn with_method_and_path(mut self, record: bool) -> Self {
         self.method_and_path = record;
+        self
+    }
+
+    /// Also sends a W3C `traceparent` naming the calling point, as the OTLP
+    /// sink names its span (see
+    /// [`http::inject::traceparent`](crate::http::inject::traceparent)),
+    /// to the destinations that get the token (default: off). A callee
+    /// traced with OpenTelemetry alone then joins the same trace.
+    #[must_use]
+    pub const fn with_traceparent(mut self, send: bool) -> Self {
+        self.traceparent = send;
         self
     }
 
@@ -146,17 +160,18 @@ impl Middleware for ProfilingMiddleware {
         // A token verifies fleet-wide and never expires: a destination the
         // policy does not allow gets the call, not the token.
         if self.destinations.allows_url(request.url()) {
-            match span.trace_headers() {
-                Some(trace) => {
-                    insert_trace_headers(request.headers_mut(), &trace);
-                }
-                None => {
-                    // The `http` span was filtered out: sign for the current
-                    // point instead, so the callee still joins.
-                    if let Some(trace) = Span::current().trace_headers() {
-                        insert_trace_headers(request.headers_mut(), &trace);
-                    }
-                }
+            // The `http` span may have been filtered out: sign for the
+            // current point instead, so the callee still joins.
+            let caller = if span.point_ids().is_some() {
+                span.clone()
+            } else {
+                Span::current()
+            };
+            if let Some(trace) = caller.trace_headers() {
+                insert_trace_headers(request.headers_mut(), &trace);
+            }
+            if self.traceparent {
+                insert_traceparent(request.headers_mut(), &caller);
             }
         }
         let outcome = span.clone();

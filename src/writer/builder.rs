@@ -25,7 +25,7 @@ pub(crate) trait SinkConfig: fmt::Debug + Send {
 ///
 /// | setting | default | setter |
 /// |---|---|---|
-/// | sinks | none: add at least one | [`with_file`](Self::with_file), [`with_connection_string`](Self::with_connection_string) |
+/// | sinks | none: add at least one | [`with_file`](Self::with_file), `with_otlp` (feature `otlp`), [`with_connection_string`](Self::with_connection_string) |
 /// | events queued for the writer thread | 128 000 | [`with_queue_limit`](Self::with_queue_limit) |
 /// | when the queue is full | wait for room (lossless) | [`with_lossy`](Self::with_lossy) |
 /// | longest wait for room before the writer counts as stalled | 500 ms | [`with_max_wait`](Self::with_max_wait) |
@@ -130,6 +130,9 @@ impl Builder {
                 )
             })?;
         match scheme.as_str() {
+            #[cfg(feature = "otlp")]
+            "otlp" | "http" | "https" => Ok(self.with_otlp(super::Otlp::new(connection_string)?)),
+            #[cfg(not(feature = "otlp"))]
             "otlp" | "http" | "https" => Err(missing_feature(connection_string, "otlp")),
             "redis" | "rediss" => Err(missing_feature(connection_string, "redis")),
             other => Err(Error::new(

@@ -12,6 +12,7 @@
 //! | `worker.rs` | the background thread: batches events and hands them to every sink |
 //! | `sink.rs` | what a sink is, and its counters and outage reports |
 //! | `file/` | the Mistral log file sink: [`RollingFile`], its own rolling file |
+//! | `otlp/` | the OTLP/HTTP sink (feature `otlp`): `Otlp`, spans made as osprofiler's `otlp` driver makes them, its export thread |
 //! | `error.rs` | [`Error`] |
 //!
 //! A profiled thread only queues a small record per start and stop; the
@@ -60,6 +61,8 @@ use crate::point::PointEvent;
 mod builder;
 mod error;
 mod file;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod queue;
 mod sink;
 mod worker;
@@ -67,6 +70,9 @@ mod worker;
 pub use builder::Builder;
 pub use error::Error;
 pub use file::RollingFile;
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub use otlp::Otlp;
 pub(crate) use sink::{Identity, Sink, SinkCounters};
 pub use sink::{SinkKind, SinkStats};
 pub use tracing_appender::rolling::Rotation;

@@ -6,10 +6,13 @@
 //! | [`python`] | the real Python osprofiler (a venv made on first use) |
 //! | [`http`] | one global subscriber for the HTTP tests, tokens, servers on loopback |
 //! | [`system`] | programs from Debian packages some tests need; a missing one fails the test, naming the package |
+//! | [`otlp`] | an in-process OTLP/HTTP collector, faulty peers, trace checks |
 #![allow(dead_code, unused_imports)]
 
 #[cfg(all(feature = "tower", feature = "reqwest"))]
 pub mod http;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod python;
 pub mod system;
 

@@ -1,0 +1,643 @@
+//! The OTLP sink's own thread: batches spans, encodes them as one
+//! `ExportTraceServiceRequest` (protobuf, gzip when asked), posts them with
+//! a blocking HTTP client and retries what a collector may take later.
+//!
+//! # Why a blocking client on a thread of its own
+//!
+//! The writer's thread must never wait on a network, and the service may
+//! not run tokio at all (or run it on threads this crate does not know). An
+//! async client (reqwest, hyper) called from a plain thread panics with
+//! "there is no reactor running, must be called from the context of a
+//! Tokio runtime", and a runtime made for it would be a second scheduler in
+//! the service. So the sink owns one plain thread and uses ureq, a blocking
+//! client with its own sockets and timeouts, and rustls for https.
+//!
+//! # What happens to every span
+//!
+//! [`OtlpSink::write`] maps each stop to a span and hands the batch over a
+//! channel without waiting; past the queue limit, spans are dropped and
+//! counted. Every span taken is, in the end, exactly one of: **written**
+//! (the collector answered 2xx; spans it said it rejected in a partial
+//! success are failed), **failed** (a connection error, a timeout, or a
+//! retryable status still failing after the last retry; any other error
+//! status at once) or **dropped** (never tried: a full queue, or shutting
+//! down gave up on it). The [`Ledger`] makes that exact even when shutting
+//! down gives up on a thread stuck in a slow call: whoever counts a span
+//! first (the thread, or the shutdown that abandons it) is the only one.
+
+use std::collections::VecDeque;
+use std::io::{Read as _, Write as _};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message as _;
+
+use super::mapping;
+use crate::format::Phase;
+use crate::point::PointEvent;
+use crate::writer::{Error, Sink, SinkCounters};
+
+/// What the export thread needs to know, taken from
+/// [`Otlp`](super::Otlp).
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub(super) url: String,
+    pub(super) batch_size: usize,
+    pub(super) batch_timeout: Duration,
+    pub(super) queue_limit: usize,
+    pub(super) gzip: bool,
+    pub(super) connect_timeout: Duration,
+    pub(super) request_timeout: Duration,
+    pub(super) max_retries: u32,
+    pub(super) backoff: Duration,
+    pub(super) max_backoff: Duration,
+    pub(super) headers: Vec<(String, String)>,
+}
+
+/// The most of a response body read (a partial success is a few bytes).
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+
+/// Spans taken and not yet counted, and whether shutting down counted them
+/// all already.
+#[derive(Debug, Default)]
+struct Ledger {
+    outstanding: u64,
+    abandoned: bool,
+}
+
+struct Shared {
+    ledger: Mutex<Ledger>,
+    counters: Arc<SinkCounters>,
+}
+
+impl Shared {
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // A panic elsewhere while holding it leaves plain numbers behind.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts `n` spans that left the thread's hands; nothing if shutting
+    /// down counted them already. Whether the thread should go on.
+    fn settle(&self, written: u64, failed: u64, dropped: u64) -> bool {
+        let mut ledger = self.ledger();
+        if ledger.abandoned {
+            return false;
+        }
+        let n = written + failed + dropped;
+        ledger.outstanding = ledger.outstanding.saturating_sub(n);
+        self.counters.written(written);
+        self.counters.failed(failed);
+        self.counters.dropped(dropped);
+        true
+    }
+}
+
+enum Control {
+    Flush {
+        deadline: Instant,
+        done: Sender<bool>,
+    },
+    Shutdown {
+        deadline: Instant,
+        done: Sender<()>,
+    },
+}
+
+impl Control {
+    fn deadline(&self) -> Instant {
+        match self {
+            Control::Flush { deadline, .. } | Control::Shutdown { deadline, .. } => *deadline,
+        }
+    }
+}
+
+/// The sink the writer's thread holds: the sending half of the export
+/// thread.
+pub(super) struct OtlpSink {
+    spans: Sender<Vec<Span>>,
+    /// Kept to take back what the thread never took when shutting down
+    /// gives up on it.
+    leftovers: Receiver<Vec<Span>>,
+    control: Sender<Control>,
+    shared: Arc<Shared>,
+    queue_limit: u64,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OtlpSink {
+    pub(super) fn start(
+        settings: Settings,
+        resource: Resource,
+        counters: Arc<SinkCounters>,
+    ) -> Result<Self, Error> {
+        let (spans, incoming) = crossbeam_channel::unbounded();
+        let (control, commands) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            ledger: Mutex::new(Ledger::default()),
+            counters,
+        });
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(settings.connect_timeout)
+            // A collector does not redirect; following one would resend the
+            // spans somewhere nobody configured.
+            .redirects(0)
+            .user_agent(concat!("tracing-osprofiler/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let exporter = Exporter {
+            incoming: incoming.clone(),
+            commands,
+            stashed: None,
+            pending: VecDeque::new(),
+            oldest: None,
+            shared: Arc::clone(&shared),
+            agent,
+            resource,
+            scope: mapping::scope(),
+            body: Vec::new(),
+            settings,
+        };
+        let queue_limit = exporter.settings.queue_limit as u64;
+        let thread = std::thread::Builder::new()
+            // 15 characters: the whole name shows in `top -H` and /proc.
+            .name("osprofiler-otlp".into())
+            .spawn(move || exporter.run())
+            .map_err(|source| Error::io("cannot start the OTLP export thread", source))?;
+        Ok(OtlpSink {
+            spans,
+            leftovers: incoming,
+            control,
+            shared,
+            queue_limit,
+            thread: Some(thread),
+        })
+    }
+
+    /// Counts as dropped everything taken and not counted yet, and tells
+    /// the thread, whenever its call returns, that it is all counted.
+    fn abandon(&mut self) {
+        let mut ledger = self.shared.ledger();
+        if !ledger.abandoned {
+            ledger.abandoned = true;
+            self.shared.counters.dropped(ledger.outstanding);
+            ledger.outstanding = 0;
+        }
+        drop(ledger);
+        // Free their memory now; they are counted.
+        while self.leftovers.try_recv().is_ok() {}
+    }
+}
+
+impl Sink for OtlpSink {
+    fn write(&mut self, events: &[PointEvent]) {
+        let stops = || events.iter().filter(|e| e.phase == Phase::Stop);
+        // Only this thread adds to the ledger or abandons it; the export
+        // thread only takes away, so the room seen here can only grow.
+        let room = {
+            let ledger = self.shared.ledger();
+            if ledger.abandoned {
+                self.shared.counters.dropped(stops().count() as u64);
+                return;
+            }
+            self.queue_limit.saturating_sub(ledger.outstanding)
+        };
+        let mut batch = Vec::new();
+        let mut dropped = 0u64;
+        for event in stops() {
+            if (batch.len() as u64) < room {
+                batch.extend(mapping::span(event));
+            } else {
+                dropped += 1;
+            }
+        }
+        self.shared.counters.dropped(dropped);
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len() as u64;
+        // Counted before the thread can see them, so that it never settles
+        // spans the ledger does not hold yet.
+        self.shared.ledger().outstanding += n;
+        // One message per batch of the writer, not one per span: each send
+        // may wake the export thread.
+        if self.spans.send(batch).is_err() {
+            self.shared.settle(0, 0, n);
+        }
+    }
+
+    fn flush(&mut self, deadline: Instant) -> bool {
+        let deadline = ahead_of(deadline);
+        let (done, finished) = crossbeam_channel::bounded(1);
+        if self
+            .control
+            .send(Control::Flush { deadline, done })
+            .is_err()
+        {
+            return false;
+        }
+        finished.recv_deadline(deadline).unwrap_or(false)
+    }
+
+    fn shutdown(&mut self, deadline: Instant) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let deadline = ahead_of(deadline);
+        let (done, finished) = crossbeam_channel::bounded(1);
+        let sent = self
+            .control
+            .send(Control::Shutdown { deadline, done })
+            .is_ok();
+        if sent && finished.recv_deadline(deadline).is_ok() {
+            let _ = thread.join();
+        } else {
+            // Stuck in a call past the deadline (a collector that accepts
+            // and never answers): the call ends by its own timeout, and the
+            // thread then finds everything counted and stops.
+            self.abandon();
+        }
+    }
+}
+
+/// A little before `deadline` (a tenth of the time left, at most 100 ms):
+/// the writer's thread has to report back to the guard by `deadline`, and
+/// what this sink gives up on must be counted before then.
+fn ahead_of(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline - (left / 10).min(Duration::from_millis(100))
+}
+
+impl Drop for OtlpSink {
+    fn drop(&mut self) {
+        // The writer shuts its sinks down; a sink dropped without that (a
+        // later sink failed to start) stops its thread at once.
+        self.shutdown(Instant::now());
+    }
+}
+
+/// What one try of a request came to.
+enum Attempt {
+    /// 2xx; how many spans the collector said it rejected.
+    Accepted { rejected: u64 },
+    /// Worth another try: a connection error, a timeout, 429, 502, 503,
+    /// 504; the wait the collector asked for.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will not get better by retrying: any other status.
+    Refused { reason: String },
+}
+
+struct Exporter {
+    incoming: Receiver<Vec<Span>>,
+    commands: Receiver<Control>,
+    /// A command that came in while waiting between retries.
+    stashed: Option<Control>,
+    pending: VecDeque<Span>,
+    /// When the oldest pending span came in.
+    oldest: Option<Instant>,
+    shared: Arc<Shared>,
+    agent: ureq::Agent,
+    resource: Resource,
+    scope: InstrumentationScope,
+    body: Vec<u8>,
+    settings: Settings,
+}
+
+impl Exporter {
+    fn run(mut self) {
+        loop {
+            if let Some(command) = self.stashed.take() {
+                if !self.obey(command) {
+                    return;
+                }
+                continue;
+            }
+            if self.pending.len() >= self.settings.batch_size.max(1) {
+                if !self.export_batch(None) {
+                    return;
+                }
+                continue;
+            }
+            let due = self
+                .oldest
+                .map(|oldest| oldest + self.settings.batch_timeout);
+            let mut command = None;
+            let mut timed_out = false;
+            match due {
+                Some(due) => crossbeam_channel::select! {
+                    recv(self.incoming) -> spans => match spans {
+                        Ok(spans) => self.take(spans),
+                        Err(_) => return self.finish(Instant::now() + Duration::from_secs(1)),
+                    },
+                    recv(self.commands) -> c => command = c.ok(),
+                    default(due.saturating_duration_since(Instant::now())) => timed_out = true,
+                },
+                None => crossbeam_channel::select! {
+                    recv(self.incoming) -> spans => match spans {
+                        Ok(spans) => self.take(spans),
+                        Err(_) => return self.finish(Instant::now() + Duration::from_secs(1)),
+                    },
+                    recv(self.commands) -> c => command = c.ok(),
+                },
+            }
+            if let Some(command) = command {
+                if !self.obey(command) {
+                    return;
+                }
+            } else if timed_out && !self.export_batch(None) {
+                return;
+            }
+        }
+    }
+
+    fn take(&mut self, spans: Vec<Span>) {
+        if self.pending.is_empty() {
+            self.oldest = Some(Instant::now());
+        }
+        self.pending.extend(spans);
+    }
+
+    /// Takes everything queued now.
+    fn take_all(&mut self) {
+        while let Ok(spans) = self.incoming.try_recv() {
+            self.take(spans);
+        }
+    }
+
+    /// Carries out a flush or a shutdown; whether the thread goes on.
+    fn obey(&mut self, command: Control) -> bool {
+        match command {
+            Control::Flush { deadline, done } => {
+                self.take_all();
+                let mut alive = true;
+                while alive && !self.pending.is_empty() && Instant::now() < deadline {
+                    alive = self.export_batch(Some(deadline));
+                }
+                let _ = done.send(self.pending.is_empty());
+                alive
+            }
+            Control::Shutdown { deadline, done } => {
+                self.finish(deadline);
+                let _ = done.send(());
+                false
+            }
+        }
+    }
+
+    /// Sends what it can by `deadline`, counts the rest as dropped.
+    fn finish(&mut self, deadline: Instant) {
+        self.take_all();
+        let mut alive = true;
+        while alive && !self.pending.is_empty() && Instant::now() < deadline {
+            alive = self.export_batch(Some(deadline));
+        }
+        if alive {
+            self.take_all();
+            let left = self.pending.len() as u64;
+            self.pending.clear();
+            self.shared.settle(0, 0, left);
+        }
+    }
+
+    /// Exports the oldest batch of pending spans; whether the thread goes
+    /// on (not when shutting down abandoned it).
+    fn export_batch(&mut self, mut deadline: Option<Instant>) -> bool {
+        let n = self.pending.len().min(self.settings.batch_size.max(1));
+        if n == 0 {
+            self.oldest = None;
+            return true;
+        }
+        let spans: Vec<Span> = self.pending.drain(..n).collect();
+        self.oldest = if self.pending.is_empty() {
+            None
+        } else {
+            Some(Instant::now())
+        };
+        let count = n as u64;
+        if let Err(error) = self.encode(spans) {
+            self.shared.counters.outage(&error);
+            return self.shared.settle(0, count, 0);
+        }
+        let mut backoff = self.settings.backoff;
+        let mut retries = 0;
+        loop {
+            let timeout = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        // Never tried within the deadline.
+                        return self.shared.settle(0, 0, count);
+                    }
+                    left.min(self.settings.request_timeout)
+                }
+                None => self.settings.request_timeout,
+            };
+            match self.post(timeout) {
+                Attempt::Accepted { rejected } => {
+                    let rejected = rejected.min(count);
+                    if rejected > 0 {
+                        self.shared.counters.outage(&format!(
+                            "the collector rejected {rejected} of {count} spans"
+                        ));
+                    } else {
+                        self.shared.counters.recovered();
+                    }
+                    return self.shared.settle(count - rejected, rejected, 0);
+                }
+                Attempt::Refused { reason } => {
+                    self.shared.counters.outage(&reason);
+                    return self.shared.settle(0, count, 0);
+                }
+                Attempt::Retry {
+                    reason,
+                    retry_after,
+                } => {
+                    if retries >= self.settings.max_retries {
+                        self.shared.counters.outage(&reason);
+                        return self.shared.settle(0, count, 0);
+                    }
+                    let wait = retry_after
+                        .unwrap_or(backoff)
+                        .min(self.settings.max_backoff);
+                    if !self.pause(wait, &mut deadline) {
+                        // The deadline comes before the next try.
+                        self.shared.counters.outage(&reason);
+                        return self.shared.settle(0, count, 0);
+                    }
+                    retries += 1;
+                    backoff = backoff.saturating_mul(2).min(self.settings.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Waits `wait` before a retry, listening for a flush or shutdown (kept
+    /// for later, its deadline applied to this batch now). Whether the
+    /// retry can still be made before the deadline.
+    fn pause(&mut self, wait: Duration, deadline: &mut Option<Instant>) -> bool {
+        let until = Instant::now() + wait;
+        loop {
+            if deadline.is_some_and(|deadline| until >= deadline) {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            if self.stashed.is_some() {
+                std::thread::sleep(left);
+                continue;
+            }
+            match self.commands.recv_timeout(left) {
+                Ok(command) => {
+                    let limit = command.deadline();
+                    *deadline = Some(deadline.map_or(limit, |d| d.min(limit)));
+                    self.stashed = Some(command);
+                }
+                Err(RecvTimeoutError::Timeout) => return true,
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The sink is gone without a word: a second to finish.
+                    let limit = Instant::now() + Duration::from_secs(1);
+                    *deadline = Some(deadline.map_or(limit, |d| d.min(limit)));
+                    std::thread::sleep(left.min(Duration::from_secs(1)));
+                    return deadline.is_some_and(|d| Instant::now() < d);
+                }
+            }
+        }
+    }
+
+    /// Encodes `spans` into `self.body`, gzipped when asked.
+    fn encode(&mut self, spans: Vec<Span>) -> Result<(), std::io::Error> {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(self.resource.clone()),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(self.scope.clone()),
+                    spans,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        self.body.clear();
+        if self.settings.gzip {
+            let plain = request.encode_to_vec();
+            let mut encoder = flate2::write::GzEncoder::new(
+                std::mem::take(&mut self.body),
+                flate2::Compression::fast(),
+            );
+            encoder.write_all(&plain)?;
+            self.body = encoder.finish()?;
+        } else {
+            request
+                .encode(&mut self.body)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        }
+        Ok(())
+    }
+
+    /// One try: posts `self.body`.
+    fn post(&self, timeout: Duration) -> Attempt {
+        let mut request = self
+            .agent
+            .post(&self.settings.url)
+            .timeout(timeout)
+            .set("Content-Type", "application/x-protobuf");
+        if self.settings.gzip {
+            request = request.set("Content-Encoding", "gzip");
+        }
+        for (name, value) in &self.settings.headers {
+            request = request.set(name, value);
+        }
+        match request.send_bytes(&self.body) {
+            Ok(response) if (200..300).contains(&response.status()) => Attempt::Accepted {
+                rejected: rejected_spans(response),
+            },
+            Ok(response) => Attempt::Refused {
+                reason: format!("the collector answered HTTP {}", response.status()),
+            },
+            Err(ureq::Error::Status(code, response)) => {
+                let reason = format!("the collector answered HTTP {code}");
+                if matches!(code, 429 | 502 | 503 | 504) {
+                    Attempt::Retry {
+                        reason,
+                        retry_after: response.header("Retry-After").and_then(retry_after),
+                    }
+                } else {
+                    Attempt::Refused { reason }
+                }
+            }
+            Err(ureq::Error::Transport(transport)) => Attempt::Retry {
+                reason: transport.to_string(),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+/// The `rejected_spans` of a partial success, if the body is one; 0 for
+/// an empty body, or one that is not a protobuf response at all (the spans
+/// were accepted: 2xx says so).
+fn rejected_spans(response: ureq::Response) -> u64 {
+    let is_protobuf = response
+        .header("Content-Type")
+        .is_some_and(|t| t.starts_with("application/x-protobuf"));
+    if !is_protobuf {
+        return 0;
+    }
+    let mut body = Vec::new();
+    if response
+        .into_reader()
+        .take(MAX_RESPONSE_BYTES)
+        .read_to_end(&mut body)
+        .is_err()
+    {
+        return 0;
+    }
+    ExportTraceServiceResponse::decode(body.as_slice())
+        .ok()
+        .and_then(|r| r.partial_success)
+        .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0))
+}
+
+/// A `Retry-After` value: seconds, or an HTTP date.
+pub(super) fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let now = time::OffsetDateTime::now_utc();
+    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        assert_eq!(retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(" 0 "), Some(Duration::ZERO));
+        // A date in the past: retry now.
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        // A date to come: wait until then.
+        let wait = retry_after("Fri, 01 Jan 2100 00:00:00 GMT").unwrap();
+        assert!(wait > Duration::from_secs(70 * 365 * 24 * 3600));
+        assert_eq!(retry_after("soon"), None);
+        assert_eq!(retry_after("-1"), None);
+    }
+}

@@ -1,0 +1,20 @@
+//! A fleet: Rust and Python services profiled together, their points sent
+//! as OTLP spans to one collector (the `otlp` sink), checked as whole
+//! traces; and the sink under a collector that is down, slow, failing or
+//! answering garbage.
+//!
+//! | module | what |
+//! |---|---|
+//! | `otlp` | Rust services to an in-process collector: ids, names, kinds, attributes, parents, times, both sinks at once |
+//! | `otlp_python` | the real Python osprofiler with its own `otlp` driver, downstream of a Rust service and calling one |
+//! | `otlp_faults` | collector down, 503 then back, slow, garbage, partial success; 10 000 spans through a flapping collector |
+//! | `traceparent` | the opt-in W3C `traceparent` header on outgoing calls; an incoming one never starts profiling |
+#![cfg(all(feature = "otlp", feature = "tower", feature = "reqwest"))]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod otlp;
+mod otlp_faults;
+mod otlp_python;
+mod traceparent;
