@@ -220,8 +220,8 @@ pub(crate) struct PointFacts {
     pub(crate) error: Option<String>,
 }
 
-// Read by the sinks that export kinds and outcomes (OTLP, Redis).
-#[allow(dead_code)]
+// Read by the sinks that export outcomes (OTLP, Redis).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 impl PointFacts {
     /// Whether the point counts as failed: an error was recorded, or the
     /// request or call answered with a status of 500 or more.
@@ -236,7 +236,7 @@ impl PointFacts {
 /// duration, so a sink that exports whole spans (OTLP) needs no state to
 /// pair it with its start.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // `started` and `kind` are read by the OTLP and Redis sinks
+#[allow(dead_code)] // `started` is read by the OTLP sink
 pub(crate) struct PointEvent {
     pub(crate) phase: Phase,
     pub(crate) ids: PointIds,
@@ -252,7 +252,6 @@ pub(crate) struct PointEvent {
     pub(crate) facts: Option<Box<PointFacts>>,
 }
 
-#[allow(dead_code)]
 impl PointEvent {
     /// The span fields as one JSON object, if the layer recorded them.
     pub(crate) fn fields(&self) -> Option<&str> {
@@ -261,6 +260,7 @@ impl PointEvent {
 
     /// The point's name as the log writes it (sanitized, without
     /// `-start` / `-stop`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn name_text(&self) -> String {
         let mut out = Vec::with_capacity(32);
         self.name.write_to(&mut out);
@@ -268,6 +268,7 @@ impl PointEvent {
     }
 
     /// The point's kind ([`PointKind::Internal`] without facts).
+    #[allow(dead_code)] // read by the OTLP sink
     pub(crate) fn kind(&self) -> PointKind {
         self.facts.as_ref().map_or(PointKind::Internal, |f| f.kind)
     }

@@ -12,6 +12,7 @@
 //! | `worker.rs` | the background thread: batches events and hands them to every sink |
 //! | `sink.rs` | what a sink is, and its counters and outage reports |
 //! | `file/` | the Mistral log file sink: [`RollingFile`], its own rolling file |
+//! | `redis/` | osprofiler's Redis store (feature `redis`): `Redis`, its export thread, the JSON osprofiler stores |
 //! | `error.rs` | [`Error`] |
 //!
 //! A profiled thread only queues a small record per start and stop; the
@@ -61,12 +62,17 @@ mod builder;
 mod error;
 mod file;
 mod queue;
+#[cfg(feature = "redis")]
+mod redis;
 mod sink;
 mod worker;
 
 pub use builder::Builder;
 pub use error::Error;
 pub use file::RollingFile;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::Redis;
 pub(crate) use sink::{Identity, Sink, SinkCounters};
 pub use sink::{SinkKind, SinkStats};
 pub use tracing_appender::rolling::Rotation;
