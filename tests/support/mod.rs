@@ -5,11 +5,13 @@
 //! | this file | a capturing `MakeWriter`, a checker that parses every captured line back and verifies the trace trees, an independent HMAC, the downstream-header check |
 //! | [`python`] | the real Python osprofiler (a venv made on first use) |
 //! | [`http`] | one global subscriber for the HTTP tests, tokens, servers on loopback |
+//! | [`redis`] | a real `redis-server` per test, and raw commands into it |
 #![allow(dead_code, unused_imports)]
 
 #[cfg(all(feature = "tower", feature = "reqwest"))]
 pub mod http;
 pub mod python;
+pub mod redis;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
