@@ -17,6 +17,9 @@ use crate::Id;
 /// configured maximum.
 pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How long before the shutdown deadline the thread stops trying.
+const EXIT_MARGIN: Duration = Duration::from_millis(20);
+
 /// One encoded event.
 pub(super) struct Entry {
     pub(super) base_id: Id,
@@ -178,7 +181,7 @@ impl Exporter {
                     Err(_) => return false,
                 },
                 recv(self.stop_requests) -> deadline => {
-                    self.stop = Some(deadline.unwrap_or_else(|_| Instant::now()));
+                    self.stopping(deadline.unwrap_or_else(|_| Instant::now()));
                 }
             }
         }
@@ -202,9 +205,9 @@ impl Exporter {
             };
             if self.stop.is_none() {
                 match self.stop_requests.recv_deadline(until) {
-                    Ok(deadline) => self.stop = Some(deadline),
+                    Ok(deadline) => self.stopping(deadline),
                     Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => self.stop = Some(Instant::now()),
+                    Err(RecvTimeoutError::Disconnected) => self.stopping(Instant::now()),
                 }
             } else {
                 std::thread::sleep(until.saturating_duration_since(now));
@@ -225,6 +228,14 @@ impl Exporter {
                 false
             }
         }
+    }
+
+    /// Shutting down by `deadline`: the thread ends a little before it, so
+    /// that the sink sees it end and every event is counted by then.
+    fn stopping(&mut self, deadline: Instant) {
+        let now = Instant::now();
+        let margin = EXIT_MARGIN.min(deadline.saturating_duration_since(now) / 4);
+        self.stop = Some(deadline.checked_sub(margin).unwrap_or(deadline).max(now));
     }
 
     /// `timeout`, or less when shutting down so as to end by the deadline.
