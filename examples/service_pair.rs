@@ -194,11 +194,40 @@ impl Drop for Service {
     }
 }
 
+/// A directory of the example's own, removed when the example ends, on
+/// success or error, unless the user named it.
+struct LogRoot {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl Drop for LogRoot {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.path);
+            println!(
+                "
+(the logs were in {}, a temporary directory, removed now: \
+                 pass --log-dir DIR to keep them)",
+                self.path.display()
+            );
+        }
+    }
+}
+
 fn orchestrate(log_dir: Option<PathBuf>, keys: &str) -> Result<(), Error> {
-    let root = log_dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("osprofiler-service-pair-{}", std::process::id()))
-    });
-    let (dir_a, dir_b) = (root.join("a"), root.join("b"));
+    let root = match log_dir {
+        Some(path) => LogRoot {
+            path,
+            temporary: false,
+        },
+        None => LogRoot {
+            path: std::env::temp_dir()
+                .join(format!("osprofiler-service-pair-{}", std::process::id())),
+            temporary: true,
+        },
+    };
+    let (dir_a, dir_b) = (root.path.join("a"), root.path.join("b"));
     std::fs::create_dir_all(&dir_a)?;
     std::fs::create_dir_all(&dir_b)?;
 

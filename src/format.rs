@@ -1,7 +1,7 @@
 //! The Mistral profiler log line: writing it and reading it back.
 //!
 //! Both directions live in this one module so that the contract with the
-//! peers (PROTOCOL §4) is stated once:
+//! peers (docs/protocol.md, *The Mistral log line*) is stated once:
 //!
 //! ```text
 //! <timestamp> <duration> <base_id> <parent_id> <trace_id> <name>-start|-stop [extra]
@@ -29,7 +29,8 @@
 //! [`parse_line`] accepts every line this crate writes and every line Mistral
 //! writes, and is lenient where real logs differ: any run of whitespace
 //! between tokens, every float form Python's `str(float)` produces (`9.4e-05`),
-//! durations of 1000 s and more, a trailing `\r`, any text after the name, a
+//! durations of 1000 s and more (up to [`MAX_DURATION_SECS`], 100 years), a
+//! trailing `\r`, any text after the name, a
 //! timestamp without fraction or with a `Z`, and a logging prefix before the
 //! timestamp (only when the rest is a complete, valid line). It never panics,
 //! and bad input yields a [`ParseError`].
@@ -440,6 +441,9 @@ pub enum ParseError {
     Truncated,
     /// A stop line whose duration is missing, negative or not a number.
     Duration,
+    /// A duration longer than [`MAX_DURATION_SECS`] (or infinite): no
+    /// clock measures that, and no report could add it up.
+    DurationTooLong,
     /// An id that is not a UUID.
     Id,
     /// A name that does not end in `-start` or `-stop`.
@@ -453,6 +457,7 @@ impl fmt::Display for ParseError {
             ParseError::Timestamp => "no timestamp",
             ParseError::Truncated => "truncated line",
             ParseError::Duration => "bad duration",
+            ParseError::DurationTooLong => "duration longer than 100 years",
             ParseError::Id => "bad id",
             ParseError::Name => "name does not end in -start or -stop",
         })
@@ -462,6 +467,11 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// Reads one line (without or with its line ending).
+///
+/// # Errors
+///
+/// A [`ParseError`] saying what is wrong with the line: blank, no timestamp,
+/// cut short, a bad duration or id, or a name without `-start` / `-stop`.
 ///
 /// ```
 /// use tracing_osprofiler::format::{parse_line, Phase};
@@ -502,7 +512,7 @@ fn parse_at(line: &[u8]) -> Result<Line<'_>, ParseError> {
     let duration = if looks_like_id(token) {
         None
     } else {
-        let d = parse_duration(token).ok_or(ParseError::Duration)?;
+        let d = parse_duration(token)?;
         token = tokens.next().ok_or(ParseError::Truncated)?;
         Some(d)
     };
@@ -512,25 +522,11 @@ fn parse_at(line: &[u8]) -> Result<Line<'_>, ParseError> {
     let trace_id =
         Id::parse_bytes(tokens.next().ok_or(ParseError::Truncated)?).map_err(|_| ParseError::Id)?;
     let full_name = tokens.next().ok_or(ParseError::Truncated)?;
-    let (name, phase) = if let Some(n) = full_name.strip_suffix(b"-start") {
-        (n, Phase::Start)
-    } else if let Some(n) = full_name.strip_suffix(b"-stop") {
-        (n, Phase::Stop)
-    } else {
-        return Err(ParseError::Name);
-    };
-    if phase == Phase::Stop && duration.is_none() {
-        return Err(ParseError::Duration);
-    }
-    let mut extra = tokens.0.trim_ascii();
-    let slow_marker = SLOW_MARKER.trim_start().as_bytes();
-    let slow = extra.starts_with(slow_marker);
-    if slow {
-        extra = extra[slow_marker.len()..].trim_ascii();
-    }
+    let (name, phase, duration) = parse_name(full_name, duration)?;
+    let (slow, extra) = parse_extra(tokens.0);
     Ok(Line {
         timestamp,
-        duration: if phase == Phase::Stop { duration } else { None },
+        duration,
         ids: PointIds {
             base_id,
             parent_id,
@@ -541,6 +537,56 @@ fn parse_at(line: &[u8]) -> Result<Line<'_>, ParseError> {
         slow,
         extra: String::from_utf8_lossy(extra),
     })
+}
+
+/// Splits the name token of a line (`NAME-start` or `NAME-stop`) into the
+/// name and the phase, and applies the rule of the duration: a stop line
+/// must have one ([`ParseError::Duration`] otherwise), a start line's is
+/// dropped. Returns the name, the phase and the duration the line keeps.
+///
+/// ```
+/// use tracing_osprofiler::format::{parse_name, ParseError, Phase};
+///
+/// assert_eq!(parse_name(b"db-query-stop", Some(0.5)), Ok((&b"db-query"[..], Phase::Stop, Some(0.5))));
+/// assert_eq!(parse_name(b"db-query-start", Some(0.5)), Ok((&b"db-query"[..], Phase::Start, None)));
+/// assert_eq!(parse_name(b"db-query-stop", None), Err(ParseError::Duration));
+/// assert_eq!(parse_name(b"db-query", None), Err(ParseError::Name));
+/// ```
+#[inline]
+pub fn parse_name(
+    full_name: &[u8],
+    duration: Option<f64>,
+) -> Result<(&[u8], Phase, Option<f64>), ParseError> {
+    if let Some(name) = full_name.strip_suffix(b"-stop") {
+        match duration {
+            Some(d) => Ok((name, Phase::Stop, Some(d))),
+            None => Err(ParseError::Duration),
+        }
+    } else if let Some(name) = full_name.strip_suffix(b"-start") {
+        Ok((name, Phase::Start, None))
+    } else {
+        Err(ParseError::Name)
+    }
+}
+
+/// What follows the name on a line: whether it starts with Mistral's slow
+/// marker ([`SLOW_MARKER`]), and the rest, trimmed (span fields, database
+/// statement info, or nothing).
+///
+/// ```
+/// use tracing_osprofiler::format::parse_extra;
+///
+/// assert_eq!(parse_extra(b"  <- !!! {\"rows\": 3}\r"), (true, &b"{\"rows\": 3}"[..]));
+/// assert_eq!(parse_extra(b" {}"), (false, &b"{}"[..]));
+/// assert_eq!(parse_extra(b""), (false, &b""[..]));
+/// ```
+#[inline]
+pub fn parse_extra(rest: &[u8]) -> (bool, &[u8]) {
+    let extra = rest.trim_ascii();
+    match extra.strip_prefix(SLOW_MARKER.trim_start().as_bytes()) {
+        Some(after) => (true, after.trim_ascii()),
+        None => (false, extra),
+    }
 }
 
 struct Tokens<'a>(&'a [u8]);
@@ -560,45 +606,131 @@ impl<'a> Iterator for Tokens<'a> {
     }
 }
 
-fn looks_like_id(token: &[u8]) -> bool {
+/// Whether the token after the timestamp is an id (a start line, whose
+/// duration is blank) rather than a duration: at least 32 hex digits.
+///
+/// ```
+/// use tracing_osprofiler::format::looks_like_id;
+///
+/// assert!(looks_like_id(b"f12e75d5-5d59-4cbc-b74d-357f19290dd7"));
+/// assert!(!looks_like_id(b"0.006782"));
+/// ```
+#[must_use]
+pub fn looks_like_id(token: &[u8]) -> bool {
     token.len() >= 32 && token.iter().filter(|b| b.is_ascii_hexdigit()).count() >= 32
 }
 
-/// Any finite, non-negative number Python's `str(float)` may have written.
-fn parse_duration(token: &[u8]) -> Option<f64> {
+/// The longest duration a line may give, in seconds: 100 years of 365.25
+/// days. No clock measures a longer one, so a line that says so is broken
+/// or forged ([`ParseError::DurationTooLong`]); below it, every duration
+/// is a whole number of microseconds that `i64` holds with room to add
+/// millions of them, and to subtract it from any timestamp.
+pub const MAX_DURATION_SECS: f64 = 100.0 * 365.25 * 86_400.0;
+
+/// Checks a duration's value: finite, non-negative
+/// ([`ParseError::Duration`] otherwise) and at most [`MAX_DURATION_SECS`]
+/// ([`ParseError::DurationTooLong`] otherwise, infinity included).
+///
+/// ```
+/// use tracing_osprofiler::format::{check_duration, ParseError};
+///
+/// assert_eq!(check_duration(0.25), Ok(0.25));
+/// assert_eq!(check_duration(-1.0), Err(ParseError::Duration));
+/// assert_eq!(check_duration(1e300), Err(ParseError::DurationTooLong));
+/// ```
+#[inline]
+pub fn check_duration(secs: f64) -> Result<f64, ParseError> {
+    if secs.is_nan() || secs < 0.0 {
+        Err(ParseError::Duration)
+    } else if secs > MAX_DURATION_SECS {
+        Err(ParseError::DurationTooLong)
+    } else {
+        Ok(secs)
+    }
+}
+
+/// Exact powers of ten for [`plain_decimal`].
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// A duration token, in any form Python's `str(float)` may have written
+/// (`0.006782`, `9.4e-05`, `1234.5`), read as Rust's `f64` parser reads it
+/// and then [checked](check_duration). Tokens longer than 32 bytes or with
+/// characters no float has are [`ParseError::Duration`].
+///
+/// ```
+/// use tracing_osprofiler::format::{parse_duration, ParseError};
+///
+/// assert_eq!(parse_duration(b"0.006782"), Ok(0.006782));
+/// assert_eq!(parse_duration(b"9.4e-05"), Ok(9.4e-05));
+/// assert_eq!(parse_duration(b"nan"), Err(ParseError::Duration));
+/// assert_eq!(parse_duration(b"1e300"), Err(ParseError::DurationTooLong));
+/// ```
+#[inline]
+pub fn parse_duration(token: &[u8]) -> Result<f64, ParseError> {
     if token.len() > 32
         || !token
             .iter()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
     {
-        return None;
+        return Err(ParseError::Duration);
     }
-    let value: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
-    (value.is_finite() && value >= 0.0).then_some(value)
+    let value = match plain_decimal(token) {
+        Some(value) => value,
+        None => std::str::from_utf8(token)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+            .ok_or(ParseError::Duration)?,
+    };
+    check_duration(value)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}][Z]`, followed by whitespace or the end.
-fn parse_timestamp(line: &[u8]) -> Option<(Timestamp, &[u8])> {
-    fn num(b: &[u8]) -> Option<u32> {
-        b.iter().try_fold(0u32, |acc, &d| {
-            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
-        })
-    }
-    if line.len() < 19
-        || line[4] != b'-'
-        || line[7] != b'-'
-        || line[10] != b'T'
-        || line[13] != b':'
-        || line[16] != b':'
-    {
+/// Digits with at most one `.` and 1 to 15 digits in all, read directly:
+/// the digits as an integer (exact below 2^53) divided by an exact power
+/// of ten is the correctly rounded value (one IEEE division; Clinger's fast
+/// path), which is what `str::parse` returns. `None` for any other form.
+#[inline]
+fn plain_decimal(token: &[u8]) -> Option<f64> {
+    if token.len() > 16 {
         return None;
     }
-    let year = num(&line[0..4])? as i32;
-    let month = time::Month::try_from(num(&line[5..7])? as u8).ok()?;
-    let day = num(&line[8..10])? as u8;
-    let hour = num(&line[11..13])? as u8;
-    let minute = num(&line[14..16])? as u8;
-    let second = num(&line[17..19])? as u8;
+    let mut mantissa = 0u64;
+    let mut digits = 0usize;
+    let mut dot = None;
+    for (i, &b) in token.iter().enumerate() {
+        if b.is_ascii_digit() {
+            mantissa = mantissa * 10 + u64::from(b - b'0');
+            digits += 1;
+        } else if b == b'.' && dot.is_none() {
+            dot = Some(i);
+        } else {
+            return None;
+        }
+    }
+    if !(1..=15).contains(&digits) {
+        return None;
+    }
+    let decimals = dot.map_or(0, |d| token.len() - d - 1);
+    Some(mantissa as f64 / POW10[decimals])
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}][Z]`, followed by whitespace or the end:
+/// the timestamp (microseconds; further digits are cut) and the rest of
+/// the line.
+///
+/// ```
+/// use tracing_osprofiler::format::parse_timestamp;
+///
+/// let (t, rest) = parse_timestamp(b"2020-02-27T08:04:25.961298 0.5").unwrap();
+/// assert_eq!(t.to_string(), "2020-02-27T08:04:25.961298");
+/// assert_eq!(rest, b" 0.5");
+/// assert!(parse_timestamp(b"2020-02-30T08:04:25 0.5").is_none());
+/// ```
+#[must_use]
+pub fn parse_timestamp(line: &[u8]) -> Option<(Timestamp, &[u8])> {
+    let head: &[u8; 19] = line.get(..19)?.try_into().ok()?;
+    let second = parse_second(head)?;
     let mut rest = &line[19..];
     let mut micros = 0u32;
     if let Some(frac) = rest.strip_prefix(b".") {
@@ -606,7 +738,7 @@ fn parse_timestamp(line: &[u8]) -> Option<(Timestamp, &[u8])> {
         if digits == 0 || digits > 9 {
             return None;
         }
-        let mut value = num(&frac[..digits])?;
+        let mut value = digits_value(&frac[..digits])?;
         for _ in digits..9 {
             value *= 10;
         }
@@ -619,12 +751,48 @@ fn parse_timestamp(line: &[u8]) -> Option<(Timestamp, &[u8])> {
     if !rest.first().is_none_or(u8::is_ascii_whitespace) {
         return None;
     }
+    Some((
+        Timestamp(second.unix_micros().saturating_add(i64::from(micros))),
+        rest,
+    ))
+}
+
+fn digits_value(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |acc, &d| {
+        d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) to the timestamp of that second, with the
+/// calendar checks (month 1 to 12, the month's days, leap years, hours
+/// below 24); `None` for anything else.
+///
+/// ```
+/// use tracing_osprofiler::format::parse_second;
+///
+/// assert_eq!(parse_second(b"1970-01-01T00:00:01").unwrap().unix_micros(), 1_000_000);
+/// assert!(parse_second(b"2021-02-29T00:00:00").is_none());
+/// assert!(parse_second(b"2020-02-27 08:04:25").is_none());
+/// ```
+#[must_use]
+pub fn parse_second(head: &[u8; 19]) -> Option<Timestamp> {
+    if head[4] != b'-'
+        || head[7] != b'-'
+        || head[10] != b'T'
+        || head[13] != b':'
+        || head[16] != b':'
+    {
+        return None;
+    }
+    let year = i32::try_from(digits_value(&head[0..4])?).ok()?;
+    let month = time::Month::try_from(u8::try_from(digits_value(&head[5..7])?).ok()?).ok()?;
+    let day = u8::try_from(digits_value(&head[8..10])?).ok()?;
+    let hour = u8::try_from(digits_value(&head[11..13])?).ok()?;
+    let minute = u8::try_from(digits_value(&head[14..16])?).ok()?;
+    let second = u8::try_from(digits_value(&head[17..19])?).ok()?;
     let date = time::Date::from_calendar_date(year, month, day).ok()?;
-    let dt = date
-        .with_hms_micro(hour, minute, second, micros)
-        .ok()?
-        .assume_utc();
-    Some((Timestamp::from(dt), rest))
+    let dt = date.with_hms(hour, minute, second).ok()?.assume_utc();
+    Some(Timestamp::from(dt))
 }
 
 #[cfg(test)]
@@ -769,6 +937,43 @@ mod tests {
             ),
         ] {
             assert_eq!(parse_line(text.as_bytes()).unwrap_err(), err, "{text}");
+        }
+    }
+
+    #[test]
+    fn durations_past_100_years_are_too_long() {
+        let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7 603f1fab-be78-438d-af13-d94ed3b7e416 b1d0a77a-52f5-4415-a6c4-f16b3591a47d";
+        for token in ["1e300", "1e400", "3155760000.000001", "99999999999999"] {
+            let text = format!("2020-02-27T08:04:25.961298 {token} {base} a-stop");
+            assert_eq!(
+                parse_line(text.as_bytes()).unwrap_err(),
+                ParseError::DurationTooLong,
+                "{text}"
+            );
+        }
+        let text = format!("2020-02-27T08:04:25.961298 3155760000 {base} a-stop");
+        assert_eq!(
+            parse_line(text.as_bytes()).unwrap().duration,
+            Some(MAX_DURATION_SECS)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn durations_read_as_str_parse_reads_them(
+            digits in "[0-9]{1,17}",
+            dot in 0usize..18,
+            with_dot in proptest::bool::ANY,
+        ) {
+            let mut token = digits.clone();
+            if with_dot {
+                token.insert(dot.min(digits.len()), '.');
+            }
+            let expected = token
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0 && *v <= MAX_DURATION_SECS);
+            proptest::prop_assert_eq!(parse_duration(token.as_bytes()).ok(), expected, "{}", token);
         }
     }
 }

@@ -73,11 +73,19 @@ impl Id {
 
     /// Parses any form Python's `uuid.UUID` accepts (see the [module
     /// docs](self)).
+    ///
+    /// # Errors
+    ///
+    /// An [`IdError`]: too long, or not a UUID in any accepted form.
     pub fn parse(text: &str) -> Result<Self, IdError> {
         Self::parse_bytes(text.as_bytes())
     }
 
     /// Like [`Id::parse`], on bytes (log lines are not always UTF-8).
+    ///
+    /// # Errors
+    ///
+    /// As [`Id::parse`].
     pub fn parse_bytes(text: &[u8]) -> Result<Self, IdError> {
         if text.len() > Self::MAX_TEXT_LEN {
             return Err(IdError::TooLong);

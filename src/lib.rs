@@ -53,6 +53,10 @@
     doc = "| [`http`] | the tower middleware and header injection for `http` types |"
 )]
 #![cfg_attr(
+    feature = "metrics",
+    doc = "| [`metrics`] | the counters published through the `metrics` facade |"
+)]
+#![cfg_attr(
     feature = "reqwest",
     doc = "| [`reqwest`] | profiling outgoing reqwest calls |"
 )]
@@ -63,12 +67,13 @@
 //! |---|---|---|
 //! | `tower` | no | the `http` module: a tower `Layer`/`Service` for http 1.x servers (axum, hyper, tonic) |
 //! | `reqwest` | no | the `reqwest` module: a reqwest-middleware that signs outgoing calls |
+//! | `metrics` | no | the `metrics` module: every counter published through the `metrics` facade |
 //!
 //! A service that only wants the layer depends on the crate with
 //! `default-features = false`.
 //!
 //! [osprofiler]: https://docs.openstack.org/osprofiler/latest/
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod format;
@@ -78,6 +83,9 @@ pub mod http;
 pub mod ids;
 pub mod layer;
 pub mod limit;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod point;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
@@ -92,3 +100,8 @@ pub use token::{
     TraceInfo, X_TRACE_HMAC, X_TRACE_INFO,
 };
 pub use writer::ProfileWriter;
+
+// The README's Quick start is a whole program: it must keep compiling.
+#[cfg(all(doctest, feature = "tower"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

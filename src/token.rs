@@ -1,7 +1,7 @@
 //! The signed profile token: the `X-Trace-Info` / `X-Trace-HMAC` header pair.
 //!
 //! This module owns signing and verifying the two headers exactly as
-//! osprofiler does (PROTOCOL §2), the secret keys, and the two HMAC
+//! osprofiler does (docs/protocol.md, *The signed headers*), the secret keys, and the two HMAC
 //! algorithms. It knows nothing of HTTP types: headers are plain name/value
 //! text, so the same code serves tower, reqwest, a message queue or a test.
 //!
@@ -116,6 +116,10 @@ impl HmacKey {
 
     /// A key from its secret bytes, or an error if the secret is blank: empty
     /// or only whitespace and NUL bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`BlankKeyError`] for a blank secret.
     ///
     /// ```
     /// use tracing_osprofiler::HmacKey;
@@ -316,6 +320,10 @@ impl HmacKeys {
     /// Accepts tokens signed with any of `keys`, tried in order, or says
     /// which key is blank (empty, or only whitespace and NUL bytes).
     ///
+    /// # Errors
+    ///
+    /// [`BlankKeyError`] with the position of the first blank key.
+    ///
     /// ```
     /// use tracing_osprofiler::HmacKeys;
     ///
@@ -412,10 +420,15 @@ impl HmacKeys {
         self.keys.is_empty()
     }
 
-    /// Verifies the two header values as PROTOCOL §2 says and returns the
-    /// [`Profile`] to start, or why the request is to be served unprofiled.
+    /// Verifies the two header values as docs/protocol.md (*The signed
+    /// headers*) says and returns the [`Profile`] to start, or why the request
+    /// is to be served unprofiled.
     ///
     /// Takes bytes or text, since header values are not always UTF-8.
+    ///
+    /// # Errors
+    ///
+    /// The [`Rejection`] that sends the request on unprofiled.
     pub fn verify(
         &self,
         trace_info: impl AsRef<[u8]>,
@@ -577,7 +590,7 @@ impl TraceInfo {
     }
 
     /// The `parent_id` of the first point of this request in this service:
-    /// the caller's point, or else `base_id` (PROTOCOL §1).
+    /// the caller's point, or else `base_id` (docs/protocol.md, *The ids*).
     #[must_use]
     pub fn root_parent_id(&self) -> Id {
         self.parent_id.unwrap_or(self.base_id)

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::routing::get;
 use axum::Router;
 use osprof::rank::{rank, RankOptions};
-use osprof::read::Inputs;
+use osprof::source::Inputs;
 use tracing::Instrument as _;
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::http::ProfilingLayer;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use osprof::list::{list, ListOptions};
 use osprof::rank::{rank, RankOptions};
-use osprof::read::Inputs;
+use osprof::source::Inputs;
 use tracing_osprofiler::format::{write_start, write_stop, PointIds, PointName, Timestamp};
 use tracing_osprofiler::Id;
 
@@ -46,7 +46,9 @@ impl Rng {
     }
 }
 
-fn generate(path: &Path, bytes: u64) -> std::io::Result<()> {
+/// Writes the log: the 8 names below (with 5 targets), or, with
+/// `many_names`, each child point named one of that many distinct names.
+fn generate(path: &Path, bytes: u64, many_names: Option<u64>) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -59,7 +61,7 @@ fn generate(path: &Path, bytes: u64) -> std::io::Result<()> {
         let base = Id::from_uuid(uuid::Uuid::from_u128(
             u128::from(rng.next()) << 64 | u128::from(rng.next()),
         ));
-        let mut stack: Vec<(PointIds, &str, i64)> = Vec::new();
+        let mut stack: Vec<(PointIds, String, i64)> = Vec::new();
         let mut points = 0;
         let target = 5 + rng.next() % 60;
         let root = PointIds {
@@ -74,7 +76,7 @@ fn generate(path: &Path, bytes: u64) -> std::io::Result<()> {
             PointName::new(NAMES[0]),
             None,
         );
-        stack.push((root, NAMES[0], now));
+        stack.push((root, NAMES[0].to_owned(), now));
         while let Some(&(top, _, _)) = stack.last() {
             now += (rng.next() % 2000) as i64;
             if points < target && stack.len() < 6 && rng.next() % 3 != 0 {
@@ -88,16 +90,17 @@ fn generate(path: &Path, bytes: u64) -> std::io::Result<()> {
                         u128::from(rng.next()) << 64 | 2,
                     )),
                 };
-                let name = NAMES[name_i];
+                let many = many_names.map(|n| format!("name-{}", rng.next() % n));
+                let name = many.as_deref().unwrap_or(NAMES[name_i]);
                 let target_name = ["", "nova", "mistral", "glance", "heat"][suffix / 40];
-                let pn = if target_name.is_empty() {
+                let pn = if target_name.is_empty() || many.is_some() {
                     PointName::new(name)
                 } else {
                     PointName::with_target(target_name, name)
                 };
                 let fields = (rng.next() % 50 == 0).then_some("{\"statement\":\"SELECT 1\"}");
                 write_start(&mut buf, Timestamp::from_unix_micros(now), &ids, pn, fields);
-                stack.push((ids, name, now));
+                stack.push((ids, name.to_owned(), now));
             } else if let Some((ids, name, began)) = stack.pop() {
                 let d = Duration::from_micros((now - began) as u64);
                 write_stop(
@@ -105,7 +108,7 @@ fn generate(path: &Path, bytes: u64) -> std::io::Result<()> {
                     Timestamp::from_unix_micros(now),
                     d,
                     &ids,
-                    PointName::new(name),
+                    PointName::new(&name),
                     d > Duration::from_millis(500),
                 );
             }
@@ -181,33 +184,102 @@ fn peak_rss_kib(exe: &str, args: &[&str]) -> Option<u64> {
     }
 }
 
-fn main() {
-    let bytes: u64 = std::env::var("OSPROF_BENCH_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1 << 30);
-    let runs: usize = std::env::var("OSPROF_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/osprof-bench");
-    std::fs::create_dir_all(&dir).expect("create target/osprof-bench");
-    let path = dir.join(format!("bench-{bytes}.log"));
+/// The log `bench-<BYTES>.log` (or `bench-names-<N>-<BYTES>.log`), made
+/// once.
+fn log_path(dir: &Path, bytes: u64, many_names: Option<u64>) -> PathBuf {
+    let path = match many_names {
+        Some(n) => dir.join(format!("bench-names-{n}-{bytes}.log")),
+        None => dir.join(format!("bench-{bytes}.log")),
+    };
     if !path.exists() {
         let start = Instant::now();
-        generate(&path, bytes).expect("generate the log");
+        generate(&path, bytes, many_names).expect("generate the log");
         eprintln!("generated {} in {:.1?}", path.display(), start.elapsed());
     }
+    path
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Prints one figure: time, throughput, and the ratio to the line count.
+fn row(what: &str, t: Duration, t_count: Duration, mib: f64) {
+    println!(
+        "{what:<32} {:>8.3} s {:>8.1} MiB/s {:>6.2} x line count",
+        t.as_secs_f64(),
+        mib / t.as_secs_f64(),
+        t_count.as_secs_f64() / t.as_secs_f64()
+    );
+}
+
+/// Peak RSS of the `osprof` binary for each of these argument lists.
+fn print_peak_rss(path: &Path, commands: &[&[&str]]) {
+    let Some(exe) = option_env!("CARGO_BIN_EXE_osprof") else {
+        return;
+    };
+    let p = path.to_string_lossy();
+    for args in commands {
+        let mut args = args.to_vec();
+        args.push(&p);
+        match peak_rss_kib(exe, &args) {
+            Some(kib) => println!(
+                "peak RSS osprof {:<30} {:>8.1} MiB",
+                args[..args.len() - 1].join(" "),
+                kib as f64 / 1024.0
+            ),
+            None => println!("peak RSS osprof {}: not measured", args.join(" ")),
+        }
+    }
+}
+
+/// The log of many distinct names (`OSPROF_BENCH_NAMES`, default
+/// 200 000, in `OSPROF_BENCH_NAMES_BYTES`, default 31 MB): `rank
+/// --percentiles` against plain `rank` and the line count.
+fn many_names(dir: &Path, runs: usize) {
+    let names = env_u64("OSPROF_BENCH_NAMES", 200_000);
+    let bytes = env_u64("OSPROF_BENCH_NAMES_BYTES", 31_000_000);
+    let path = log_path(dir, bytes, Some(names));
+    let mib = std::fs::metadata(&path).expect("log").len() as f64 / (1 << 20) as f64;
+    let inputs = Inputs::from_paths([&path]).expect("open the log");
+    let (t_count, lines) = best(runs, || count_lines(&path).expect("read"));
+    let mapped = RankOptions::new().with_mmap(true);
+    let (t_rank, plain) = best(runs, || rank(&inputs, &mapped).expect("rank"));
+    let (t_pct, _) = best(runs, || {
+        rank(&inputs, &mapped.clone().with_percentiles(true)).expect("rank")
+    });
+    println!(
+        "log: {} ({mib:.0} MiB, {lines} lines, {} names)",
+        path.display(),
+        plain.rows.len()
+    );
+    row("memchr line count", t_count, t_count, mib);
+    row("rank", t_rank, t_count, mib);
+    row("rank --percentiles", t_pct, t_count, mib);
+    print_peak_rss(&path, &[&["rank"], &["rank", "--percentiles"]]);
+}
+
+fn main() {
+    let bytes = env_u64("OSPROF_BENCH_BYTES", 1 << 30);
+    let runs = (env_u64("OSPROF_BENCH_RUNS", 3) as usize).max(1);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/osprof-bench");
+    std::fs::create_dir_all(&dir).expect("create target/osprof-bench");
+    if std::env::var_os("OSPROF_BENCH_NAMES_ONLY").is_some() {
+        many_names(&dir, runs);
+        return;
+    }
+    let path = log_path(&dir, bytes, None);
     let size = std::fs::metadata(&path).expect("log").len();
     let mib = size as f64 / (1 << 20) as f64;
     let inputs = Inputs::from_paths([&path]).expect("open the log");
 
     let (t_count, lines) = best(runs, || count_lines(&path).expect("read"));
     // `osprof rank` maps plain files (`--no-mmap` reads them).
-    let (t_rank, report) = best(runs, || {
-        rank(&inputs, &RankOptions::new().with_mmap(true)).expect("rank")
-    });
+    let mapped = RankOptions::new().with_mmap(true);
+    let (t_rank, report) = best(runs, || rank(&inputs, &mapped).expect("rank"));
     assert_eq!(report.unreadable.count, 0);
     let (t_read, read) = best(runs, || rank(&inputs, &RankOptions::new()).expect("rank"));
     assert_eq!(read.rows, report.rows);
@@ -222,52 +294,39 @@ fn main() {
         );
         return;
     }
+    let (t_pct, _) = best(runs, || {
+        rank(&inputs, &mapped.clone().with_percentiles(true)).expect("rank")
+    });
     let (t_self, _) = best(runs, || {
         rank(
             &inputs,
-            &RankOptions::new()
-                .with_self_time(true)
-                .with_percentiles(true),
+            &mapped.clone().with_self_time(true).with_percentiles(true),
         )
         .expect("rank")
     });
-    let (t_list, listed) = best(runs, || list(&inputs, &ListOptions::new()).expect("list"));
+    let (t_list, listed) = best(runs, || {
+        list(&inputs, &ListOptions::new().with_mmap(true)).expect("list")
+    });
 
     println!(
         "log: {} ({mib:.0} MiB, {lines} lines, {} requests)",
         path.display(),
         listed.requests.len()
     );
-    let row = |what: &str, t: Duration| {
-        let speed = mib / t.as_secs_f64();
-        println!(
-            "{what:<32} {:>8.3} s {:>8.1} MiB/s {:>6.2} x line count",
-            t.as_secs_f64(),
-            speed,
-            t_count.as_secs_f64() / t.as_secs_f64()
-        );
-    };
-    row("memchr line count", t_count);
-    row("rank", t_rank);
-    row("rank --no-mmap", t_read);
-    row("rank --self --percentiles", t_self);
-    row("list", t_list);
-    if let Some(exe) = option_env!("CARGO_BIN_EXE_osprof") {
-        let p = path.to_string_lossy();
-        for args in [
-            vec!["rank", &*p],
-            vec!["rank", "--no-mmap", &*p],
-            vec!["rank", "--self", "--percentiles", &*p],
-            vec!["list", &*p],
-        ] {
-            match peak_rss_kib(exe, &args) {
-                Some(kib) => println!(
-                    "peak RSS osprof {:<30} {:>8.1} MiB",
-                    args[..args.len() - 1].join(" "),
-                    kib as f64 / 1024.0
-                ),
-                None => println!("peak RSS osprof {}: not measured", args.join(" ")),
-            }
-        }
-    }
+    row("memchr line count", t_count, t_count, mib);
+    row("rank", t_rank, t_count, mib);
+    row("rank --no-mmap", t_read, t_count, mib);
+    row("rank --percentiles", t_pct, t_count, mib);
+    row("rank --self --percentiles", t_self, t_count, mib);
+    row("list", t_list, t_count, mib);
+    print_peak_rss(
+        &path,
+        &[
+            &["rank"],
+            &["rank", "--no-mmap"],
+            &["rank", "--self", "--percentiles"],
+            &["list"],
+        ],
+    );
+    many_names(&dir, runs);
 }

@@ -10,6 +10,13 @@
 //! earliest point. Memory grows with the number of requests and the points
 //! open at a time, not with the size of the logs.
 //!
+//! The logs are read a chunk at a time on one thread per core
+//! ([`crate::source::chunks`]): a worker adds up each request's lines in
+//! its chunk and matches the starts and stops it holds; a stop whose start
+//! is in an earlier chunk is matched by the reading thread, which adds the
+//! chunks up in reading order. Every figure is the same whatever the
+//! chunks and threads (tests check it).
+//!
 //! Filters: `base_ids` and `since`/`until` select requests by id and by
 //! first timestamp, `name` by root name.
 
@@ -17,11 +24,16 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::read::Inputs;
-use super::scan::IdMap;
-use super::table::{csv, markdown};
-use super::{for_each_parsed, Error, Filter, Format, Unreadable};
 use crate::model::secs_to_micros;
+use std::cmp::Reverse;
+
+use crate::scan::names::Interner;
+use crate::scan::{for_each_chunk_line, id_key, key_id, LineParser, U128Map, Unread};
+use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done};
+use crate::source::Inputs;
+use crate::source::LineRef;
+use crate::table::{csv, markdown};
+use crate::{Error, Filter, Format, Unreadable};
 use tracing_osprofiler::format::{Phase, Timestamp};
 use tracing_osprofiler::Id;
 
@@ -48,8 +60,10 @@ pub enum ListSort {
 /// | `top` | all rows |
 /// | `filter` | every request |
 /// | `format` | [`Format::Text`] |
+/// | `mmap` | off: files are read |
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
+    mmap: bool,
     sort: ListSort,
     reverse: bool,
     top: Option<usize>,
@@ -98,6 +112,15 @@ impl ListOptions {
         self.format = format;
         self
     }
+
+    /// Maps plain log files into memory instead of reading them, as
+    /// [`RankOptions::with_mmap`](crate::rank::RankOptions::with_mmap)
+    /// does (see there for the one risk).
+    #[must_use]
+    pub fn with_mmap(mut self, on: bool) -> Self {
+        self.mmap = on;
+        self
+    }
 }
 
 /// One request.
@@ -135,70 +158,44 @@ pub struct List {
     format: Format,
 }
 
+/// A request's figures as far as read.
+#[derive(Debug, Clone)]
 struct Acc {
     first: i64,
     last: i64,
-    points: u32,
-    unfinished: u32,
-    /// (parent is the base, begin, index of the name in `Names`).
-    root: Option<(bool, i64, u32)>,
+    points: u64,
+    /// Starts less the stops matched to them (shown as at least 0).
+    unfinished: i64,
+    root: Option<Root>,
     /// Most requests are in one log: no allocation for them.
     source: usize,
     more_sources: Vec<usize>,
 }
 
-/// Root names, held once each (a list has many requests, few root names).
-#[derive(Default)]
-struct Names {
-    ids: std::collections::HashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+/// A candidate for a request's root point.
+#[derive(Debug, Clone, Copy)]
+struct Root {
+    /// Whether its parent is the request.
+    of_request: bool,
+    begin: i64,
+    /// Where its line is in the logs (chunk, line), for ties.
+    at: u64,
+    /// Its name's index.
+    name: u32,
 }
 
-impl Names {
-    fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.ids.get(name) {
-            return i;
-        }
-        let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-        if i < u32::MAX {
-            self.names.push(name.into());
-            self.ids.insert(name.into(), i);
-        }
-        i
-    }
-
-    fn get(&self, i: u32) -> &str {
-        self.names.get(i as usize).map_or("", |n| n)
+impl Root {
+    /// Better: a point whose parent is the request, then the earliest,
+    /// then the first read. One order, whatever order candidates come in.
+    fn better_than(&self, other: &Root) -> bool {
+        (self.of_request, Reverse(self.begin), Reverse(self.at))
+            > (other.of_request, Reverse(other.begin), Reverse(other.at))
     }
 }
 
 impl Acc {
-    fn see_root(&mut self, is_root: bool, begin: i64, name: &str, names: &mut Names) {
-        let better = match &self.root {
-            None => true,
-            Some((r, b, _)) => (is_root, std::cmp::Reverse(begin)) > (*r, std::cmp::Reverse(*b)),
-        };
-        if better {
-            self.root = Some((is_root, begin, names.intern(name)));
-        }
-    }
-}
-
-/// Reads `inputs` and builds the list (streaming).
-pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
-    let mut requests: IdMap<Acc> = IdMap::default();
-    // trace_id -> begin of the points open now.
-    let mut open: IdMap<i64> = IdMap::default();
-    let mut unreadable = Unreadable::default();
-    let mut names = Names::default();
-    let filter = &options.filter;
-    for_each_parsed(inputs, &mut unreadable, |source, line| {
-        let base = line.ids.base_id;
-        if !filter.keeps_base(base) {
-            return;
-        }
-        let t = line.timestamp.unix_micros();
-        let acc = requests.entry(base).or_insert_with(|| Acc {
+    fn new(source: usize) -> Self {
+        Acc {
             first: i64::MAX,
             last: i64::MIN,
             points: 0,
@@ -206,64 +203,78 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
             root: None,
             source,
             more_sources: Vec::new(),
-        });
-        if acc.source != source && !acc.more_sources.contains(&source) {
-            acc.more_sources.push(source);
         }
-        let is_root = line.ids.parent_id == base;
-        match line.phase {
-            Phase::Start => {
-                acc.points = acc.points.saturating_add(1);
-                acc.unfinished = acc.unfinished.saturating_add(1);
-                open.insert(line.ids.trace_id, t);
-                acc.first = acc.first.min(t);
-                acc.last = acc.last.max(t);
-                acc.see_root(is_root, t, &line.name, &mut names);
-            }
-            Phase::Stop => {
-                let micros = secs_to_micros(line.duration.unwrap_or(0.0));
-                let begin = match open.remove(&line.ids.trace_id) {
-                    Some(begin) => {
-                        acc.unfinished = acc.unfinished.saturating_sub(1);
-                        begin
-                    }
-                    None => {
-                        acc.points = acc.points.saturating_add(1);
-                        let begin = t.saturating_sub(micros);
-                        acc.see_root(is_root, begin, &line.name, &mut names);
-                        begin
-                    }
-                };
-                acc.first = acc.first.min(begin);
-                acc.last = acc.last.max(begin.saturating_add(micros));
+    }
+
+    fn span(&mut self, begin: i64, end: i64) {
+        self.first = self.first.min(begin);
+        self.last = self.last.max(end);
+    }
+
+    /// Whether a root candidate would be better than the one kept.
+    fn would_take(&self, root: &Root) -> bool {
+        self.root.as_ref().is_none_or(|r| root.better_than(r))
+    }
+
+    fn see_source(&mut self, source: usize) {
+        if self.source != source && !self.more_sources.contains(&source) {
+            self.more_sources.push(source);
+        }
+    }
+
+    /// Adds a chunk's figures of the same request, its root's name mapped
+    /// by `name`.
+    fn merge(&mut self, part: &Acc, name: impl Fn(u32) -> u32) {
+        self.span(part.first, part.last);
+        self.points += part.points;
+        self.unfinished += part.unfinished;
+        if let Some(root) = part.root {
+            let root = Root {
+                name: name(root.name),
+                ..root
+            };
+            if self.would_take(&root) {
+                self.root = Some(root);
             }
         }
-    })?;
+    }
+}
+
+/// Reads `inputs` and builds the list (streaming).
+///
+/// # Errors
+///
+/// [`Error::Open`] or [`Error::Read`] when a log cannot be opened or read
+/// to its end.
+pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
+    let chunks = ChunkOptions::for_inputs(inputs, options.mmap);
+    let (requests, names, unreadable) = scan(inputs, &options.filter, &chunks)?;
+    let filter = &options.filter;
     let mut requests: Vec<RequestRow> = requests
         .into_iter()
         .filter(|(_, a)| {
             let first = Timestamp::from_unix_micros(a.first);
-            let root = a.root.map_or("", |r| names.get(r.2));
-            filter.keeps_time(first) && filter.keeps_name(root)
+            let root = a.root.map(|r| names.text(r.name)).unwrap_or_default();
+            filter.keeps_time(first) && filter.keeps_name(&root)
         })
         .map(|(base, a)| {
             let mut logs = a.more_sources;
             logs.push(a.source);
             logs.sort_unstable();
             let wall = if a.last > a.first {
-                (a.last - a.first) as f64 / 1e6
+                a.last.saturating_sub(a.first) as f64 / 1e6
             } else {
                 0.0
             };
             RequestRow {
-                base_id: base,
+                base_id: key_id(base),
                 first: Timestamp::from_unix_micros(a.first),
                 wall,
-                points: u64::from(a.points),
-                unfinished: u64::from(a.unfinished),
+                points: a.points,
+                unfinished: a.unfinished.max(0).unsigned_abs(),
                 root: a
                     .root
-                    .map(|r| names.get(r.2).to_string())
+                    .map(|r| names.text(r.name).into_owned())
                     .unwrap_or_default(),
                 logs,
             }
@@ -395,6 +406,322 @@ impl List {
             vec![self.unreadable.to_string()]
         } else {
             Vec::new()
+        }
+    }
+}
+
+/// What a worker made of a chunk. Names are the worker's indexes.
+#[derive(Debug, Default)]
+struct Summary {
+    lines: u64,
+    new_names: Vec<Box<[u8]>>,
+    unreadable: Vec<(u64, Unread)>,
+    /// Each request's figures in the chunk, by `base_id` key.
+    requests: U128Map<Acc>,
+    /// Every trace id the chunk touched: `Some(begin)` while open.
+    seen: U128Map<Option<i64>>,
+    /// Stops whose start was not in the chunk (nor an earlier stop).
+    stops: Vec<Stop>,
+}
+
+/// A stop line for the reading thread to match.
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    base: u128,
+    trace: u128,
+    at: i64,
+    micros: i64,
+    /// Its root candidacy, were no start open for it.
+    root: Root,
+}
+
+/// The workers' side.
+struct ListReader {
+    /// The keys of the requests the filter keeps (all when empty).
+    base_keys: Vec<u128>,
+}
+
+/// A worker's state.
+struct Worker {
+    parser: LineParser,
+    names: Interner,
+}
+
+impl ChunkReader for ListReader {
+    type Summary = Summary;
+    type Worker = Worker;
+
+    fn worker(&self) -> Worker {
+        Worker {
+            parser: LineParser::default(),
+            names: Interner::default(),
+        }
+    }
+
+    fn read(&self, worker: &mut Worker, chunk: &Chunk<'_>, sum: &mut Summary) {
+        sum.new_names.clear();
+        sum.unreadable.clear();
+        sum.requests.clear();
+        sum.seen.clear();
+        sum.stops.clear();
+        let Worker { parser, names } = worker;
+        let lines = for_each_chunk_line(parser, chunk.bytes, |index, _, line| {
+            let line = match line {
+                Ok(line) => line,
+                Err(why) => return sum.unreadable.push((index, why)),
+            };
+            if !self.base_keys.is_empty() && !self.base_keys.contains(&line.base) {
+                return;
+            }
+            let t = line.timestamp.unix_micros();
+            let acc = sum.requests.entry(line.base).or_insert_with(|| Acc::new(0));
+            let mut candidate = |begin: i64, acc: &mut Acc| {
+                let mut root = Root {
+                    of_request: line.parent == line.base,
+                    begin,
+                    at: chunk.seq << 32 | index,
+                    name: 0,
+                };
+                if acc.would_take(&root) {
+                    let (n, new) = names.intern(line.name);
+                    if new {
+                        sum.new_names.push(line.name.into());
+                    }
+                    root.name = n;
+                    acc.root = Some(root);
+                }
+            };
+            match line.phase {
+                Phase::Start => {
+                    acc.points += 1;
+                    acc.unfinished += 1;
+                    acc.span(t, t);
+                    candidate(t, acc);
+                    sum.seen.insert(line.trace, Some(t));
+                }
+                Phase::Stop => {
+                    let micros = secs_to_micros(line.duration.unwrap_or(0.0));
+                    match sum.seen.insert(line.trace, None) {
+                        Some(Some(begin)) => {
+                            acc.unfinished -= 1;
+                            acc.span(begin, begin.saturating_add(micros));
+                        }
+                        Some(None) => {
+                            acc.points += 1;
+                            let begin = t.saturating_sub(micros);
+                            acc.span(begin, begin.saturating_add(micros));
+                            candidate(begin, acc);
+                        }
+                        None => {
+                            let (n, new) = names.intern(line.name);
+                            if new {
+                                sum.new_names.push(line.name.into());
+                            }
+                            sum.stops.push(Stop {
+                                base: line.base,
+                                trace: line.trace,
+                                at: t,
+                                micros,
+                                root: Root {
+                                    of_request: line.parent == line.base,
+                                    begin: t.saturating_sub(micros),
+                                    at: chunk.seq << 32 | index,
+                                    name: n,
+                                },
+                            });
+                        }
+                    }
+                }
+            }
+        });
+        sum.lines = lines;
+        if chunk.oversized_after {
+            sum.unreadable.push((sum.lines, Unread::TooLong));
+            sum.lines += 1;
+        }
+    }
+
+    fn lines(sum: &Summary) -> u64 {
+        sum.lines
+    }
+}
+
+/// Reads the logs: each request's figures by `base_id` key, the root
+/// names, the unreadable lines.
+fn scan(
+    inputs: &Inputs,
+    filter: &Filter,
+    chunks: &ChunkOptions,
+) -> Result<(U128Map<Acc>, Interner, Unreadable), Error> {
+    let reader = ListReader {
+        base_keys: filter.base_ids.iter().map(|&id| id_key(id)).collect(),
+    };
+    let mut requests: U128Map<Acc> = U128Map::default();
+    // trace_id key -> begin of the points open now.
+    let mut open: U128Map<i64> = U128Map::default();
+    let mut unreadable = Unreadable::default();
+    let mut names = Interner::default();
+    let mut maps: Vec<Vec<u32>> = Vec::new();
+    read_chunks(inputs, &reader, chunks, |done: Done<'_, Summary>| {
+        let sum = &mut *done.summary;
+        if maps.len() <= done.worker {
+            maps.resize_with(done.worker + 1, Vec::new);
+        }
+        let map = &mut maps[done.worker];
+        for name in &sum.new_names {
+            map.push(names.intern(String::from_utf8_lossy(name).as_bytes()).0);
+        }
+        let name = |n: u32| map.get(n as usize).copied().unwrap_or(0);
+        for &(index, why) in &sum.unreadable {
+            let line = LineRef {
+                source: done.source,
+                line_no: done.lines_before + index + 1,
+                bytes: &[],
+                oversized: matches!(why, Unread::TooLong),
+            };
+            unreadable.note(inputs, &line, &why);
+        }
+        for (base, part) in sum.requests.drain() {
+            let acc = requests
+                .entry(base)
+                .or_insert_with(|| Acc::new(done.source));
+            acc.see_source(done.source);
+            acc.merge(&part, name);
+        }
+        for stop in &sum.stops {
+            let Some(acc) = requests.get_mut(&stop.base) else {
+                continue;
+            };
+            match open.remove(&stop.trace) {
+                Some(begin) => {
+                    acc.unfinished -= 1;
+                    acc.span(begin, begin.saturating_add(stop.micros));
+                }
+                None => {
+                    acc.points += 1;
+                    let begin = stop.at.saturating_sub(stop.micros);
+                    acc.span(begin, begin.saturating_add(stop.micros));
+                    let root = Root {
+                        name: name(stop.root.name),
+                        ..stop.root
+                    };
+                    if acc.would_take(&root) {
+                        acc.root = Some(root);
+                    }
+                }
+            }
+        }
+        // Every id the chunk touched is closed, then the ones it left open
+        // are opened.
+        if open.len() <= sum.seen.len() {
+            open.retain(|id, _| !sum.seen.contains_key(id));
+            for (&id, &begin) in &sum.seen {
+                if let Some(begin) = begin {
+                    open.insert(id, begin);
+                }
+            }
+        } else {
+            for (&id, &begin) in &sum.seen {
+                match begin {
+                    Some(begin) => open.insert(id, begin),
+                    None => open.remove(&id),
+                };
+            }
+        }
+        Ok(())
+    })?;
+    Ok((requests, names, unreadable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Random points of a few requests, with random parents (some the
+    /// request), reused ids, stops without starts, mangled lines.
+    fn random_log() -> impl Strategy<Value = Vec<u8>> {
+        let line = prop_oneof![
+            12 => (any::<bool>(), 0u32..30, 0u32..4, any::<bool>(), 0usize..3, 0u32..2_000_000, 0u32..3_000_000)
+                .prop_map(|(stop, t, b, of_request, n, at, d)| {
+                    let id = |t: u32| format!("00000000-0000-4000-8000-{t:012x}");
+                    let base = format!("10000000-0000-4000-8000-{b:012x}");
+                    let parent = if of_request { base.clone() } else { id(t / 2) };
+                    let name = ["a", "db", "caf\u{e9}"][n];
+                    let ts = format!("2020-02-27T08:04:{:02}.{:06}", at / 1_000_000, at % 1_000_000);
+                    if stop {
+                        format!("{ts} {}.{:06} {base} {parent} {} {name}-stop", d / 1_000_000, d % 1_000_000, id(t))
+                    } else {
+                        format!("{ts}          {base} {parent} {} {name}-start", id(t))
+                    }
+                    .into_bytes()
+                }),
+            1 => prop::collection::vec(any::<u8>(), 0..100),
+            1 => Just(Vec::new()),
+        ];
+        prop::collection::vec(line, 1..150).prop_map(|lines| {
+            let mut out = Vec::new();
+            for line in lines {
+                out.extend_from_slice(&line);
+                out.push(b'\n');
+            }
+            out
+        })
+    }
+
+    /// Each request as (id, first and last, points, unfinished, root,
+    /// logs), sorted, and the number of unreadable lines.
+    type Listed = (Vec<(String, String, u64, u64, String, Vec<usize>)>, u64);
+
+    fn listed(inputs: &Inputs, chunks: &ChunkOptions) -> Listed {
+        let (requests, names, unreadable) = scan(inputs, &Filter::new(), chunks).unwrap();
+        let mut rows: Vec<_> = requests
+            .into_iter()
+            .map(|(base, a)| {
+                let mut logs = a.more_sources.clone();
+                logs.push(a.source);
+                logs.sort_unstable();
+                (
+                    key_id(base).to_string(),
+                    format!("{} {}", a.first, a.last),
+                    a.points,
+                    a.unfinished.max(0).unsigned_abs(),
+                    a.root
+                        .map(|r| names.text(r.name).into_owned())
+                        .unwrap_or_default(),
+                    logs,
+                )
+            })
+            .collect();
+        rows.sort();
+        (rows, unreadable.count)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The list is the same whatever the chunks and threads: as if the
+        /// logs were read in one chunk by one thread.
+        #[test]
+        fn chunks_and_threads_do_not_change_the_list(
+            logs in prop::collection::vec(random_log(), 1..3),
+            chunk in 64usize..6_000,
+            workers in 1usize..4,
+            mmap in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let paths: Vec<_> = logs
+                .iter()
+                .enumerate()
+                .map(|(i, log)| {
+                    let path = dir.path().join(format!("{i}.log"));
+                    std::fs::write(&path, log).unwrap();
+                    path
+                })
+                .collect();
+            let inputs = Inputs::from_paths(&paths).unwrap();
+            let whole = ChunkOptions { workers: 1, chunk_bytes: 1 << 20, window: 8 << 20, mmap: false };
+            let cut = ChunkOptions { workers, chunk_bytes: chunk, window: 3 * chunk, mmap };
+            prop_assert_eq!(listed(&inputs, &cut), listed(&inputs, &whole));
         }
     }
 }

@@ -16,7 +16,7 @@ use osprof::headers::{curl_args, sign};
 use osprof::list::{list, ListOptions, ListSort};
 use osprof::model::Tree;
 use osprof::rank::{rank, Column, RankOptions};
-use osprof::read::Inputs;
+use osprof::source::Inputs;
 use osprof::{load_request, parse_time, show, Filter, Format, Pattern};
 use tracing_osprofiler::{HmacAlgorithm, Id};
 

@@ -11,8 +11,14 @@
 //! (spawned tasks) therefore count once, and self time is never negative.
 //! A point whose start or stop is missing covers nothing and has no self time.
 
-use tracing_osprofiler::format::{PointIds, Timestamp};
+use std::collections::HashMap;
+
+use tracing_osprofiler::format::{Phase, PointIds, Timestamp};
 use tracing_osprofiler::Id;
+
+use crate::scan::for_each_parsed;
+use crate::source::Inputs;
+use crate::{Error, Unreadable};
 
 /// One trace point, assembled from its `-start` and `-stop` lines.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +50,9 @@ impl Point {
     pub fn begin_micros(&self) -> Option<i64> {
         match (self.start, self.stop, self.duration) {
             (Some(start), _, _) => Some(start.unix_micros()),
-            (None, Some(stop), Some(d)) => Some(stop.unix_micros() - secs_to_micros(d)),
+            (None, Some(stop), Some(d)) => {
+                Some(stop.unix_micros().saturating_sub(secs_to_micros(d)))
+            }
             _ => None,
         }
     }
@@ -54,7 +62,7 @@ impl Point {
     #[must_use]
     pub fn end_micros(&self) -> Option<i64> {
         match (self.begin_micros(), self.duration, self.stop) {
-            (Some(begin), Some(d), _) => Some(begin + secs_to_micros(d)),
+            (Some(begin), Some(d), _) => Some(begin.saturating_add(secs_to_micros(d))),
             (_, _, Some(stop)) => Some(stop.unix_micros()),
             _ => None,
         }
@@ -68,7 +76,7 @@ impl Point {
     }
 }
 
-/// Seconds to whole microseconds, saturating.
+/// Seconds to whole microseconds, saturating (NaN is 0).
 #[must_use]
 pub fn secs_to_micros(secs: f64) -> i64 {
     (secs * 1e6).round() as i64
@@ -102,7 +110,7 @@ impl Request {
     #[must_use]
     pub fn wall_secs(&self) -> f64 {
         match (self.first_micros(), self.last_micros()) {
-            (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e6,
+            (Some(a), Some(b)) if b > a => b.saturating_sub(a) as f64 / 1e6,
             _ => 0.0,
         }
     }
@@ -221,36 +229,107 @@ impl<'r> Tree<'r> {
 }
 
 /// The part of `parent`'s interval not covered by the union of its
-/// children's intervals, in microseconds.
+/// children's intervals, in microseconds: [`uncovered_micros`] of the
+/// points' intervals.
 #[must_use]
 pub fn self_time_micros<'p>(parent: &Point, children: impl Iterator<Item = &'p Point>) -> i64 {
     let (Some(begin), Some(end)) = (parent.begin_micros(), parent.end_micros()) else {
         return 0;
     };
+    let mut spans = children
+        .filter_map(|c| Some((c.begin_micros()?, c.end_micros()?)))
+        .collect();
+    uncovered_micros(begin, end, &mut spans)
+}
+
+/// Self time, the one computation every report uses (`show`'s [`Tree`]
+/// and `rank --self`): the part of `begin..end` (microseconds) that no
+/// interval of `children` covers, each child clipped to the parent and
+/// overlapping children counted once. Never negative; saturating.
+/// `children` is left clipped and merged.
+///
+/// ```
+/// use osprof::model::uncovered_micros;
+/// assert_eq!(uncovered_micros(0, 100, &mut vec![(10, 30), (20, 40), (90, 200)]), 60);
+/// ```
+#[must_use]
+pub fn uncovered_micros(begin: i64, end: i64, children: &mut Vec<(i64, i64)>) -> i64 {
     if end <= begin {
         return 0;
     }
-    let mut spans: Vec<(i64, i64)> = children
-        .filter_map(|c| Some((c.begin_micros()?.max(begin), c.end_micros()?.min(end))))
-        .filter(|(a, b)| b > a)
-        .collect();
+    children.retain_mut(|(a, b)| {
+        *a = (*a).max(begin);
+        *b = (*b).min(end);
+        b > a
+    });
+    merge_intervals(children);
+    let covered = children
+        .iter()
+        .fold(0i64, |sum, (a, b)| sum.saturating_add(b.saturating_sub(*a)));
+    end.saturating_sub(begin).saturating_sub(covered).max(0)
+}
+
+/// Sorts intervals and merges the overlapping ones, in place: the same
+/// union in fewer intervals.
+pub fn merge_intervals(spans: &mut Vec<(i64, i64)>) {
     spans.sort_unstable();
-    let mut covered = 0;
-    let mut current: Option<(i64, i64)> = None;
-    for (a, b) in spans {
-        match current {
-            Some((ca, cb)) if a <= cb => current = Some((ca, cb.max(b))),
-            Some((ca, cb)) => {
-                covered += cb - ca;
-                current = Some((a, b));
-            }
-            None => current = Some((a, b)),
+    let mut merged = 0;
+    for i in 0..spans.len() {
+        let (a, b) = spans[i];
+        if merged > 0 && a <= spans[merged - 1].1 {
+            spans[merged - 1].1 = spans[merged - 1].1.max(b);
+        } else {
+            spans[merged] = (a, b);
+            merged += 1;
         }
     }
-    if let Some((ca, cb)) = current {
-        covered += cb - ca;
+    spans.truncate(merged);
+}
+
+/// Gathers the points of one request from `inputs`, keeping only that
+/// request's lines in memory; `None` when no line has that `base_id`.
+/// Starts and stops are matched by `trace_id` across all logs.
+pub fn load_request(inputs: &Inputs, base_id: Id) -> Result<Option<Request>, Error> {
+    let mut points: Vec<Point> = Vec::new();
+    let mut by_trace: HashMap<Id, usize> = HashMap::new();
+    let mut sources: Vec<usize> = Vec::new();
+    let mut unreadable = Unreadable::default();
+    for_each_parsed(inputs, &mut unreadable, |source, line| {
+        if line.ids.base_id != base_id {
+            return;
+        }
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+        let i = *by_trace.entry(line.ids.trace_id).or_insert_with(|| {
+            points.push(Point {
+                name: line.name.to_string(),
+                ids: line.ids,
+                start: None,
+                stop: None,
+                duration: None,
+                source,
+            });
+            points.len() - 1
+        });
+        let point = &mut points[i];
+        match line.phase {
+            Phase::Start => point.start = Some(line.timestamp),
+            Phase::Stop => {
+                point.stop = Some(line.timestamp);
+                point.duration = line.duration;
+            }
+        }
+    })?;
+    if points.is_empty() {
+        return Ok(None);
     }
-    (end - begin - covered).max(0)
+    sources.sort_unstable();
+    Ok(Some(Request {
+        base_id,
+        points,
+        sources,
+    }))
 }
 
 #[cfg(test)]
@@ -291,5 +370,20 @@ mod tests {
         assert!((tree.self_secs(0) - 0.4).abs() < 1e-9);
         assert!((tree.self_secs(2) - 0.4).abs() < 1e-9);
         assert_eq!(tree.critical_path(), vec![0, 2, 3]);
+    }
+
+    #[test]
+    fn uncovered_counts_overlaps_once() {
+        assert_eq!(
+            uncovered_micros(0, 100, &mut vec![(10, 30), (20, 40), (90, 200)]),
+            60
+        );
+        assert_eq!(uncovered_micros(0, 100, &mut vec![]), 100);
+        assert_eq!(uncovered_micros(5, 5, &mut vec![(0, 10)]), 0);
+        assert_eq!(uncovered_micros(0, 100, &mut vec![(-50, 150)]), 0);
+        assert_eq!(
+            uncovered_micros(i64::MIN, i64::MAX, &mut vec![(1, 2)]),
+            i64::MAX - 1
+        );
     }
 }

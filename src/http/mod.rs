@@ -83,6 +83,10 @@ pub const TRACE_HMAC_HEADER: HeaderName = HeaderName::from_static("x-trace-hmac"
 /// case); either header present more than once is [`Rejection::Malformed`];
 /// everything else is as [`HmacKeys::verify`] says.
 ///
+/// # Errors
+///
+/// The [`Rejection`] that sends the request on unprofiled.
+///
 /// ```
 /// use http::HeaderMap;
 /// use tracing_osprofiler::http::{profile_from_headers, TRACE_INFO_HEADER, TRACE_HMAC_HEADER};

@@ -62,6 +62,7 @@ mod output;
 mod span_ext;
 
 pub use output::{InlineWriter, Output};
+#[cfg(feature = "tower")]
 pub(crate) use span_ext::record_outcome;
 pub use span_ext::{current_trace_headers, ProfileExt};
 

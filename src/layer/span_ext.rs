@@ -25,6 +25,8 @@ type UpdatePoint = fn(&Dispatch, &span::Id, &mut dyn FnMut(&mut PointFacts));
 #[derive(Clone, Copy)]
 pub(super) struct LookupPoint {
     read: ReadPoint,
+    // Only the middlewares record outcomes this way.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     update: UpdatePoint,
 }
 
@@ -56,6 +58,7 @@ where
     }
 }
 
+#[cfg(feature = "tower")]
 /// Records how the point of `span` ended (a response status, an error), if
 /// `span` is a point: for the middlewares, which know the outcome of the
 /// request or call whatever fields the span declares.

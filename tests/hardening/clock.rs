@@ -5,7 +5,7 @@
 //! The wall clock is stepped for real, for one child process only, with
 //! libfaketime (Debian's `libfaketime` package): the child rewrites its own
 //! `FAKETIME_TIMESTAMP_FILE` while a span is open. `.ci/run` installs it; if
-//! it is missing the test fails in CI and says so elsewhere.
+//! it is missing the test fails and names the package.
 
 use crate::support;
 
@@ -19,7 +19,7 @@ use tracing_subscriber::prelude::*;
 
 use support::Capture;
 
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+use crate::support::system::{self, LIBFAKETIME};
 
 fn step_clock(file: &Path, offset: &str) {
     std::fs::write(file, offset).unwrap();
@@ -57,14 +57,11 @@ fn child_with_a_stepping_clock() {
 
 #[test]
 fn durations_survive_wall_clock_steps() {
-    if !Path::new(LIBFAKETIME).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{LIBFAKETIME} is missing: .ci/run installs Debian's libfaketime"
-        );
-        eprintln!("SKIPPED durations_survive_wall_clock_steps: install libfaketime");
-        return;
-    }
+    system::require(
+        LIBFAKETIME,
+        "libfaketime",
+        "durations_survive_wall_clock_steps",
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("faketime");
     std::fs::write(&file, "+0").unwrap();

@@ -159,7 +159,7 @@ fn a_killed_process_leaves_a_readable_log() {
 #[cfg(feature = "tower")]
 fn osprof_lists_the_open_points_as_unfinished(dir: &Path) {
     use osprof::rank::{rank, RankOptions};
-    use osprof::read::Inputs;
+    use osprof::source::Inputs;
 
     let files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()

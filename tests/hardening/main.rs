@@ -7,5 +7,6 @@ mod support;
 
 mod clock;
 mod crash;
+mod disk;
 mod faults;
 mod secrets;

@@ -6,12 +6,14 @@
 //! | [`python`] | the real Python osprofiler (a venv made on first use) |
 //! | [`http`] | one global subscriber for the HTTP tests, tokens, servers on loopback |
 //! | [`redis`] | a real `redis-server` per test, and raw commands into it |
+//! | [`system`] | programs from Debian packages some tests need; a missing one fails the test, naming the package |
 #![allow(dead_code, unused_imports)]
 
 #[cfg(all(feature = "tower", feature = "reqwest"))]
 pub mod http;
 pub mod python;
 pub mod redis;
+pub mod system;
 
 use std::collections::{HashMap, HashSet};
 use std::io;

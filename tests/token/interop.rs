@@ -639,7 +639,7 @@ fn our_headers_are_profiled_by_the_wsgi_middleware() {
 }
 
 /// serde's derived `Deserialize` accepts a JSON array for a struct (fields
-/// in order); PROTOCOL §2 requires an object. Regression test for that.
+/// in order); docs/protocol.md (*The signed headers*) requires an object. Regression test for that.
 #[test]
 fn signed_json_arrays_are_malformed() {
     let base = Id::new_v4();

@@ -29,8 +29,9 @@
 //!   line was not read (a log missing from a rotated set) has no known
 //!   children, and all its wall time counts as self time.
 //! * **Percentiles** (`with_percentiles`): p50, p95 and p99 of the
-//!   durations, from an HDR histogram with 3 significant digits (each value
-//!   within 0.1%).
+//!   durations (nearest rank), each within 0.05% of the exact one and never
+//!   above the maximum, in memory that grows with the distinct durations a
+//!   name has, not with their number (see `sketch`).
 //! * Sorting by any column, `--top N`, the [`Filter`]s, and the
 //!   [`Format`]s Markdown, CSV and JSON.
 //! * **Unfinished points**, whose `-start` line has no `-stop` line in the
@@ -41,15 +42,16 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::read::Inputs;
-use super::scan::{id, Fields, IdMap, NameMap, U128Map};
-use super::table::{csv, markdown};
-use super::{for_each_parsed, Error, Filter, Format, Unreadable};
 use crate::model::secs_to_micros;
-use tracing_osprofiler::format::{Phase, Timestamp};
+use crate::scan::names::Interner;
+use crate::scan::{id, Fields, U128Map};
+use crate::source::chunks::ChunkOptions;
+use crate::source::Inputs;
+use crate::table::{csv, markdown};
+use crate::{Error, Filter, Format, Unreadable};
+use tracing_osprofiler::format::Timestamp;
 use tracing_osprofiler::Id;
 
 /// Mistral's header line.
@@ -237,15 +239,7 @@ struct NameStats {
     /// Sequence number of the first stop line, for Mistral's tie order.
     first_stop: u64,
     self_micros: i64,
-    hist: Option<Histogram<u64>>,
-}
-
-struct Open {
-    name: usize,
-    base: Id,
-    begin: i64,
-    /// Intervals of the children that stopped so far.
-    children: Vec<(i64, i64)>,
+    durations: Sketch,
 }
 
 /// Above this many child intervals, a parent's list is merged into
@@ -260,7 +254,8 @@ pub fn rank(inputs: &Inputs, options: &RankOptions) -> Result<Rank, Error> {
         open,
         unreadable,
     } = if options.self_time {
-        scan_with_self_time(inputs, options)?
+        let chunks = ChunkOptions::for_inputs(inputs, options.mmap);
+        self_time::scan_with_self_time(inputs, options, &chunks)?
     } else {
         scan(inputs, options)?
     };
@@ -288,30 +283,16 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) {
     }
     st.count += 1;
     if percentiles {
-        let micros = secs_to_micros(duration).max(0);
-        if st.hist.is_none() {
-            // Only fails for more than 5 significant digits.
-            st.hist = Histogram::new(3).ok();
-        }
-        if let Some(hist) = &mut st.hist {
-            // `record` grows the histogram; it fails only past u64 range,
-            // which saturating covers.
-            if hist.record(micros as u64).is_err() {
-                hist.saturating_record(micros as u64);
-            }
-        }
+        st.durations
+            .record(secs_to_micros(duration).max(0).unsigned_abs());
     }
 }
 
-/// Above this many bytes of files, the scan without self time splits its
-/// work over threads ([`scan_parallel`]).
-const PARALLEL_FROM: u64 = 16 << 20;
-
-/// Lines handed to a worker at a time, in bytes.
-const CHUNK_BYTES: usize = 1 << 20;
-
 mod parallel;
+mod self_time;
+mod sketch;
 use parallel::scan_parallel;
+use sketch::Sketch;
 
 /// The scan without self time ([`parallel`]): per line only the name, the
 /// phase, the duration and the `trace_id` are used, so lines in the
@@ -319,27 +300,19 @@ use parallel::scan_parallel;
 /// [`Line`](tracing_osprofiler::format::Line); any other line goes through the full
 /// parser, as in every report.
 fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
-    let workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let size: Option<u64> = inputs
-        .sources()
-        .iter()
-        .map(|s| match s {
-            super::read::Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-            super::read::Source::Stdin => None,
-        })
-        .sum();
-    // Small inputs are scanned by this thread alone.
-    let workers = if size.is_some_and(|s| s >= PARALLEL_FROM) {
-        workers
-    } else {
-        1
-    };
-    scan_parallel(inputs, options, workers, CHUNK_BYTES, parallel::WINDOW)
+    let chunks = ChunkOptions::for_inputs(inputs, options.mmap);
+    scan_parallel(
+        inputs,
+        options,
+        chunks.workers,
+        chunks.chunk_bytes,
+        chunks.window,
+    )
 }
 
 /// The figures of the scan without self time, added up in reading order.
 struct Agg<'o> {
-    names: NameMap<usize>,
+    names: Interner,
     stats: Vec<(Box<str>, NameStats)>,
     /// `id_key` of the trace id -> (name, begin, base_id) of the points
     /// started and not stopped yet: as in `scan_with_self_time`, a start
@@ -354,7 +327,7 @@ struct Agg<'o> {
 impl<'o> Agg<'o> {
     fn new(options: &'o RankOptions) -> Self {
         Agg {
-            names: NameMap::default(),
+            names: Interner::default(),
             stats: Vec::new(),
             open: U128Map::default(),
             stops: 0,
@@ -366,15 +339,7 @@ impl<'o> Agg<'o> {
     /// The index of a name, given as the bytes of its (lossy) UTF-8 form.
     #[inline]
     fn name(&mut self, name: &[u8]) -> usize {
-        match self.names.get(name) {
-            Some(&i) => i,
-            None => {
-                let text = String::from_utf8_lossy(name);
-                self.stats.push((text.into(), NameStats::default()));
-                self.names.insert(name.into(), self.stats.len() - 1);
-                self.stats.len() - 1
-            }
-        }
+        intern(&mut self.names, &mut self.stats, name)
     }
 
     /// A stop line's duration added to its name's figures.
@@ -408,108 +373,15 @@ fn keeps(filter: &Filter, fields: &Fields<'_>) -> bool {
         && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(fields.name)))
 }
 
-/// The scan with self time, which follows each point's children.
-///
-/// A child that stops while its parent is open adds its interval to the
-/// parent. One whose parent is not open then (it lives in another
-/// service's log, read before or after the parent's, or it outlived its
-/// parent) is kept aside, and if there is any, the logs are read a second
-/// time with those intervals among their parents' children, so that self
-/// time is the model's (and `osprof show`'s) across logs too.
-fn scan_with_self_time(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
-    let mut late = IdMap::default();
-    let first = self_time_pass(inputs, options, &IdMap::default(), Some(&mut late))?;
-    if late.is_empty() {
-        return Ok(first);
+/// The index of a name (its lossy UTF-8 form's bytes) in `stats`, which
+/// gets a row for each new name.
+#[inline]
+fn intern(names: &mut Interner, stats: &mut Vec<(Box<str>, NameStats)>, name: &[u8]) -> usize {
+    let (n, new) = names.intern(name);
+    if new {
+        stats.push((String::from_utf8_lossy(name).into(), NameStats::default()));
     }
-    self_time_pass(inputs, options, &late, None)
-}
-
-/// Children's intervals by their parent's trace id.
-type Children = IdMap<Vec<(i64, i64)>>;
-
-/// One read of the logs for [`scan_with_self_time`]: `extra` children are
-/// added to their parents; children whose parent is not open when they
-/// stop go to `late`.
-fn self_time_pass(
-    inputs: &Inputs,
-    options: &RankOptions,
-    extra: &Children,
-    mut late: Option<&mut Children>,
-) -> Result<Scanned, Error> {
-    let mut names: HashMap<Box<str>, usize> = HashMap::new();
-    let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
-    let mut open: IdMap<Open> = IdMap::default();
-    let mut stops = 0u64;
-    let mut unreadable = Unreadable::default();
-    let filter = &options.filter;
-    let mut intern = |name: &str, stats: &mut Vec<(Box<str>, NameStats)>| -> usize {
-        if let Some(&i) = names.get(name) {
-            return i;
-        }
-        stats.push((name.into(), NameStats::default()));
-        names.insert(name.into(), stats.len() - 1);
-        stats.len() - 1
-    };
-    for_each_parsed(inputs, &mut unreadable, |_, line| {
-        if !filter.keeps(&line) {
-            return;
-        }
-        let name = intern(&line.name, &mut stats);
-        match line.phase {
-            Phase::Start => {
-                open.insert(
-                    line.ids.trace_id,
-                    Open {
-                        name,
-                        base: line.ids.base_id,
-                        begin: line.timestamp.unix_micros(),
-                        children: Vec::new(),
-                    },
-                );
-            }
-            Phase::Stop => {
-                let duration = line.duration.unwrap_or(0.0);
-                let st = &mut stats[name].1;
-                record_stop(st, duration, stops, options.percentiles);
-                let micros = secs_to_micros(duration).max(0);
-                stops += 1;
-                let opened = open.remove(&line.ids.trace_id);
-                let (begin, mut children) = match opened {
-                    Some(o) => (o.begin, o.children),
-                    None => (line.timestamp.unix_micros() - micros, Vec::new()),
-                };
-                if let Some(more) = extra.get(&line.ids.trace_id) {
-                    children.extend_from_slice(more);
-                }
-                let end = begin.saturating_add(micros);
-                st.self_micros += uncovered(begin, end, children);
-                let ids = &line.ids;
-                let siblings = match open.get_mut(&ids.parent_id) {
-                    Some(parent) => Some(&mut parent.children),
-                    // A root's parent is its request (`base_id`).
-                    None if ids.parent_id != ids.base_id && ids.parent_id != ids.trace_id => late
-                        .as_deref_mut()
-                        .map(|late| late.entry(ids.parent_id).or_default()),
-                    None => None,
-                };
-                if let Some(siblings) = siblings {
-                    siblings.push((begin, end));
-                    if siblings.len() >= COMPACT_AT {
-                        merge(siblings);
-                    }
-                }
-            }
-        }
-    })?;
-    Ok(Scanned {
-        stats,
-        open: open
-            .into_values()
-            .map(|o| (o.name, o.begin, o.base))
-            .collect(),
-        unreadable,
-    })
+    n as usize
 }
 
 /// The report from a scan's figures.
@@ -543,13 +415,13 @@ fn finish(
         .into_iter()
         .filter(|(_, s)| s.count > 0)
         .map(|(name, s)| {
-            // The middle of the histogram bucket, never beyond the real
-            // extremes.
+            // The middle of the bucket, never beyond the real maximum.
             let q = |q: f64| {
-                s.hist.as_ref().map(|h| {
-                    let v = h.median_equivalent(h.value_at_quantile(q));
-                    (v.clamp(h.min(), h.max()) as f64 / 1e6).min(s.max)
-                })
+                options
+                    .percentiles
+                    .then(|| s.durations.quantile(q))
+                    .flatten()
+                    .map(|micros| (micros as f64 / 1e6).min(s.max))
             };
             (
                 s.first_stop,
@@ -605,35 +477,6 @@ fn finish(
         unreadable,
         options: options.clone(),
     })
-}
-
-/// Sorts and merges overlapping intervals in place.
-fn merge(spans: &mut Vec<(i64, i64)>) {
-    spans.sort_unstable();
-    let mut out: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
-    for &(a, b) in spans.iter() {
-        match out.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    *spans = out;
-}
-
-/// The part of `begin..end` no interval of `children` covers, in
-/// microseconds (the model's self time).
-fn uncovered(begin: i64, end: i64, mut children: Vec<(i64, i64)>) -> i64 {
-    if end <= begin {
-        return 0;
-    }
-    children.retain_mut(|(a, b)| {
-        *a = (*a).max(begin);
-        *b = (*b).min(end);
-        b > a
-    });
-    merge(&mut children);
-    let covered: i64 = children.iter().map(|(a, b)| b - a).sum();
-    (end - begin - covered).max(0)
 }
 
 /// An optional column: its header and how to get its value.
@@ -793,6 +636,129 @@ impl Rank {
     }
 }
 
+/// The reference the threaded scans are checked against: every line
+/// through `format::parse_line`, one after the other, self time included.
+#[cfg(test)]
+mod reference {
+    use super::*;
+    use crate::model::{merge_intervals, uncovered_micros};
+    use crate::scan::for_each_parsed;
+
+    type IdMap<V> = std::collections::HashMap<Id, V>;
+    use tracing_osprofiler::format::Phase;
+    use tracing_osprofiler::Id;
+
+    struct Open {
+        name: usize,
+        base: Id,
+        begin: i64,
+        /// Intervals of the children that stopped so far.
+        children: Vec<(i64, i64)>,
+    }
+
+    /// The scan with self time, which follows each point's children.
+    ///
+    /// A child that stops while its parent is open adds its interval to the
+    /// parent. One whose parent is not open then (it lives in another
+    /// service's log, read before or after the parent's, or it outlived its
+    /// parent) is kept aside, and if there is any, the logs are read a second
+    /// time with those intervals among their parents' children, so that self
+    /// time is the model's (and `osprof show`'s) across logs too.
+    pub(super) fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
+        let mut late = IdMap::default();
+        let first = self_time_pass(inputs, options, &IdMap::default(), Some(&mut late))?;
+        if late.is_empty() {
+            return Ok(first);
+        }
+        self_time_pass(inputs, options, &late, None)
+    }
+
+    /// Children's intervals by their parent's trace id.
+    type Children = IdMap<Vec<(i64, i64)>>;
+
+    /// One read of the logs for [`scan_with_self_time`]: `extra` children are
+    /// added to their parents; children whose parent is not open when they
+    /// stop go to `late`.
+    fn self_time_pass(
+        inputs: &Inputs,
+        options: &RankOptions,
+        extra: &Children,
+        mut late: Option<&mut Children>,
+    ) -> Result<Scanned, Error> {
+        let mut names = Interner::default();
+        let mut stats: Vec<(Box<str>, NameStats)> = Vec::new();
+        let mut open: IdMap<Open> = IdMap::default();
+        let mut stops = 0u64;
+        let mut unreadable = Unreadable::default();
+        let filter = &options.filter;
+        for_each_parsed(inputs, &mut unreadable, |_, line| {
+            if !filter.keeps(&line) {
+                return;
+            }
+            let name = intern(&mut names, &mut stats, line.name.as_bytes());
+            match line.phase {
+                Phase::Start => {
+                    open.insert(
+                        line.ids.trace_id,
+                        Open {
+                            name,
+                            base: line.ids.base_id,
+                            begin: line.timestamp.unix_micros(),
+                            children: Vec::new(),
+                        },
+                    );
+                }
+                Phase::Stop => {
+                    let duration = line.duration.unwrap_or(0.0);
+                    let st = &mut stats[name].1;
+                    record_stop(st, duration, stops, options.percentiles);
+                    let micros = secs_to_micros(duration).max(0);
+                    stops += 1;
+                    let opened = open.remove(&line.ids.trace_id);
+                    let (begin, mut children) = match opened {
+                        Some(o) => (o.begin, o.children),
+                        None => (
+                            line.timestamp.unix_micros().saturating_sub(micros),
+                            Vec::new(),
+                        ),
+                    };
+                    if let Some(more) = extra.get(&line.ids.trace_id) {
+                        children.extend_from_slice(more);
+                    }
+                    let end = begin.saturating_add(micros);
+                    st.self_micros =
+                        st.self_micros
+                            .saturating_add(uncovered_micros(begin, end, &mut children));
+                    let ids = &line.ids;
+                    let siblings = match open.get_mut(&ids.parent_id) {
+                        Some(parent) => Some(&mut parent.children),
+                        // A root's parent is its request (`base_id`).
+                        None if ids.parent_id != ids.base_id && ids.parent_id != ids.trace_id => {
+                            late.as_deref_mut()
+                                .map(|late| late.entry(ids.parent_id).or_default())
+                        }
+                        None => None,
+                    };
+                    if let Some(siblings) = siblings {
+                        siblings.push((begin, end));
+                        if siblings.len() >= COMPACT_AT {
+                            merge_intervals(siblings);
+                        }
+                    }
+                }
+            }
+        })?;
+        Ok(Scanned {
+            stats,
+            open: open
+                .into_values()
+                .map(|o| (o.name, o.begin, o.base))
+                .collect(),
+            unreadable,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,10 +797,7 @@ mod tests {
             match r % 20 {
                 0 => out.extend_from_slice(b"garbage line"),
                 1 => {}
-                2 => out.extend(std::iter::repeat_n(
-                    b'z',
-                    super::super::read::MAX_LINE_LEN + 5,
-                )),
+                2 => out.extend(std::iter::repeat_n(b'z', crate::source::MAX_LINE_LEN + 5)),
                 3 => out.extend_from_slice(
                     format!("prefix {ts} 0.5 {base} {base} {} a-stop", id(r % 50)).as_bytes(),
                 ),
@@ -875,11 +838,12 @@ mod tests {
     /// column: every line through `format::parse_line`, one after the
     /// other; the reference the threaded scan is checked against.
     fn full_parser_report(inputs: &Inputs, options: &RankOptions) -> Rank {
-        let mut report = rank(inputs, &options.clone().with_self_time(true)).unwrap();
-        for row in &mut report.rows {
-            row.self_time = None;
-        }
-        report
+        let Scanned {
+            stats,
+            open,
+            unreadable,
+        } = reference::scan(inputs, options).unwrap();
+        finish(stats, open, unreadable, options).unwrap()
     }
 
     #[test]
@@ -903,7 +867,7 @@ mod tests {
             RankOptions::new().with_percentiles(true),
             RankOptions::new().with_filter(
                 Filter::new()
-                    .with_name(Some(super::super::Pattern::new("*a*")))
+                    .with_name(Some(crate::Pattern::new("*a*")))
                     .with_since(crate::parse_time("2020-02-27T08:00:00.110000")),
             ),
         ] {
@@ -920,7 +884,7 @@ mod tests {
                 (2, 4096, 100_000),
                 (2, 70_000, 12_288),
                 (3, 200_000, 150_000),
-                (2, 1 << 20, parallel::WINDOW),
+                (2, 1 << 20, crate::source::chunks::WINDOW),
             ] {
                 let Scanned {
                     stats,
@@ -967,7 +931,7 @@ mod tests {
                 for (chunk, window) in [
                     (4096, 4096),
                     (1 << 20, 1 << 20),
-                    (1 << 20, parallel::WINDOW),
+                    (1 << 20, crate::source::chunks::WINDOW),
                 ] {
                     let Scanned {
                         stats,
@@ -1114,14 +1078,6 @@ mod tests {
     }
 
     #[test]
-    fn uncovered_counts_overlaps_once() {
-        assert_eq!(uncovered(0, 100, vec![(10, 30), (20, 40), (90, 200)]), 60);
-        assert_eq!(uncovered(0, 100, vec![]), 100);
-        assert_eq!(uncovered(5, 5, vec![(0, 10)]), 0);
-        assert_eq!(uncovered(0, 100, vec![(-50, 150)]), 0);
-    }
-
-    #[test]
     fn python_rounding_half_even_on_binary_value() {
         // Python: '{:.3f}'.format(x) for these x gives these strings.
         for (x, s) in [
@@ -1135,6 +1091,115 @@ mod tests {
             (1234.5675, "1234.568"),
         ] {
             assert_eq!(format!("{x:.3}"), s, "{x}");
+        }
+    }
+
+    /// A log of random points with random parents among them (children
+    /// in other chunks, parents that start after their children, ids
+    /// reused, stops without starts), some lines mangled.
+    fn random_tree_log() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let line = prop_oneof![
+            12 => (any::<bool>(), 0u32..30, 0u32..31, 0usize..3, 0u32..2_000_000, 0u32..3_000_000)
+                .prop_map(|(stop, t, p, n, at, d)| {
+                    let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7";
+                    let id = |t: u32| format!("00000000-0000-4000-8000-{t:012x}");
+                    // Parent 30 is the request itself.
+                    let parent = if p == 30 { base.to_owned() } else { id(p) };
+                    let name = ["a", "db", "caf\u{e9}"][n];
+                    let ts = format!("2020-02-27T08:04:{:02}.{:06}", at / 1_000_000, at % 1_000_000);
+                    if stop {
+                        format!("{ts} {}.{:06} {base} {parent} {} {name}-stop", d / 1_000_000, d % 1_000_000, id(t))
+                    } else {
+                        format!("{ts}          {base} {parent} {} {name}-start", id(t))
+                    }
+                    .into_bytes()
+                }),
+            1 => proptest::collection::vec(any::<u8>(), 0..100),
+            1 => Just(Vec::new()),
+        ];
+        proptest::collection::vec(line, 1..150).prop_map(|lines| {
+            let mut out = Vec::new();
+            for line in lines {
+                out.extend_from_slice(&line);
+                out.push(b'\n');
+            }
+            out
+        })
+    }
+
+    fn self_time_report(
+        inputs: &Inputs,
+        options: &RankOptions,
+        workers: usize,
+        chunk: usize,
+    ) -> Rank {
+        let chunks = ChunkOptions {
+            workers,
+            chunk_bytes: chunk,
+            window: 3 * chunk,
+            mmap: options.mmap,
+        };
+        let Scanned {
+            stats,
+            open,
+            unreadable,
+        } = self_time::scan_with_self_time(inputs, options, &chunks).unwrap();
+        finish(stats, open, unreadable, options).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn threaded_self_time_is_the_full_parsers_on_random_logs(
+            logs in proptest::collection::vec(random_tree_log(), 1..3),
+            chunk in 64usize..6_000,
+            workers in 1usize..4,
+            mmap in proptest::bool::ANY,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let paths: Vec<_> = logs
+                .iter()
+                .enumerate()
+                .map(|(i, log)| {
+                    let path = dir.path().join(format!("{i}.log"));
+                    std::fs::write(&path, log).unwrap();
+                    path
+                })
+                .collect();
+            let inputs = Inputs::from_paths(&paths).unwrap();
+            let options = RankOptions::new()
+                .with_self_time(true)
+                .with_percentiles(true)
+                .with_mmap(mmap);
+            let whole = full_parser_report(&inputs, &options);
+            let threaded = self_time_report(&inputs, &options, workers, chunk);
+            proptest::prop_assert_eq!(&threaded.rows, &whole.rows);
+            proptest::prop_assert_eq!(&threaded.unfinished, &whole.unfinished);
+            proptest::prop_assert_eq!(&threaded.unreadable, &whole.unreadable);
+        }
+    }
+
+    #[test]
+    fn threaded_self_time_gives_the_full_parsers_figures_on_mixed_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.log");
+        std::fs::write(&a, mixed_log(7)).unwrap();
+        let inputs = Inputs::from_paths([&a]).unwrap();
+        for options in [
+            RankOptions::new().with_self_time(true),
+            RankOptions::new()
+                .with_self_time(true)
+                .with_filter(Filter::new().with_name(Some(crate::Pattern::new("*a*")))),
+        ] {
+            let whole = full_parser_report(&inputs, &options);
+            assert!(whole.unreadable.count > 0 && !whole.unfinished.is_empty());
+            for (workers, chunk) in [(1, 4096), (2, 700), (3, 100_000)] {
+                let threaded = self_time_report(&inputs, &options, workers, chunk);
+                assert_eq!(threaded.rows, whole.rows, "{workers} {chunk}");
+                assert_eq!(threaded.unfinished, whole.unfinished);
+                assert_eq!(threaded.unreadable, whole.unreadable);
+            }
         }
     }
 }

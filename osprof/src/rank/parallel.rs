@@ -1,15 +1,12 @@
 //! The rank scan without self time, on one thread per core, giving
 //! exactly the figures of reading the lines one after the other.
 //!
-//! This thread cuts the logs into chunks of whole lines: read into
-//! buffers, or, with [`RankOptions::with_mmap`] on a plain file, as ranges
-//! of windows of the file mapped into memory (no copy at all; see there
-//! for the one risk). Workers, one thread per core counting this one
-//! (which parses a chunk itself whenever it would otherwise wait), turn a
-//! chunk into a [`Summary`]: the stop lines' names and durations in reading
-//! order, the unreadable lines, the points started in the chunk and still
-//! open at its end, and the ids of its stop lines. This thread adds the
-//! summaries up in reading order:
+//! The logs are read a chunk at a time on one thread per core
+//! ([`crate::source::chunks`]). A worker turns a chunk into a [`Summary`]:
+//! the stop lines' names and durations in reading order, the unreadable
+//! lines, the points started in the chunk and still open at its end, and
+//! the ids of its stop lines. The reading thread adds the summaries up in
+//! reading order:
 //!
 //! * the durations one by one, so every float sum is made in the order the
 //!   lines are in (adding per-chunk partial sums would change
@@ -24,78 +21,18 @@
 //!   are keyed by [`id_key`] of their trace id, not its value: the same
 //!   equality, cheaper to get from the text.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Read};
-use std::sync::Arc;
-
-use memmap2::{Mmap, MmapOptions};
-
-use crossbeam_channel::{Receiver, Sender};
-
-use super::super::read::{Inputs, LineRef, Source, MAX_LINE_LEN};
-use super::super::scan::{id_key, Fields, LineParser, NameMap, U128Map};
-use super::super::{Error, Filter};
 use super::{keeps, Agg, RankOptions, Scanned};
+use crate::scan::names::Interner;
+use crate::scan::{id_key, Fields, LineParser, U128Map, Unread};
+use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done};
+use crate::source::{Inputs, LineRef, MAX_LINE_LEN};
+use crate::Error;
+use crate::Filter;
 use tracing_osprofiler::format::{parse_line, ParseError, Phase};
-
-/// Chunks handed out and not yet added up, at most (bounds the memory to a
-/// few MiB whatever the input).
-const IN_FLIGHT: usize = 16;
-
-/// Whole lines of one log, for a worker.
-struct Job {
-    seq: u64,
-    source: usize,
-    /// The log's first chunk: its line numbers start at 1.
-    first: bool,
-    work: Work,
-}
-
-/// Whole lines in `bytes[begin..end]`, then one more oversized line if
-/// `oversized_after`.
-struct Work {
-    bytes: Bytes,
-    begin: usize,
-    end: usize,
-    oversized_after: bool,
-}
-
-/// Where a chunk's bytes are.
-enum Bytes {
-    /// Read into a buffer (handed back for reuse).
-    Read(Vec<u8>),
-    /// A window of a mapped file (unmapped when its last chunk is done).
-    Mapped(Arc<Mmap>),
-}
-
-/// The bytes of a mapped file whose lines one window holds (it maps
-/// [`MAX_LINE_LEN`] more, for the last of them to end inside it).
-pub(super) const WINDOW: usize = 8 << 20;
-
-/// Why a line was not read.
-#[derive(Clone, Copy)]
-enum Unread {
-    TooLong,
-    Parse(ParseError),
-}
-
-impl std::fmt::Display for Unread {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unread::TooLong => f.write_str("line too long"),
-            Unread::Parse(e) => e.fmt(f),
-        }
-    }
-}
 
 /// What a worker made of a chunk. Names are the worker's indexes.
 #[derive(Default)]
-struct Summary {
-    seq: u64,
-    source: usize,
-    first: bool,
-    worker: usize,
+pub(super) struct Summary {
     /// Lines in the chunk (blank and unreadable ones included).
     lines: u64,
     /// Names this worker met for the first time, in its index order, as
@@ -119,8 +56,6 @@ struct Summary {
     opens_at: Vec<(u128, (u32, u32))>,
     /// The points the chunk left started: (name, begin, base id).
     opens: Vec<(u128, (u32, i64, u128))>,
-    /// The chunk's buffer, handed back for reuse.
-    data: Vec<u8>,
 }
 
 /// See [`Summary::touched`].
@@ -190,12 +125,11 @@ impl Summary {
         self.stopped_bits.clear();
         self.opens_at.clear();
         self.opens.clear();
-        self.data = Vec::new();
     }
 }
 
-/// [`super::scan`] with the lines parsed on `workers` threads; see the
-/// module docs.
+/// [`super::scan`]: the chunks read on `workers` threads; see the module
+/// docs.
 pub(super) fn scan_parallel(
     inputs: &Inputs,
     options: &RankOptions,
@@ -203,497 +137,105 @@ pub(super) fn scan_parallel(
     chunk_bytes: usize,
     window: usize,
 ) -> Result<Scanned, Error> {
-    let workers = workers.max(1);
     let mut agg = Agg::new(options);
-    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(IN_FLIGHT);
-    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Summary>();
-    let (free_tx, free_rx) = crossbeam_channel::unbounded::<Summary>();
-    std::thread::scope(|scope| {
-        // This thread works too (see `Pipe::receive`): one thread per core.
-        // A thread the system refuses is one worker less (with none, this
-        // thread does all the work), not a panic.
-        for w in 1..workers {
-            let (job_rx, done_tx, free_rx) = (job_rx.clone(), done_tx.clone(), free_rx.clone());
-            let filter = &options.filter;
-            let _ = std::thread::Builder::new()
-                .name("osprof-rank".into())
-                .spawn_scoped(scope, move || {
-                    worker(w, filter, &job_rx, &done_tx, &free_rx)
-                });
-        }
-        drop(done_tx);
-        let mut pipe = Pipe {
-            agg: &mut agg,
-            inputs,
-            jobs: Some(job_tx),
-            own: (job_rx, Worker::new(0, &options.filter)),
-            done: done_rx,
-            free: free_tx,
-            free_summaries: free_rx,
-            sent: 0,
-            next: 0,
-            waiting: BTreeMap::new(),
-            maps: vec![Vec::new(); workers],
-            buffers: Vec::new(),
-            line_no: 0,
-            failed: None,
-        };
-        let read = read_logs(&mut pipe, chunk_bytes.max(1), window.max(1));
-        // No more jobs: the workers end once they are done.
-        pipe.jobs = None;
-        while pipe.failed.is_none() && pipe.next < pipe.sent {
-            pipe.receive();
-        }
-        read?;
-        match pipe.failed.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+    let mut maps = Vec::new();
+    let chunks = ChunkOptions {
+        workers,
+        chunk_bytes,
+        window,
+        mmap: options.mmap,
+    };
+    let reader = StopReader {
+        filter: &options.filter,
+    };
+    read_chunks(inputs, &reader, &chunks, |done| {
+        add(&mut agg, &mut maps, inputs, done)
     })?;
     Ok(agg.finish())
 }
 
-/// Hands every log, in reading order, to the workers.
-fn read_logs(pipe: &mut Pipe<'_, '_>, chunk_bytes: usize, window: usize) -> Result<(), Error> {
-    let inputs = pipe.inputs;
-    for &i in inputs.reading_order() {
-        let Some(source) = inputs.sources().get(i) else {
-            continue;
-        };
-        if pipe.agg.options.mmap {
-            if let Some((file, size)) = plain_file(source) {
-                map_chunks(pipe, i, source, &file, size, chunk_bytes, window)?;
-                continue;
-            }
-        }
-        read_chunks(pipe, i, source, chunk_bytes)?;
-    }
-    Ok(())
-}
-
-/// A regular file that is not gzip, and its size: one to map.
-fn plain_file(source: &Source) -> Option<(File, u64)> {
-    let Source::Path(path) = source else {
-        return None;
-    };
-    let mut file = File::open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() {
-        return None;
-    }
-    let mut magic = [0u8; 2];
-    let n = read_full(&mut file, &mut magic).ok()?;
-    if n == 2 && magic == [0x1f, 0x8b] {
-        return None;
-    }
-    Some((file, meta.len()))
-}
-
-/// Cuts a mapped file into chunks of whole lines of about `chunk_bytes`:
-/// the lines [`Inputs::for_each_line`] gives, with the same numbers. The
-/// file is mapped the lines of `window` bytes (see [`WINDOW`]) at a time,
-/// so that only the windows chunks in flight use are mapped (and count in
-/// the process's memory).
-fn map_chunks(
-    pipe: &mut Pipe<'_, '_>,
-    source_index: usize,
-    source: &Source,
-    file: &File,
-    size: u64,
-    chunk_bytes: usize,
-    window: usize,
+/// Adds a chunk's summary to the report's figures; `maps` has per worker
+/// its name indexes to the report's.
+fn add(
+    agg: &mut Agg<'_>,
+    maps: &mut Vec<Vec<usize>>,
+    inputs: &Inputs,
+    done: Done<'_, Summary>,
 ) -> Result<(), Error> {
-    let err = |e| Error::Read {
-        name: source.to_string(),
-        source: e,
-    };
-    let mut pos = 0u64;
-    let mut first = true;
-    // Inside a line longer than `MAX_LINE_LEN`, already counted.
-    let mut skipping = false;
-    while pos < size && pipe.failed.is_none() {
-        let len = usize::try_from(size - pos)
-            .unwrap_or(usize::MAX)
-            .min(window + MAX_LINE_LEN + 1);
-        // SAFETY: the map is read-only and only read as bytes. It is
-        // undefined behaviour in Rust's terms only if the file changes
-        // under it: appended bytes are not seen (`len` was fixed from the
-        // size), and a file cut shorter makes reading the lost pages raise
-        // SIGBUS, which is why the library maps only when asked (see
-        // `RankOptions::with_mmap`).
-        let map = unsafe { MmapOptions::new().offset(pos).len(len).map(file) }.map_err(err)?;
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
-        let map = Arc::new(map);
-        let at_eof = pos + len as u64 == size;
-        let mut at = 0;
-        if skipping {
-            match memchr::memchr(b'\n', &map) {
-                Some(p) => {
-                    skipping = false;
-                    at = p + 1;
-                }
-                None => {
-                    pos += len as u64;
-                    continue;
-                }
-            }
+    let sum = &*done.summary;
+    if maps.len() <= done.worker {
+        maps.resize_with(done.worker + 1, Vec::new);
+    }
+    let map = &mut maps[done.worker];
+    for name in &sum.new_names {
+        map.push(agg.name(String::from_utf8_lossy(name).as_bytes()));
+    }
+    let name = |i: u32| map.get(i as usize).copied().unwrap_or(0);
+    for &(n, duration) in &sum.stops {
+        agg.record(name(n), duration);
+    }
+    let base = done.lines_before;
+    for &(index, why) in &sum.unreadable {
+        let line = LineRef {
+            source: done.source,
+            line_no: base + index + 1,
+            bytes: &[],
+            oversized: matches!(why, Unread::TooLong),
+        };
+        agg.unreadable.note(inputs, &line, &why);
+    }
+    let open = &mut agg.open;
+    if open.len() <= sum.open_here.len() + sum.stopped.len() {
+        let mut lookup = StoppedLookup::default();
+        open.retain(|&id, _| !sum.touched(id, &mut lookup));
+    } else {
+        for id in sum.open_here.keys().chain(&sum.stopped) {
+            open.remove(id);
         }
-        // Lines that start before `cut` are this window's.
-        let cut = window.min(len);
-        while at < cut && pipe.failed.is_none() {
-            let want = (at + chunk_bytes).min(cut);
-            let end = match memchr::memrchr(b'\n', &map[at..want]) {
-                Some(p) => at + p + 1,
-                // One line from `at` to past `want`.
-                None => {
-                    // (Past `want` when the line is already too long.)
-                    let limit = len.min(at + MAX_LINE_LEN + 1).max(want);
-                    match memchr::memchr(b'\n', &map[want..limit]) {
-                        Some(p) => want + p + 1,
-                        None if at_eof && len - at <= MAX_LINE_LEN => len,
-                        None => {
-                            // Longer than the limit: counted once, its
-                            // bytes skipped.
-                            let work = Work {
-                                bytes: Bytes::Mapped(Arc::clone(&map)),
-                                begin: at,
-                                end: at,
-                                oversized_after: true,
-                            };
-                            pipe.send(source_index, first, work);
-                            first = false;
-                            skipping = true;
-                            at = limit;
-                            break;
-                        }
-                    }
-                }
-            };
-            let work = Work {
-                bytes: Bytes::Mapped(Arc::clone(&map)),
-                begin: at,
-                end,
-                oversized_after: false,
-            };
-            pipe.send(source_index, first, work);
-            first = false;
-            at = end;
-        }
-        pos += at as u64;
+    }
+    for &(id, (n, begin, base_id)) in &sum.opens {
+        open.insert(id, (name(n), begin, base_id));
     }
     Ok(())
 }
 
-/// Reads one log here into chunks of whole lines of about `chunk_bytes`,
-/// cut after the last `\n`, the rest carried to the next chunk. The lines
-/// are the ones [`Inputs::for_each_line`] gives, with the same numbers.
-fn read_chunks(
-    pipe: &mut Pipe<'_, '_>,
-    source_index: usize,
-    source: &Source,
-    chunk_bytes: usize,
-) -> Result<(), Error> {
-    let err = |e| Error::Read {
-        name: source.to_string(),
-        source: e,
-    };
-    let mut reader = super::super::read::open(source)?;
-    let mut carry: Vec<u8> = Vec::new();
-    let mut skipping = false;
-    let mut first = true;
-    while pipe.failed.is_none() {
-        // Buffers keep their length (zero-filled once), and reads of the
-        // whole chunk size go past the `BufReader` straight into them.
-        let mut data = pipe.buffers.pop().unwrap_or_default();
-        let need = carry.len() + chunk_bytes;
-        if data.len() < need {
-            data.resize(need, 0);
-        }
-        data[..carry.len()].copy_from_slice(&carry);
-        let got = read_full(&mut reader, &mut data[carry.len()..need]).map_err(err)?;
-        let mut end = carry.len() + got;
-        carry.clear();
-        let eof = got < chunk_bytes;
-        let mut begin = 0;
-        if skipping {
-            match memchr::memchr(b'\n', &data[..end]) {
-                Some(p) => {
-                    skipping = false;
-                    begin = p + 1;
-                }
-                None => {
-                    pipe.buffers.push(data);
-                    if eof {
-                        break;
-                    }
-                    continue;
-                }
-            }
-        }
-        let mut oversized_after = false;
-        if !eof {
-            let tail = memchr::memrchr(b'\n', &data[begin..end]).map_or(begin, |p| begin + p + 1);
-            if end - tail > MAX_LINE_LEN {
-                // A line longer than the limit so far: counted once (after
-                // this chunk's lines), its bytes skipped.
-                oversized_after = true;
-                skipping = true;
-            } else {
-                carry.extend_from_slice(&data[tail..end]);
-            }
-            end = tail;
-        }
-        if end > begin || oversized_after {
-            let work = Work {
-                bytes: Bytes::Read(data),
-                begin,
-                end,
-                oversized_after,
-            };
-            pipe.send(source_index, first, work);
-            first = false;
-        } else {
-            pipe.buffers.push(data);
-        }
-        if eof {
-            break;
-        }
-    }
-    Ok(())
+/// Reads a chunk's stop lines and the starts it leaves open.
+struct StopReader<'f> {
+    filter: &'f Filter,
 }
 
-/// Fills `buf` from `reader`; fewer bytes only at the end of the input.
-fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
+impl<'f> ChunkReader for StopReader<'f> {
+    type Summary = Summary;
+    type Worker = Lines<'f>;
 
-/// The adding-up side of [`scan_parallel`], on the reading thread.
-struct Pipe<'a, 'o> {
-    agg: &'a mut Agg<'o>,
-    inputs: &'a Inputs,
-    jobs: Option<Sender<Job>>,
-    /// The job queue and this thread's own worker (index 0), for the chunks
-    /// it takes instead of waiting.
-    own: (Receiver<Job>, Worker<'o>),
-    done: Receiver<Summary>,
-    free: Sender<Summary>,
-    free_summaries: Receiver<Summary>,
-    /// Chunks sent, and the next one to add up.
-    sent: u64,
-    next: u64,
-    /// Summaries done out of order.
-    waiting: BTreeMap<u64, Summary>,
-    /// Per worker, its name indexes to the report's.
-    maps: Vec<Vec<usize>>,
-    /// Buffers of done chunks, for reuse.
-    buffers: Vec<Vec<u8>>,
-    /// Lines of the current log added up so far.
-    line_no: u64,
-    failed: Option<Error>,
-}
-
-impl Pipe<'_, '_> {
-    /// Sends a job, first adding up done chunks while too many are in
-    /// flight.
-    fn send(&mut self, source: usize, first: bool, work: Work) {
-        while self.failed.is_none() && self.sent - self.next >= IN_FLIGHT as u64 {
-            self.receive();
-        }
-        if self.failed.is_some() {
-            return;
-        }
-        let job = Job {
-            seq: self.sent,
-            source,
-            first,
-            work,
-        };
-        match &self.jobs {
-            Some(jobs) if jobs.send(job).is_ok() => self.sent += 1,
-            _ => self.failed = Some(workers_gone()),
+    fn worker(&self) -> Lines<'f> {
+        Lines {
+            parser: LineParser::default(),
+            names: Interner::default(),
+            filter: self.filter,
         }
     }
 
-    /// Waits for chunk `next` and adds it up. While it is not done, this
-    /// thread parses a chunk from the queue itself, if there is one, rather
-    /// than sleep: one thread per core, none idle.
-    fn receive(&mut self) {
-        let sum = loop {
-            if let Some(sum) = self.waiting.remove(&self.next) {
-                break sum;
-            }
-            if let Ok(sum) = self.done.try_recv() {
-                self.waiting.insert(sum.seq, sum);
-                continue;
-            }
-            let (jobs, worker) = &mut self.own;
-            if let Ok(job) = jobs.try_recv() {
-                let spare = self.free_summaries.try_recv().unwrap_or_default();
-                let sum = worker.run(job, spare);
-                self.waiting.insert(sum.seq, sum);
-                continue;
-            }
-            match self.done.recv() {
-                Ok(sum) => {
-                    self.waiting.insert(sum.seq, sum);
-                }
-                Err(_) => {
-                    self.failed = Some(workers_gone());
-                    return;
-                }
-            }
-        };
-        self.next += 1;
-        if let Err(e) = self.add(&sum) {
-            self.failed = Some(e);
-        }
-        let mut sum = sum;
-        let data = std::mem::take(&mut sum.data);
-        if data.capacity() > 0 {
-            self.buffers.push(data);
-        }
+    fn read(&self, lines: &mut Lines<'f>, chunk: &Chunk<'_>, sum: &mut Summary) {
         sum.clear();
-        // The workers are gone only when the scan is over.
-        let _ = self.free.send(sum);
+        lines.chunk(chunk.bytes, sum);
+        if chunk.oversized_after {
+            lines.too_long(sum);
+        }
+        lines.opens(chunk.bytes, sum);
     }
 
-    fn add(&mut self, sum: &Summary) -> Result<(), Error> {
-        let inputs = self.inputs;
-        let agg = &mut *self.agg;
-        let map = self.maps.get_mut(sum.worker).ok_or_else(workers_gone)?;
-        for name in &sum.new_names {
-            map.push(agg.name(String::from_utf8_lossy(name).as_bytes()));
-        }
-        let name = |i: u32| map.get(i as usize).copied().unwrap_or(0);
-        for &(n, duration) in &sum.stops {
-            agg.record(name(n), duration);
-        }
-        let base = if sum.first { 0 } else { self.line_no };
-        self.line_no = base + sum.lines;
-        for &(index, why) in &sum.unreadable {
-            let line = LineRef {
-                source: sum.source,
-                line_no: base + index + 1,
-                bytes: &[],
-                oversized: matches!(why, Unread::TooLong),
-            };
-            agg.unreadable.note(inputs, &line, &why);
-        }
-        let open = &mut agg.open;
-        if open.len() <= sum.open_here.len() + sum.stopped.len() {
-            let mut lookup = StoppedLookup::default();
-            open.retain(|&id, _| !sum.touched(id, &mut lookup));
-        } else {
-            for id in sum.open_here.keys().chain(&sum.stopped) {
-                open.remove(id);
-            }
-        }
-        for &(id, (n, begin, base_id)) in &sum.opens {
-            open.insert(id, (name(n), begin, base_id));
-        }
-        Ok(())
+    fn lines(sum: &Summary) -> u64 {
+        sum.lines
     }
 }
-
-fn workers_gone() -> Error {
-    Error::Read {
-        name: String::from("-"),
-        source: io::Error::other("a rank worker thread stopped"),
-    }
-}
-
-/// A worker thread: turns each chunk it takes into a [`Summary`].
-fn worker(
-    index: usize,
-    filter: &Filter,
-    jobs: &Receiver<Job>,
-    done: &Sender<Summary>,
-    free: &Receiver<Summary>,
-) {
-    let mut worker = Worker::new(index, filter);
-    for job in jobs.iter() {
-        let sum = worker.run(job, free.try_recv().unwrap_or_default());
-        if done.send(sum).is_err() {
-            return;
-        }
-    }
-}
-
-/// What turns chunks into summaries, on a worker thread or on the reading
-/// thread while it would otherwise wait.
-struct Worker<'f> {
-    index: usize,
-    lines: Lines<'f>,
-}
-
-impl<'f> Worker<'f> {
-    fn new(index: usize, filter: &'f Filter) -> Self {
-        Worker {
-            index,
-            lines: Lines {
-                parser: LineParser::default(),
-                names: NameMap::default(),
-                known: Vec::new(),
-                recent: [0; RECENT],
-                filter,
-            },
-        }
-    }
-
-    /// The summary of `job`'s chunk, made in `sum` (an empty one).
-    fn run(&mut self, job: Job, mut sum: Summary) -> Summary {
-        sum.seq = job.seq;
-        sum.source = job.source;
-        sum.first = job.first;
-        sum.worker = self.index;
-        let Work {
-            bytes,
-            begin,
-            end,
-            oversized_after,
-        } = job.work;
-        let chunk = match &bytes {
-            Bytes::Read(data) => data.get(begin..end),
-            Bytes::Mapped(map) => map.get(begin..end),
-        }
-        .unwrap_or_default();
-        self.lines.chunk(chunk, &mut sum);
-        if oversized_after {
-            self.lines.too_long(&mut sum);
-        }
-        self.lines.opens(chunk, &mut sum);
-        if let Bytes::Read(data) = bytes {
-            sum.data = data;
-        }
-        sum
-    }
-}
-
-/// Slots of [`Lines::recent`].
-const RECENT: usize = 64;
 
 /// A worker's line reader.
 struct Lines<'f> {
     parser: LineParser,
-    names: NameMap<u32>,
-    /// The names by index.
-    known: Vec<Box<[u8]>>,
-    /// A cache in front of `names`, by a cheap hash of the name's length
-    /// and first and last 8 bytes: 1 + the index of a name with that hash,
-    /// or 0. A log has few names, so this finds almost all of them with no
-    /// keyed hash; a miss (or a crafted log's collisions) only falls back
-    /// to `names`.
-    recent: [u32; RECENT],
+    /// The names of this worker's stop lines, as read (not converted to
+    /// UTF-8 yet).
+    names: Interner,
     filter: &'f Filter,
 }
 
@@ -804,70 +346,10 @@ impl Lines<'_> {
     /// row in the report).
     #[inline]
     fn name(&mut self, name: &[u8], sum: &mut Summary) -> u32 {
-        let slot = recent_slot(name);
-        if let Some(n) = self.recent[slot].checked_sub(1) {
-            if self
-                .known
-                .get(n as usize)
-                .is_some_and(|k| same_bytes(k, name))
-            {
-                return n;
-            }
+        let (n, new) = self.names.intern(name);
+        if new {
+            sum.new_names.push(name.into());
         }
-        let n = match self.names.get(name) {
-            Some(&n) => n,
-            None => {
-                let n = self.known.len() as u32;
-                self.names.insert(name.into(), n);
-                self.known.push(name.into());
-                sum.new_names.push(name.into());
-                n
-            }
-        };
-        self.recent[slot] = n + 1;
         n
     }
-}
-
-/// The slot of [`Lines::recent`] for a name.
-#[inline(always)]
-fn recent_slot(name: &[u8]) -> usize {
-    let (head, tail) = edge_words(name);
-    let h = (head ^ tail.rotate_left(29) ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (h >> (64 - RECENT.trailing_zeros())) as usize
-}
-
-/// The first and the last 8 bytes (zero-padded when shorter).
-#[inline(always)]
-fn edge_words(bytes: &[u8]) -> (u64, u64) {
-    let word = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..b.len()].copy_from_slice(b);
-        u64::from_le_bytes(w)
-    };
-    if bytes.len() >= 8 {
-        (word(&bytes[..8]), word(&bytes[bytes.len() - 8..]))
-    } else {
-        (word(bytes), 0)
-    }
-}
-
-/// `a == b`, 8 bytes at a time (names are short; no call to `memcmp`).
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    if a.len() < 8 {
-        return a == b;
-    }
-    let mut at = 0;
-    while at + 8 <= a.len() {
-        if a[at..at + 8] != b[at..at + 8] {
-            return false;
-        }
-        at += 8;
-    }
-    let end = a.len() - 8;
-    a[end..] == b[end..]
 }

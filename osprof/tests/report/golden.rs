@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use osprof::list::{list, ListOptions, ListSort};
 use osprof::rank::{rank, Column, RankOptions};
-use osprof::read::Inputs;
+use osprof::source::Inputs;
 use osprof::{load_request, Filter, Format, Pattern};
 use tracing_osprofiler::Id;
 

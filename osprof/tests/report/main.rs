@@ -12,6 +12,7 @@ mod support {
 }
 
 mod cli;
+mod durations;
 mod golden;
 mod parse_prop;
 mod python;

@@ -6,7 +6,7 @@
 use osprof::list::{list, ListOptions};
 use osprof::load_request;
 use osprof::rank::{rank, RankOptions};
-use osprof::read::Inputs;
+use osprof::source::Inputs;
 use proptest::prelude::*;
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::Id;

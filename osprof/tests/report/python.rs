@@ -13,7 +13,7 @@ use std::process::Command;
 
 use osprof::model::Tree;
 use osprof::rank::{rank, RankOptions};
-use osprof::read::Inputs;
+use osprof::source::Inputs;
 use osprof::{list::list, list::ListOptions, load_request};
 
 const LOG_SCRIPT: &str = include_str!("../python/mistral_log.py");

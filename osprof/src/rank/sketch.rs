@@ -1,0 +1,268 @@
+//! The percentiles of `rank --percentiles`: per name, a count of the
+//! durations in buckets of 3 significant digits, held in the memory the
+//! name's durations need and no more.
+//!
+//! The buckets are those of an HDR histogram with 3 significant digits
+//! (2048 sub-buckets per power of two; a duration in microseconds below
+//! 2048 has a bucket of its own), so a percentile is the middle of the
+//! bucket that holds the duration of nearest rank (`ceil(q * count)`-th
+//! smallest), never above the largest duration: within 1/2048 (0.05%) of
+//! that duration, and exact below 2.048 ms. A test pins this to the
+//! `hdrhistogram` crate's answer and to the exact percentile.
+//!
+//! A full histogram allocates its whole range of buckets up front (tens of
+//! KiB), which for a log of 200 000 distinct names was 16 GB. Here a name
+//! holds the buckets it has durations in, as a sorted list while they are
+//! few or spread out, and as a window of counts from its lowest to its
+//! highest bucket once that window is at most [`DENSE_SPREAD`] times the
+//! number of buckets in use: memory grows with the distinct buckets a name
+//! uses, never with its number of durations or the range between them.
+
+/// Sub-buckets per power of two, as a power of two: 2^11 = 2048 covers 3
+/// significant digits.
+const SUB_BITS: u32 = 11;
+/// Half of the sub-buckets: the upper half of every bucket past the first.
+const HALF: u32 = 1 << (SUB_BITS - 1);
+
+/// At most this many list entries before a name is looked at for a window.
+const FEW: usize = 64;
+/// A window of counts is used while it is at most this many times longer
+/// than the number of buckets in use (8 bytes a slot against 16 an entry).
+const DENSE_SPREAD: usize = 8;
+
+/// One name's durations, by bucket.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Sketch {
+    repr: Repr,
+    count: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// (bucket, count), sorted by bucket.
+    Few(Vec<(u32, u64)>),
+    /// Counts of the buckets `first..first + counts.len()`, and how many
+    /// of them are not 0.
+    Window {
+        first: u32,
+        counts: Vec<u64>,
+        used: usize,
+    },
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::Few(Vec::new())
+    }
+}
+
+/// The bucket of a value: increasing with the value.
+#[inline]
+fn bucket(value: u64) -> u32 {
+    // The power of two above the first 2048 values (0 for those).
+    let power = (64 - SUB_BITS) - (value | ((1 << SUB_BITS) - 1)).leading_zeros();
+    let sub = (value >> power) as u32;
+    ((power + 1) << (SUB_BITS - 1)) + sub - HALF
+}
+
+/// The lowest value of a bucket and the number of values in it.
+#[inline]
+fn bucket_range(bucket: u32) -> (u64, u64) {
+    let power = (bucket >> (SUB_BITS - 1)).saturating_sub(1);
+    let sub = if bucket < HALF << 1 {
+        bucket
+    } else {
+        (bucket & (HALF - 1)) + HALF
+    };
+    (u64::from(sub) << power, 1u64 << power)
+}
+
+impl Sketch {
+    /// Counts one value.
+    #[inline]
+    pub(super) fn record(&mut self, value: u64) {
+        let b = bucket(value);
+        self.count += 1;
+        match &mut self.repr {
+            Repr::Window {
+                first,
+                counts,
+                used,
+            } => {
+                if let Some(slot) = b
+                    .checked_sub(*first)
+                    .and_then(|i| counts.get_mut(i as usize))
+                {
+                    *used += usize::from(*slot == 0);
+                    *slot += 1;
+                    return;
+                }
+                let low = (*first).min(b);
+                let high = (*first + counts.len() as u32 - 1).max(b);
+                let span = (high - low) as usize + 1;
+                if span <= DENSE_SPREAD * (*used + 1) {
+                    let mut grown = vec![0u64; span];
+                    let at = (*first - low) as usize;
+                    grown[at..at + counts.len()].copy_from_slice(counts);
+                    grown[(b - low) as usize] = 1;
+                    *first = low;
+                    *counts = grown;
+                    *used += 1;
+                } else {
+                    // Too spread out for a window: back to a list.
+                    let mut few: Vec<(u32, u64)> = counts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &c)| c > 0)
+                        .map(|(i, &c)| (*first + i as u32, c))
+                        .collect();
+                    let at = few.partition_point(|&(k, _)| k < b);
+                    few.insert(at, (b, 1));
+                    self.repr = Repr::Few(few);
+                }
+            }
+            Repr::Few(few) => match few.binary_search_by_key(&b, |&(k, _)| k) {
+                Ok(i) => few[i].1 += 1,
+                Err(i) => {
+                    few.insert(i, (b, 1));
+                    if few.len() >= FEW {
+                        self.try_window();
+                    }
+                }
+            },
+        }
+    }
+
+    /// Turns a list into a window when the window is small enough.
+    fn try_window(&mut self) {
+        let Repr::Few(few) = &self.repr else {
+            return;
+        };
+        let (Some(&(low, _)), Some(&(high, _))) = (few.first(), few.last()) else {
+            return;
+        };
+        let span = (high - low) as usize + 1;
+        if span > DENSE_SPREAD * few.len() {
+            return;
+        }
+        let mut counts = vec![0u64; span];
+        for &(k, c) in few {
+            counts[(k - low) as usize] = c;
+        }
+        self.repr = Repr::Window {
+            first: low,
+            counts,
+            used: few.len(),
+        };
+    }
+
+    /// The buckets in use, in order, with their counts.
+    fn buckets(&self) -> Box<dyn Iterator<Item = (u32, u64)> + '_> {
+        match &self.repr {
+            Repr::Few(few) => Box::new(few.iter().copied()),
+            Repr::Window { first, counts, .. } => Box::new(
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c > 0)
+                    .map(move |(i, &c)| (first + i as u32, c)),
+            ),
+        }
+    }
+
+    /// The middle of the bucket of the `q`-quantile's value (nearest
+    /// rank); `None` when no value was counted.
+    pub(super) fn quantile(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        let mut last = None;
+        for (b, c) in self.buckets() {
+            seen += c;
+            last = Some(b);
+            if seen >= rank {
+                break;
+            }
+        }
+        let (low, len) = bucket_range(last?);
+        Some(low + len / 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn buckets_are_hdr_buckets() {
+        let hdr = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        for value in (0..5000u64)
+            .chain((0..60).flat_map(|p| [1u64 << p, (1u64 << p) + 1, (1u64 << p) - 1]))
+            .chain([u64::MAX / 2, 3_155_760_000_000_000])
+        {
+            let (low, len) = bucket_range(bucket(value));
+            assert_eq!(low, hdr.lowest_equivalent(value), "{value}");
+            assert_eq!(len, hdr.equivalent_range(value), "{value}");
+            assert!(bucket(value) <= bucket(value + 1));
+        }
+    }
+
+    fn exact(sorted: &[u64], q: f64) -> u64 {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+        sorted[rank - 1]
+    }
+
+    proptest! {
+        /// The stated accuracy: within 1/2048 of the exact nearest-rank
+        /// percentile, exact below 2048; and the `hdrhistogram` crate's
+        /// answer, bucket for bucket, whether the name ends as a list or
+        /// as a window.
+        #[test]
+        fn percentiles_within_1_in_2048_of_exact(
+            values in prop::collection::vec(
+                prop_oneof![0u64..3000, 0u64..5_000_000, 0u64..3_155_760_000_000_000],
+                1..600,
+            ),
+            q in prop::sample::select(vec![0.5, 0.95, 0.99, 0.999, 1.0, 0.01]),
+        ) {
+            let mut sketch = Sketch::default();
+            let mut hdr = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+            for &v in &values {
+                sketch.record(v);
+                hdr.record(v).unwrap();
+            }
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            let want = exact(&sorted, q);
+            let got = sketch.quantile(q).unwrap();
+            if want < 2048 {
+                prop_assert_eq!(got, want);
+            } else {
+                prop_assert!(got.abs_diff(want) as f64 <= want as f64 / 2048.0, "{} {}", got, want);
+            }
+            prop_assert_eq!(got, hdr.median_equivalent(hdr.value_at_quantile(q)));
+        }
+    }
+
+    #[test]
+    fn memory_follows_the_buckets_in_use() {
+        // A million durations in a few buckets: a short window.
+        let mut busy = Sketch::default();
+        for i in 0..1_000_000u64 {
+            busy.record(1000 + i % 100);
+        }
+        assert!(matches!(&busy.repr, Repr::Window { counts, .. } if counts.len() == 100));
+        // Spread over the whole range: a list of the buckets in use.
+        let mut spread = Sketch::default();
+        for p in 0..52 {
+            spread.record(1 << p);
+            spread.record(3 << p);
+        }
+        assert!(matches!(&spread.repr, Repr::Few(few) if few.len() <= 104));
+        let (low, len) = bucket_range(bucket(3 << 51));
+        assert_eq!(spread.quantile(1.0), Some(low + len / 2));
+    }
+}

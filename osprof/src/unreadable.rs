@@ -1,0 +1,69 @@
+//! The lines no report could read: how many, and where and why for the
+//! first few, so that a report is still made from the rest.
+
+use std::fmt;
+
+use crate::source::{Inputs, LineRef};
+
+/// How many unreadable lines [`Unreadable`] remembers the place of.
+pub const UNREADABLE_KEPT: usize = 5;
+
+/// Lines that could not be read: how many, and where the first few are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Unreadable {
+    /// How many lines (blank lines are not counted).
+    pub count: u64,
+    /// The first [`UNREADABLE_KEPT`] of them.
+    pub first: Vec<LinePlace>,
+}
+
+/// Where a line is and why it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LinePlace {
+    /// The log as named.
+    pub log: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
+impl Unreadable {
+    pub(crate) fn note(&mut self, inputs: &Inputs, line: &LineRef<'_>, reason: &dyn fmt::Display) {
+        self.count += 1;
+        if self.first.len() < UNREADABLE_KEPT {
+            self.first.push(LinePlace {
+                log: inputs
+                    .sources()
+                    .get(line.source)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                line: line.line_no,
+                reason: reason.to_string(),
+            });
+        }
+    }
+}
+
+impl fmt::Display for Unreadable {
+    /// `3 unreadable lines (a.log:4: truncated line, ...)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} unreadable line{}",
+            self.count,
+            if self.count == 1 { "" } else { "s" }
+        )?;
+        for (i, place) in self.first.iter().enumerate() {
+            f.write_str(if i == 0 { " (" } else { ", " })?;
+            write!(f, "{}:{}: {}", place.log, place.line, place.reason)?;
+        }
+        if !self.first.is_empty() {
+            if self.count > self.first.len() as u64 {
+                f.write_str(", ...")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
