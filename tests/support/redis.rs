@@ -6,7 +6,7 @@
 //! Without `redis-server` on the `PATH` (Debian's package `redis-server`;
 //! `.ci/run` installs it) the test fails and says so: never a silent pass.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
