@@ -670,7 +670,7 @@ fn write_event(
     };
     let stamp = text("timestamp")?;
     let timestamp = match parse_timestamp(stamp.as_bytes()) {
-        Some((timestamp, rest)) if rest.is_empty() => timestamp,
+        Some((timestamp, [])) => timestamp,
         _ => return Err(format!("timestamp {stamp:?} is not %Y-%m-%dT%H:%M:%S.%f")),
     };
     if let Some(name) = full_name.strip_suffix("-start") {
