@@ -116,6 +116,24 @@ pub(super) struct Exporter {
     stop: Option<Instant>,
     /// The kinds of refusal reported so far (command and error code).
     refusals_reported: Vec<String>,
+    /// The commands of one batch, packed (reused from batch to batch).
+    packed: Vec<u8>,
+}
+
+/// `*n\r\n`: a RESP array of `n` elements follows.
+fn pack_array(out: &mut Vec<u8>, n: usize) {
+    out.push(b'*');
+    out.extend_from_slice(n.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `$len\r\nbytes\r\n`: one RESP bulk string.
+fn pack_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'$');
+    out.extend_from_slice(bytes.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Distinct kinds of refusal reported, at most.
@@ -145,6 +163,7 @@ impl Exporter {
             backoff: FIRST_BACKOFF,
             stop: None,
             refusals_reported: Vec::new(),
+            packed: Vec::new(),
         }
     }
 
@@ -255,10 +274,13 @@ impl Exporter {
             return;
         };
         // One LPUSH per run of events of one request, in queue order: the
-        // list holds them newest first, as one LPUSH per event would.
-        let mut pipe = redis::pipe();
-        let mut runs: Vec<(usize, bool)> = Vec::new(); // (events, is an EXPIRE after it)
+        // list holds them newest first, as one LPUSH per event would. The
+        // commands are packed here (RESP arrays of bulk strings), straight
+        // from the encoded events, into one reused buffer.
+        let mut runs: Vec<(usize, bool)> = Vec::new(); // (events, is an EXPIRE)
         let mut key = String::with_capacity(KEY_PREFIX.len() + Id::TEXT_LEN);
+        let ttl = self.ttl_secs.map(|secs| secs.to_string());
+        self.packed.clear();
         let mut i = 0;
         while i < batch.len() {
             let base_id = batch[i].base_id;
@@ -270,13 +292,18 @@ impl Exporter {
             key.push_str(KEY_PREFIX);
             let mut buf = [0u8; Id::TEXT_LEN];
             key.push_str(base_id.encode(&mut buf));
-            let cmd = pipe.cmd("LPUSH").arg(&key);
+            pack_array(&mut self.packed, 2 + end - i);
+            pack_bulk(&mut self.packed, b"LPUSH");
+            pack_bulk(&mut self.packed, key.as_bytes());
             for entry in &batch[i..end] {
-                cmd.arg(entry.json.as_bytes());
+                pack_bulk(&mut self.packed, entry.json.as_bytes());
             }
             runs.push((end - i, false));
-            if let Some(ttl) = self.ttl_secs {
-                pipe.cmd("EXPIRE").arg(&key).arg(ttl);
+            if let Some(ttl) = &ttl {
+                pack_array(&mut self.packed, 3);
+                pack_bulk(&mut self.packed, b"EXPIRE");
+                pack_bulk(&mut self.packed, key.as_bytes());
+                pack_bulk(&mut self.packed, ttl.as_bytes());
                 runs.push((0, true));
             }
             i = end;
@@ -288,7 +315,7 @@ impl Exporter {
         let result = connection
             .set_write_timeout(timeout)
             .and_then(|()| connection.set_read_timeout(timeout))
-            .and_then(|()| connection.send_packed_command(&pipe.get_packed_pipeline()));
+            .and_then(|()| connection.send_packed_command(&self.packed));
         if let Err(error) = result {
             self.broken(events, &error);
             return;
