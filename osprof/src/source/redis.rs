@@ -14,15 +14,17 @@
 //!   keyspace, so they are gathered in memory, at most
 //!   [`LEGACY_EVENTS_MAX`] of them (more are counted as not read).
 //!
-//! A whole store (`rank`, `list`) is walked with `SCAN` (never `KEYS`),
-//! one request after the other; one request (`show`) is one `LRANGE` of its
-//! key, and only when that key holds nothing, a `SCAN` for its legacy keys
-//! (as osprofiler's own `get_report` does).
+//! A whole store (`rank`, `list`) is walked with `SCAN` (never `KEYS`), a
+//! page of keys at a time, the first entries of every list of the page
+//! fetched in one pipelined round trip; one request (`show`) is one
+//! `LRANGE` of its key, and only when that key holds nothing, a `SCAN` for
+//! its legacy keys (as osprofiler's own `get_report` does).
 //!
 //! # Memory
 //!
-//! One slice of one list at a time, and per request the starts still
-//! waiting for their stop; besides, the ids of the requests read so far
+//! One `SCAN` page's first slices (at most 256 × 128 entries), one slice
+//! of a longer list, and per request the starts still waiting for their
+//! stop; besides, the ids of the requests read so far
 //! (16 bytes each), because `SCAN` may return a key twice; and the legacy
 //! events, bounded as above.
 //!
@@ -79,7 +81,11 @@ pub const ENTRIES_SHOWN_PER_KEY: u64 = 5;
 const OPEN_STARTS_MAX: usize = 1_000_000;
 
 /// Keys asked for per `SCAN` call.
-const SCAN_COUNT: usize = 1_000;
+const SCAN_COUNT: usize = 256;
+
+/// Entries of each list of a `SCAN` page fetched with the page; a longer
+/// list is read on in slices of [`SLICE`].
+const FIRST_SLICE: usize = 128;
 
 /// The prefix of osprofiler 4.4's lists.
 const OPT_PREFIX: &str = "osprofiler_opt:";
@@ -188,7 +194,7 @@ impl RedisSource {
             None => Walk::Store(Scan {
                 cursor: 0,
                 started: false,
-                keys: VecDeque::new(),
+                pending: VecDeque::new(),
                 seen: HashSet::new(),
                 seen_names: HashSet::new(),
             }),
@@ -293,7 +299,8 @@ enum Walk {
 struct Scan {
     cursor: u64,
     started: bool,
-    keys: VecDeque<Vec<u8>>,
+    /// Keys of the current page, each with its first slice.
+    pending: VecDeque<(Vec<u8>, redis::Value)>,
     /// Requests read, for the keys `SCAN` returns twice.
     seen: HashSet<Id>,
     /// Keys read whose name holds no id (rare: a foreign key).
@@ -377,27 +384,17 @@ impl StoreReader {
                 Ok(())
             }
             Walk::Store(mut scan) => {
-                let Some(key) = scan.keys.pop_front() else {
-                    if scan.started && scan.cursor == 0 {
-                        // Every list read: the older layout's keys now.
-                        self.legacy = Some(LegacyRead::new(format!("{LEGACY_PREFIX}*")));
-                        return Ok(());
-                    }
-                    let (next, page) = self.scan(scan.cursor, &format!("{OPT_PREFIX}*"))?;
-                    scan.started = true;
-                    scan.cursor = next;
-                    scan.keys.extend(page);
+                if let Some((key, reply)) = scan.pending.pop_front() {
                     self.walk = Walk::Store(scan);
-                    return Ok(());
-                };
-                let fresh = match key_id(&key, OPT_PREFIX) {
-                    Some(id) => scan.seen.insert(id),
-                    None => scan.seen_names.insert(key.clone()),
-                };
-                self.walk = Walk::Store(scan);
-                if fresh {
-                    self.begin_list(key)?;
+                    return self.take_first_slice(key, reply);
                 }
+                if scan.started && scan.cursor == 0 {
+                    // Every list read: the older layout's keys now.
+                    self.legacy = Some(LegacyRead::new(format!("{LEGACY_PREFIX}*")));
+                    return Ok(());
+                }
+                self.scan_page(&mut scan)?;
+                self.walk = Walk::Store(scan);
                 Ok(())
             }
         }
@@ -436,14 +433,7 @@ impl StoreReader {
             Ok(len) => len,
             // WRONGTYPE: a key of another type under the prefix.
             Err(e) if e.code().is_some() => {
-                let kind: String = redis::cmd("TYPE")
-                    .arg(&key)
-                    .query(&mut self.connection)
-                    .unwrap_or_else(|_| "key of another type".into());
-                self.report(format!(
-                    "{}: a {kind}, not a list",
-                    String::from_utf8_lossy(&key)
-                ));
+                self.report_not_a_list(&key);
                 return Ok(false);
             }
             Err(e) => return Err(self.io_error(&e)),
@@ -486,6 +476,21 @@ impl StoreReader {
         let first_index = list.read;
         list.read += n;
         list.left -= n;
+        let emptied = entries.is_empty();
+        self.take_entries(&mut list, first_index, entries);
+        // An empty answer: the list was cut or removed meanwhile.
+        if list.left > 0 && !emptied {
+            self.list = Some(list);
+        } else {
+            self.end_list(&list);
+        }
+        Ok(())
+    }
+
+    /// Turns a slice of `list` (as `LRANGE` gives it, newest first) whose
+    /// oldest entry is `first_index` from the tail into lines, oldest first.
+    fn take_entries(&mut self, list: &mut ListRead, first_index: usize, entries: Vec<Vec<u8>>) {
+        let key = String::from_utf8_lossy(&list.key).into_owned();
         for (k, entry) in entries.iter().rev().enumerate() {
             let result = serde_json::from_slice::<Value>(entry)
                 .map_err(|e| format!("not JSON ({e})"))
@@ -501,16 +506,98 @@ impl StoreReader {
                 }
             }
         }
-        // An empty answer: the list was cut or removed meanwhile.
-        if list.left > 0 && !entries.is_empty() {
-            self.list = Some(list);
-        } else if list.bad > ENTRIES_SHOWN_PER_KEY {
+    }
+
+    /// The list is read: the count of its bad entries not shown.
+    fn end_list(&self, list: &ListRead) {
+        if list.bad > ENTRIES_SHOWN_PER_KEY {
             self.report(format!(
-                "{key}: {} more entries that cannot be read",
+                "{}: {} more entries that cannot be read",
+                String::from_utf8_lossy(&list.key),
                 list.bad - ENTRIES_SHOWN_PER_KEY
             ));
         }
+    }
+
+    /// One `SCAN` page of lists, with the first [`FIRST_SLICE`] entries of
+    /// each fetched in one pipelined round trip (a request's events mostly
+    /// fit: one round trip per page, not two per request).
+    fn scan_page(&mut self, scan: &mut Scan) -> io::Result<()> {
+        let (next, keys) = self.scan(scan.cursor, &format!("{OPT_PREFIX}*"))?;
+        scan.started = true;
+        scan.cursor = next;
+        let keys: Vec<Vec<u8>> = keys
+            .into_iter()
+            .filter(|key| match key_id(key, OPT_PREFIX) {
+                Some(id) => scan.seen.insert(id),
+                None => scan.seen_names.insert(key.clone()),
+            })
+            .collect();
+        let first = -isize::try_from(FIRST_SLICE).unwrap_or(isize::MAX);
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("LRANGE").arg(key).arg(first).arg(-1);
+        }
+        let replies = self.each_reply(&pipe, keys.len())?;
+        scan.pending.extend(keys.into_iter().zip(replies));
         Ok(())
+    }
+
+    /// A key of the page with its first slice: lines, and the rest of the
+    /// list to read if it is longer.
+    fn take_first_slice(&mut self, key: Vec<u8>, reply: redis::Value) -> io::Result<()> {
+        let entries: Vec<Vec<u8>> = match reply {
+            redis::Value::Array(items) => items
+                .into_iter()
+                .filter_map(|item| match item {
+                    redis::Value::BulkString(bytes) => Some(bytes),
+                    _ => None,
+                })
+                .collect(),
+            redis::Value::ServerError(_) => {
+                // WRONGTYPE: a key of another type under the prefix.
+                self.report_not_a_list(&key);
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        let full = entries.len() == FIRST_SLICE;
+        let mut list = ListRead {
+            key,
+            left: 0,
+            read: entries.len(),
+            open: HashMap::new(),
+            bad: 0,
+        };
+        self.take_entries(&mut list, 0, entries);
+        if full {
+            let len: Result<usize, redis::RedisError> = redis::cmd("LLEN")
+                .arg(&list.key)
+                .query(&mut self.connection);
+            match len {
+                Ok(len) if len > list.read => {
+                    list.left = len - list.read;
+                    self.list = Some(list);
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) if e.code().is_some() => self.report_not_a_list(&list.key),
+                Err(e) => return Err(self.io_error(&e)),
+            }
+        }
+        self.end_list(&list);
+        Ok(())
+    }
+
+    fn report_not_a_list(&mut self, key: &[u8]) {
+        let kind: String = redis::cmd("TYPE")
+            .arg(key)
+            .query(&mut self.connection)
+            .unwrap_or_else(|_| "key of another type".into());
+        self.report(format!(
+            "{}: a {kind}, not a list",
+            String::from_utf8_lossy(key)
+        ));
     }
 
     /// Gathers the legacy events (one `SCAN` page per call), then emits
@@ -560,18 +647,24 @@ impl StoreReader {
     /// `GET` of each key, pipelined; each reply on its own, so that one
     /// key of another type spoils nothing else.
     fn get_each(&mut self, keys: &[Vec<u8>]) -> io::Result<Vec<redis::Value>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut pipe = redis::pipe();
         for key in keys {
             pipe.cmd("GET").arg(key);
         }
+        self.each_reply(&pipe, keys.len())
+    }
+
+    /// Sends `pipe` (of `n` commands) and reads the `n` replies one by one:
+    /// an error reply stays with its command.
+    fn each_reply(&mut self, pipe: &redis::Pipeline, n: usize) -> io::Result<Vec<redis::Value>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         self.connection
             .send_packed_command(&pipe.get_packed_pipeline())
             .map_err(|e| self.io_error(&e))?;
-        let mut values = Vec::with_capacity(keys.len());
-        for _ in keys {
+        let mut values = Vec::with_capacity(n);
+        for _ in 0..n {
             values.push(
                 self.connection
                     .recv_response()

@@ -9,7 +9,8 @@ fn bad_entries_are_named_and_skipped_and_the_rest_is_reported() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let (bases, _log) = rust_requests(&server.url(), dir.path(), 3);
-    let good = format!("osprofiler_opt:{}", bases[0]);
+    // bases[1]: 5 points, 10 events, then the bad entries (10 to 14).
+    let good = format!("osprofiler_opt:{}", bases[1]);
     // Appended at the head: newer than the request's own events.
     for bad in [
         "not json at all",
@@ -48,11 +49,11 @@ fn bad_entries_are_named_and_skipped_and_the_rest_is_reported() {
     }
     assert_eq!(stdout.lines().count(), 4, "{stdout}");
     for message in [
-        "entry 8 from the tail: not JSON",
-        "entry 9 from the tail: not a JSON object",
-        "entry 10 from the tail: no name string",
-        "entry 11 from the tail: base_id is not a UUID",
-        "entry 12 from the tail: not JSON",
+        "entry 10 from the tail: not JSON",
+        "entry 11 from the tail: not a JSON object",
+        "entry 12 from the tail: no name string",
+        "entry 13 from the tail: base_id is not a UUID",
+        "entry 14 from the tail: not JSON",
         "osprofiler_opt:00000000-0000-4000-8000-000000000000: a string, not a list",
         "osprofiler_opt:not-a-uuid: a hash, not a list",
         "osprofiler:junk_junk_junk: not JSON",
@@ -73,7 +74,7 @@ fn bad_entries_are_named_and_skipped_and_the_rest_is_reported() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     // show of the request with bad entries: its points, and the messages.
-    let show = osprof(&["show", &bases[0].to_string(), "--connection-string", &url]);
+    let show = osprof(&["show", &bases[1].to_string(), "--connection-string", &url]);
     let tree = String::from_utf8_lossy(&show.stdout);
     assert!(tree.contains("wsgi") && tree.contains("load"), "{tree}");
     assert!(String::from_utf8_lossy(&show.stderr).contains("not a JSON object"));
