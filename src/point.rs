@@ -221,7 +221,7 @@ pub(crate) struct PointFacts {
 }
 
 // Read by the sinks that export kinds and outcomes (OTLP, Redis).
-#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "otlp", feature = "redis")), allow(dead_code))]
 impl PointFacts {
     /// Whether the point counts as failed: an error was recorded, or the
     /// request or call answered with a status of 500 or more.
@@ -237,7 +237,7 @@ impl PointFacts {
 /// pair it with its start.
 #[derive(Debug, Clone)]
 // `started` and the facts are read by the OTLP and Redis sinks.
-#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "otlp", feature = "redis")), allow(dead_code))]
 pub(crate) struct PointEvent {
     pub(crate) phase: Phase,
     pub(crate) ids: PointIds,
@@ -253,7 +253,7 @@ pub(crate) struct PointEvent {
     pub(crate) facts: Option<Box<PointFacts>>,
 }
 
-#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "otlp", feature = "redis")), allow(dead_code))]
 impl PointEvent {
     /// The span fields as one JSON object, if the layer recorded them.
     pub(crate) fn fields(&self) -> Option<&str> {
@@ -262,6 +262,7 @@ impl PointEvent {
 
     /// The point's name as the log writes it (sanitized, without
     /// `-start` / `-stop`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn name_text(&self) -> String {
         let mut out = Vec::with_capacity(32);
         self.name.write_to(&mut out);
@@ -269,6 +270,7 @@ impl PointEvent {
     }
 
     /// The point's kind ([`PointKind::Internal`] without facts).
+    #[allow(dead_code)] // read by the OTLP sink
     pub(crate) fn kind(&self) -> PointKind {
         self.facts.as_ref().map_or(PointKind::Internal, |f| f.kind)
     }

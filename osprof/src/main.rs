@@ -16,7 +16,9 @@ use osprof::headers::{curl_args, sign};
 use osprof::list::{list, ListOptions, ListSort};
 use osprof::model::Tree;
 use osprof::rank::{rank, Column, RankOptions};
-use osprof::source::Inputs;
+#[cfg(feature = "redis")]
+use osprof::source::RedisSource;
+use osprof::source::{Inputs, Source};
 use osprof::{load_request, parse_time, show, Filter, Format, Pattern};
 use tracing_osprofiler::{HmacAlgorithm, Id};
 
@@ -28,7 +30,8 @@ use tracing_osprofiler::{HmacAlgorithm, Id};
     long_about = "Reports on osprofiler / Mistral profiler logs.\n\n\
         LOG arguments: files (plain or gzip), `-` for stdin. A rotated set may be given \
         in any order: files are read in the order of their first timestamp. Logs of \
-        several services are joined by base_id."
+        several services are joined by base_id. With --connection-string redis://…, \
+        osprofiler's Redis store is read too, instead of or beside the logs."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -50,8 +53,14 @@ enum Command {
 #[derive(Args)]
 struct Common {
     /// Log files; `-` is stdin; gzip is recognized by content.
-    #[arg(required = true, value_name = "LOG")]
+    #[cfg_attr(feature = "redis", arg(required_unless_present = "connection_string"))]
+    #[cfg_attr(not(feature = "redis"), arg(required = true))]
+    #[arg(value_name = "LOG")]
     logs: Vec<OsString>,
+    /// Also read osprofiler's Redis store, `redis://[:password@]host[:port][/db]`.
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "URL")]
+    connection_string: Option<String>,
     /// Write the report to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -78,7 +87,40 @@ struct Common {
     reverse: bool,
 }
 
+/// The logs named, and the Redis store (all of it, or one request's key).
+fn inputs(logs: &[OsString], store: Option<&str>, request: Option<Id>) -> Result<Inputs, String> {
+    let mut sources: Vec<Source> = logs
+        .iter()
+        .map(|log| {
+            if log == "-" {
+                Source::Stdin
+            } else {
+                Source::Path(PathBuf::from(log))
+            }
+        })
+        .collect();
+    #[cfg(feature = "redis")]
+    if let Some(connection_string) = store {
+        let mut redis = RedisSource::new(connection_string).map_err(|e| e.to_string())?;
+        if let Some(base_id) = request {
+            redis = redis.with_request(base_id);
+        }
+        sources.push(Source::Redis(redis));
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = (store, request, &mut sources);
+    Inputs::new(sources).map_err(|e| e.to_string())
+}
+
 impl Common {
+    fn inputs(&self, request: Option<Id>) -> Result<Inputs, String> {
+        #[cfg(feature = "redis")]
+        let store = self.connection_string.as_deref();
+        #[cfg(not(feature = "redis"))]
+        let store = None;
+        inputs(&self.logs, store, request)
+    }
+
     fn filter(&self) -> Filter {
         Filter::new()
             .with_base_ids(self.base_ids.clone())
@@ -122,8 +164,15 @@ struct ShowArgs {
     #[arg(value_parser = parse_id)]
     base_id: Id,
     /// Log files; `-` is stdin; gzip is recognized by content.
-    #[arg(required = true, value_name = "LOG")]
+    #[cfg_attr(feature = "redis", arg(required_unless_present = "connection_string"))]
+    #[cfg_attr(not(feature = "redis"), arg(required = true))]
+    #[arg(value_name = "LOG")]
     logs: Vec<OsString>,
+    /// Also read the request from osprofiler's Redis store (its one key),
+    /// `redis://[:password@]host[:port][/db]`.
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "URL")]
+    connection_string: Option<String>,
     /// Rendering.
     #[arg(long, value_enum, default_value_t = ShowFormat::Tree)]
     format: ShowFormat,
@@ -278,7 +327,7 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Rank(args) => {
             let c = &args.common;
-            let inputs = Inputs::from_args(&c.logs).map_err(|e| e.to_string())?;
+            let inputs = c.inputs(None)?;
             let options = RankOptions::new()
                 .with_mmap(!args.no_mmap)
                 .with_self_time(args.self_time)
@@ -309,7 +358,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::List(args) => {
             let c = &args.common;
-            let inputs = Inputs::from_args(&c.logs).map_err(|e| e.to_string())?;
+            let inputs = c.inputs(None)?;
             let options = ListOptions::new()
                 .with_sort(match args.sort {
                     ListSortArg::Wall => ListSort::Wall,
@@ -347,7 +396,11 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn show(args: ShowArgs) -> Result<(), String> {
-    let inputs = Inputs::from_args(&args.logs).map_err(|e| e.to_string())?;
+    #[cfg(feature = "redis")]
+    let store = args.connection_string.as_deref();
+    #[cfg(not(feature = "redis"))]
+    let store = None;
+    let inputs = inputs(&args.logs, store, Some(args.base_id))?;
     let request = load_request(&inputs, args.base_id)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no point of request {} in the logs", args.base_id))?;

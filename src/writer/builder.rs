@@ -25,7 +25,7 @@ pub(crate) trait SinkConfig: fmt::Debug + Send {
 ///
 /// | setting | default | setter |
 /// |---|---|---|
-/// | sinks | none: add at least one | [`with_file`](Self::with_file), `with_otlp` (feature `otlp`), [`with_connection_string`](Self::with_connection_string) |
+/// | sinks | none: add at least one | [`with_file`](Self::with_file), `with_otlp` (feature `otlp`), `with_redis` (feature `redis`), [`with_connection_string`](Self::with_connection_string) |
 /// | events queued for the writer thread | 128 000 | [`with_queue_limit`](Self::with_queue_limit) |
 /// | when the queue is full | wait for room (lossless) | [`with_lossy`](Self::with_lossy) |
 /// | longest wait for room before the writer counts as stalled | 500 ms | [`with_max_wait`](Self::with_max_wait) |
@@ -110,7 +110,10 @@ impl Builder {
     /// |---|---|---|
     /// | `otlp://host:port[/path]` | OTLP/HTTP to `http://host:port[/path]/v1/traces`, as osprofiler's `otlp` driver | `otlp` |
     /// | `http(s)://host:port[/path]` | OTLP/HTTP to that URL + `/v1/traces` (a collector behind TLS) | `otlp` |
-    /// | `redis://[:password@]host[:port][/db]`, `rediss://…` | osprofiler's Redis store | `redis` |
+    /// | `redis://[:password@]host[:port][/db]` | osprofiler's Redis store, with the defaults of `Redis` | `redis` |
+    ///
+    /// `rediss://` (Redis over TLS) is refused with a clear error: the
+    /// Redis client this crate builds with has no TLS.
     ///
     /// # Errors
     ///
@@ -134,6 +137,9 @@ impl Builder {
             "otlp" | "http" | "https" => Ok(self.with_otlp(super::Otlp::new(connection_string)?)),
             #[cfg(not(feature = "otlp"))]
             "otlp" | "http" | "https" => Err(missing_feature(connection_string, "otlp")),
+            #[cfg(feature = "redis")]
+            "redis" | "rediss" => super::redis::from_connection_string(self, connection_string),
+            #[cfg(not(feature = "redis"))]
             "redis" | "rediss" => Err(missing_feature(connection_string, "redis")),
             other => Err(Error::new(
                 "unknown connection string",

@@ -13,6 +13,7 @@
 //! | `sink.rs` | what a sink is, and its counters and outage reports |
 //! | `file/` | the Mistral log file sink: [`RollingFile`], its own rolling file |
 //! | `otlp/` | the OTLP/HTTP sink (feature `otlp`): `Otlp`, spans made as osprofiler's `otlp` driver makes them, its export thread |
+//! | `redis/` | osprofiler's Redis store (feature `redis`): `Redis`, its export thread, the JSON osprofiler stores |
 //! | `error.rs` | [`Error`] |
 //!
 //! A profiled thread only queues a small record per start and stop; the
@@ -64,6 +65,8 @@ mod file;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod queue;
+#[cfg(feature = "redis")]
+mod redis;
 mod sink;
 mod worker;
 
@@ -73,6 +76,9 @@ pub use file::RollingFile;
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::Otlp;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::Redis;
 pub(crate) use sink::{Identity, Sink, SinkCounters};
 pub use sink::{SinkKind, SinkStats};
 pub use tracing_appender::rolling::Rotation;

@@ -5,6 +5,7 @@
 //! | this file | a capturing `MakeWriter`, a checker that parses every captured line back and verifies the trace trees, an independent HMAC, the downstream-header check |
 //! | [`python`] | the real Python osprofiler (a venv made on first use) |
 //! | [`http`] | one global subscriber for the HTTP tests, tokens, servers on loopback |
+//! | [`redis`] | a real `redis-server` per test, and raw commands into it |
 //! | [`system`] | programs from Debian packages some tests need; a missing one fails the test, naming the package |
 //! | [`otlp`] | an in-process OTLP/HTTP collector, faulty peers, trace checks |
 #![allow(dead_code, unused_imports)]
@@ -14,6 +15,7 @@ pub mod http;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 pub mod python;
+pub mod redis;
 pub mod system;
 
 use std::collections::{HashMap, HashSet};

@@ -64,7 +64,7 @@ impl ChunkOptions {
             .iter()
             .map(|s| match s {
                 Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-                Source::Stdin => None,
+                _ => None,
             })
             .sum();
         let workers = if size.is_some_and(|s| s >= PARALLEL_FROM) {

@@ -1,7 +1,8 @@
 //! Where the reports' lines come from: files, `-` for stdin,
 //! gzip-compressed files (recognized by their magic bytes, whatever their
-//! name), and rotated sets. Any new kind of input belongs here, as a
-//! [`Source`].
+//! name), rotated sets, and osprofiler's Redis store (feature `redis`,
+//! `redis.rs`: its events as the lines a log would hold). Any new kind of
+//! input belongs here, as a [`Source`].
 //!
 //! # Order
 //!
@@ -34,6 +35,11 @@ use crate::Error;
 
 pub(crate) mod chunks;
 mod lines;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::RedisSource;
 use lines::{read_lines, read_lines_until, CHUNK_LEN};
 
 /// The longest line the readers keep; longer ones are skipped whole.
@@ -52,6 +58,10 @@ pub enum Source {
     Path(PathBuf),
     /// The standard input (`-`), gzip or plain.
     Stdin,
+    /// osprofiler's Redis store, or one request in it.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    Redis(RedisSource),
 }
 
 impl fmt::Display for Source {
@@ -59,6 +69,8 @@ impl fmt::Display for Source {
         match self {
             Source::Path(p) => write!(f, "{}", p.display()),
             Source::Stdin => f.write_str("-"),
+            #[cfg(feature = "redis")]
+            Source::Redis(store) => store.fmt(f),
         }
     }
 }
@@ -140,7 +152,8 @@ impl Inputs {
         for (i, source) in sources.iter().enumerate() {
             let first = match source {
                 Source::Path(_) => first_timestamp(source)?,
-                Source::Stdin => None,
+                // Read after the dated files, in the order given.
+                _ => None,
             };
             keys.push((first.is_none(), first, i));
         }
@@ -188,6 +201,8 @@ pub fn open(source: &Source) -> Result<Box<dyn Read>, Error> {
     let raw: Box<dyn Read> = match source {
         Source::Path(p) => Box::new(File::open(p).map_err(err)?),
         Source::Stdin => Box::new(io::stdin().lock()),
+        #[cfg(feature = "redis")]
+        Source::Redis(store) => return store.open(),
     };
     let mut reader = BufReader::with_capacity(BUF_LEN, raw);
     let head = loop {

@@ -1,0 +1,305 @@
+//! A real `redis-server` for one test: started on a free loopback port with
+//! persistence off (`--save "" --appendonly no`), in its own temporary
+//! directory, killed when dropped; and a few raw commands to look into it
+//! or to misbehave (`DEBUG SLEEP`, `CLIENT PAUSE`) without a client crate.
+//!
+//! Without `redis-server` on the `PATH` (Debian's package `redis-server`;
+//! `.ci/run` installs it) the test fails and says so: never a silent pass.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`, killed on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    password: Option<String>,
+}
+
+impl RedisServer {
+    /// A server on a free port.
+    pub fn start() -> RedisServer {
+        Self::start_with(None)
+    }
+
+    /// A server that wants `password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> RedisServer {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> RedisServer {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = RedisServer {
+                child: None,
+                port,
+                dir: tempfile::tempdir().expect("tempdir"),
+                password: password.clone(),
+            };
+            if server.launch().is_ok() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
+    }
+
+    /// A port nobody listens on (for "Redis is down" tests).
+    pub fn unused_port() -> u16 {
+        free_port()
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        let mut command = Command::new(binary());
+        command
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--enable-debug-command", "local"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run redis-server: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("redis-server exited: {status}"));
+            }
+            if self.try_command(&["PING"]).is_ok_and(|r| r == "+PONG") {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("redis-server did not answer PING".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT` (with the password, if any).
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.launch() {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => panic!("restart: {e}"),
+                // The port may linger a moment after the kill.
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// Runs one command and returns its reply in RESP text (see
+    /// [`read_reply`]); panics on a connection error.
+    pub fn command(&self, args: &[&str]) -> String {
+        self.try_command(args)
+            .unwrap_or_else(|e| panic!("redis {args:?}: {e}"))
+    }
+
+    /// Runs several commands on one connection (for `SELECT`), one reply
+    /// each.
+    pub fn commands(&self, commands: &[&[&str]]) -> Vec<String> {
+        let mut stream = self.connect().expect("connect");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        commands
+            .iter()
+            .map(|args| {
+                let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+                send(&mut stream, &args).expect("send");
+                read_reply(&mut reader).expect("reply")
+            })
+            .collect()
+    }
+
+    /// Runs one command with binary arguments.
+    pub fn command_bytes(&self, args: &[&[u8]]) -> String {
+        let mut stream = self.connect().expect("connect");
+        send(&mut stream, args).expect("send");
+        read_reply(&mut BufReader::new(stream)).expect("reply")
+    }
+
+    fn try_command(&self, args: &[&str]) -> std::io::Result<String> {
+        let mut stream = self.connect()?;
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        send(&mut stream, &args)?;
+        read_reply(&mut BufReader::new(stream))
+    }
+
+    fn connect(&self) -> std::io::Result<TcpStream> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        if let Some(password) = &self.password {
+            send(&mut stream, &[b"AUTH", password.as_bytes()])?;
+            let mut reader = BufReader::new(stream.try_clone()?);
+            let reply = read_reply(&mut reader)?;
+            assert_eq!(reply, "+OK", "AUTH");
+        }
+        Ok(stream)
+    }
+
+    /// The elements of a list head first (newest `LPUSH` first), as
+    /// `LRANGE key 0 -1` returns them.
+    pub fn lrange(&self, key: &str) -> Vec<String> {
+        let mut stream = self.connect().expect("connect");
+        send(&mut stream, &[b"LRANGE", key.as_bytes(), b"0", b"-1"]).expect("send");
+        let mut reader = BufReader::new(stream);
+        let mut header = String::new();
+        reader.read_line(&mut header).expect("reply");
+        let n: i64 = header
+            .trim_end()
+            .strip_prefix('*')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("LRANGE reply {header:?}"));
+        (0..n.max(0))
+            .map(|_| {
+                let bulk = read_reply(&mut reader).expect("element");
+                bulk.strip_prefix('$').unwrap_or(&bulk).to_owned()
+            })
+            .collect()
+    }
+
+    /// Every key matching `pattern` (`KEYS`: a test store is small).
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut stream = self.connect().expect("connect");
+        send(&mut stream, &[b"KEYS", pattern.as_bytes()]).expect("send");
+        let mut reader = BufReader::new(stream);
+        let mut header = String::new();
+        reader.read_line(&mut header).expect("reply");
+        let n: i64 = header.trim_end()[1..].parse().expect("array");
+        let mut keys: Vec<String> = (0..n.max(0))
+            .map(|_| {
+                let bulk = read_reply(&mut reader).expect("key");
+                bulk.strip_prefix('$').unwrap_or(&bulk).to_owned()
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Stops the server for `duration` from another thread (`DEBUG SLEEP`
+    /// blocks the whole server, as a stuck Redis would).
+    pub fn sleep_in_background(&self, duration: Duration) -> std::thread::JoinHandle<()> {
+        let port = self.port;
+        let password = self.password.clone();
+        let secs = format!("{:.3}", duration.as_secs_f64());
+        std::thread::spawn(move || {
+            let server = RedisServer {
+                child: None,
+                port,
+                dir: tempfile::tempdir().expect("tempdir"),
+                password,
+            };
+            let reply = server.command(&["DEBUG", "SLEEP", &secs]);
+            assert_eq!(reply, "+OK", "DEBUG SLEEP");
+        })
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn send(stream: &mut TcpStream, args: &[&[u8]]) -> std::io::Result<()> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    stream.write_all(&out)
+}
+
+/// Reads one reply: simple strings, errors and integers as their line
+/// (`+OK`, `-ERR …`, `:3`), a bulk string as `$` and its text, an array as
+/// `*N` followed by its elements, one per line.
+pub fn read_reply(reader: &mut impl BufRead) -> std::io::Result<String> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let line = line.trim_end_matches("\r\n").to_owned();
+    match line.as_bytes().first() {
+        Some(b'$') => {
+            let n: i64 = line[1..].parse().unwrap_or(-1);
+            if n < 0 {
+                return Ok("$nil".into());
+            }
+            let mut data = vec![0u8; n as usize + 2];
+            reader.read_exact(&mut data)?;
+            data.truncate(n as usize);
+            Ok(format!("${}", String::from_utf8_lossy(&data)))
+        }
+        Some(b'*') => {
+            let n: i64 = line[1..].parse().unwrap_or(-1);
+            let mut out = line.clone();
+            for _ in 0..n.max(0) {
+                out.push('\n');
+                out.push_str(&read_reply(reader)?);
+            }
+            Ok(out)
+        }
+        _ => Ok(line),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The `redis-server` binary, or a failure that names the package.
+fn binary() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("redis-server"))
+            .find(|path| path.is_file())
+    });
+    match found {
+        Some(path) => path,
+        None if std::env::var_os("CI").is_some() => {
+            panic!(
+                "redis-server is missing in CI: .ci/run installs the Debian package redis-server"
+            )
+        }
+        None => panic!(
+            "this test needs redis-server on the PATH: install the Debian package \
+             `redis-server` (apt-get install redis-server); it is not skipped"
+        ),
+    }
+}
