@@ -416,10 +416,14 @@ struct Summary {
     lines: u64,
     new_names: Vec<Box<[u8]>>,
     unreadable: Vec<(u64, Unread)>,
-    /// Each request's figures in the chunk, by `base_id` key.
-    requests: U128Map<Acc>,
+    /// Each request's figures in the chunk, and its `base_id` key.
+    requests: Vec<(u128, Acc)>,
+    /// Indexes into `requests` by `base_id` key.
+    request_index: U128Map<u32>,
     /// Every trace id the chunk touched: `Some(begin)` while open.
     seen: U128Map<Option<i64>>,
+    /// The points the chunk left open: trace id key and begin.
+    opens: Vec<(u128, i64)>,
     /// Stops whose start was not in the chunk (nor an earlier stop).
     stops: Vec<Stop>,
 }
@@ -462,9 +466,13 @@ impl ChunkReader for ListReader {
         sum.new_names.clear();
         sum.unreadable.clear();
         sum.requests.clear();
+        sum.request_index.clear();
         sum.seen.clear();
+        sum.opens.clear();
         sum.stops.clear();
         let Worker { parser, names } = worker;
+        // Lines of one request mostly follow each other.
+        let mut last: Option<(u128, usize)> = None;
         let lines = for_each_chunk_line(parser, chunk.bytes, |index, _, line| {
             let line = match line {
                 Ok(line) => line,
@@ -474,7 +482,25 @@ impl ChunkReader for ListReader {
                 return;
             }
             let t = line.timestamp.unix_micros();
-            let acc = sum.requests.entry(line.base).or_insert_with(|| Acc::new(0));
+            let at = match last {
+                Some((base, at)) if base == line.base => at,
+                _ => {
+                    let next = sum.requests.len();
+                    let at = *sum
+                        .request_index
+                        .entry(line.base)
+                        .or_insert(u32::try_from(next).unwrap_or(u32::MAX))
+                        as usize;
+                    if at == next {
+                        sum.requests.push((line.base, Acc::new(0)));
+                    }
+                    last = Some((line.base, at));
+                    at
+                }
+            };
+            let Some((_, acc)) = sum.requests.get_mut(at) else {
+                return;
+            };
             let mut candidate = |begin: i64, acc: &mut Acc| {
                 let mut root = Root {
                     of_request: line.parent == line.base,
@@ -539,6 +565,11 @@ impl ChunkReader for ListReader {
             sum.unreadable.push((sum.lines, Unread::TooLong));
             sum.lines += 1;
         }
+        sum.opens.extend(
+            sum.seen
+                .iter()
+                .filter_map(|(&id, &begin)| Some((id, begin?))),
+        );
     }
 
     fn lines(sum: &Summary) -> u64 {
@@ -581,7 +612,7 @@ fn scan(
             };
             unreadable.note(inputs, &line, &why);
         }
-        for (base, part) in sum.requests.drain() {
+        for (base, part) in sum.requests.drain(..) {
             let acc = requests
                 .entry(base)
                 .or_insert_with(|| Acc::new(done.source));
@@ -615,19 +646,12 @@ fn scan(
         // are opened.
         if open.len() <= sum.seen.len() {
             open.retain(|id, _| !sum.seen.contains_key(id));
-            for (&id, &begin) in &sum.seen {
-                if let Some(begin) = begin {
-                    open.insert(id, begin);
-                }
-            }
         } else {
-            for (&id, &begin) in &sum.seen {
-                match begin {
-                    Some(begin) => open.insert(id, begin),
-                    None => open.remove(&id),
-                };
+            for id in sum.seen.keys() {
+                open.remove(id);
             }
         }
+        open.extend(sum.opens.iter().copied());
         Ok(())
     })?;
     Ok((requests, names, unreadable))

@@ -271,9 +271,10 @@ struct Scanned {
 }
 
 /// Adds one stop line's duration to its name's figures; `seq` numbers the
-/// stop lines in reading order.
+/// stop lines in reading order. (Durations for percentiles are counted
+/// apart, by [`CountedDurations`].)
 #[inline]
-fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) {
+fn record_stop(st: &mut NameStats, duration: f64, seq: u64) {
     if st.count == 0 {
         st.first_stop = seq;
     }
@@ -282,10 +283,6 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) {
         st.max = duration;
     }
     st.count += 1;
-    if percentiles {
-        st.durations
-            .record(secs_to_micros(duration).max(0).unsigned_abs());
-    }
 }
 
 mod parallel;
@@ -311,7 +308,7 @@ fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
 }
 
 /// The figures of the scan without self time, added up in reading order.
-struct Agg<'o> {
+struct Agg {
     names: Interner,
     stats: Vec<(Box<str>, NameStats)>,
     /// `id_key` of the trace id -> (name, begin, base_id) of the points
@@ -321,18 +318,16 @@ struct Agg<'o> {
     open: U128Map<(usize, i64, u128)>,
     stops: u64,
     unreadable: Unreadable,
-    options: &'o RankOptions,
 }
 
-impl<'o> Agg<'o> {
-    fn new(options: &'o RankOptions) -> Self {
+impl Agg {
+    fn new() -> Self {
         Agg {
             names: Interner::default(),
             stats: Vec::new(),
             open: U128Map::default(),
             stops: 0,
             unreadable: Unreadable::default(),
-            options,
         }
     }
 
@@ -346,7 +341,7 @@ impl<'o> Agg<'o> {
     #[inline]
     fn record(&mut self, name: usize, duration: f64) {
         if let Some((_, st)) = self.stats.get_mut(name) {
-            record_stop(st, duration, self.stops, self.options.percentiles);
+            record_stop(st, duration, self.stops);
         }
         self.stops += 1;
     }
@@ -382,6 +377,53 @@ fn intern(names: &mut Interner, stats: &mut Vec<(Box<str>, NameStats)>, name: &[
         stats.push((String::from_utf8_lossy(name).into(), NameStats::default()));
     }
     n as usize
+}
+
+/// Durations the workers counted for percentiles: per worker, its names
+/// (by its indexes) and their sketches. Counted where the lines are read,
+/// in parallel and in the cache of the core that reads them, and added up
+/// at the end: bucket counts add up to the same sketch in any order.
+#[derive(Debug, Default)]
+struct CountedDurations(std::sync::Mutex<Vec<WorkerDurations>>);
+
+/// One worker's names (by its indexes) and their sketches.
+type WorkerDurations = (Vec<Box<[u8]>>, Vec<Sketch>);
+
+impl CountedDurations {
+    /// Counts a stop line's duration under the worker's name index `n`.
+    #[inline]
+    fn count(sketches: &mut Vec<Sketch>, n: u32, duration: f64) {
+        let n = n as usize;
+        if sketches.len() <= n {
+            sketches.resize_with(n + 1, Sketch::default);
+        }
+        sketches[n].record(secs_to_micros(duration).max(0).unsigned_abs());
+    }
+
+    /// Keeps a worker's sketches, with its names.
+    fn keep(&self, names: Interner, sketches: Vec<Sketch>) {
+        let mut kept = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.push((names.into_names(), sketches));
+    }
+
+    /// Adds the sketches to the names' figures.
+    fn add_to(self, names: &mut Interner, stats: &mut Vec<(Box<str>, NameStats)>) {
+        let kept = self
+            .0
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (worker_names, sketches) in kept {
+            for (name, sketch) in worker_names.iter().zip(&sketches) {
+                let n = intern(names, stats, String::from_utf8_lossy(name).as_bytes());
+                if let Some((_, st)) = stats.get_mut(n) {
+                    st.durations.merge(sketch);
+                }
+            }
+        }
+    }
 }
 
 /// The report from a scan's figures.
@@ -711,7 +753,11 @@ mod reference {
                 Phase::Stop => {
                     let duration = line.duration.unwrap_or(0.0);
                     let st = &mut stats[name].1;
-                    record_stop(st, duration, stops, options.percentiles);
+                    record_stop(st, duration, stops);
+                    if options.percentiles {
+                        st.durations
+                            .record(secs_to_micros(duration).max(0).unsigned_abs());
+                    }
                     let micros = secs_to_micros(duration).max(0);
                     stops += 1;
                     let opened = open.remove(&line.ids.trace_id);

@@ -30,7 +30,8 @@
 
 use tracing_osprofiler::format::Phase;
 
-use super::{intern, record_stop, NameStats, RankOptions, Scanned, COMPACT_AT};
+use super::sketch::Sketch;
+use super::{intern, record_stop, CountedDurations, NameStats, RankOptions, Scanned, COMPACT_AT};
 use crate::model::{merge_intervals, secs_to_micros, uncovered_micros};
 use crate::scan::names::Interner;
 use crate::scan::{
@@ -76,6 +77,8 @@ fn pass(
     let reader = SelfTimeReader {
         filter: &options.filter,
         extra,
+        percentiles: options.percentiles,
+        counted: CountedDurations::default(),
     };
     let mut agg = Agg {
         names: Interner::default(),
@@ -90,6 +93,7 @@ fn pass(
         parser: LineParser::default(),
     };
     read_chunks(inputs, &reader, chunks, |done| agg.add(inputs, done))?;
+    reader.counted.add_to(&mut agg.names, &mut agg.stats);
     Ok(Scanned {
         stats: agg.stats,
         open: agg
@@ -192,12 +196,16 @@ struct LeftOpen {
 struct SelfTimeReader<'a> {
     filter: &'a Filter,
     extra: &'a Children,
+    percentiles: bool,
+    counted: CountedDurations,
 }
 
 /// A worker's state.
 pub(super) struct Worker {
     parser: LineParser,
     names: Interner,
+    /// The durations by name, when percentiles are asked for.
+    durations: Option<Vec<Sketch>>,
     /// Emptied child lists, for reuse.
     pool: Vec<Vec<(i64, i64)>>,
 }
@@ -221,7 +229,14 @@ impl ChunkReader for SelfTimeReader<'_> {
         Worker {
             parser: LineParser::default(),
             names: Interner::default(),
+            durations: self.percentiles.then(Vec::new),
             pool: Vec::new(),
+        }
+    }
+
+    fn finish(&self, worker: Worker) {
+        if let Some(durations) = worker.durations {
+            self.counted.keep(worker.names, durations);
         }
     }
 
@@ -292,6 +307,9 @@ impl SelfTimeReader<'_> {
         let micros = secs_to_micros(duration).max(0);
         let at = line.timestamp.unix_micros();
         let name = worker.name(line.name, sum);
+        if let Some(durations) = &mut worker.durations {
+            CountedDurations::count(durations, name, duration);
+        }
         let (begin, mut children) = match sum.seen.get_mut(&line.trace) {
             Some(seen @ Seen::Open { .. }) => match std::mem::replace(seen, Seen::Closed) {
                 Seen::Open {
@@ -429,7 +447,8 @@ impl Agg<'_, '_> {
         let name = |n: u32| map.get(n as usize).copied().unwrap_or(0);
         for &(n, duration, self_micros) in &sum.stops {
             if let Some((_, st)) = self.stats.get_mut(name(n)) {
-                record_stop(st, duration, self.stops, self.options.percentiles);
+                // The workers count the durations for percentiles.
+                record_stop(st, duration, self.stops);
                 st.self_micros = st.self_micros.saturating_add(self_micros);
             }
             self.stops += 1;
@@ -543,7 +562,9 @@ impl Agg<'_, '_> {
                 Phase::Stop => {
                     let duration = line.duration.unwrap_or(0.0);
                     if let Some((_, st)) = self.stats.get_mut(n) {
-                        record_stop(st, duration, self.stops, self.options.percentiles);
+                        // The worker that read the chunk counted the
+                        // durations for percentiles.
+                        record_stop(st, duration, self.stops);
                     }
                     self.stops += 1;
                     let micros = secs_to_micros(duration).max(0);

@@ -81,8 +81,21 @@ impl Sketch {
     /// Counts one value.
     #[inline]
     pub(super) fn record(&mut self, value: u64) {
-        let b = bucket(value);
-        self.count += 1;
+        self.add(bucket(value), 1);
+    }
+
+    /// Adds the counts of `other`: the same sketch as counting its values
+    /// here.
+    pub(super) fn merge(&mut self, other: &Sketch) {
+        for (b, n) in other.buckets() {
+            self.add(b, n);
+        }
+    }
+
+    /// Counts `n` values in bucket `b`.
+    #[inline]
+    fn add(&mut self, b: u32, n: u64) {
+        self.count += n;
         match &mut self.repr {
             Repr::Window {
                 first,
@@ -94,7 +107,7 @@ impl Sketch {
                     .and_then(|i| counts.get_mut(i as usize))
                 {
                     *used += usize::from(*slot == 0);
-                    *slot += 1;
+                    *slot += n;
                     return;
                 }
                 let low = (*first).min(b);
@@ -104,7 +117,7 @@ impl Sketch {
                     let mut grown = vec![0u64; span];
                     let at = (*first - low) as usize;
                     grown[at..at + counts.len()].copy_from_slice(counts);
-                    grown[(b - low) as usize] = 1;
+                    grown[(b - low) as usize] = n;
                     *first = low;
                     *counts = grown;
                     *used += 1;
@@ -117,14 +130,14 @@ impl Sketch {
                         .map(|(i, &c)| (*first + i as u32, c))
                         .collect();
                     let at = few.partition_point(|&(k, _)| k < b);
-                    few.insert(at, (b, 1));
+                    few.insert(at, (b, n));
                     self.repr = Repr::Few(few);
                 }
             }
             Repr::Few(few) => match few.binary_search_by_key(&b, |&(k, _)| k) {
-                Ok(i) => few[i].1 += 1,
+                Ok(i) => few[i].1 += n,
                 Err(i) => {
-                    few.insert(i, (b, 1));
+                    few.insert(i, (b, n));
                     if few.len() >= FEW {
                         self.try_window();
                     }
@@ -244,6 +257,28 @@ mod tests {
                 prop_assert!(got.abs_diff(want) as f64 <= want as f64 / 2048.0, "{} {}", got, want);
             }
             prop_assert_eq!(got, hdr.median_equivalent(hdr.value_at_quantile(q)));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn merged_sketches_are_one_sketch(
+            parts in prop::collection::vec(prop::collection::vec(0u64..10_000_000_000, 0..200), 1..4),
+        ) {
+            let mut whole = Sketch::default();
+            let mut merged = Sketch::default();
+            for part in &parts {
+                let mut sketch = Sketch::default();
+                for &v in part {
+                    whole.record(v);
+                    sketch.record(v);
+                }
+                merged.merge(&sketch);
+            }
+            prop_assert_eq!(merged.buckets().collect::<Vec<_>>(), whole.buckets().collect::<Vec<_>>());
+            for q in [0.5, 0.95, 0.99] {
+                prop_assert_eq!(merged.quantile(q), whole.quantile(q));
+            }
         }
     }
 

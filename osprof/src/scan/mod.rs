@@ -85,6 +85,7 @@ pub(crate) struct KeyedLine<'a> {
 /// them) and calls `f` with each one's index in the chunk, its place
 /// (start, length) and what it says; blank lines are counted and skipped.
 /// Returns the number of lines.
+#[inline(always)]
 pub(crate) fn for_each_chunk_line(
     parser: &mut LineParser,
     data: &[u8],
