@@ -27,6 +27,7 @@ use serde::Serialize;
 use crate::model::secs_to_micros;
 use std::cmp::Reverse;
 
+use crate::scan::chunk_ids::{ChunkIds, Touched};
 use crate::scan::names::Interner;
 use crate::scan::{for_each_chunk_line, id_key, key_id, LineParser, U128Map, Unread};
 use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done};
@@ -420,8 +421,8 @@ struct Summary {
     requests: Vec<(u128, Acc)>,
     /// Indexes into `requests` by `base_id` key.
     request_index: U128Map<u32>,
-    /// Every trace id the chunk touched: `Some(begin)` while open.
-    seen: U128Map<Option<i64>>,
+    /// Every trace id the chunk touched, with the begin of the open ones.
+    ids: ChunkIds<i64>,
     /// The points the chunk left open: trace id key and begin.
     opens: Vec<(u128, i64)>,
     /// Stops whose start was not in the chunk (nor an earlier stop).
@@ -467,109 +468,111 @@ impl ChunkReader for ListReader {
         sum.unreadable.clear();
         sum.requests.clear();
         sum.request_index.clear();
-        sum.seen.clear();
+        sum.ids.clear();
         sum.opens.clear();
         sum.stops.clear();
         let Worker { parser, names } = worker;
         // Lines of one request mostly follow each other.
         let mut last: Option<(u128, usize)> = None;
-        let lines = for_each_chunk_line(parser, chunk.bytes, |index, _, line| {
-            let line = match line {
-                Ok(line) => line,
-                Err(why) => return sum.unreadable.push((index, why)),
-            };
-            if !self.base_keys.is_empty() && !self.base_keys.contains(&line.base) {
-                return;
-            }
-            let t = line.timestamp.unix_micros();
-            let at = match last {
-                Some((base, at)) if base == line.base => at,
-                _ => {
-                    let next = sum.requests.len();
-                    let at = *sum
-                        .request_index
-                        .entry(line.base)
-                        .or_insert(u32::try_from(next).unwrap_or(u32::MAX))
-                        as usize;
-                    if at == next {
-                        sum.requests.push((line.base, Acc::new(0)));
-                    }
-                    last = Some((line.base, at));
-                    at
-                }
-            };
-            let Some((_, acc)) = sum.requests.get_mut(at) else {
-                return;
-            };
-            let mut candidate = |begin: i64, acc: &mut Acc| {
-                let mut root = Root {
-                    of_request: line.parent == line.base,
-                    begin,
-                    at: chunk.seq << 32 | index,
-                    name: 0,
+        let lines = for_each_chunk_line(
+            parser,
+            chunk.bytes,
+            #[inline(always)]
+            |index, _, line| {
+                let line = match line {
+                    Ok(line) => line,
+                    Err(why) => return sum.unreadable.push((index, why)),
                 };
-                if acc.would_take(&root) {
-                    let (n, new) = names.intern(line.name);
-                    if new {
-                        sum.new_names.push(line.name.into());
+                if !self.base_keys.is_empty() && !self.base_keys.contains(&line.base) {
+                    return;
+                }
+                let t = line.timestamp.unix_micros();
+                let at = match last {
+                    Some((base, at)) if base == line.base => at,
+                    _ => {
+                        let next = sum.requests.len();
+                        let at = *sum
+                            .request_index
+                            .entry(line.base)
+                            .or_insert(u32::try_from(next).unwrap_or(u32::MAX))
+                            as usize;
+                        if at == next {
+                            sum.requests.push((line.base, Acc::new(0)));
+                        }
+                        last = Some((line.base, at));
+                        at
                     }
-                    root.name = n;
-                    acc.root = Some(root);
-                }
-            };
-            match line.phase {
-                Phase::Start => {
-                    acc.points += 1;
-                    acc.unfinished += 1;
-                    acc.span(t, t);
-                    candidate(t, acc);
-                    sum.seen.insert(line.trace, Some(t));
-                }
-                Phase::Stop => {
-                    let micros = secs_to_micros(line.duration.unwrap_or(0.0));
-                    match sum.seen.insert(line.trace, None) {
-                        Some(Some(begin)) => {
-                            acc.unfinished -= 1;
-                            acc.span(begin, begin.saturating_add(micros));
+                };
+                let Some((_, acc)) = sum.requests.get_mut(at) else {
+                    return;
+                };
+                let mut candidate = |begin: i64, acc: &mut Acc| {
+                    let mut root = Root {
+                        of_request: line.parent_is_base,
+                        begin,
+                        at: chunk.seq << 32 | index,
+                        name: 0,
+                    };
+                    if acc.would_take(&root) {
+                        let (n, new) = names.intern(line.name);
+                        if new {
+                            sum.new_names.push(line.name.into());
                         }
-                        Some(None) => {
-                            acc.points += 1;
-                            let begin = t.saturating_sub(micros);
-                            acc.span(begin, begin.saturating_add(micros));
-                            candidate(begin, acc);
-                        }
-                        None => {
-                            let (n, new) = names.intern(line.name);
-                            if new {
-                                sum.new_names.push(line.name.into());
+                        root.name = n;
+                        acc.root = Some(root);
+                    }
+                };
+                match line.phase {
+                    Phase::Start => {
+                        acc.points += 1;
+                        acc.unfinished += 1;
+                        acc.span(t, t);
+                        candidate(t, acc);
+                        sum.ids.start(line.trace, t);
+                    }
+                    Phase::Stop => {
+                        let micros = secs_to_micros(line.duration.unwrap_or(0.0));
+                        match sum.ids.stop(line.trace) {
+                            Touched::Open(begin) => {
+                                acc.unfinished -= 1;
+                                acc.span(begin, begin.saturating_add(micros));
                             }
-                            sum.stops.push(Stop {
-                                base: line.base,
-                                trace: line.trace,
-                                at: t,
-                                micros,
-                                root: Root {
-                                    of_request: line.parent == line.base,
-                                    begin: t.saturating_sub(micros),
-                                    at: chunk.seq << 32 | index,
-                                    name: n,
-                                },
-                            });
+                            Touched::Closed => {
+                                acc.points += 1;
+                                let begin = t.saturating_sub(micros);
+                                acc.span(begin, begin.saturating_add(micros));
+                                candidate(begin, acc);
+                            }
+                            Touched::Untouched => {
+                                let (n, new) = names.intern(line.name);
+                                if new {
+                                    sum.new_names.push(line.name.into());
+                                }
+                                sum.stops.push(Stop {
+                                    base: line.base,
+                                    trace: line.trace,
+                                    at: t,
+                                    micros,
+                                    root: Root {
+                                        of_request: line.parent_is_base,
+                                        begin: t.saturating_sub(micros),
+                                        at: chunk.seq << 32 | index,
+                                        name: n,
+                                    },
+                                });
+                            }
                         }
                     }
                 }
-            }
-        });
+            },
+        );
         sum.lines = lines;
         if chunk.oversized_after {
             sum.unreadable.push((sum.lines, Unread::TooLong));
             sum.lines += 1;
         }
-        sum.opens.extend(
-            sum.seen
-                .iter()
-                .filter_map(|(&id, &begin)| Some((id, begin?))),
-        );
+        let Summary { ids, opens, .. } = sum;
+        opens.extend(ids.drain_open());
     }
 
     fn lines(sum: &Summary) -> u64 {
@@ -644,11 +647,11 @@ fn scan(
         }
         // Every id the chunk touched is closed, then the ones it left open
         // are opened.
-        if open.len() <= sum.seen.len() {
-            open.retain(|id, _| !sum.seen.contains_key(id));
+        if open.len() <= sum.ids.len() {
+            open.retain(|&id, _| !sum.ids.touched(id));
         } else {
-            for id in sum.seen.keys() {
-                open.remove(id);
+            for id in sum.ids.ids() {
+                open.remove(&id);
             }
         }
         open.extend(sum.opens.iter().copied());

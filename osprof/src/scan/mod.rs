@@ -28,6 +28,7 @@ use tracing_osprofiler::format::{
 use crate::source::{Inputs, MAX_LINE_LEN};
 use crate::{Error, Unreadable};
 
+pub(crate) mod chunk_ids;
 mod hash;
 mod ids;
 pub(crate) mod names;
@@ -79,6 +80,12 @@ pub(crate) struct KeyedLine<'a> {
     pub(crate) parent: u128,
     /// The `base_id`'s key.
     pub(crate) base: u128,
+    /// Whether `parent_id` is `base_id`: the request's first point.
+    /// (Compared where the keys are made: comparing them later, once
+    /// stored in halves, stalls on the load.)
+    pub(crate) parent_is_base: bool,
+    /// Whether `parent_id` is `trace_id`.
+    pub(crate) parent_is_trace: bool,
 }
 
 /// Reads the lines of a chunk (split as [`Inputs::for_each_line`] splits
@@ -96,14 +103,18 @@ pub(crate) fn for_each_chunk_line(
     while let Some(text) = data.get(start..).filter(|t| !t.is_empty()) {
         let at = start as u32;
         if let Some((fields, len)) = parser.fields_at(text) {
+            let (trace, parent, base) =
+                (fields.trace_key(), fields.parent_key(), fields.base_key());
             let line = KeyedLine {
                 timestamp: fields.timestamp,
                 duration: fields.duration,
                 phase: fields.phase,
                 name: fields.name,
-                trace: fields.trace_key(),
-                parent: fields.parent_key(),
-                base: fields.base_key(),
+                trace,
+                parent,
+                base,
+                parent_is_base: parent == base,
+                parent_is_trace: parent == trace,
             };
             f(index, (at, len as u32), Ok(line));
             start += len + 1;
@@ -127,6 +138,8 @@ pub(crate) fn for_each_chunk_line(
                         trace: id_key(line.ids.trace_id),
                         parent: id_key(line.ids.parent_id),
                         base: id_key(line.ids.base_id),
+                        parent_is_base: line.ids.parent_id == line.ids.base_id,
+                        parent_is_trace: line.ids.parent_id == line.ids.trace_id,
                     }),
                 ),
                 Err(ParseError::Blank) => {}
