@@ -60,6 +60,7 @@ impl Pattern {
 /// | `since` | none | lines at or after this time |
 /// | `until` | none | lines before this time |
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Filter {
     pub(crate) base_ids: Vec<Id>,
     pub(crate) name: Option<Pattern>,

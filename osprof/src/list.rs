@@ -40,6 +40,7 @@ use tracing_osprofiler::Id;
 
 /// What `list` sorts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ListSort {
     /// Wall time, longest first.
     #[default]
@@ -63,6 +64,7 @@ pub enum ListSort {
 /// | `format` | [`Format::Text`] |
 /// | `mmap` | off: files are read |
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ListOptions {
     mmap: bool,
     sort: ListSort,
@@ -126,6 +128,7 @@ impl ListOptions {
 
 /// One request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct RequestRow {
     /// The request's id.
     #[serde(serialize_with = "display")]
@@ -148,6 +151,7 @@ pub struct RequestRow {
 
 /// The list report.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct List {
     /// The logs read, as named, in the order given.
     pub logs: Vec<String>,
@@ -331,6 +335,10 @@ impl List {
     }
 
     /// Writes the list in the format of its options.
+    ///
+    /// # Errors
+    ///
+    /// Any error of `out`.
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         match self.format {
             Format::Text => {

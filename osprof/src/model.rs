@@ -303,6 +303,11 @@ pub fn merge_intervals(spans: &mut Vec<(i64, i64)>) {
 /// Gathers the points of one request from `inputs`, keeping only that
 /// request's lines in memory; `None` when no line has that `base_id`.
 /// Starts and stops are matched by `trace_id` across all logs.
+///
+/// # Errors
+///
+/// [`Error::Open`] or [`Error::Read`] when a log cannot be opened or
+/// read to its end.
 pub fn load_request(inputs: &Inputs, base_id: Id) -> Result<Option<Request>, Error> {
     let mut points: Vec<Point> = Vec::new();
     let mut by_trace: HashMap<Id, usize> = HashMap::new();

@@ -59,6 +59,7 @@ pub const HEADER: &str = "Total time | Max time | Avg time | Occurrences | Trace
 
 /// A column of the rank report, to sort by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Column {
     /// Sum of the durations.
     #[default]
@@ -94,6 +95,7 @@ pub enum Column {
 /// | `format` | [`Format::Text`] |
 /// | `mmap` | off: files are read (the `osprof` tool turns it on) |
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RankOptions {
     mmap: bool,
     self_time: bool,
@@ -180,6 +182,7 @@ impl RankOptions {
 
 /// One trace name's figures; times in seconds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Row {
     /// Sum of the durations.
     pub total: f64,
@@ -207,6 +210,7 @@ pub struct Row {
 
 /// Points of one name that started and never stopped in the logs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Unfinished {
     /// The trace name.
     pub name: String,
@@ -220,6 +224,7 @@ pub struct Unfinished {
 
 /// The rank report.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Rank {
     /// The rows, sorted, cut to `top`.
     pub rows: Vec<Row>,
@@ -248,6 +253,11 @@ struct NameStats {
 const COMPACT_AT: usize = 256;
 
 /// Reads `inputs` and builds the report (streaming).
+///
+/// # Errors
+///
+/// [`Error::Open`] or [`Error::Read`] when a log cannot be opened or
+/// read to its end.
 pub fn rank(inputs: &Inputs, options: &RankOptions) -> Result<Rank, Error> {
     let Scanned {
         stats,
@@ -526,6 +536,10 @@ type ExtraColumn = (&'static str, fn(&Row) -> f64);
 
 impl Rank {
     /// Writes the report in the format of its options.
+    ///
+    /// # Errors
+    ///
+    /// Any error of `out`.
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         match self.options.format {
             Format::Text => self.write_text(out),

@@ -181,7 +181,7 @@ mod tests {
                     full.insert(id, Some(i));
                 }
             }
-            for (&id, _) in &full {
+            for &id in full.keys() {
                 prop_assert!(ids.touched(id));
             }
             prop_assert!(!ids.touched(u128::MAX));
