@@ -42,10 +42,13 @@ enum Repr {
     /// (bucket, count), sorted by bucket.
     Few(Vec<(u32, u64)>),
     /// Counts of the buckets `first..first + counts.len()`, and how many
-    /// of them are not 0.
+    /// of them are not 0. 32-bit counts: half the memory, and so half the
+    /// cache misses of counting durations spread over thousands of
+    /// buckets; a bucket that would pass 2^32 - 1 turns the window back
+    /// into a list (of 64-bit counts), for good.
     Window {
         first: u32,
-        counts: Vec<u64>,
+        counts: Vec<u32>,
         used: usize,
     },
 }
@@ -102,36 +105,44 @@ impl Sketch {
                 counts,
                 used,
             } => {
-                if let Some(slot) = b
+                let slot = b
                     .checked_sub(*first)
-                    .and_then(|i| counts.get_mut(i as usize))
-                {
-                    *used += usize::from(*slot == 0);
-                    *slot += n;
-                    return;
+                    .and_then(|i| counts.get_mut(i as usize));
+                if let Some(slot) = slot {
+                    if let Ok(sum) = u32::try_from(u64::from(*slot) + n) {
+                        *used += usize::from(*slot == 0);
+                        *slot = sum;
+                        return;
+                    }
                 }
                 let low = (*first).min(b);
                 let high = (*first + counts.len() as u32 - 1).max(b);
                 let span = (high - low) as usize + 1;
-                if span <= DENSE_SPREAD * (*used + 1) {
-                    let mut grown = vec![0u64; span];
-                    let at = (*first - low) as usize;
-                    grown[at..at + counts.len()].copy_from_slice(counts);
-                    grown[(b - low) as usize] = n;
-                    *first = low;
-                    *counts = grown;
-                    *used += 1;
-                } else {
-                    // Too spread out for a window: back to a list.
-                    let mut few: Vec<(u32, u64)> = counts
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, &c)| c > 0)
-                        .map(|(i, &c)| (*first + i as u32, c))
-                        .collect();
-                    let at = few.partition_point(|&(k, _)| k < b);
-                    few.insert(at, (b, n));
-                    self.repr = Repr::Few(few);
+                match u32::try_from(n) {
+                    Ok(n) if span <= DENSE_SPREAD * (*used + 1) => {
+                        let mut grown = vec![0u32; span];
+                        let at = (*first - low) as usize;
+                        grown[at..at + counts.len()].copy_from_slice(counts);
+                        grown[(b - low) as usize] = n;
+                        *first = low;
+                        *counts = grown;
+                        *used += 1;
+                    }
+                    _ => {
+                        // Too spread out for a window, or a count past
+                        // 32 bits: back to a list.
+                        let mut few: Vec<(u32, u64)> = counts
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, &c)| c > 0)
+                            .map(|(i, &c)| (*first + i as u32, u64::from(c)))
+                            .collect();
+                        match few.binary_search_by_key(&b, |&(k, _)| k) {
+                            Ok(i) => few[i].1 += n,
+                            Err(i) => few.insert(i, (b, n)),
+                        }
+                        self.repr = Repr::Few(few);
+                    }
                 }
             }
             Repr::Few(few) => match few.binary_search_by_key(&b, |&(k, _)| k) {
@@ -158,8 +169,12 @@ impl Sketch {
         if span > DENSE_SPREAD * few.len() {
             return;
         }
-        let mut counts = vec![0u64; span];
+        let mut counts = vec![0u32; span];
         for &(k, c) in few {
+            let Ok(c) = u32::try_from(c) else {
+                // A count past 32 bits stays in the list.
+                return;
+            };
             counts[(k - low) as usize] = c;
         }
         self.repr = Repr::Window {
@@ -178,7 +193,7 @@ impl Sketch {
                     .iter()
                     .enumerate()
                     .filter(|(_, &c)| c > 0)
-                    .map(move |(i, &c)| (first + i as u32, c)),
+                    .map(move |(i, &c)| (first + i as u32, u64::from(c))),
             ),
         }
     }
@@ -280,6 +295,29 @@ mod tests {
                 prop_assert_eq!(merged.quantile(q), whole.quantile(q));
             }
         }
+    }
+
+    #[test]
+    fn counts_past_32_bits_are_kept() {
+        let mut sketch = Sketch::default();
+        for v in 0..100u64 {
+            sketch.record(v);
+        }
+        assert!(matches!(sketch.repr, Repr::Window { .. }));
+        let mut big = Sketch::default();
+        big.add(bucket(500), u64::from(u32::MAX) + 7);
+        sketch.merge(&big);
+        sketch.merge(&big);
+        assert!(matches!(sketch.repr, Repr::Few(_)));
+        let total: u64 = sketch.buckets().map(|(_, c)| c).sum();
+        assert_eq!(total, 100 + 2 * (u64::from(u32::MAX) + 7));
+        assert_eq!(sketch.count, total);
+        assert_eq!(sketch.quantile(0.5), Some(500));
+        // More values come in the list from then on.
+        for v in 0..100u64 {
+            sketch.record(v);
+        }
+        assert_eq!(sketch.buckets().map(|(_, c)| c).sum::<u64>(), total + 100);
     }
 
     #[test]
