@@ -1,15 +1,22 @@
-//! `cargo bench --bench report`: `osprof rank` on a generated log against a
-//! plain memchr line count of the same file, in the same run.
+//! `cargo bench --bench report`: the `osprof` reports on a generated log
+//! against a plain memchr line count of the same file, in the same run.
 //!
 //! The log (`target/osprof-bench/bench-<BYTES>.log`, 1 GiB unless
 //! `OSPROF_BENCH_BYTES` says otherwise, e.g. `OSPROF_BENCH_BYTES=100000000`
 //! for a quick run) is generated once and reused: requests of nested points
 //! with 40 distinct names, durations in the forms Python writes, slow
 //! markers and the odd JSON suffix. Each measurement is the best of
-//! `OSPROF_BENCH_RUNS` (default 3) runs on a warm page cache
-//! (`OSPROF_BENCH_RANK_ONLY=1`: the line count and `rank` only). Peak RSS is
-//! the `VmHWM` of a child `osprof rank` process (sampled from
-//! `/proc/<pid>/status` until it exits; Linux only).
+//! `OSPROF_BENCH_RUNS` (default 3) runs on a warm page cache: the line
+//! count, `rank` mapped and read, `rank --percentiles`, `rank --self
+//! --percentiles` and `list` (`OSPROF_BENCH_RANK_ONLY=1`: the line count and
+//! `rank` only). Peak RSS is the `VmHWM` of a child `osprof` process
+//! (sampled from `/proc/<pid>/status` until it exits; Linux only).
+//!
+//! Then a log of many distinct names (`bench-names-<N>-<BYTES>.log`:
+//! `OSPROF_BENCH_NAMES` names, default 200 000, in
+//! `OSPROF_BENCH_NAMES_BYTES`, default 31 MB; `OSPROF_BENCH_NAMES_ONLY=1`
+//! runs only this part): `rank --percentiles` against plain `rank` and the
+//! line count, and their peak RSS.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};

@@ -285,28 +285,25 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
             }
         })
         .collect();
-    // A fixed order first (time, then id) so that ties are deterministic.
-    requests.sort_by(|a, b| {
-        a.first
-            .cmp(&b.first)
-            .then_with(|| a.base_id.cmp(&b.base_id))
-    });
-    requests.sort_by(|a, b| {
-        let ord = match options.sort {
+    // Ties in the column are ordered by time, then id (reversed with the
+    // column only when sorting by time): one order, whatever the reading.
+    requests.sort_unstable_by(|a, b| {
+        let column = match options.sort {
             ListSort::Wall => b.wall.total_cmp(&a.wall),
             ListSort::First => std::cmp::Ordering::Equal,
             ListSort::Points => b.points.cmp(&a.points),
             ListSort::Name => a.root.cmp(&b.root),
         };
-        if options.reverse {
-            ord.reverse()
-        } else {
-            ord
+        let ties = a
+            .first
+            .cmp(&b.first)
+            .then_with(|| a.base_id.cmp(&b.base_id));
+        match (options.reverse, options.sort) {
+            (false, _) => column.then(ties),
+            (true, ListSort::First) => ties.reverse(),
+            (true, _) => column.reverse().then(ties),
         }
     });
-    if options.reverse && options.sort == ListSort::First {
-        requests.reverse();
-    }
     if let Some(top) = options.top {
         requests.truncate(top);
     }
