@@ -11,7 +11,7 @@
 //! open at a time, not with the size of the logs.
 //!
 //! The logs are read a chunk at a time on one thread per core
-//! ([`crate::source::chunks`]): a worker adds up each request's lines in
+//! (`source::chunks`): a worker adds up each request's lines in
 //! its chunk and matches the starts and stops it holds; a stop whose start
 //! is in an earlier chunk is matched by the reading thread, which adds the
 //! chunks up in reading order. Every figure is the same whatever the
