@@ -15,14 +15,17 @@
 //! holds the buckets it has durations in, as a sorted list while they are
 //! few or spread out, and as a window of counts from its lowest to its
 //! highest bucket once that window is at most [`DENSE_SPREAD`] times the
-//! number of buckets in use: memory grows with the distinct buckets a name
-//! uses, never with its number of durations or the range between them.
+//! number of buckets in use (and half as much again of room to grow):
+//! memory grows with the distinct buckets a name uses, never with its
+//! number of durations or the range between them.
 
 /// Sub-buckets per power of two, as a power of two: 2^11 = 2048 covers 3
 /// significant digits.
 const SUB_BITS: u32 = 11;
 /// Half of the sub-buckets: the upper half of every bucket past the first.
 const HALF: u32 = 1 << (SUB_BITS - 1);
+/// The bucket of the largest value.
+const LAST_BUCKET: u32 = bucket(u64::MAX);
 
 /// At most this many list entries before a name is looked at for a window.
 const FEW: usize = 64;
@@ -61,7 +64,7 @@ impl Default for Repr {
 
 /// The bucket of a value: increasing with the value.
 #[inline]
-fn bucket(value: u64) -> u32 {
+const fn bucket(value: u64) -> u32 {
     // The power of two above the first 2048 values (0 for those).
     let power = (64 - SUB_BITS) - (value | ((1 << SUB_BITS) - 1)).leading_zeros();
     let sub = (value >> power) as u32;
@@ -90,8 +93,34 @@ impl Sketch {
     /// Adds the counts of `other`: the same sketch as counting its values
     /// here.
     pub(super) fn merge(&mut self, other: &Sketch) {
-        for (b, n) in other.buckets() {
-            self.add(b, n);
+        // The union of two sorted bucket lists, in one pass (adding bucket
+        // by bucket could grow a window one slot at a time).
+        let mut mine = self.buckets().peekable();
+        let mut theirs = other.buckets().peekable();
+        let mut all = Vec::new();
+        loop {
+            let next = match (mine.peek(), theirs.peek()) {
+                (Some(&(a, m)), Some(&(b, n))) if a == b => {
+                    mine.next();
+                    theirs.next();
+                    Some((a, m + n))
+                }
+                (Some(&(a, _)), Some(&(b, _))) if b < a => theirs.next(),
+                (Some(_), _) => mine.next(),
+                (None, Some(_)) => theirs.next(),
+                (None, None) => break,
+            };
+            if let Some(next) = next {
+                all.push(next);
+            }
+        }
+        drop((mine, theirs));
+        self.count += other.count;
+        self.repr = Repr::Few(all);
+        if let Repr::Few(few) = &self.repr {
+            if few.len() >= FEW {
+                self.try_window();
+            }
         }
     }
 
@@ -115,11 +144,21 @@ impl Sketch {
                         return;
                     }
                 }
-                let low = (*first).min(b);
-                let high = (*first + counts.len() as u32 - 1).max(b);
+                let mut low = (*first).min(b);
+                let mut high = (*first + counts.len() as u32 - 1).max(b);
                 let span = (high - low) as usize + 1;
                 match u32::try_from(n) {
                     Ok(n) if span <= DENSE_SPREAD * (*used + 1) => {
+                        // Room for half as much again on the side it grows
+                        // to, so that durations that keep growing do not
+                        // copy the window each time.
+                        let room = (counts.len() / 2) as u32;
+                        if b < *first {
+                            low = low.saturating_sub(room);
+                        } else {
+                            high = high.saturating_add(room).min(LAST_BUCKET);
+                        }
+                        let span = (high - low) as usize + 1;
                         let mut grown = vec![0u32; span];
                         let at = (*first - low) as usize;
                         grown[at..at + counts.len()].copy_from_slice(counts);
@@ -327,7 +366,7 @@ mod tests {
         for i in 0..1_000_000u64 {
             busy.record(1000 + i % 100);
         }
-        assert!(matches!(&busy.repr, Repr::Window { counts, .. } if counts.len() == 100));
+        assert!(matches!(&busy.repr, Repr::Window { counts, .. } if counts.len() <= 150));
         // Spread over the whole range: a list of the buckets in use.
         let mut spread = Sketch::default();
         for p in 0..52 {
