@@ -1,7 +1,7 @@
 //! `cargo bench --bench report`: the `osprof` reports on a generated log
 //! against a plain memchr line count of the same file, in the same run.
 //!
-//! The log (`target/osprof-bench/bench-<BYTES>.log`, 1 GiB unless
+//! The log (`target/tmp/osprof-bench/bench-<BYTES>.log`, 1 GiB unless
 //! `OSPROF_BENCH_BYTES` says otherwise, e.g. `OSPROF_BENCH_BYTES=100000000`
 //! for a quick run) is generated once and reused: requests of nested points
 //! with 40 distinct names, durations in the forms Python writes, slow
@@ -283,8 +283,10 @@ fn many_names(dir: &Path, runs: usize) {
 fn main() {
     let bytes = env_u64("OSPROF_BENCH_BYTES", 1 << 30);
     let runs = (env_u64("OSPROF_BENCH_RUNS", 3) as usize).max(1);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/osprof-bench");
-    std::fs::create_dir_all(&dir).expect("create target/osprof-bench");
+    // The workspace's `target/tmp` (ignored by git): under the package's
+    // own directory, a 1 GiB log would be one `git add -A` from a commit.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("osprof-bench");
+    std::fs::create_dir_all(&dir).expect("create target/tmp/osprof-bench");
     if std::env::var_os("OSPROF_BENCH_NAMES_ONLY").is_some() {
         many_names(&dir, runs);
         return;
