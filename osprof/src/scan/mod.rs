@@ -11,12 +11,18 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | this one | [`LineParser`] and [`Fields`]: a line split and read, the timestamp cache, durations; [`for_each_parsed`] |
+//! | this one | [`LineParser`] and [`Fields`]: a line split and read, the timestamp cache; [`for_each_parsed`] (lines of inputs) and [`for_each_chunk_line`] (lines of a chunk, with their ids as keys) |
 //! | `swar` | eight bytes at a time: word readers, digits, the first whitespace |
 //! | `ids` | the three ids: checked at once, decoded, keyed |
 //! | `sse2` | the 16-byte versions of the whitespace search and the id check |
 //! | `hash` | the keyed multiply-rotate hash and the maps built on it |
-//! | `names` | the small cache that finds a name's index without hashing |
+//! | `names` | the name interner every report uses, with a small cache that finds a name's index without hashing |
+//! | `chunk_ids` | the trace ids a chunk touched: a small map of the open points and a Bloom-filtered list of the stopped ones |
+//!
+//! The rules of a line (durations and their bound, the calendar, the
+//! `-start`/`-stop` suffix, what makes a stop line, the slow marker) are
+//! `tracing_osprofiler::format`'s functions, called here: the fast path
+//! only reads the fixed layout faster.
 
 use std::borrow::Cow;
 
