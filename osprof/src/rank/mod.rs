@@ -14,30 +14,39 @@
 //!
 //! Where the script breaks, this report does not: blank, truncated and
 //! foreign lines are counted as unreadable and skipped; durations of
-//! 1000 s and more count; a logging prefix before the timestamp is allowed.
+//! 1000 s and more count (up to 100 years; longer ones are unreadable); a
+//! logging prefix before the timestamp is allowed.
 //!
 //! # Beyond Mistral
 //!
 //! * **Self time** (`with_self_time`): per name, the sum over its points of
 //!   the wall time no child covers (see [`model`](super::model)): the
 //!   point's interval minus the union of its children's intervals, so
-//!   concurrent children count once. It is computed while streaming: a
-//!   child that stops while its parent is open adds its interval to the
-//!   parent; children whose parent is not open then (in another service's
-//!   log, or outliving their parent) are added in a second read of the
-//!   logs, done only when there are such children. A point whose start
+//!   concurrent children count once (`model::uncovered_micros`, the one
+//!   computation `show` uses too). It is computed while streaming, a chunk
+//!   of the logs per core (`self_time`): a child that stops while its
+//!   parent is open adds its interval to the parent; children whose
+//!   parent is not open then (in another service's log, or outliving their
+//!   parent) are added in a second read of the logs, done only when there
+//!   are such children. A point whose start
 //!   line was not read (a log missing from a rotated set) has no known
 //!   children, and all its wall time counts as self time.
 //! * **Percentiles** (`with_percentiles`): p50, p95 and p99 of the
 //!   durations (nearest rank), each within 0.05% of the exact one and never
 //!   above the maximum, in memory that grows with the distinct durations a
 //!   name has, not with their number (see `sketch`).
+//!
 //! * Sorting by any column, `--top N`, the [`Filter`]s, and the
 //!   [`Format`]s Markdown, CSV and JSON.
 //! * **Unfinished points**, whose `-start` line has no `-stop` line in the
 //!   logs, are counted per name apart from the rows. In text and CSV they,
 //!   and the unreadable lines, are left out of the output (which stays
 //!   Mistral's); the tool prints them on stderr ([`Rank::notes`]).
+//!
+//! The logs are read a chunk at a time on one thread per core
+//! (`source::chunks`): `parallel` without self time, `self_time` with it;
+//! every figure is the one of reading the lines one after the other (the
+//! tests' `reference`), float sums included.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
