@@ -35,7 +35,6 @@
 //!   durations (nearest rank), each within 0.05% of the exact one and never
 //!   above the maximum, in memory that grows with the distinct durations a
 //!   name has, not with their number (see `sketch`).
-//!
 //! * Sorting by any column, `--top N`, the [`Filter`]s, and the
 //!   [`Format`]s Markdown, CSV and JSON.
 //! * **Unfinished points**, whose `-start` line has no `-stop` line in the
