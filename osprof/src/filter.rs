@@ -103,6 +103,15 @@ impl Filter {
         self
     }
 
+    /// Whether this filter keeps every line (the default).
+    #[inline]
+    pub(crate) fn keeps_everything(&self) -> bool {
+        self.base_ids.is_empty()
+            && self.name.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+
     pub(crate) fn keeps_base(&self, base_id: Id) -> bool {
         self.base_ids.is_empty() || self.base_ids.contains(&base_id)
     }

@@ -376,8 +376,13 @@ fn recycle(pool: &mut Vec<Vec<(i64, i64)>>, mut children: Vec<(i64, i64)>) {
 }
 
 /// `Filter::keeps` on a keyed line.
-#[inline]
+#[inline(always)]
 fn keeps(filter: &Filter, line: &KeyedLine<'_>) -> bool {
+    filter.keeps_everything() || keeps_keyed(filter, line)
+}
+
+#[inline(never)]
+fn keeps_keyed(filter: &Filter, line: &KeyedLine<'_>) -> bool {
     (filter.base_ids.is_empty() || filter.base_ids.iter().any(|&id| id_key(id) == line.base))
         && filter.keeps_time(line.timestamp)
         && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(line.name)))
