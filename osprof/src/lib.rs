@@ -15,7 +15,7 @@
 //! | [`list`] | one row per request |
 //! | [`show`] | one request rendered: tree, osprofiler JSON, Chrome trace, SVG, HTML |
 //! | [`headers`] | the two headers for profiling one request by hand |
-//! | `table` | escaping cells for Markdown and CSV |
+//! | `render` | how `rank` and `list` are written (text, Markdown, CSV, JSON); the escaping every text output shares |
 //!
 //! Every report streams: memory is bounded by the points open at a time, the
 //! distinct names (rank) or requests (list), never by the size of the logs.
@@ -50,10 +50,10 @@ pub mod headers;
 pub mod list;
 pub mod model;
 pub mod rank;
+mod render;
 mod scan;
 pub mod show;
 pub mod source;
-mod table;
 mod unreadable;
 
 pub use filter::{parse_time, Filter, Pattern};

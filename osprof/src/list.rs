@@ -20,7 +20,6 @@
 //! Filters: `base_ids` and `since`/`until` select requests by id and by
 //! first timestamp, `name` by root name.
 
-use std::io::{self, Write};
 
 use serde::Serialize;
 
@@ -33,7 +32,6 @@ use crate::scan::{for_each_chunk_line, id_key, key_id, LineParser, U128Map, Unre
 use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done};
 use crate::source::Inputs;
 use crate::source::LineRef;
-use crate::table::{csv, markdown};
 use crate::{Error, Filter, Format, Unreadable};
 use tracing_osprofiler::format::{Phase, Timestamp};
 use tracing_osprofiler::Id;
@@ -160,7 +158,7 @@ pub struct List {
     /// Lines that could not be read.
     pub unreadable: Unreadable,
     #[serde(skip)]
-    format: Format,
+    pub(crate) format: Format,
 }
 
 /// A request's figures as far as read.
@@ -320,100 +318,6 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.collect_str(value)
-}
-
-impl List {
-    fn log_names(&self, row: &RequestRow, separator: &str) -> String {
-        row.logs
-            .iter()
-            .filter_map(|&i| self.logs.get(i).map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(separator)
-    }
-
-    /// Writes the list in the format of its options.
-    ///
-    /// # Errors
-    ///
-    /// Any error of `out`.
-    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
-        match self.format {
-            Format::Text => {
-                writeln!(
-                    out,
-                    "{:<36} {:<26} {:>12} {:>7} {:<40} Logs",
-                    "Base id", "First timestamp", "Wall time", "Points", "Root name"
-                )?;
-                for r in &self.requests {
-                    writeln!(
-                        out,
-                        "{:<36} {:<26} {:>12.3} {:>7} {:<40} {}",
-                        r.base_id,
-                        r.first,
-                        r.wall,
-                        r.points,
-                        r.root,
-                        self.log_names(r, ",")
-                    )?;
-                }
-                Ok(())
-            }
-            Format::Markdown => {
-                writeln!(
-                    out,
-                    "| Base id | First timestamp | Wall time (s) | Points | Root name | Logs |"
-                )?;
-                writeln!(out, "|---|---|---:|---:|---|---|")?;
-                for r in &self.requests {
-                    writeln!(
-                        out,
-                        "| {} | {} | {:.3} | {} | {} | {} |",
-                        r.base_id,
-                        r.first,
-                        r.wall,
-                        r.points,
-                        markdown(&r.root),
-                        markdown(&self.log_names(r, ", "))
-                    )?;
-                }
-                if self.unreadable.count > 0 {
-                    writeln!(out, "\n{}", markdown(&self.unreadable.to_string()))?;
-                }
-                Ok(())
-            }
-            Format::Csv => {
-                writeln!(out, "base_id,first,wall,points,unfinished,root,logs")?;
-                for r in &self.requests {
-                    writeln!(
-                        out,
-                        "{},{},{:.6},{},{},{},{}",
-                        r.base_id,
-                        r.first,
-                        r.wall,
-                        r.points,
-                        r.unfinished,
-                        csv(&r.root),
-                        csv(&self.log_names(r, ";"))
-                    )?;
-                }
-                Ok(())
-            }
-            Format::Json => {
-                serde_json::to_writer_pretty(&mut *out, self)?;
-                out.write_all(b"\n")
-            }
-        }
-    }
-
-    /// What text and CSV leave out, for stderr: the unreadable lines.
-    #[must_use]
-    pub fn notes(&self) -> Vec<String> {
-        if self.unreadable.count > 0 {
-            vec![self.unreadable.to_string()]
-        } else {
-            Vec::new()
-        }
-    }
 }
 
 /// What a worker made of a chunk. Names are the worker's indexes.

@@ -48,7 +48,6 @@
 //! tests' `reference`), float sums included.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
 
 use serde::Serialize;
 
@@ -57,7 +56,6 @@ use crate::scan::names::Interner;
 use crate::scan::{id, Fields, U128Map};
 use crate::source::chunks::ChunkOptions;
 use crate::source::Inputs;
-use crate::table::{csv, markdown};
 use crate::{Error, Filter, Format, Unreadable};
 use tracing_osprofiler::format::Timestamp;
 use tracing_osprofiler::Id;
@@ -106,13 +104,13 @@ pub enum Column {
 #[non_exhaustive]
 pub struct RankOptions {
     mmap: bool,
-    self_time: bool,
-    percentiles: bool,
+    pub(crate) self_time: bool,
+    pub(crate) percentiles: bool,
     sort: Column,
     reverse: bool,
     top: Option<usize>,
     filter: Filter,
-    format: Format,
+    pub(crate) format: Format,
 }
 
 impl RankOptions {
@@ -241,7 +239,7 @@ pub struct Rank {
     /// Lines that could not be read.
     pub unreadable: Unreadable,
     #[serde(skip)]
-    options: RankOptions,
+    pub(crate) options: RankOptions,
 }
 
 #[derive(Default)]
@@ -539,166 +537,6 @@ fn finish(
     })
 }
 
-/// An optional column: its header and how to get its value.
-type ExtraColumn = (&'static str, fn(&Row) -> f64);
-
-impl Rank {
-    /// Writes the report in the format of its options.
-    ///
-    /// # Errors
-    ///
-    /// Any error of `out`.
-    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
-        match self.options.format {
-            Format::Text => self.write_text(out),
-            Format::Markdown => self.write_markdown(out),
-            Format::Csv => self.write_csv(out),
-            Format::Json => {
-                serde_json::to_writer_pretty(&mut *out, self)?;
-                out.write_all(b"\n")
-            }
-        }
-    }
-
-    /// The extra columns, as (header, value getter).
-    fn extra_columns(&self) -> Vec<ExtraColumn> {
-        let mut cols: Vec<ExtraColumn> = Vec::new();
-        if self.options.self_time {
-            cols.push(("Self time", |r| r.self_time.unwrap_or(0.0)));
-        }
-        if self.options.percentiles {
-            cols.push(("p50", |r| r.p50.unwrap_or(0.0)));
-            cols.push(("p95", |r| r.p95.unwrap_or(0.0)));
-            cols.push(("p99", |r| r.p99.unwrap_or(0.0)));
-        }
-        cols
-    }
-
-    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        let extra = self.extra_columns();
-        let mut header = String::from("Total time | Max time | Avg time | Occurrences | ");
-        for (h, _) in &extra {
-            header.push_str(h);
-            header.push_str(" | ");
-        }
-        header.push_str("Trace name");
-        writeln!(out, "{header}")?;
-        writeln!(out, "{}", "-".repeat(91 + 11 * extra.len()))?;
-        for r in &self.rows {
-            write!(
-                out,
-                "{:<12.3} {:<10.3} {:<10.3} {:<13} ",
-                r.total, r.max, r.avg, r.count
-            )?;
-            for (_, get) in &extra {
-                write!(out, "{:<10.3} ", get(r))?;
-            }
-            writeln!(out, "{}", r.name)?;
-        }
-        Ok(())
-    }
-
-    fn write_markdown(&self, out: &mut dyn Write) -> io::Result<()> {
-        let extra = self.extra_columns();
-        write!(
-            out,
-            "| Total time (s) | Max time (s) | Avg time (s) | Occurrences |"
-        )?;
-        for (h, _) in &extra {
-            write!(out, " {h} (s) |")?;
-        }
-        writeln!(out, " Trace name |")?;
-        writeln!(
-            out,
-            "|---:|---:|---:|---:|{}---|",
-            "---:|".repeat(extra.len())
-        )?;
-        for r in &self.rows {
-            write!(
-                out,
-                "| {:.3} | {:.3} | {:.3} | {} |",
-                r.total, r.max, r.avg, r.count
-            )?;
-            for (_, get) in &extra {
-                write!(out, " {:.3} |", get(r))?;
-            }
-            writeln!(out, " {} |", markdown(&r.name))?;
-        }
-        if !self.unfinished.is_empty() {
-            writeln!(
-                out,
-                "\n**Unfinished points** (a start line and no stop line):\n"
-            )?;
-            writeln!(out, "| Count | First start | base_id | Trace name |")?;
-            writeln!(out, "|---:|---|---|---|")?;
-            for u in &self.unfinished {
-                writeln!(
-                    out,
-                    "| {} | {} | {} | {} |",
-                    u.count,
-                    u.first_start,
-                    u.base_id,
-                    markdown(&u.name)
-                )?;
-            }
-        }
-        if self.unreadable.count > 0 {
-            writeln!(out, "\n{}", markdown(&self.unreadable.to_string()))?;
-        }
-        Ok(())
-    }
-
-    fn write_csv(&self, out: &mut dyn Write) -> io::Result<()> {
-        let extra = self.extra_columns();
-        write!(out, "total,max,avg,count")?;
-        for (h, _) in &extra {
-            write!(out, ",{}", h.to_lowercase().replace(' ', "_"))?;
-        }
-        writeln!(out, ",name")?;
-        for r in &self.rows {
-            write!(out, "{:.6},{:.6},{:.6},{}", r.total, r.max, r.avg, r.count)?;
-            for (_, get) in &extra {
-                write!(out, ",{:.6}", get(r))?;
-            }
-            writeln!(out, ",{}", csv(&r.name))?;
-        }
-        Ok(())
-    }
-
-    /// What text and CSV leave out, for stderr: one line about the
-    /// unfinished points and one about the unreadable lines, each only when
-    /// there are some.
-    #[must_use]
-    pub fn notes(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        if !self.unfinished.is_empty() {
-            let total: u64 = self.unfinished.iter().map(|u| u.count).sum();
-            let mut s = format!(
-                "{total} point{} never stopped:",
-                if total == 1 { "" } else { "s" }
-            );
-            for (i, u) in self.unfinished.iter().enumerate() {
-                if i == 5 {
-                    s.push_str(" ...");
-                    break;
-                }
-                s.push_str(&format!(
-                    "{} {} x{} (first at {}, base_id {})",
-                    if i == 0 { "" } else { ";" },
-                    u.name,
-                    u.count,
-                    u.first_start,
-                    u.base_id
-                ));
-            }
-            notes.push(s);
-        }
-        if self.unreadable.count > 0 {
-            notes.push(self.unreadable.to_string());
-        }
-        notes
-    }
-}
 
 /// The reference the threaded scans are checked against: every line
 /// through `format::parse_line`, one after the other, self time included.
@@ -926,7 +764,7 @@ mod tests {
             std::fs::File::create(&c).unwrap(),
             flate2::Compression::fast(),
         );
-        io::Write::write_all(&mut gz, &mixed_log(3)).unwrap();
+        std::io::Write::write_all(&mut gz, &mixed_log(3)).unwrap();
         gz.finish().unwrap();
         let inputs = Inputs::from_paths([&a, &b, &c]).unwrap();
         for options in [

@@ -1,0 +1,103 @@
+//! The `list` report written out: text, Markdown, CSV and JSON, and the
+//! notes for stderr.
+
+use std::io::{self, Write};
+
+use crate::list::{List, RequestRow};
+use crate::render::escape::{csv, markdown};
+use crate::Format;
+
+impl List {
+    fn log_names(&self, row: &RequestRow, separator: &str) -> String {
+        row.logs
+            .iter()
+            .filter_map(|&i| self.logs.get(i).map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+
+    /// Writes the list in the format of its options.
+    ///
+    /// # Errors
+    ///
+    /// Any error of `out`.
+    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        match self.format {
+            Format::Text => {
+                writeln!(
+                    out,
+                    "{:<36} {:<26} {:>12} {:>7} {:<40} Logs",
+                    "Base id", "First timestamp", "Wall time", "Points", "Root name"
+                )?;
+                for r in &self.requests {
+                    writeln!(
+                        out,
+                        "{:<36} {:<26} {:>12.3} {:>7} {:<40} {}",
+                        r.base_id,
+                        r.first,
+                        r.wall,
+                        r.points,
+                        r.root,
+                        self.log_names(r, ",")
+                    )?;
+                }
+                Ok(())
+            }
+            Format::Markdown => {
+                writeln!(
+                    out,
+                    "| Base id | First timestamp | Wall time (s) | Points | Root name | Logs |"
+                )?;
+                writeln!(out, "|---|---|---:|---:|---|---|")?;
+                for r in &self.requests {
+                    writeln!(
+                        out,
+                        "| {} | {} | {:.3} | {} | {} | {} |",
+                        r.base_id,
+                        r.first,
+                        r.wall,
+                        r.points,
+                        markdown(&r.root),
+                        markdown(&self.log_names(r, ", "))
+                    )?;
+                }
+                if self.unreadable.count > 0 {
+                    writeln!(out, "\n{}", markdown(&self.unreadable.to_string()))?;
+                }
+                Ok(())
+            }
+            Format::Csv => {
+                writeln!(out, "base_id,first,wall,points,unfinished,root,logs")?;
+                for r in &self.requests {
+                    writeln!(
+                        out,
+                        "{},{},{:.6},{},{},{},{}",
+                        r.base_id,
+                        r.first,
+                        r.wall,
+                        r.points,
+                        r.unfinished,
+                        csv(&r.root),
+                        csv(&self.log_names(r, ";"))
+                    )?;
+                }
+                Ok(())
+            }
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut *out, self)?;
+                out.write_all(b"\n")
+            }
+        }
+    }
+
+    /// What text and CSV leave out, for stderr: the unreadable lines.
+    #[must_use]
+    pub fn notes(&self) -> Vec<String> {
+        if self.unreadable.count > 0 {
+            vec![self.unreadable.to_string()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
