@@ -114,7 +114,11 @@ impl From<io::Error> for Error {
 }
 
 /// The output form of a report.
+///
+/// With the `cli` feature it is a [`clap::ValueEnum`] (`--format text`),
+/// which is how the `osprof` tool parses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[non_exhaustive]
 pub enum Format {
     /// Aligned plain text (for `rank`, Mistral's exact layout).
@@ -126,4 +130,15 @@ pub enum Format {
     Csv,
     /// One JSON object.
     Json,
+}
+
+impl Format {
+    /// Whether a report in this format holds its notes (unfinished points,
+    /// unreadable lines) itself, as Markdown and JSON do. Text and CSV stay
+    /// plain tables (Mistral's layout, one header row), so the tool writes
+    /// their notes (`Rank::notes`, `List::notes`) to stderr instead.
+    #[must_use]
+    pub fn holds_notes(self) -> bool {
+        matches!(self, Format::Markdown | Format::Json)
+    }
 }

@@ -20,7 +20,6 @@
 //! Filters: `base_ids` and `since`/`until` select requests by id and by
 //! first timestamp, `name` by root name.
 
-
 use serde::Serialize;
 
 use crate::model::secs_to_micros;
@@ -36,8 +35,9 @@ use crate::{Error, Filter, Format, Unreadable};
 use tracing_osprofiler::format::{Phase, Timestamp};
 use tracing_osprofiler::Id;
 
-/// What `list` sorts by.
+/// What `list` sorts by (`--sort` with the `cli` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[non_exhaustive]
 pub enum ListSort {
     /// Wall time, longest first.

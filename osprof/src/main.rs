@@ -1,9 +1,10 @@
 //! `osprof`: reports on osprofiler / Mistral profiler logs.
 //!
-//! Argument parsing only: every report is a library function in
-//! the `osprof` library. Exit status 0 on success, 1 on a usage or
-//! I/O error (with an `osprof: ...` message), 2 when clap rejects the
-//! arguments.
+//! Argument parsing only: the command line becomes a [`Job`] in the
+//! library's terms ([`Cli::into_job`]), and every report, every check and
+//! every message behind it is a function of the `osprof` library, tested
+//! there. Exit status 0 on success, 1 on a usage or I/O error (with an
+//! `osprof: ...` message), 2 when clap rejects the arguments.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -11,11 +12,12 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use osprof::headers::{curl_args, sign};
 use osprof::list::{list, ListOptions, ListSort};
 use osprof::model::Tree;
 use osprof::rank::{rank, Column, RankOptions};
+use osprof::show::{ShowFormat, ShowOptions};
 use osprof::source::Inputs;
 use osprof::{load_request, parse_time, show, Filter, Format, Pattern};
 use tracing_osprofiler::{HmacAlgorithm, Id};
@@ -56,8 +58,8 @@ struct Common {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutFormat::Text)]
-    format: OutFormat,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     /// Only these requests (repeatable).
     #[arg(long = "base-id", value_name = "ID", value_parser = parse_id)]
     base_ids: Vec<Id>,
@@ -99,8 +101,8 @@ struct RankArgs {
     #[arg(long)]
     percentiles: bool,
     /// Sort by this column.
-    #[arg(long, value_enum, default_value_t = SortColumn::Total)]
-    sort: SortColumn,
+    #[arg(long, value_enum, default_value_t = Column::Total)]
+    sort: Column,
     /// Read plain log files instead of mapping them into memory (slower;
     /// for files that may be cut shorter while being read).
     #[arg(long)]
@@ -112,8 +114,8 @@ struct ListArgs {
     #[command(flatten)]
     common: Common,
     /// Sort by this.
-    #[arg(long, value_enum, default_value_t = ListSortArg::Wall)]
-    sort: ListSortArg,
+    #[arg(long, value_enum, default_value_t = ListSort::Wall)]
+    sort: ListSort,
 }
 
 #[derive(Args)]
@@ -151,45 +153,6 @@ struct HeadersArgs {
     sha256: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum OutFormat {
-    Text,
-    Markdown,
-    Csv,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum SortColumn {
-    Total,
-    Max,
-    Avg,
-    Count,
-    #[value(name = "self")]
-    SelfTime,
-    P50,
-    P95,
-    P99,
-    Name,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ListSortArg {
-    Wall,
-    First,
-    Points,
-    Name,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ShowFormat {
-    Tree,
-    Json,
-    Chrome,
-    Svg,
-    Html,
-}
-
 fn parse_id(s: &str) -> Result<Id, String> {
     Id::parse(s).map_err(|e| format!("not a UUID: {e}"))
 }
@@ -198,22 +161,98 @@ fn parse_when(s: &str) -> Result<tracing_osprofiler::format::Timestamp, String> 
     parse_time(s).ok_or_else(|| "expected YYYY-MM-DD[THH:MM:SS[.ffffff]] (UTC)".to_string())
 }
 
-impl From<OutFormat> for Format {
-    fn from(f: OutFormat) -> Self {
-        match f {
-            OutFormat::Text => Format::Text,
-            OutFormat::Markdown => Format::Markdown,
-            OutFormat::Csv => Format::Csv,
-            OutFormat::Json => Format::Json,
+/// What the command line asks for, in the library's terms.
+enum Job {
+    Rank {
+        logs: Vec<OsString>,
+        options: RankOptions,
+        format: Format,
+        output: Option<PathBuf>,
+    },
+    List {
+        logs: Vec<OsString>,
+        options: ListOptions,
+        format: Format,
+        output: Option<PathBuf>,
+    },
+    Show {
+        base_id: Id,
+        logs: Vec<OsString>,
+        options: ShowOptions,
+        output: Option<PathBuf>,
+    },
+    Headers {
+        key: String,
+        base_id: Option<Id>,
+        parent_id: Option<Id>,
+        algorithm: HmacAlgorithm,
+    },
+}
+
+impl Cli {
+    /// The parsed arguments as library options; nothing is read yet.
+    fn into_job(self) -> Job {
+        match self.command {
+            Command::Rank(args) => {
+                let c = args.common;
+                Job::Rank {
+                    options: RankOptions::new()
+                        .with_mmap(!args.no_mmap)
+                        .with_self_time(args.self_time)
+                        .with_percentiles(args.percentiles)
+                        .with_sort(args.sort)
+                        .with_reverse(c.reverse)
+                        .with_top(c.top)
+                        .with_filter(c.filter())
+                        .with_format(c.format),
+                    format: c.format,
+                    logs: c.logs,
+                    output: c.output,
+                }
+            }
+            Command::List(args) => {
+                let c = args.common;
+                Job::List {
+                    options: ListOptions::new()
+                        .with_sort(args.sort)
+                        .with_reverse(c.reverse)
+                        .with_top(c.top)
+                        .with_filter(c.filter())
+                        .with_format(c.format),
+                    format: c.format,
+                    logs: c.logs,
+                    output: c.output,
+                }
+            }
+            Command::Show(args) => Job::Show {
+                base_id: args.base_id,
+                logs: args.logs,
+                options: ShowOptions::new().with_format(if args.json {
+                    ShowFormat::Json
+                } else {
+                    args.format
+                }),
+                output: args.output,
+            },
+            Command::Headers(args) => Job::Headers {
+                key: args.key,
+                base_id: args.base_id,
+                parent_id: args.parent_id,
+                algorithm: if args.sha256 {
+                    HmacAlgorithm::Sha256
+                } else {
+                    HmacAlgorithm::Sha1
+                },
+            },
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let job = Cli::parse().into_job();
     #[cfg(unix)]
     report_sigbus();
-    match run(cli) {
+    match run(job) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("osprof: {message}");
@@ -274,94 +313,65 @@ fn emit(
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
-        Command::Rank(args) => {
-            let c = &args.common;
-            let inputs = Inputs::from_args(&c.logs).map_err(|e| e.to_string())?;
-            let options = RankOptions::new()
-                .with_mmap(!args.no_mmap)
-                .with_self_time(args.self_time)
-                .with_percentiles(args.percentiles)
-                .with_sort(match args.sort {
-                    SortColumn::Total => Column::Total,
-                    SortColumn::Max => Column::Max,
-                    SortColumn::Avg => Column::Avg,
-                    SortColumn::Count => Column::Count,
-                    SortColumn::SelfTime => Column::SelfTime,
-                    SortColumn::P50 => Column::P50,
-                    SortColumn::P95 => Column::P95,
-                    SortColumn::P99 => Column::P99,
-                    SortColumn::Name => Column::Name,
-                })
-                .with_reverse(c.reverse)
-                .with_top(c.top)
-                .with_filter(c.filter())
-                .with_format(c.format.into());
-            let report = rank(&inputs, &options).map_err(|e| e.to_string())?;
-            emit(c.output.as_ref(), |out| report.write(out))?;
-            if matches!(c.format, OutFormat::Text | OutFormat::Csv) {
-                for note in report.notes() {
-                    eprintln!("osprof: {note}");
-                }
-            }
-            Ok(())
-        }
-        Command::List(args) => {
-            let c = &args.common;
-            let inputs = Inputs::from_args(&c.logs).map_err(|e| e.to_string())?;
-            let options = ListOptions::new()
-                .with_sort(match args.sort {
-                    ListSortArg::Wall => ListSort::Wall,
-                    ListSortArg::First => ListSort::First,
-                    ListSortArg::Points => ListSort::Points,
-                    ListSortArg::Name => ListSort::Name,
-                })
-                .with_reverse(c.reverse)
-                .with_top(c.top)
-                .with_filter(c.filter())
-                .with_format(c.format.into());
-            let report = list(&inputs, &options).map_err(|e| e.to_string())?;
-            emit(c.output.as_ref(), |out| report.write(out))?;
-            if matches!(c.format, OutFormat::Text | OutFormat::Csv) {
-                for note in report.notes() {
-                    eprintln!("osprof: {note}");
-                }
-            }
-            Ok(())
-        }
-        Command::Show(args) => show(args),
-        Command::Headers(args) => {
-            let algorithm = if args.sha256 {
-                HmacAlgorithm::Sha256
-            } else {
-                HmacAlgorithm::Sha1
-            };
-            if args.key.is_empty() {
-                return Err("--key must not be empty".into());
-            }
-            let headers = sign(&args.key, args.base_id, args.parent_id, algorithm);
-            emit(None, |out| writeln!(out, "{}", curl_args(&headers)))
+/// Notes a report leaves out of its text or CSV, on stderr.
+fn print_notes(format: Format, notes: Vec<String>) {
+    if !format.holds_notes() {
+        for note in notes {
+            eprintln!("osprof: {note}");
         }
     }
 }
 
-fn show(args: ShowArgs) -> Result<(), String> {
-    let inputs = Inputs::from_args(&args.logs).map_err(|e| e.to_string())?;
-    let request = load_request(&inputs, args.base_id)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no point of request {} in the logs", args.base_id))?;
-    let tree = Tree::new(&request);
-    let format = if args.json {
-        ShowFormat::Json
-    } else {
-        args.format
-    };
-    emit(args.output.as_ref(), |out| match format {
-        ShowFormat::Tree => show::write_text_tree(&tree, out),
-        ShowFormat::Json => show::write_osprofiler_json(&tree, out),
-        ShowFormat::Chrome => show::write_chrome_trace(&tree, out),
-        ShowFormat::Svg => show::write_svg(&tree, out),
-        ShowFormat::Html => show::write_html(&tree, out),
-    })
+fn run(job: Job) -> Result<(), String> {
+    match job {
+        Job::Rank {
+            logs,
+            options,
+            format,
+            output,
+        } => {
+            let inputs = Inputs::from_args(&logs).map_err(|e| e.to_string())?;
+            let report = rank(&inputs, &options).map_err(|e| e.to_string())?;
+            emit(output.as_ref(), |out| report.write(out))?;
+            print_notes(format, report.notes());
+            Ok(())
+        }
+        Job::List {
+            logs,
+            options,
+            format,
+            output,
+        } => {
+            let inputs = Inputs::from_args(&logs).map_err(|e| e.to_string())?;
+            let report = list(&inputs, &options).map_err(|e| e.to_string())?;
+            emit(output.as_ref(), |out| report.write(out))?;
+            print_notes(format, report.notes());
+            Ok(())
+        }
+        Job::Show {
+            base_id,
+            logs,
+            options,
+            output,
+        } => {
+            let inputs = Inputs::from_args(&logs).map_err(|e| e.to_string())?;
+            let request = load_request(&inputs, base_id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no point of request {base_id} in the logs"))?;
+            let tree = Tree::new(&request);
+            emit(output.as_ref(), |out| show::write(&tree, &options, out))
+        }
+        Job::Headers {
+            key,
+            base_id,
+            parent_id,
+            algorithm,
+        } => {
+            if key.is_empty() {
+                return Err("--key must not be empty".into());
+            }
+            let headers = sign(&key, base_id, parent_id, algorithm);
+            emit(None, |out| writeln!(out, "{}", curl_args(&headers)))
+        }
+    }
 }

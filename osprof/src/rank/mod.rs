@@ -63,8 +63,10 @@ use tracing_osprofiler::Id;
 /// Mistral's header line.
 pub const HEADER: &str = "Total time | Max time | Avg time | Occurrences | Trace name";
 
-/// A column of the rank report, to sort by.
+/// A column of the rank report, to sort by (`--sort` with the `cli`
+/// feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[non_exhaustive]
 pub enum Column {
     /// Sum of the durations.
@@ -77,6 +79,7 @@ pub enum Column {
     /// Number of stop lines.
     Count,
     /// Sum of the self times (needs self time on).
+    #[cfg_attr(feature = "cli", value(name = "self"))]
     SelfTime,
     /// Median duration (needs percentiles on).
     P50,
@@ -536,7 +539,6 @@ fn finish(
         options: options.clone(),
     })
 }
-
 
 /// The reference the threaded scans are checked against: every line
 /// through `format::parse_line`, one after the other, self time included.

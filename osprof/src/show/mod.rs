@@ -51,8 +51,76 @@ pub use timeline::{write_html, write_svg};
 pub use tree::write_text_tree;
 
 use std::borrow::Cow;
+use std::io::{self, Write};
 
 use crate::model::{secs_to_micros, Tree};
+
+/// The renderings of a request, one per writer of the table above
+/// (`--format` of `osprof show` with the `cli` feature, which shows the
+/// variants' docs as help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[non_exhaustive]
+pub enum ShowFormat {
+    /// An indented tree for the terminal, with self times and the critical path.
+    #[default]
+    Tree,
+    /// osprofiler's JSON report (`osprofiler trace show --json`).
+    Json,
+    /// Chrome trace events, for Perfetto or chrome://tracing.
+    Chrome,
+    /// A self-contained SVG flame chart.
+    Svg,
+    /// A self-contained HTML page: the flame chart and a table of the points.
+    Html,
+}
+
+/// How [`write`] renders a request.
+///
+/// | setting | default |
+/// |---|---|
+/// | `format` | [`ShowFormat::Tree`] |
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ShowOptions {
+    format: ShowFormat,
+}
+
+impl ShowOptions {
+    /// The text tree.
+    #[must_use]
+    pub fn new() -> Self {
+        ShowOptions::default()
+    }
+
+    /// Renders in this format.
+    #[must_use]
+    pub fn with_format(mut self, format: ShowFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The format it renders in.
+    #[must_use]
+    pub fn format(&self) -> ShowFormat {
+        self.format
+    }
+}
+
+/// Writes `tree` as `options` say.
+///
+/// # Errors
+///
+/// Any error from `out`.
+pub fn write(tree: &Tree<'_>, options: &ShowOptions, out: &mut dyn Write) -> io::Result<()> {
+    match options.format {
+        ShowFormat::Tree => write_text_tree(tree, out),
+        ShowFormat::Json => write_osprofiler_json(tree, out),
+        ShowFormat::Chrome => write_chrome_trace(tree, out),
+        ShowFormat::Svg => write_svg(tree, out),
+        ShowFormat::Html => write_html(tree, out),
+    }
+}
 
 /// The tree in depth-first pre-order (roots and children sorted by begin):
 /// `(point index, depth)`.

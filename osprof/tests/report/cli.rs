@@ -266,3 +266,61 @@ fn a_log_cut_shorter_while_read_is_never_a_crash() {
         }
     }
 }
+
+/// The tool's `--format` and `--sort` values are the library's enums: every
+/// variant is accepted under the name clap derives from it.
+#[test]
+fn every_library_value_is_a_command_line_value() {
+    use clap::ValueEnum;
+    use osprof::list::ListSort;
+    use osprof::rank::Column;
+    use osprof::show::ShowFormat;
+    use osprof::Format;
+
+    let name = |v: Option<clap::builder::PossibleValue>| v.unwrap().get_name().to_owned();
+    let mut runs: Vec<Vec<String>> = Vec::new();
+    for column in Column::value_variants() {
+        let sort = name(column.to_possible_value());
+        runs.push(
+            ["rank", FIXTURE, "--self", "--percentiles", "--sort", &sort]
+                .map(String::from)
+                .to_vec(),
+        );
+    }
+    assert!(runs.iter().any(|r| r[5] == "self"), "{runs:?}");
+    for sort in ListSort::value_variants() {
+        runs.push(vec![
+            "list".into(),
+            FIXTURE.into(),
+            "--sort".into(),
+            name(sort.to_possible_value()),
+        ]);
+    }
+    for format in Format::value_variants() {
+        runs.push(vec![
+            "rank".into(),
+            FIXTURE.into(),
+            "--format".into(),
+            name(format.to_possible_value()),
+        ]);
+    }
+    for format in ShowFormat::value_variants() {
+        runs.push(vec![
+            "show".into(),
+            "aaaaaaaa-0000-4000-8000-000000000001".into(),
+            FIXTURE.into(),
+            "--format".into(),
+            name(format.to_possible_value()),
+        ]);
+    }
+    for args in runs {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = osprof(&args, None);
+        assert!(
+            r.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(!r.stdout.is_empty(), "{args:?}");
+    }
+}
