@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use crate::list::{List, RequestRow};
-use crate::render::escape::{csv, markdown};
+use crate::render::escape::{csv, json_pretty, markdown, text};
 use crate::Format;
 
 impl List {
@@ -37,8 +37,8 @@ impl List {
                         r.first,
                         r.wall,
                         r.points,
-                        r.root,
-                        self.log_names(r, ",")
+                        text(&r.root),
+                        text(&self.log_names(r, ","))
                     )?;
                 }
                 Ok(())
@@ -84,7 +84,7 @@ impl List {
                 Ok(())
             }
             Format::Json => {
-                serde_json::to_writer_pretty(&mut *out, self)?;
+                json_pretty(out, self)?;
                 out.write_all(b"\n")
             }
         }
@@ -94,7 +94,7 @@ impl List {
     #[must_use]
     pub fn notes(&self) -> Vec<String> {
         if self.unreadable.count > 0 {
-            vec![self.unreadable.to_string()]
+            vec![text(&self.unreadable.to_string()).into_owned()]
         } else {
             Vec::new()
         }

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use crate::rank::{Rank, Row};
-use crate::render::escape::{csv, markdown};
+use crate::render::escape::{csv, json_pretty, markdown, text};
 use crate::Format;
 
 /// An optional column: its header and how to get its value.
@@ -22,7 +22,7 @@ impl Rank {
             Format::Markdown => self.write_markdown(out),
             Format::Csv => self.write_csv(out),
             Format::Json => {
-                serde_json::to_writer_pretty(&mut *out, self)?;
+                json_pretty(out, self)?;
                 out.write_all(b"\n")
             }
         }
@@ -61,7 +61,7 @@ impl Rank {
             for (_, get) in &extra {
                 write!(out, "{:<10.3} ", get(r))?;
             }
-            writeln!(out, "{}", r.name)?;
+            writeln!(out, "{}", text(&r.name))?;
         }
         Ok(())
     }
@@ -164,6 +164,11 @@ impl Rank {
         if self.unreadable.count > 0 {
             notes.push(self.unreadable.to_string());
         }
+        // Names and log names come from the logs: no note may drive the
+        // terminal it is printed on.
         notes
+            .into_iter()
+            .map(|note| text(&note).into_owned())
+            .collect()
     }
 }

@@ -22,6 +22,7 @@ use std::io::{self, Write};
 use serde_json::{json, Value};
 
 use crate::model::{secs_to_micros, Tree};
+use crate::render::escape::json_compact;
 
 use super::{fmt_ms, preorder};
 
@@ -129,7 +130,7 @@ pub fn write_chrome_trace(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()
         if k > 0 {
             out.write_all(b",\n")?;
         }
-        serde_json::to_writer(&mut *out, event)?;
+        json_compact(out, event)?;
     }
     writeln!(
         out,

@@ -54,6 +54,7 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 
 use crate::model::{secs_to_micros, Tree};
+use crate::render::escape::reorders;
 
 /// The renderings of a request, one per writer of the table above
 /// (`--format` of `osprof show` with the `cli` feature, which shows the
@@ -164,11 +165,15 @@ fn fmt_ms(micros: i64) -> String {
 
 /// Escapes text for XML/HTML content and attribute values. Characters XML
 /// 1.0 does not allow at all (most C0 controls, U+FFFE, U+FFFF) become
-/// U+FFFD, so that a name from a log can never make the document invalid.
+/// U+FFFD, so that a name from a log can never make the document invalid;
+/// the bidirectional formatting characters are written out (`\u{202e}`),
+/// as in the text reports, so that no name is shown in another order than
+/// it has.
 fn escape_xml(text: &str) -> Cow<'_, str> {
     let needs = |c: char| {
         matches!(c, '&' | '<' | '>' | '"' | '\'' | '\u{FFFE}' | '\u{FFFF}')
             || (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            || reorders(c)
     };
     if !text.chars().any(needs) {
         return Cow::Borrowed(text);
@@ -185,16 +190,11 @@ fn escape_xml(text: &str) -> Cow<'_, str> {
             // C1 controls are allowed by XML 1.0 but discouraged; C0 are not.
             c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c if c.is_control() => out.push('\u{FFFD}'),
+            c if reorders(c) => out.extend(c.escape_default()),
             c => out.push(c),
         }
     }
     Cow::Owned(out)
-}
-
-/// Writes `value` as a JSON string literal.
-fn json_str(value: &str) -> String {
-    // Serializing a &str cannot fail.
-    serde_json::to_string(value).unwrap_or_else(|_| String::from("\"\""))
 }
 
 #[cfg(test)]
@@ -216,6 +216,7 @@ mod tests {
             "&lt;a &amp; &quot;b&quot; &#39;c&#39;&gt;"
         );
         assert_eq!(escape_xml("x\u{1}y\u{FFFF}"), "x\u{FFFD}y\u{FFFD}");
+        assert_eq!(escape_xml("a\u{202e}b"), "a\\u{202e}b");
         assert_eq!(escape_xml("żółw ✓"), "żółw ✓");
     }
 }

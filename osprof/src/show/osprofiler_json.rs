@@ -46,7 +46,7 @@ use std::io::{self, Write};
 
 use crate::model::{Point, Tree};
 
-use super::json_str;
+use crate::render::escape::json_str;
 
 /// Writes `tree` in osprofiler's JSON report structure (see the module
 /// docs for the fields a log cannot fill).

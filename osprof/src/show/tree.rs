@@ -11,7 +11,8 @@
 use std::collections::HashSet;
 use std::io::{self, Write};
 
-use crate::model::{Point, Tree};
+use crate::model::Tree;
+use crate::render::escape::text;
 
 use super::{fmt_ms, point_cells, preorder};
 
@@ -23,8 +24,9 @@ use super::{fmt_ms, point_cells, preorder};
 /// the point was read from, the marks, and the name indented two spaces per
 /// level. Marks: `*` the point is on the critical path, `!` its start or
 /// stop line is missing. A `-` stands for a value the log does not give
-/// (a point without a stop line has no duration). Control characters in
-/// names are escaped so that a log cannot drive the terminal.
+/// (a point without a stop line has no duration). Control and
+/// bidirectional formatting characters in names are escaped (`\u{1b}`), as
+/// in every text report, so that a log cannot drive the terminal.
 ///
 /// # Errors
 ///
@@ -72,7 +74,7 @@ pub fn write_text_tree(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
             "{start:>12} {duration:>12} {self_time:>12} {:>4}  {marks}  {:indent$}{deep}{}",
             point.source,
             "",
-            display_name(point),
+            text(&point.name),
         )?;
     }
     writeln!(
@@ -91,17 +93,4 @@ fn plural(n: usize) -> &'static str {
     } else {
         "s"
     }
-}
-
-/// The name with control characters escaped (`\u{1b}`).
-fn display_name(point: &Point) -> String {
-    let mut name = String::with_capacity(point.name.len());
-    for c in point.name.chars() {
-        if c.is_control() {
-            name.extend(c.escape_default());
-        } else {
-            name.push(c);
-        }
-    }
-    name
 }

@@ -14,6 +14,7 @@ mod support {
 mod cli;
 mod durations;
 mod golden;
+mod hostile;
 mod parse_prop;
 mod python;
 mod show;
