@@ -42,6 +42,11 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Unit tests share helper files with the integration tests, which name
+// this crate `osprof`.
+#[cfg(test)]
+extern crate self as osprof;
+
 use std::fmt;
 use std::io;
 
@@ -54,6 +59,7 @@ mod render;
 mod scan;
 pub mod show;
 pub mod source;
+mod steps;
 mod unreadable;
 
 pub use filter::{parse_time, Filter, Pattern};

@@ -42,6 +42,9 @@
 
 mod chrome;
 mod osprofiler_json;
+mod pack;
+#[cfg(test)]
+mod scale;
 mod timeline;
 mod tree;
 

@@ -5,7 +5,8 @@
 //! bottom: a point's children sit on the rows under it. Siblings that run
 //! at the same time each get their own rows, so nothing is drawn over
 //! anything else: each subtree is packed as a block into the first rows
-//! below its parent that are free for its whole time span. Colours follow
+//! below its parent that are free for its whole time span, siblings in the
+//! order their subtrees begin (see `pack`). Colours follow
 //! the log a point came from (one hue per log, varied by name); the
 //! critical path has a dark red outline; an unfinished point (start or stop
 //! line missing) is grey with a dashed outline. Every bar has a `<title>`
@@ -20,7 +21,9 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::model::{secs_to_micros, Tree};
+use crate::steps::step;
 
+use super::pack::{pack, FreeRows};
 use super::{escape_xml, fmt_ms, point_cells, preorder};
 
 /// Width of the SVG, in pixels.
@@ -152,15 +155,15 @@ fn summary(tree: &Tree<'_>) -> String {
 
 /// Where each point goes: its row, and its time span relative to the
 /// request's first begin (`None` when the point has no time at all).
-struct Layout {
-    row: Vec<usize>,
-    span: Vec<Option<(i64, i64)>>,
-    rows: usize,
+pub(super) struct Layout {
+    pub(super) row: Vec<usize>,
+    pub(super) span: Vec<Option<(i64, i64)>>,
+    pub(super) rows: usize,
 }
 
 /// Packs the tree into rows (see the module docs). Iterative, bottom-up
 /// then top-down, so that any depth works.
-fn layout(tree: &Tree<'_>) -> Layout {
+pub(super) fn layout(tree: &Tree<'_>) -> Layout {
     let n = tree.request().points.len();
     let first = tree.request().first_micros().unwrap_or(0);
     let span: Vec<Option<(i64, i64)>> = (0..n)
@@ -175,13 +178,15 @@ fn layout(tree: &Tree<'_>) -> Layout {
         .collect();
     let order = preorder(tree);
     // Bottom-up: each subtree's height (rows) and time envelope, and each
-    // child's row offset from its parent.
+    // child's row offset from its parent. Siblings' heights add up to at
+    // most n rows.
     let mut height = vec![1usize; n];
     let mut envelope: Vec<Option<(i64, i64)>> = span.clone();
     let mut offset = vec![0usize; n];
+    let mut free = FreeRows::new(n);
     for &(i, _) in order.iter().rev() {
         let children = tree.children(i);
-        let used = pack(children, &height, &envelope, &mut offset);
+        let used = pack(children, &height, &envelope, &mut offset, &mut free);
         height[i] = 1 + used;
         for &c in children {
             envelope[i] = merge(envelope[i], envelope[c]);
@@ -190,7 +195,7 @@ fn layout(tree: &Tree<'_>) -> Layout {
             offset[*c] += 1;
         }
     }
-    let rows = pack(tree.roots(), &height, &envelope, &mut offset);
+    let rows = pack(tree.roots(), &height, &envelope, &mut offset, &mut free);
     let mut row = vec![0usize; n];
     for &(i, depth) in &order {
         if depth == 0 {
@@ -209,50 +214,6 @@ fn merge(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
         (a, None) => a,
         (None, b) => b,
     }
-}
-
-/// First-fit packing of sibling subtrees into rows: each goes to the first
-/// row offset where all its rows are free from its envelope's begin on.
-/// Sets `offset` of each sibling; returns the rows used.
-///
-/// The rows' occupancy is kept as runs of rows busy until the same time,
-/// so that a tall subtree (a deep chain) costs one run, not one entry per
-/// row: packing stays linear in the number of siblings' runs.
-fn pack(
-    siblings: &[usize],
-    height: &[usize],
-    envelope: &[Option<(i64, i64)>],
-    offset: &mut [usize],
-) -> usize {
-    // Contiguous runs `(first row, end row, busy until)` covering 0..rows.
-    let mut runs: Vec<(usize, usize, i64)> = Vec::new();
-    for &s in siblings {
-        let (begin, end) = envelope[s].unwrap_or((0, 0));
-        let h = height[s];
-        let mut r = 0;
-        let mut k = 0;
-        while k < runs.len() && runs[k].0 < r + h {
-            let (_, run_end, busy) = runs[k];
-            if run_end > r && busy > begin {
-                r = run_end;
-            }
-            k += 1;
-        }
-        offset[s] = r;
-        let mut next = Vec::with_capacity(runs.len() + 2);
-        for &(a, b, busy) in &runs {
-            if a < r {
-                next.push((a, b.min(r), busy));
-            }
-            if b > r + h {
-                next.push((a.max(r + h), b, busy));
-            }
-        }
-        next.push((r, r + h, end));
-        next.sort_unstable_by_key(|run| run.0);
-        runs = next;
-    }
-    runs.last().map_or(0, |run| run.1)
 }
 
 /// The SVG document (without the XML declaration, so that HTML can embed
@@ -379,14 +340,13 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
         layout.span[i].map(|(begin, end)| (x(begin), x(begin) + (x(end) - x(begin)).max(MIN_BAR)))
     };
     // Each row's bars, to keep labels written beside a bar off the others.
-    let mut bars: Vec<Vec<(f64, f64)>> = vec![Vec::new(); layout.rows];
+    let mut bars = RowBars::new(layout.rows);
     for i in 0..layout.span.len() {
-        if let (Some(b), Some(row)) = (bar(i), layout.row.get(i)) {
-            if let Some(list) = bars.get_mut(*row) {
-                list.push(b);
-            }
+        if let (Some(b), Some(&row)) = (bar(i), layout.row.get(i)) {
+            bars.add(row, b);
         }
     }
+    bars.sort();
     for (i, _) in preorder(tree) {
         let (Some((begin, _)), Some((x0, x1))) = (layout.span[i], bar(i)) else {
             continue;
@@ -452,9 +412,7 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
             let right = (x0 + w + 3.0, x0 + w + 3.0 + text_w);
             let left = (x0 - 3.0 - text_w, x0 - 3.0);
             let free = |(a, b): (f64, f64)| {
-                a >= MARGIN
-                    && b <= WIDTH - MARGIN
-                    && bars[layout.row[i]].iter().all(|&(c, d)| d <= a || c >= b)
+                a >= MARGIN && b <= WIDTH - MARGIN && bars.free(layout.row[i], a, b)
             };
             let place = if free(right) {
                 Some((right.0, "start"))
@@ -478,6 +436,59 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// The bars of each row, to find room for a label beside a bar: per row,
+/// the bars sorted by their left edge and the rightmost right edge so far,
+/// so that whether `a..b` meets a bar is one binary search (a row may hold
+/// every point of a request).
+pub(super) struct RowBars {
+    rows: Vec<Vec<(f64, f64)>>,
+    reach: Vec<Vec<f64>>,
+}
+
+impl RowBars {
+    pub(super) fn new(rows: usize) -> Self {
+        RowBars {
+            rows: vec![Vec::new(); rows],
+            reach: Vec::new(),
+        }
+    }
+
+    pub(super) fn add(&mut self, row: usize, bar: (f64, f64)) {
+        if let Some(list) = self.rows.get_mut(row) {
+            list.push(bar);
+        }
+    }
+
+    pub(super) fn sort(&mut self) {
+        self.reach = self
+            .rows
+            .iter_mut()
+            .map(|list| {
+                list.sort_by(|p, q| p.0.total_cmp(&q.0));
+                step(list.len());
+                let mut right = f64::NEG_INFINITY;
+                list.iter()
+                    .map(|&(_, d)| {
+                        right = right.max(d);
+                        right
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+
+    /// Whether no bar of `row` overlaps `a..b`: none that begins before `b`
+    /// ends after `a`.
+    pub(super) fn free(&self, row: usize, a: f64, b: f64) -> bool {
+        let (Some(list), Some(reach)) = (self.rows.get(row), self.reach.get(row)) else {
+            return true;
+        };
+        step(1 + list.len().max(1).ilog2() as usize);
+        let before = list.partition_point(|&(c, _)| c < b);
+        before == 0 || reach[before - 1] <= a
+    }
 }
 
 /// The tick step in microseconds: 1, 2 or 5 times a power of ten, giving

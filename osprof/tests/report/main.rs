@@ -17,4 +17,5 @@ mod golden;
 mod hostile;
 mod parse_prop;
 mod python;
+mod shapes;
 mod show;

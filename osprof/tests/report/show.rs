@@ -567,6 +567,34 @@ fn deep_and_wide_trees_render_without_overflowing() {
     .expect("rendering thread");
 }
 
+/// Every shape that once made `show` super-linear, in every format: each
+/// point is in the output once (`src/show/scale.rs` checks the steps on
+/// 100 000 points; `benches/show.rs` times them).
+#[test]
+fn every_shape_renders_whole_in_every_format() {
+    for (name, request) in crate::shapes::all(2_000) {
+        let n = request.points.len();
+        let text = render(&request, show::write_text_tree);
+        assert_eq!(text.lines().count(), n + 3, "{name}");
+        // Nested 2 000 deep: more than serde_json parses; counted instead.
+        let json = render(&request, show::write_osprofiler_json);
+        assert_eq!(json.matches("\"children\": ").count(), n + 1, "{name}");
+        assert_eq!(json.matches('{').count(), json.matches('}').count());
+        assert_eq!(json.matches('[').count(), json.matches(']').count());
+        let events = chrome_events(&request);
+        assert_eq!(
+            events.iter().filter(|e| e["ph"] == "X").count(),
+            n,
+            "{name}"
+        );
+        assert_lanes_nest(&events);
+        for write in [show::write_svg as Writer, show::write_html] {
+            let out = render(&request, write);
+            assert_eq!(out.matches("<g><title>").count(), n, "{name}");
+        }
+    }
+}
+
 /// Parses the SVG with Python's XML parser: well-formed, one `<g>` with a
 /// `<title>` per point, names escaped and intact.
 #[test]
