@@ -298,7 +298,13 @@ fn emit(
             let mut out = BufWriter::new(file);
             write(&mut out)
                 .and_then(|()| out.flush())
-                .and_then(|()| out.get_ref().sync_all())
+                // A report is on disk once written; a device (`-o
+                // /dev/null`, a terminal) has nothing to sync and says so
+                // with an error.
+                .and_then(|()| match out.get_ref().metadata() {
+                    Ok(m) if m.is_file() => out.get_ref().sync_all(),
+                    _ => Ok(()),
+                })
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))
         }
         None => {

@@ -84,6 +84,31 @@ fn output_file_and_formats() {
     assert!(text.ends_with(",2,db-query\n"), "{text}");
 }
 
+/// `-o` a device: written, not synced (a device cannot be).
+#[cfg(unix)]
+#[test]
+fn output_to_dev_null() {
+    for args in [
+        vec!["rank", FIXTURE, "-o", "/dev/null"],
+        vec!["list", FIXTURE, "-o", "/dev/null"],
+        vec![
+            "show",
+            "aaaaaaaa-0000-4000-8000-000000000001",
+            FIXTURE,
+            "-o",
+            "/dev/null",
+        ],
+    ] {
+        let r = osprof(&args, None);
+        assert!(
+            r.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(r.stdout.is_empty());
+    }
+}
+
 #[test]
 fn errors_exit_1_with_a_message() {
     let r = osprof(&["rank", "/nonexistent/x.log"], None);
