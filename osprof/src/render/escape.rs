@@ -180,6 +180,14 @@ pub(crate) fn json_compact<T: serde::Serialize + ?Sized>(
 
 /// `value` as a JSON string literal, escaped as the module docs say.
 pub(crate) fn json_str(value: &str) -> String {
+    // Most strings (ids, ordinary names) need no escape at all.
+    if !value.chars().any(|c| c == '"' || c == '\\' || acts(c)) {
+        let mut out = String::with_capacity(value.len() + 2);
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+        return out;
+    }
     let mut out = Vec::with_capacity(value.len() + 2);
     // Writing a string to a Vec cannot fail.
     let _ = json_compact(&mut out, value);

@@ -20,10 +20,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashSet};
 use std::io::{self, Write};
 
-use serde_json::{json, Value};
+use std::fmt::Write as _;
 
 use crate::model::{secs_to_micros, Tree};
-use crate::render::escape::json_compact;
+use crate::render::escape::json_str;
 use crate::steps::step;
 
 use super::{fmt_ms, preorder};
@@ -37,82 +37,112 @@ pub fn write_chrome_trace(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()
     let request = tree.request();
     let critical: HashSet<usize> = tree.critical_path().into_iter().collect();
     let placed = place_all(tree);
-    let mut events: Vec<Value> = Vec::with_capacity(placed.len() + 8);
-    let mut used: BTreeSet<(usize, usize)> = BTreeSet::new();
-    for &Placed {
-        source,
-        begin,
-        end,
-        index: i,
-        lane,
-    } in &placed
-    {
-        used.insert((source, lane));
-        let point = tree.point(i);
-        let mut args = serde_json::Map::new();
-        args.insert("base_id".into(), json!(point.ids.base_id.to_string()));
-        args.insert("parent_id".into(), json!(point.ids.parent_id.to_string()));
-        args.insert("trace_id".into(), json!(point.ids.trace_id.to_string()));
-        args.insert(
-            "self_ms".into(),
-            ms_number(secs_to_micros(tree.self_secs(i))),
-        );
-        if critical.contains(&i) {
-            args.insert("critical_path".into(), json!(true));
-        }
-        match (point.start, point.stop) {
-            (Some(_), None) => {
-                args.insert("unfinished".into(), json!("no stop line"));
-            }
-            (None, _) => {
-                args.insert("unfinished".into(), json!("no start line"));
-            }
-            _ => {}
-        }
-        events.push(json!({
-            "name": point.name,
-            "cat": "osprofiler",
-            "ph": "X",
-            "ts": begin,
-            "dur": end - begin,
-            "pid": pid(source),
-            "tid": lane + 1,
-            "args": Value::Object(args),
-        }));
-    }
-
-    let mut metadata: Vec<Value> = Vec::new();
+    let used: BTreeSet<(usize, usize)> = placed.iter().map(|p| (p.source, p.lane)).collect();
     let mut sources: Vec<usize> = used.iter().map(|&(s, _)| s).collect();
     sources.dedup();
+
+    // Each event is one line written as serde_json writes an object (keys
+    // sorted, no spaces), straight into a buffer: a request may have
+    // hundreds of thousands of points.
+    let mut events = Events::new(out)?;
     for source in sources {
-        metadata.push(json!({
-            "name": "process_name", "ph": "M", "pid": pid(source), "tid": 0,
-            "args": {"name": format!("log {source}")},
-        }));
-        metadata.push(json!({
-            "name": "process_sort_index", "ph": "M", "pid": pid(source), "tid": 0,
-            "args": {"sort_index": source},
-        }));
+        let pid = pid(source);
+        events.line(|s| {
+            let name = json_str(&format!("log {source}"));
+            let _ = write!(
+                s,
+                r#"{{"args":{{"name":{name}}},"name":"process_name","ph":"M","pid":{pid},"tid":0}}"#
+            );
+        })?;
+        events.line(|s| {
+            let _ = write!(
+                s,
+                r#"{{"args":{{"sort_index":{source}}},"name":"process_sort_index","ph":"M","pid":{pid},"tid":0}}"#
+            );
+        })?;
     }
     for &(source, lane) in &used {
-        metadata.push(json!({
-            "name": "thread_name", "ph": "M", "pid": pid(source), "tid": lane + 1,
-            "args": {"name": format!("lane {}", lane + 1)},
-        }));
+        let (pid, tid) = (pid(source), lane + 1);
+        events.line(|s| {
+            let _ = write!(
+                s,
+                r#"{{"args":{{"name":"lane {tid}"}},"name":"thread_name","ph":"M","pid":{pid},"tid":{tid}}}"#
+            );
+        })?;
     }
-
-    out.write_all(b"{\"traceEvents\": [\n")?;
-    for (k, event) in metadata.iter().chain(&events).enumerate() {
-        if k > 0 {
-            out.write_all(b",\n")?;
-        }
-        json_compact(out, event)?;
+    for p in &placed {
+        let point = tree.point(p.index);
+        let ids = &point.ids;
+        events.line(|s| {
+            let _ = write!(s, r#"{{"args":{{"base_id":"{}","#, ids.base_id);
+            if critical.contains(&p.index) {
+                s.push_str(r#""critical_path":true,"#);
+            }
+            let _ = write!(
+                s,
+                r#""parent_id":"{}","self_ms":{},"trace_id":"{}""#,
+                ids.parent_id,
+                ms_number(secs_to_micros(tree.self_secs(p.index))),
+                ids.trace_id,
+            );
+            match (point.start, point.stop) {
+                (Some(_), None) => s.push_str(r#","unfinished":"no stop line""#),
+                (None, _) => s.push_str(r#","unfinished":"no start line""#),
+                _ => {}
+            }
+            let _ = write!(
+                s,
+                r#"}},"cat":"osprofiler","dur":{},"name":{},"ph":"X","pid":{},"tid":{},"ts":{}}}"#,
+                p.end - p.begin,
+                json_str(&point.name),
+                pid(p.source),
+                p.lane + 1,
+                p.begin,
+            );
+        })?;
     }
+    let out = events.finish()?;
     writeln!(
         out,
         "\n],\n\"displayTimeUnit\": \"ms\",\n\"otherData\": {{\"base_id\": \"{}\", \"generator\": \"tracing-osprofiler osprof show\"}}}}",
         request.base_id
     )
+}
+
+/// The event lines, separated by `,\n`, gathered in a buffer written out
+/// in large pieces.
+struct Events<'w> {
+    out: &'w mut dyn Write,
+    buf: String,
+    first: bool,
+}
+
+impl<'w> Events<'w> {
+    fn new(out: &'w mut dyn Write) -> io::Result<Self> {
+        out.write_all(b"{\"traceEvents\": [\n")?;
+        Ok(Events {
+            out,
+            buf: String::with_capacity(1 << 16),
+            first: true,
+        })
+    }
+
+    fn line(&mut self, write: impl FnOnce(&mut String)) -> io::Result<()> {
+        if !std::mem::replace(&mut self.first, false) {
+            self.buf.push_str(",\n");
+        }
+        write(&mut self.buf);
+        if self.buf.len() >= 1 << 16 {
+            self.out.write_all(self.buf.as_bytes())?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<&'w mut dyn Write> {
+        self.out.write_all(self.buf.as_bytes())?;
+        Ok(self.out)
+    }
 }
 
 /// A point on its lane: `begin` and `end` in microseconds from the
@@ -185,11 +215,14 @@ fn pid(source: usize) -> usize {
     source + 1
 }
 
-/// Milliseconds with three decimals as a JSON number.
-fn ms_number(micros: i64) -> Value {
+/// Milliseconds as a JSON number, as serde_json writes the value of
+/// three decimals (`12.5`, `7.0`).
+fn ms_number(micros: i64) -> String {
     fmt_ms(micros)
-        .parse::<serde_json::Number>()
-        .map_or(Value::Null, Value::Number)
+        .parse::<f64>()
+        .ok()
+        .and_then(|ms| serde_json::to_string(&ms).ok())
+        .unwrap_or_else(|| "null".to_owned())
 }
 
 /// The lanes of one process. A point goes under its parent (`(parent
