@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use osprof::headers::{curl_args, sign};
+use osprof::headers::{note, sign, write_headers, HeadersFormat, Key, KEY_ENV};
 use osprof::list::{list, ListOptions, ListSort};
 use osprof::model::Tree;
 use osprof::rank::{rank, Column, RankOptions};
@@ -45,7 +45,8 @@ enum Command {
     List(ListArgs),
     /// One request as a tree, osprofiler JSON, Chrome trace, SVG or HTML.
     Show(ShowArgs),
-    /// Prints the two headers that ask a service to profile one request, for curl.
+    /// Prints the two signed headers that ask a service to profile one request
+    /// (for curl, a shell or JSON) and the request's base_id.
     Headers(HeadersArgs),
 }
 
@@ -138,10 +139,20 @@ struct ShowArgs {
 }
 
 #[derive(Args)]
+#[command(
+    after_help = "The key, one of the service's hmac_keys, comes from exactly one of: \
+    --key-file FILE, the environment variable OSPROFILER_HMAC_KEY, or --key KEY (discouraged). \
+    Surrounding whitespace is not part of it; a blank key is refused."
+)]
 struct HeadersArgs {
-    /// The shared HMAC key (one of the service's hmac_keys).
-    #[arg(long)]
-    key: String,
+    /// Read the HMAC key from the first line of FILE (`-`: stdin).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// The HMAC key itself. Discouraged: every local user sees it in the
+    /// process list, and it stays in the shell's history; use --key-file or
+    /// OSPROFILER_HMAC_KEY.
+    #[arg(long, value_name = "KEY", conflicts_with = "key_file")]
+    key: Option<String>,
     /// The request's base_id (default: a fresh one).
     #[arg(long, value_parser = parse_id)]
     base_id: Option<Id>,
@@ -151,6 +162,9 @@ struct HeadersArgs {
     /// Sign with HMAC-SHA256 (only peers running this crate accept it).
     #[arg(long)]
     sha256: bool,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = HeadersFormat::Curl)]
+    format: HeadersFormat,
 }
 
 fn parse_id(s: &str) -> Result<Id, String> {
@@ -182,10 +196,12 @@ enum Job {
         output: Option<PathBuf>,
     },
     Headers {
-        key: String,
+        key: Option<String>,
+        key_file: Option<PathBuf>,
         base_id: Option<Id>,
         parent_id: Option<Id>,
         algorithm: HmacAlgorithm,
+        format: HeadersFormat,
     },
 }
 
@@ -236,6 +252,8 @@ impl Cli {
             },
             Command::Headers(args) => Job::Headers {
                 key: args.key,
+                key_file: args.key_file,
+                format: args.format,
                 base_id: args.base_id,
                 parent_id: args.parent_id,
                 algorithm: if args.sha256 {
@@ -369,15 +387,20 @@ fn run(job: Job) -> Result<(), String> {
         }
         Job::Headers {
             key,
+            key_file,
             base_id,
             parent_id,
             algorithm,
+            format,
         } => {
-            if key.is_empty() {
-                return Err("--key must not be empty".into());
+            let key = Key::from_sources(key, key_file.as_deref(), std::env::var_os(KEY_ENV))
+                .map_err(|e| e.to_string())?;
+            let signed = sign(&key, base_id, parent_id, algorithm);
+            emit(None, |out| write_headers(&signed, format, out))?;
+            if let Some(note) = note(&signed, format) {
+                eprintln!("osprof: {note}");
             }
-            let headers = sign(&key, base_id, parent_id, algorithm);
-            emit(None, |out| writeln!(out, "{}", curl_args(&headers)))
+            Ok(())
         }
     }
 }

@@ -8,7 +8,17 @@ use std::process::{Command, Output, Stdio};
 use tracing_osprofiler::HmacKeys;
 
 fn osprof(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_osprof"))
+    osprof_env(args, stdin, None)
+}
+
+/// `osprof ARGS` with `OSPROFILER_HMAC_KEY` set to `key`, or unset.
+fn osprof_env(args: &[&str], stdin: Option<&[u8]>, key: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_osprof"));
+    match key {
+        Some(key) => command.env(osprof::headers::KEY_ENV, key),
+        None => command.env_remove(osprof::headers::KEY_ENV),
+    };
+    let mut child = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -162,6 +172,162 @@ fn headers_paste_into_curl_and_verify() {
             .verify(info, hmac)
             .is_err());
     }
+}
+
+/// Checks that `info` and `hmac` are headers signed with `key` for `base`.
+fn assert_signed(info: &str, hmac: &str, key: &str, base: &str) {
+    let keys = HmacKeys::from_comma_separated(key).with_sha256(true);
+    let profile = keys.verify(info, hmac).unwrap();
+    assert_eq!(profile.trace_info().base_id().to_string(), base);
+}
+
+/// The curl line's two values.
+fn curl_values(stdout: &[u8]) -> (String, String) {
+    let text = String::from_utf8(stdout.to_vec()).unwrap();
+    let parts: Vec<&str> = text.trim_end().split('\'').collect();
+    assert_eq!(parts.len(), 5, "{text}");
+    (
+        parts[1].strip_prefix("X-Trace-Info: ").unwrap().to_owned(),
+        parts[3].strip_prefix("X-Trace-HMAC: ").unwrap().to_owned(),
+    )
+}
+
+/// The key from a file or from the environment, never two sources, never
+/// a blank one; `--key` still works.
+#[test]
+fn headers_take_the_key_from_one_source() {
+    const BASE: &str = "6f9e3c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b";
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "  FILE_KEY \nnot the key\n").unwrap();
+    let key_file = key_file.to_str().unwrap();
+    for (args, env, key) in [
+        (vec!["--key-file", key_file], None, "FILE_KEY"),
+        (vec!["--key-file", "-"], None, "STDIN_KEY"),
+        (vec![], Some("ENV_KEY"), "ENV_KEY"),
+        (vec!["--key", "ARG_KEY"], None, "ARG_KEY"),
+    ] {
+        let mut all = vec!["headers", "--base-id", BASE];
+        all.extend(&args);
+        let r = osprof_env(&all, Some(b"STDIN_KEY\n"), env);
+        assert!(
+            r.status.success(),
+            "{all:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let (info, hmac) = curl_values(&r.stdout);
+        assert_signed(&info, &hmac, key, BASE);
+        // The base_id, to find the request afterwards, on stderr.
+        assert_eq!(
+            String::from_utf8_lossy(&r.stderr),
+            format!(
+                "osprof: base_id {BASE} (once the request is done: osprof show {BASE} LOG...)\n"
+            )
+        );
+    }
+
+    let blank = dir.path().join("blank");
+    std::fs::write(&blank, "  \n").unwrap();
+    for (args, env, code, message) in [
+        (
+            vec!["--key", "k", "--key-file", key_file],
+            None,
+            2,
+            "cannot be used with",
+        ),
+        (
+            vec!["--key", "k"],
+            Some("k"),
+            1,
+            "osprof: the key is given by --key and OSPROFILER_HMAC_KEY: give one",
+        ),
+        (
+            vec!["--key-file", key_file],
+            Some("k"),
+            1,
+            "the key is given by the key file",
+        ),
+        (vec![], None, 1, "osprof: no key: give --key-file FILE"),
+        (
+            vec!["--key", " "],
+            None,
+            1,
+            "osprof: the key from --key is blank",
+        ),
+        (
+            vec![],
+            Some(""),
+            1,
+            "osprof: the key from OSPROFILER_HMAC_KEY is blank",
+        ),
+        (
+            vec!["--key-file", blank.to_str().unwrap()],
+            None,
+            1,
+            "is blank",
+        ),
+        (
+            vec!["--key-file", "/nonexistent/key"],
+            None,
+            1,
+            "osprof: cannot read the key file /nonexistent/key: ",
+        ),
+    ] {
+        let mut all = vec!["headers"];
+        all.extend(&args);
+        let r = osprof_env(&all, None, env);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(code), "{all:?} {env:?}: {stderr}");
+        assert!(stderr.contains(message), "{all:?} {env:?}: {stderr}");
+        assert!(r.stdout.is_empty());
+    }
+    let help = osprof(&["headers", "--help"], None);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for word in [
+        "--key-file",
+        "OSPROFILER_HMAC_KEY",
+        "Discouraged",
+        "process list",
+    ] {
+        assert!(help.contains(word), "{word} not in\n{help}");
+    }
+}
+
+/// `--format shell` evaluates in sh to the three variables; `--format json`
+/// holds the same; neither writes anything on stderr.
+#[test]
+fn headers_for_scripts() {
+    const BASE: &str = "6f9e3c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b";
+    let exe = env!("CARGO_BIN_EXE_osprof");
+    let script = format!(
+        "eval \"$('{exe}' headers --format shell --base-id {BASE})\" && \
+         printf '%s\\n' \"$OSPROF_BASE_ID\" \"$OSPROF_TRACE_INFO\" \"$OSPROF_TRACE_HMAC\""
+    );
+    let r = Command::new("sh")
+        .args(["-c", &script])
+        .env(osprof::headers::KEY_ENV, "SECRET_KEY")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(r.stderr.is_empty());
+    let out = String::from_utf8(r.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], BASE);
+    assert_signed(lines[1], lines[2], "SECRET_KEY", BASE);
+
+    // A fresh base_id each time, told in the JSON.
+    let r = osprof_env(&["headers", "--format", "json"], None, Some("SECRET_KEY"));
+    assert!(r.status.success() && r.stderr.is_empty());
+    let json: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let base = json["base_id"].as_str().unwrap();
+    assert_ne!(base, BASE);
+    assert_signed(
+        json["headers"]["X-Trace-Info"].as_str().unwrap(),
+        json["headers"]["X-Trace-HMAC"].as_str().unwrap(),
+        "SECRET_KEY",
+        base,
+    );
 }
 
 #[test]
