@@ -394,7 +394,6 @@ pub fn note(signed: &Signed, format: HeadersFormat) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
 
     fn file(content: &[u8]) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
