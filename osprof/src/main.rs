@@ -12,14 +12,14 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use osprof::headers::{note, sign, write_headers, HeadersFormat, Key, KEY_ENV};
 use osprof::list::{list, ListOptions, ListSort};
 use osprof::model::Tree;
 use osprof::rank::{rank, Column, RankOptions};
-use osprof::show::{ShowFormat, ShowOptions};
+use osprof::show::{find_request, Selector, ShowFormat, ShowOptions};
 use osprof::source::Inputs;
-use osprof::{load_request, parse_time, show, Filter, Format, Pattern};
+use osprof::{parse_time, show, Filter, Format, Pattern};
 use tracing_osprofiler::{HmacAlgorithm, Id};
 
 #[derive(Parser)]
@@ -120,13 +120,21 @@ struct ListArgs {
 }
 
 #[derive(Args)]
+#[command(override_usage = "osprof show [OPTIONS] <BASE_ID> <LOG>...\n       \
+    osprof show [OPTIONS] --latest|--slowest <LOG>...")]
 struct ShowArgs {
-    /// The request's base_id.
-    #[arg(value_parser = parse_id)]
-    base_id: Id,
-    /// Log files; `-` is stdin; gzip is recognized by content.
-    #[arg(required = true, value_name = "LOG")]
-    logs: Vec<OsString>,
+    /// The request's base_id, or as many of its first characters as make it
+    /// unique in the logs (`6f9e3c1a`), then the logs: files, `-` for stdin
+    /// (a whole base_id only), gzip recognized by content. No BASE_ID with
+    /// --latest or --slowest.
+    #[arg(required = true, value_name = "BASE_ID> <LOG")]
+    args: Vec<OsString>,
+    /// Show the request that began last.
+    #[arg(long, conflicts_with = "slowest")]
+    latest: bool,
+    /// Show the request with the longest wall time.
+    #[arg(long)]
+    slowest: bool,
     /// Rendering.
     #[arg(long, value_enum, default_value_t = ShowFormat::Tree)]
     format: ShowFormat,
@@ -190,7 +198,7 @@ enum Job {
         output: Option<PathBuf>,
     },
     Show {
-        base_id: Id,
+        selector: Selector,
         logs: Vec<OsString>,
         options: ShowOptions,
         output: Option<PathBuf>,
@@ -207,8 +215,13 @@ enum Job {
 
 impl Cli {
     /// The parsed arguments as library options; nothing is read yet.
-    fn into_job(self) -> Job {
-        match self.command {
+    ///
+    /// # Errors
+    ///
+    /// What clap could not check alone: a `show` without logs, or whose
+    /// BASE_ID is no id.
+    fn into_job(self) -> Result<Job, clap::Error> {
+        Ok(match self.command {
             Command::Rank(args) => {
                 let c = args.common;
                 Job::Rank {
@@ -240,16 +253,34 @@ impl Cli {
                     output: c.output,
                 }
             }
-            Command::Show(args) => Job::Show {
-                base_id: args.base_id,
-                logs: args.logs,
-                options: ShowOptions::new().with_format(if args.json {
-                    ShowFormat::Json
+            Command::Show(args) => {
+                let mut logs = args.args;
+                let selector = if args.latest {
+                    Selector::Latest
+                } else if args.slowest {
+                    Selector::Slowest
                 } else {
-                    args.format
-                }),
-                output: args.output,
-            },
+                    let id = logs.remove(0);
+                    Selector::parse(&id.to_string_lossy())
+                        .map_err(|e| show_error(clap::error::ErrorKind::ValueValidation, e))?
+                };
+                if logs.is_empty() {
+                    return Err(show_error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "osprof show needs the logs after the BASE_ID",
+                    ));
+                }
+                Job::Show {
+                    selector,
+                    logs,
+                    options: ShowOptions::new().with_format(if args.json {
+                        ShowFormat::Json
+                    } else {
+                        args.format
+                    }),
+                    output: args.output,
+                }
+            }
             Command::Headers(args) => Job::Headers {
                 key: args.key,
                 key_file: args.key_file,
@@ -262,12 +293,22 @@ impl Cli {
                     HmacAlgorithm::Sha1
                 },
             },
-        }
+        })
+    }
+}
+
+/// A usage error of `osprof show`, as clap reports its own (exit status 2).
+fn show_error(kind: clap::error::ErrorKind, message: impl std::fmt::Display) -> clap::Error {
+    let mut cli = Cli::command();
+    cli.build();
+    match cli.find_subcommand_mut("show") {
+        Some(show) => show.error(kind, message),
+        None => cli.error(kind, message),
     }
 }
 
 fn main() -> ExitCode {
-    let job = Cli::parse().into_job();
+    let job = Cli::parse().into_job().unwrap_or_else(|e| e.exit());
     #[cfg(unix)]
     report_sigbus();
     match run(job) {
@@ -373,16 +414,15 @@ fn run(job: Job) -> Result<(), String> {
             Ok(())
         }
         Job::Show {
-            base_id,
+            selector,
             logs,
             options,
             output,
         } => {
             let inputs = Inputs::from_args(&logs).map_err(|e| e.to_string())?;
-            let request = load_request(&inputs, base_id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no point of request {base_id} in the logs"))?;
+            let request = find_request(&inputs, &selector).map_err(|e| e.to_string())?;
             let tree = Tree::new(&request);
+            let options = options.with_log_names(inputs.sources().iter().map(ToString::to_string));
             emit(output.as_ref(), |out| show::write(&tree, &options, out))
         }
         Job::Headers {

@@ -5,7 +5,7 @@
 //!   from the request's first begin;
 //! - one process (`pid`) per log the request was read from, named by a
 //!   `process_name` metadata event (`log 0`, `log 1`, … in the order the
-//!   logs were given);
+//!   logs were given; `log 0: api.log` when the logs are named);
 //! - threads (`tid`) are lanes: events on one lane always nest properly
 //!   (Perfetto mis-draws a lane whose slices overlap without nesting), so
 //!   concurrent siblings land on different lanes while a child that fits
@@ -34,6 +34,12 @@ use super::{fmt_ms, preorder};
 ///
 /// Any error from `out`.
 pub fn write_chrome_trace(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
+    write(tree, &[], out)
+}
+
+/// [`write_chrome_trace`], each process named after its log when `logs`
+/// names them (`log 0: api.log`).
+pub(super) fn write(tree: &Tree<'_>, logs: &[String], out: &mut dyn Write) -> io::Result<()> {
     let request = tree.request();
     let critical: HashSet<usize> = tree.critical_path().into_iter().collect();
     let placed = place_all(tree);
@@ -48,7 +54,10 @@ pub fn write_chrome_trace(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()
     for source in sources {
         let pid = pid(source);
         events.line(|s| {
-            let name = json_str(&format!("log {source}"));
+            let name = json_str(&match logs.get(source) {
+                Some(log) => format!("log {source}: {log}"),
+                None => format!("log {source}"),
+            });
             let _ = write!(
                 s,
                 r#"{{"args":{{"name":{name}}},"name":"process_name","ph":"M","pid":{pid},"tid":0}}"#

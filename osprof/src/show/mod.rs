@@ -45,11 +45,13 @@ mod osprofiler_json;
 mod pack;
 #[cfg(test)]
 mod scale;
+mod select;
 mod timeline;
 mod tree;
 
 pub use chrome::write_chrome_trace;
 pub use osprofiler_json::write_osprofiler_json;
+pub use select::{find_request, select, SelectError, Selector};
 pub use timeline::{write_html, write_svg};
 pub use tree::write_text_tree;
 
@@ -57,7 +59,7 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 
 use crate::model::{secs_to_micros, Tree};
-use crate::render::escape::reorders;
+use crate::render::escape::{self, reorders};
 
 /// The renderings of a request, one per writer of the table above
 /// (`--format` of `osprof show` with the `cli` feature, which shows the
@@ -84,10 +86,12 @@ pub enum ShowFormat {
 /// | setting | default |
 /// |---|---|
 /// | `format` | [`ShowFormat::Tree`] |
+/// | `log_names` | none: logs are numbered only (`log 0`) |
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ShowOptions {
     format: ShowFormat,
+    log_names: Vec<String>,
 }
 
 impl ShowOptions {
@@ -109,6 +113,33 @@ impl ShowOptions {
     pub fn format(&self) -> ShowFormat {
         self.format
     }
+
+    /// Names the logs, in the order given (a point's
+    /// [`source`](crate::model::Point::source) indexes them), so that the
+    /// legend says which log is `log 0`, `log 1`...: the text tree's last
+    /// line (`logs: 0 = api.log, 1 = engine.log`), the timeline's legend
+    /// and tooltips, the Chrome trace's process names.
+    ///
+    /// ```
+    /// use osprof::show::ShowOptions;
+    /// use osprof::source::Inputs;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("api.log");
+    /// # std::fs::write(&path, "")?;
+    /// let inputs = Inputs::from_paths([&path])?;
+    /// let options = ShowOptions::new().with_log_names(inputs.sources().iter().map(ToString::to_string));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_log_names<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.log_names = names.into_iter().map(Into::into).collect();
+        self
+    }
 }
 
 /// Writes `tree` as `options` say.
@@ -117,13 +148,26 @@ impl ShowOptions {
 ///
 /// Any error from `out`.
 pub fn write(tree: &Tree<'_>, options: &ShowOptions, out: &mut dyn Write) -> io::Result<()> {
+    let logs = &options.log_names;
     match options.format {
-        ShowFormat::Tree => write_text_tree(tree, out),
+        ShowFormat::Tree => tree::write(tree, logs, out),
         ShowFormat::Json => write_osprofiler_json(tree, out),
-        ShowFormat::Chrome => write_chrome_trace(tree, out),
-        ShowFormat::Svg => write_svg(tree, out),
-        ShowFormat::Html => write_html(tree, out),
+        ShowFormat::Chrome => chrome::write(tree, logs, out),
+        ShowFormat::Svg => timeline::write_svg_named(tree, logs, out),
+        ShowFormat::Html => timeline::write_html_named(tree, logs, out),
     }
+}
+
+/// `0 = api.log, 1 = engine.log`: the request's logs by number, escaped
+/// as text; `None` when the logs have no names.
+fn logs_legend(tree: &Tree<'_>, logs: &[String]) -> Option<String> {
+    let named: Vec<String> = tree
+        .request()
+        .sources
+        .iter()
+        .filter_map(|&s| Some(format!("{s} = {}", escape::text(logs.get(s)?))))
+        .collect();
+    (!named.is_empty()).then(|| named.join(", "))
 }
 
 /// The tree in depth-first pre-order (roots and children sorted by begin):

@@ -19,12 +19,14 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::path::Path;
 
 use crate::model::{secs_to_micros, Tree};
 use crate::steps::step;
 
 use super::pack::{pack, FreeRows};
-use super::{escape_xml, fmt_ms, point_cells, preorder};
+use super::{escape_xml, fmt_ms, logs_legend, point_cells, preorder};
+use crate::render::escape;
 
 /// Width of the SVG, in pixels.
 const WIDTH: f64 = 1200.0;
@@ -54,8 +56,18 @@ const HUES: [f64; 6] = [24.0, 205.0, 130.0, 280.0, 48.0, 335.0];
 ///
 /// Any error from `out`.
 pub fn write_svg(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
+    write_svg_named(tree, &[], out)
+}
+
+/// [`write_svg`], the legend and tooltips naming the logs when `logs` names
+/// them.
+pub(super) fn write_svg_named(
+    tree: &Tree<'_>,
+    logs: &[String],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     out.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")?;
-    out.write_all(svg(tree, true).as_bytes())
+    out.write_all(svg(tree, logs, true).as_bytes())
 }
 
 /// Writes `tree` as a self-contained HTML page: a summary, the SVG flame
@@ -65,6 +77,16 @@ pub fn write_svg(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
 ///
 /// Any error from `out`.
 pub fn write_html(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
+    write_html_named(tree, &[], out)
+}
+
+/// [`write_html`], the legends and tooltips naming the logs when `logs`
+/// names them.
+pub(super) fn write_html_named(
+    tree: &Tree<'_>,
+    logs: &[String],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let request = tree.request();
     let first = request.first_micros();
     let critical: HashSet<usize> = tree.critical_path().into_iter().collect();
@@ -99,7 +121,7 @@ tr.unfinished td {{ color: #777; font-style: italic; }}
 "#,
         escape_xml(&summary(tree)),
     );
-    html.push_str(&svg(tree, false));
+    html.push_str(&svg(tree, logs, false));
     html.push_str(
         "<table>\n<thead><tr><th>start ms</th><th>duration ms</th><th>self ms</th>\
          <th>log</th><th></th><th>name</th></tr></thead>\n<tbody>\n",
@@ -130,9 +152,16 @@ tr.unfinished td {{ color: #777; font-style: italic; }}
     }
     html.push_str(
         "</tbody>\n</table>\n<p class=\"summary\">* critical path &#160; ! unfinished \
-         (start or stop line missing) &#160; - unknown; times in ms from the first begin</p>\n\
-         </body>\n</html>\n",
+         (start or stop line missing) &#160; - unknown; times in ms from the first begin</p>\n",
     );
+    if let Some(named) = logs_legend(tree, logs) {
+        let _ = writeln!(
+            html,
+            "<p class=\"summary\">logs: {}</p>",
+            escape_xml(&named)
+        );
+    }
+    html.push_str("</body>\n</html>\n");
     out.write_all(html.as_bytes())
 }
 
@@ -219,7 +248,7 @@ fn merge(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
 /// The SVG document (without the XML declaration, so that HTML can embed
 /// it); `standalone` adds the title and summary lines the page otherwise
 /// shows.
-fn svg(tree: &Tree<'_>, standalone: bool) -> String {
+fn svg(tree: &Tree<'_>, logs: &[String], standalone: bool) -> String {
     let shift = if standalone { 0.0 } else { EMBEDDED_SHIFT };
     let top = TOP - shift;
     let request = tree.request();
@@ -270,7 +299,18 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
         .iter()
         .map(|&src| {
             (
-                format!("log {src}"),
+                // The file's own name, the directories left to the tooltips.
+                match logs.get(src) {
+                    Some(log) => {
+                        let file = Path::new(log)
+                            .file_name()
+                            .map_or_else(|| log.clone(), |f| f.to_string_lossy().into_owned());
+                        let file =
+                            fit_label(&escape::text(&file), 24.0 * CHAR_WIDTH).unwrap_or_default();
+                        format!("log {src}: {file}")
+                    }
+                    None => format!("log {src}"),
+                },
                 format!(
                     "fill=\"{}\" stroke=\"#000000\" stroke-opacity=\"0.3\"",
                     colour(src, "")
@@ -372,7 +412,7 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
             )
         };
         let mut tip = format!(
-            "{}\nstart +{} ms, duration {} ms, self {} ms\nlog {}\ntrace_id {}\nparent_id {}",
+            "{}\nstart +{} ms, duration {} ms, self {} ms\nlog {}{}\ntrace_id {}\nparent_id {}",
             point.name,
             fmt_ms(begin),
             point
@@ -380,6 +420,8 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
                 .map_or_else(|| "-".to_owned(), |d| fmt_ms(secs_to_micros(d))),
             fmt_ms(secs_to_micros(tree.self_secs(i))),
             point.source,
+            logs.get(point.source)
+                .map_or_else(String::new, |log| format!(": {}", escape::text(log))),
             point.ids.trace_id,
             point.ids.parent_id,
         );

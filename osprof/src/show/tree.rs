@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use crate::model::Tree;
 use crate::render::escape::text;
 
-use super::{fmt_ms, point_cells, preorder};
+use super::{fmt_ms, logs_legend, point_cells, preorder};
 
 /// Writes `tree` as an indented text tree.
 ///
@@ -32,6 +32,12 @@ use super::{fmt_ms, point_cells, preorder};
 ///
 /// Any error from `out`.
 pub fn write_text_tree(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
+    write(tree, &[], out)
+}
+
+/// [`write_text_tree`], with a last line naming the logs when `logs` names
+/// them (see [`ShowOptions::with_log_names`](super::ShowOptions::with_log_names)).
+pub(super) fn write(tree: &Tree<'_>, logs: &[String], out: &mut dyn Write) -> io::Result<()> {
     let request = tree.request();
     let first = request.first_micros();
     let wall = match (first, request.last_micros()) {
@@ -81,7 +87,11 @@ pub fn write_text_tree(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
         out,
         "legend: * critical path  ! unfinished (start or stop line missing)  - unknown; \
          times in ms from the first begin"
-    )
+    )?;
+    match logs_legend(tree, logs) {
+        Some(named) => writeln!(out, "logs: {named}"),
+        None => Ok(()),
+    }
 }
 
 /// The deepest level that is shown by indentation alone.

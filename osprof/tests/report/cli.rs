@@ -27,7 +27,10 @@ fn osprof_env(args: &[&str], stdin: Option<&[u8]>, key: Option<&str>) -> Output 
         .unwrap();
     let mut pipe = child.stdin.take().unwrap();
     if let Some(data) = stdin {
-        pipe.write_all(data).unwrap();
+        // A run that does not read stdin may end before it is written.
+        if let Err(e) = pipe.write_all(data) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
     }
     drop(pipe);
     child.wait_with_output().unwrap()
@@ -360,6 +363,151 @@ fn show_renders_one_request_in_every_format() {
     );
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no point of request"));
+}
+
+/// Three requests: two whose base_ids share their first 10 digits, the
+/// latest one short, the earliest one slowest.
+fn three_requests(dir: &std::path::Path) -> String {
+    let line = |base: &str, t: &str, d: Option<&str>, name: &str| {
+        let trace = format!("{}-9999-4999-8999-999999999999", &base[..8]);
+        match d {
+            None => format!("2020-02-27T08:04:{t}          {base} {base} {trace} {name}-start\n"),
+            Some(d) => format!("2020-02-27T08:04:{t} {d} {base} {base} {trace} {name}-stop\n"),
+        }
+    };
+    let (a, b, c) = (
+        "6f9e3c1a-2b00-4000-8000-000000000001",
+        "6f9e3c1a-2b11-4000-8000-000000000002",
+        "c0ffee00-0000-4000-8000-000000000003",
+    );
+    let log = [
+        line(a, "10.000000", None, "slow"),
+        line(b, "20.000000", None, "middle"),
+        line(c, "30.000000", None, "latest"),
+        line(c, "30.001000", Some("0.001"), "latest"),
+        line(b, "21.000000", Some("1.0"), "middle"),
+        line(a, "40.000000", Some("30.0"), "slow"),
+    ]
+    .concat();
+    let path = dir.join("three.log");
+    std::fs::write(&path, log).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// `show` by a prefix of the base_id, by `--latest`, by `--slowest`; the
+/// errors when a prefix fits none or several; the legend names the logs.
+#[test]
+fn show_finds_the_request_by_prefix_latest_or_slowest() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = three_requests(dir.path());
+    let first_line = |args: &[&str]| {
+        let r = osprof(args, None);
+        assert!(
+            r.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let out = String::from_utf8(r.stdout).unwrap();
+        (out.lines().next().unwrap().to_owned(), out)
+    };
+    for (args, base) in [
+        (
+            vec!["show", "6f9e3c1a-2b0", &log],
+            "6f9e3c1a-2b00-4000-8000-000000000001",
+        ),
+        (
+            vec!["show", "6F9E3C1A2B1", &log],
+            "6f9e3c1a-2b11-4000-8000-000000000002",
+        ),
+        (
+            vec!["show", "c", &log],
+            "c0ffee00-0000-4000-8000-000000000003",
+        ),
+        (
+            vec!["show", "--latest", &log],
+            "c0ffee00-0000-4000-8000-000000000003",
+        ),
+        (
+            vec!["show", "--slowest", &log],
+            "6f9e3c1a-2b00-4000-8000-000000000001",
+        ),
+        (vec!["show", "--slowest", &log, "--format", "json"], ""),
+    ] {
+        let (first, out) = first_line(&args);
+        if base.is_empty() {
+            assert!(out.contains("\"name\": \"slow\""), "{out}");
+        } else {
+            assert!(
+                first.starts_with(&format!("request {base}: ")),
+                "{args:?}: {first}"
+            );
+            assert!(out.ends_with(&format!("logs: 0 = {log}\n")), "{out}");
+        }
+    }
+    // Two logs: both named, each with its number.
+    let other = dir.path().join("other.log");
+    std::fs::write(&other, "").unwrap();
+    let other = other.to_str().unwrap();
+    let (_, out) = first_line(&["show", "c0ffee00", other, &log]);
+    assert!(out.ends_with(&format!("logs: 1 = {log}\n")), "{out}");
+
+    let ambiguous = osprof(&["show", "6f9e", &log], None);
+    assert_eq!(ambiguous.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&ambiguous.stderr);
+    assert!(
+        stderr.starts_with("osprof: 2 requests have a base_id starting with 6f9e; give more of it:\n  6f9e3c1a-2b00-4000-8000-000000000001  2020-02-27T08:04:10.000000      30.000 s  slow\n  6f9e3c1a-2b11-"),
+        "{stderr}"
+    );
+    for (args, code, message) in [
+        (
+            vec!["show", "6f9f", &log],
+            1,
+            "osprof: no request in the logs has a base_id starting with 6f9f",
+        ),
+        (
+            vec!["show", "6f9e3c1a-2b00-4000-8000-00000000000f", &log],
+            1,
+            "osprof: no point of request 6f9e3c1a-2b00-4000-8000-00000000000f in the logs",
+        ),
+        (
+            vec!["show", "nope", &log],
+            2,
+            "nope is not a base_id nor the start of one",
+        ),
+        (
+            vec!["show", "6f9e"],
+            2,
+            "osprof show needs the logs after the BASE_ID",
+        ),
+        (
+            vec!["show", "--latest", "--slowest", &log],
+            2,
+            "cannot be used with",
+        ),
+        (
+            vec!["show", "--latest", "-"],
+            1,
+            "reads the logs twice: give files, not - (stdin)",
+        ),
+        (
+            vec!["show", "--latest", other],
+            1,
+            "osprof: no request in the logs",
+        ),
+    ] {
+        let r = osprof(&args, Some(b""));
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // A whole base_id reads stdin once: fine.
+    let data = std::fs::read(&log).unwrap();
+    let r = osprof(
+        &["show", "c0ffee00-0000-4000-8000-000000000003", "-"],
+        Some(&data),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stdout).ends_with("logs: 0 = -\n"));
 }
 
 /// Copies of the fixture, enough for `rank` to split the work over threads
