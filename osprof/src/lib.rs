@@ -64,6 +64,7 @@ mod unreadable;
 
 pub use filter::{parse_time, Filter, Pattern};
 pub use model::load_request;
+pub use render::Unit;
 pub use unreadable::{LinePlace, Unreadable, UNREADABLE_KEPT};
 
 /// The former name of [`source`], kept so that code written against it

@@ -61,9 +61,11 @@ pub enum ListSort {
 /// | `filter` | every request |
 /// | `format` | [`Format::Text`] |
 /// | `mmap` | off: files are read |
+/// | `unit` | [`Unit::Seconds`](crate::Unit) |
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ListOptions {
+    pub(crate) unit: crate::Unit,
     mmap: bool,
     sort: ListSort,
     reverse: bool,
@@ -159,6 +161,8 @@ pub struct List {
     pub unreadable: Unreadable,
     #[serde(skip)]
     pub(crate) format: Format,
+    #[serde(skip)]
+    pub(crate) unit: crate::Unit,
 }
 
 /// A request's figures as far as read.
@@ -310,6 +314,7 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
         requests,
         unreadable,
         format: options.format,
+        unit: options.unit,
     })
 }
 

@@ -19,7 +19,7 @@ use osprof::model::Tree;
 use osprof::rank::{rank, Column, RankOptions};
 use osprof::show::{find_request, Selector, ShowFormat, ShowOptions};
 use osprof::source::Inputs;
-use osprof::{parse_time, show, Filter, Format, Pattern};
+use osprof::{parse_time, show, Filter, Format, Pattern, Unit};
 use tracing_osprofiler::{HmacAlgorithm, Id};
 
 #[derive(Parser)]
@@ -79,6 +79,10 @@ struct Common {
     /// Reverse the sort order.
     #[arg(long)]
     reverse: bool,
+    /// Write durations in seconds (Mistral's layout), milliseconds or
+    /// microseconds (text, Markdown, CSV; JSON is always in seconds).
+    #[arg(long, value_enum, default_value_t = Unit::Seconds)]
+    unit: Unit,
 }
 
 impl Common {
@@ -233,7 +237,8 @@ impl Cli {
                         .with_reverse(c.reverse)
                         .with_top(c.top)
                         .with_filter(c.filter())
-                        .with_format(c.format),
+                        .with_format(c.format)
+                        .with_unit(c.unit),
                     format: c.format,
                     logs: c.logs,
                     output: c.output,
@@ -247,7 +252,8 @@ impl Cli {
                         .with_reverse(c.reverse)
                         .with_top(c.top)
                         .with_filter(c.filter())
-                        .with_format(c.format),
+                        .with_format(c.format)
+                        .with_unit(c.unit),
                     format: c.format,
                     logs: c.logs,
                     output: c.output,

@@ -103,9 +103,11 @@ pub enum Column {
 /// | `filter` | keeps every line |
 /// | `format` | [`Format::Text`] |
 /// | `mmap` | off: files are read (the `osprof` tool turns it on) |
+/// | `unit` | [`Unit::Seconds`](crate::Unit) (Mistral's) |
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct RankOptions {
+    pub(crate) unit: crate::Unit,
     mmap: bool,
     pub(crate) self_time: bool,
     pub(crate) percentiles: bool,

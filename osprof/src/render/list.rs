@@ -3,9 +3,19 @@
 
 use std::io::{self, Write};
 
-use crate::list::{List, RequestRow};
+use crate::list::{List, ListOptions, RequestRow};
 use crate::render::escape::{csv, json_pretty, markdown, text};
-use crate::Format;
+use crate::{Format, Unit};
+
+impl ListOptions {
+    /// Writes wall times in this unit in text, Markdown and CSV (see
+    /// [`Unit`]); seconds by default.
+    #[must_use]
+    pub fn with_unit(mut self, unit: Unit) -> Self {
+        self.unit = unit;
+        self
+    }
+}
 
 impl List {
     fn log_names(&self, row: &RequestRow, separator: &str) -> String {
@@ -22,20 +32,23 @@ impl List {
     ///
     /// Any error of `out`.
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        let (unit, p) = (self.unit, self.unit.decimals());
         match self.format {
             Format::Text => {
+                let wall = format!("Wall time{}", unit.text_suffix());
+                let w = wall.len().max(12);
                 writeln!(
                     out,
-                    "{:<36} {:<26} {:>12} {:>7} {:<40} Logs",
-                    "Base id", "First timestamp", "Wall time", "Points", "Root name"
+                    "{:<36} {:<26} {wall:>w$} {:>7} {:<40} Logs",
+                    "Base id", "First timestamp", "Points", "Root name"
                 )?;
                 for r in &self.requests {
                     writeln!(
                         out,
-                        "{:<36} {:<26} {:>12.3} {:>7} {:<40} {}",
+                        "{:<36} {:<26} {:>w$.p$} {:>7} {:<40} {}",
                         r.base_id,
                         r.first,
-                        r.wall,
+                        unit.of(r.wall),
                         r.points,
                         text(&r.root),
                         text(&self.log_names(r, ","))
@@ -46,16 +59,17 @@ impl List {
             Format::Markdown => {
                 writeln!(
                     out,
-                    "| Base id | First timestamp | Wall time (s) | Points | Root name | Logs |"
+                    "| Base id | First timestamp | Wall time ({}) | Points | Root name | Logs |",
+                    unit.symbol()
                 )?;
                 writeln!(out, "|---|---|---:|---:|---|---|")?;
                 for r in &self.requests {
                     writeln!(
                         out,
-                        "| {} | {} | {:.3} | {} | {} | {} |",
+                        "| {} | {} | {:.p$} | {} | {} | {} |",
                         r.base_id,
                         r.first,
-                        r.wall,
+                        unit.of(r.wall),
                         r.points,
                         markdown(&r.root),
                         markdown(&self.log_names(r, ", "))
@@ -67,14 +81,19 @@ impl List {
                 Ok(())
             }
             Format::Csv => {
-                writeln!(out, "base_id,first,wall,points,unfinished,root,logs")?;
+                writeln!(
+                    out,
+                    "base_id,first,wall{},points,unfinished,root,logs",
+                    unit.csv_suffix()
+                )?;
+                let p = unit.csv_decimals();
                 for r in &self.requests {
                     writeln!(
                         out,
-                        "{},{},{:.6},{},{},{},{}",
+                        "{},{},{:.p$},{},{},{},{}",
                         r.base_id,
                         r.first,
-                        r.wall,
+                        unit.of(r.wall),
                         r.points,
                         r.unfinished,
                         csv(&r.root),

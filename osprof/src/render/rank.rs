@@ -3,9 +3,19 @@
 
 use std::io::{self, Write};
 
-use crate::rank::{Rank, Row};
+use crate::rank::{Rank, RankOptions, Row};
 use crate::render::escape::{csv, json_pretty, markdown, text};
-use crate::Format;
+use crate::{Format, Unit};
+
+impl RankOptions {
+    /// Writes durations in this unit in text, Markdown and CSV (see
+    /// [`Unit`]); seconds, Mistral's, by default.
+    #[must_use]
+    pub fn with_unit(mut self, unit: Unit) -> Self {
+        self.unit = unit;
+        self
+    }
+}
 
 /// An optional column: its header and how to get its value.
 type ExtraColumn = (&'static str, fn(&Row) -> f64);
@@ -44,9 +54,12 @@ impl Rank {
 
     fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         let extra = self.extra_columns();
-        let mut header = String::from("Total time | Max time | Avg time | Occurrences | ");
+        let unit = self.options.unit;
+        let (u, p) = (unit.text_suffix(), unit.decimals());
+        let mut header = format!("Total time{u} | Max time{u} | Avg time{u} | Occurrences | ");
         for (h, _) in &extra {
             header.push_str(h);
+            header.push_str(&u);
             header.push_str(" | ");
         }
         header.push_str("Trace name");
@@ -55,11 +68,14 @@ impl Rank {
         for r in &self.rows {
             write!(
                 out,
-                "{:<12.3} {:<10.3} {:<10.3} {:<13} ",
-                r.total, r.max, r.avg, r.count
+                "{:<12.p$} {:<10.p$} {:<10.p$} {:<13} ",
+                unit.of(r.total),
+                unit.of(r.max),
+                unit.of(r.avg),
+                r.count
             )?;
             for (_, get) in &extra {
-                write!(out, "{:<10.3} ", get(r))?;
+                write!(out, "{:<10.p$} ", unit.of(get(r)))?;
             }
             writeln!(out, "{}", text(&r.name))?;
         }
@@ -68,12 +84,14 @@ impl Rank {
 
     fn write_markdown(&self, out: &mut dyn Write) -> io::Result<()> {
         let extra = self.extra_columns();
+        let unit = self.options.unit;
+        let (u, p) = (unit.symbol(), unit.decimals());
         write!(
             out,
-            "| Total time (s) | Max time (s) | Avg time (s) | Occurrences |"
+            "| Total time ({u}) | Max time ({u}) | Avg time ({u}) | Occurrences |"
         )?;
         for (h, _) in &extra {
-            write!(out, " {h} (s) |")?;
+            write!(out, " {h} ({u}) |")?;
         }
         writeln!(out, " Trace name |")?;
         writeln!(
@@ -84,11 +102,14 @@ impl Rank {
         for r in &self.rows {
             write!(
                 out,
-                "| {:.3} | {:.3} | {:.3} | {} |",
-                r.total, r.max, r.avg, r.count
+                "| {:.p$} | {:.p$} | {:.p$} | {} |",
+                unit.of(r.total),
+                unit.of(r.max),
+                unit.of(r.avg),
+                r.count
             )?;
             for (_, get) in &extra {
-                write!(out, " {:.3} |", get(r))?;
+                write!(out, " {:.p$} |", unit.of(get(r)))?;
             }
             writeln!(out, " {} |", markdown(&r.name))?;
         }
@@ -118,15 +139,24 @@ impl Rank {
 
     fn write_csv(&self, out: &mut dyn Write) -> io::Result<()> {
         let extra = self.extra_columns();
-        write!(out, "total,max,avg,count")?;
+        let unit = self.options.unit;
+        let (u, p) = (unit.csv_suffix(), unit.csv_decimals());
+        write!(out, "total{u},max{u},avg{u},count")?;
         for (h, _) in &extra {
-            write!(out, ",{}", h.to_lowercase().replace(' ', "_"))?;
+            write!(out, ",{}{u}", h.to_lowercase().replace(' ', "_"))?;
         }
         writeln!(out, ",name")?;
         for r in &self.rows {
-            write!(out, "{:.6},{:.6},{:.6},{}", r.total, r.max, r.avg, r.count)?;
+            write!(
+                out,
+                "{:.p$},{:.p$},{:.p$},{}",
+                unit.of(r.total),
+                unit.of(r.max),
+                unit.of(r.avg),
+                r.count
+            )?;
             for (_, get) in &extra {
-                write!(out, ",{:.6}", get(r))?;
+                write!(out, ",{:.p$}", unit.of(get(r)))?;
             }
             writeln!(out, ",{}", csv(&r.name))?;
         }
