@@ -12,6 +12,7 @@ mod support {
 }
 
 mod cli;
+mod docs;
 mod durations;
 mod golden;
 mod hostile;
