@@ -117,7 +117,11 @@ fn run(command: &str) -> String {
         env.push((name.to_owned(), value.to_owned()));
         words.next();
     }
-    assert_eq!(words.next().as_deref(), Some("osprof"), "{command}: not an osprof command");
+    assert_eq!(
+        words.next().as_deref(),
+        Some("osprof"),
+        "{command}: not an osprof command"
+    );
     let output = Command::new(env!("CARGO_BIN_EXE_osprof"))
         .args(words)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -170,12 +174,16 @@ fn documented_outputs_are_the_real_ones() {
 
 #[test]
 fn the_parser_reads_blocks_and_words() {
-    let doc = "text\n```console\n$ osprof a 'b c'\nout 1\nout 2\n$ osprof x\n```\n```sh\n$ no\n```\n";
+    let doc =
+        "text\n```console\n$ osprof a 'b c'\nout 1\nout 2\n$ osprof x\n```\n```sh\n$ no\n```\n";
     let found = examples(doc);
     assert_eq!(found.len(), 2);
     assert_eq!(found[0].0.command, "osprof a 'b c'");
     assert_eq!(found[0].0.expected, "out 1\nout 2\n");
     assert_eq!((found[0].1, found[0].2), (3, 5));
     assert_eq!(found[1].0.expected, "");
-    assert_eq!(words("A=1 osprof x 'y z' \"w\""), ["A=1", "osprof", "x", "y z", "w"]);
+    assert_eq!(
+        words("A=1 osprof x 'y z' \"w\""),
+        ["A=1", "osprof", "x", "y z", "w"]
+    );
 }
