@@ -81,7 +81,7 @@ pub enum ShowFormat {
     Html,
 }
 
-/// How [`write`] renders a request.
+/// How [`write()`] renders a request.
 ///
 /// | setting | default |
 /// |---|---|
