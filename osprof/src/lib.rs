@@ -13,9 +13,11 @@
 //! | [`Unreadable`] | the lines no report could read, and why |
 //! | [`rank`] | time per trace name (Mistral's report, self time, percentiles) |
 //! | [`list`] | one row per request |
-//! | [`show`] | one request rendered: tree, osprofiler JSON, Chrome trace, SVG, HTML |
-//! | [`headers`] | the two headers for profiling one request by hand |
-//! | `render` | how `rank` and `list` are written (text, Markdown, CSV, JSON); the escaping every text output shares |
+//! | [`show`] | one request found (by `base_id`, prefix, latest, slowest) and rendered: tree, osprofiler JSON, Chrome trace, SVG, HTML |
+//! | [`headers`] | the two headers for profiling one request by hand, and the key they are signed with |
+//! | `render` | how `rank` and `list` are written (text, Markdown, CSV, JSON, in a [`Unit`]); the escaping every output shares |
+//! | [`output`] | where a report goes: `-o FILE` or stdout |
+//! | `steps` | counting the steps of `show`'s algorithms, for tests that check their complexity |
 //!
 //! Every report streams: memory is bounded by the points open at a time, the
 //! distinct names (rank) or requests (list), never by the size of the logs.
@@ -54,6 +56,7 @@ mod filter;
 pub mod headers;
 pub mod list;
 pub mod model;
+pub mod output;
 pub mod rank;
 mod render;
 mod scan;

@@ -7,8 +7,7 @@
 //! `osprof: ...` message), 2 when clap rejects the arguments.
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +15,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use osprof::headers::{note, sign, write_headers, HeadersFormat, Key, KEY_ENV};
 use osprof::list::{list, ListOptions, ListSort};
 use osprof::model::Tree;
+use osprof::output::write_to;
 use osprof::rank::{rank, Column, RankOptions};
 use osprof::show::{find_request, Selector, ShowFormat, ShowOptions};
 use osprof::source::Inputs;
@@ -265,6 +265,12 @@ impl Cli {
                     Selector::Latest
                 } else if args.slowest {
                     Selector::Slowest
+                } else if logs.is_empty() {
+                    // Not reached: clap requires one argument at least.
+                    return Err(show_error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "osprof show needs a BASE_ID and the logs",
+                    ));
                 } else {
                     let id = logs.remove(0);
                     Selector::parse(&id.to_string_lossy())
@@ -351,37 +357,12 @@ fn report_sigbus() {
     }
 }
 
-/// Writes through `write` to `-o FILE` (created, written, flushed) or stdout.
+/// Writes the report to `-o FILE` or stdout (`osprof::output`).
 fn emit(
     output: Option<&PathBuf>,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<(), String> {
-    match output {
-        Some(path) => {
-            let file =
-                File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            let mut out = BufWriter::new(file);
-            write(&mut out)
-                .and_then(|()| out.flush())
-                // A report is on disk once written; a device (`-o
-                // /dev/null`, a terminal) has nothing to sync and says so
-                // with an error.
-                .and_then(|()| match out.get_ref().metadata() {
-                    Ok(m) if m.is_file() => out.get_ref().sync_all(),
-                    _ => Ok(()),
-                })
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))
-        }
-        None => {
-            let stdout = io::stdout();
-            let mut out = BufWriter::new(stdout.lock());
-            match write(&mut out).and_then(|()| out.flush()) {
-                // `osprof rank ... | head` is not an error.
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                r => r.map_err(|e| format!("cannot write to stdout: {e}")),
-            }
-        }
-    }
+    write_to(output.map(PathBuf::as_path), write).map_err(|e| e.to_string())
 }
 
 /// Notes a report leaves out of its text or CSV, on stderr.

@@ -1,7 +1,9 @@
 //! `osprof show`: one request rendered for people and for other tools.
 //!
-//! Every writer takes a [`Tree`] (one request's points, see
-//! [`model`](crate::model)) and writes one format:
+//! [`find_request`] gathers the request a [`Selector`] names (a `base_id`,
+//! the first characters of one, the latest or the slowest request);
+//! [`write()`] renders its [`Tree`] (one request's points, see
+//! [`model`](crate::model)) as [`ShowOptions`] say, with one of the writers:
 //!
 //! | function | format |
 //! |---|---|
