@@ -17,7 +17,8 @@ use super::pack::tests::pack_by_scanning;
 use super::timeline::{layout, RowBars};
 use super::{preorder, timeline};
 
-#[allow(dead_code)]
+// Written for the integration tests, where its items are public.
+#[allow(dead_code, unreachable_pub)]
 #[path = "../../tests/report/shapes.rs"]
 mod shapes;
 
