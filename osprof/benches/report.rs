@@ -1,15 +1,22 @@
-//! `cargo bench --bench report`: `osprof rank` on a generated log against a
-//! plain memchr line count of the same file, in the same run.
+//! `cargo bench --bench report`: the `osprof` reports on a generated log
+//! against a plain memchr line count of the same file, in the same run.
 //!
-//! The log (`target/osprof-bench/bench-<BYTES>.log`, 1 GiB unless
+//! The log (`target/tmp/osprof-bench/bench-<BYTES>.log`, 1 GiB unless
 //! `OSPROF_BENCH_BYTES` says otherwise, e.g. `OSPROF_BENCH_BYTES=100000000`
 //! for a quick run) is generated once and reused: requests of nested points
 //! with 40 distinct names, durations in the forms Python writes, slow
 //! markers and the odd JSON suffix. Each measurement is the best of
-//! `OSPROF_BENCH_RUNS` (default 3) runs on a warm page cache
-//! (`OSPROF_BENCH_RANK_ONLY=1`: the line count and `rank` only). Peak RSS is
-//! the `VmHWM` of a child `osprof rank` process (sampled from
-//! `/proc/<pid>/status` until it exits; Linux only).
+//! `OSPROF_BENCH_RUNS` (default 3) runs on a warm page cache: the line
+//! count, `rank` mapped and read, `rank --percentiles`, `rank --self
+//! --percentiles` and `list` (`OSPROF_BENCH_RANK_ONLY=1`: the line count and
+//! `rank` only). Peak RSS is the `VmHWM` of a child `osprof` process
+//! (sampled from `/proc/<pid>/status` until it exits; Linux only).
+//!
+//! Then a log of many distinct names (`bench-names-<N>-<BYTES>.log`:
+//! `OSPROF_BENCH_NAMES` names, default 200 000, in
+//! `OSPROF_BENCH_NAMES_BYTES`, default 31 MB; `OSPROF_BENCH_NAMES_ONLY=1`
+//! runs only this part): `rank --percentiles` against plain `rank` and the
+//! line count, and their peak RSS.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -139,16 +146,23 @@ fn count_lines(path: &Path) -> std::io::Result<u64> {
     }
 }
 
-fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
-    let mut best = Duration::MAX;
-    let mut result = None;
+/// One measured case: its label and what it runs.
+type Case<'a> = (&'a str, Box<dyn Fn() + 'a>);
+
+/// The best time of each case over `runs` rounds, each round running every
+/// case once in turn: the line count and the reports see the same machine
+/// from round to round (on a shared machine, whose speed drifts, ratios of
+/// best times taken minutes apart would mislead).
+fn best_interleaved(runs: usize, cases: &[Case<'_>]) -> Vec<Duration> {
+    let mut best = vec![Duration::MAX; cases.len()];
     for _ in 0..runs {
-        let start = Instant::now();
-        let r = f();
-        best = best.min(start.elapsed());
-        result = Some(r);
+        for (i, (_, run)) in cases.iter().enumerate() {
+            let start = Instant::now();
+            run();
+            best[i] = best[i].min(start.elapsed());
+        }
     }
-    (best, result.expect("at least one run"))
+    best
 }
 
 /// Peak RSS in KiB of `osprof ARGS`, from the child's `VmHWM`.
@@ -245,28 +259,34 @@ fn many_names(dir: &Path, runs: usize) {
     let path = log_path(dir, bytes, Some(names));
     let mib = std::fs::metadata(&path).expect("log").len() as f64 / (1 << 20) as f64;
     let inputs = Inputs::from_paths([&path]).expect("open the log");
-    let (t_count, lines) = best(runs, || count_lines(&path).expect("read"));
+    let lines = count_lines(&path).expect("read");
     let mapped = RankOptions::new().with_mmap(true);
-    let (t_rank, plain) = best(runs, || rank(&inputs, &mapped).expect("rank"));
-    let (t_pct, _) = best(runs, || {
-        rank(&inputs, &mapped.clone().with_percentiles(true)).expect("rank")
-    });
+    let plain = rank(&inputs, &mapped).expect("rank");
+    let pct = mapped.clone().with_percentiles(true);
+    let cases: Vec<Case<'_>> = vec![
+        ("memchr line count", Box::new(|| drop(count_lines(&path)))),
+        ("rank", Box::new(|| drop(rank(&inputs, &mapped)))),
+        ("rank --percentiles", Box::new(|| drop(rank(&inputs, &pct)))),
+    ];
+    let times = best_interleaved(runs, &cases);
     println!(
         "log: {} ({mib:.0} MiB, {lines} lines, {} names)",
         path.display(),
         plain.rows.len()
     );
-    row("memchr line count", t_count, t_count, mib);
-    row("rank", t_rank, t_count, mib);
-    row("rank --percentiles", t_pct, t_count, mib);
+    for ((what, _), t) in cases.iter().zip(&times) {
+        row(what, *t, times[0], mib);
+    }
     print_peak_rss(&path, &[&["rank"], &["rank", "--percentiles"]]);
 }
 
 fn main() {
     let bytes = env_u64("OSPROF_BENCH_BYTES", 1 << 30);
     let runs = (env_u64("OSPROF_BENCH_RUNS", 3) as usize).max(1);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/osprof-bench");
-    std::fs::create_dir_all(&dir).expect("create target/osprof-bench");
+    // The workspace's `target/tmp` (ignored by git): under the package's
+    // own directory, a 1 GiB log would be one `git add -A` from a commit.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("osprof-bench");
+    std::fs::create_dir_all(&dir).expect("create target/tmp/osprof-bench");
     if std::env::var_os("OSPROF_BENCH_NAMES_ONLY").is_some() {
         many_names(&dir, runs);
         return;
@@ -276,49 +296,50 @@ fn main() {
     let mib = size as f64 / (1 << 20) as f64;
     let inputs = Inputs::from_paths([&path]).expect("open the log");
 
-    let (t_count, lines) = best(runs, || count_lines(&path).expect("read"));
+    let lines = count_lines(&path).expect("read");
     // `osprof rank` maps plain files (`--no-mmap` reads them).
     let mapped = RankOptions::new().with_mmap(true);
-    let (t_rank, report) = best(runs, || rank(&inputs, &mapped).expect("rank"));
+    let report = rank(&inputs, &mapped).expect("rank");
     assert_eq!(report.unreadable.count, 0);
-    let (t_read, read) = best(runs, || rank(&inputs, &RankOptions::new()).expect("rank"));
+    let read = rank(&inputs, &RankOptions::new()).expect("rank");
     assert_eq!(read.rows, report.rows);
-    if std::env::var_os("OSPROF_BENCH_RANK_ONLY").is_some() {
-        println!(
-            "count {:.3} rank {:.3} ratio {:.2} no-mmap {:.3} ratio {:.2}",
-            t_count.as_secs_f64(),
-            t_rank.as_secs_f64(),
-            t_count.as_secs_f64() / t_rank.as_secs_f64(),
-            t_read.as_secs_f64(),
-            t_count.as_secs_f64() / t_read.as_secs_f64()
-        );
-        return;
+    let pct = mapped.clone().with_percentiles(true);
+    let self_pct = pct.clone().with_self_time(true);
+    let list_mapped = ListOptions::new().with_mmap(true);
+    let mut cases: Vec<Case<'_>> = vec![
+        ("memchr line count", Box::new(|| drop(count_lines(&path)))),
+        ("rank", Box::new(|| drop(rank(&inputs, &mapped)))),
+        (
+            "rank --no-mmap",
+            Box::new(|| drop(rank(&inputs, &RankOptions::new()))),
+        ),
+    ];
+    let rank_only = std::env::var_os("OSPROF_BENCH_RANK_ONLY").is_some();
+    if !rank_only {
+        cases.push(("rank --percentiles", Box::new(|| drop(rank(&inputs, &pct)))));
+        cases.push((
+            "rank --self --percentiles",
+            Box::new(|| drop(rank(&inputs, &self_pct))),
+        ));
+        cases.push(("list", Box::new(|| drop(list(&inputs, &list_mapped)))));
+        cases.push((
+            "list --no-mmap",
+            Box::new(|| drop(list(&inputs, &ListOptions::new()))),
+        ));
     }
-    let (t_pct, _) = best(runs, || {
-        rank(&inputs, &mapped.clone().with_percentiles(true)).expect("rank")
-    });
-    let (t_self, _) = best(runs, || {
-        rank(
-            &inputs,
-            &mapped.clone().with_self_time(true).with_percentiles(true),
-        )
-        .expect("rank")
-    });
-    let (t_list, listed) = best(runs, || {
-        list(&inputs, &ListOptions::new().with_mmap(true)).expect("list")
-    });
-
+    let times = best_interleaved(runs, &cases);
+    let listed = list(&inputs, &list_mapped).expect("list");
     println!(
         "log: {} ({mib:.0} MiB, {lines} lines, {} requests)",
         path.display(),
         listed.requests.len()
     );
-    row("memchr line count", t_count, t_count, mib);
-    row("rank", t_rank, t_count, mib);
-    row("rank --no-mmap", t_read, t_count, mib);
-    row("rank --percentiles", t_pct, t_count, mib);
-    row("rank --self --percentiles", t_self, t_count, mib);
-    row("list", t_list, t_count, mib);
+    for ((what, _), t) in cases.iter().zip(&times) {
+        row(what, *t, times[0], mib);
+    }
+    if rank_only {
+        return;
+    }
     print_peak_rss(
         &path,
         &[

@@ -60,6 +60,7 @@ impl Pattern {
 /// | `since` | none | lines at or after this time |
 /// | `until` | none | lines before this time |
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Filter {
     pub(crate) base_ids: Vec<Id>,
     pub(crate) name: Option<Pattern>,
@@ -100,6 +101,15 @@ impl Filter {
     pub fn with_until(mut self, until: Option<Timestamp>) -> Self {
         self.until = until;
         self
+    }
+
+    /// Whether this filter keeps every line (the default).
+    #[inline]
+    pub(crate) fn keeps_everything(&self) -> bool {
+        self.base_ids.is_empty()
+            && self.name.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
     }
 
     pub(crate) fn keeps_base(&self, base_id: Id) -> bool {

@@ -13,9 +13,11 @@
 //! | [`Unreadable`] | the lines no report could read, and why |
 //! | [`rank`] | time per trace name (Mistral's report, self time, percentiles) |
 //! | [`list`] | one row per request |
-//! | [`show`] | one request rendered: tree, osprofiler JSON, Chrome trace, SVG, HTML |
-//! | [`headers`] | the two headers for profiling one request by hand |
-//! | `table` | escaping cells for Markdown and CSV |
+//! | [`show`] | one request found (by `base_id`, prefix, latest, slowest) and rendered: tree, osprofiler JSON, Chrome trace, SVG, HTML |
+//! | [`headers`] | the two headers for profiling one request by hand, and the key they are signed with |
+//! | `render` | how `rank` and `list` are written (text, Markdown, CSV, JSON, in a [`Unit`]); the escaping every output shares |
+//! | [`output`] | where a report goes: `-o FILE` or stdout |
+//! | `steps` | counting the steps of `show`'s algorithms, for tests that check their complexity |
 //!
 //! Every report streams: memory is bounded by the points open at a time, the
 //! distinct names (rank) or requests (list), never by the size of the logs.
@@ -39,8 +41,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+// Unit tests share helper files with the integration tests, which name
+// this crate `osprof`.
+#[cfg(test)]
+extern crate self as osprof;
 
 use std::fmt;
 use std::io;
@@ -49,15 +56,18 @@ mod filter;
 pub mod headers;
 pub mod list;
 pub mod model;
+pub mod output;
 pub mod rank;
+mod render;
 mod scan;
 pub mod show;
 pub mod source;
-mod table;
+mod steps;
 mod unreadable;
 
 pub use filter::{parse_time, Filter, Pattern};
 pub use model::load_request;
+pub use render::Unit;
 pub use unreadable::{LinePlace, Unreadable, UNREADABLE_KEPT};
 
 /// The former name of [`source`], kept so that code written against it
@@ -114,7 +124,12 @@ impl From<io::Error> for Error {
 }
 
 /// The output form of a report.
+///
+/// With the `cli` feature it is a [`clap::ValueEnum`] (`--format text`),
+/// which is how the `osprof` tool parses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[non_exhaustive]
 pub enum Format {
     /// Aligned plain text (for `rank`, Mistral's exact layout).
     #[default]
@@ -125,4 +140,15 @@ pub enum Format {
     Csv,
     /// One JSON object.
     Json,
+}
+
+impl Format {
+    /// Whether a report in this format holds its notes (unfinished points,
+    /// unreadable lines) itself, as Markdown and JSON do. Text and CSV stay
+    /// plain tables (Mistral's layout, one header row), so the tool writes
+    /// their notes (`Rank::notes`, `List::notes`) to stderr instead.
+    #[must_use]
+    pub fn holds_notes(self) -> bool {
+        matches!(self, Format::Markdown | Format::Json)
+    }
 }

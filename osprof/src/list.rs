@@ -20,25 +20,25 @@
 //! Filters: `base_ids` and `since`/`until` select requests by id and by
 //! first timestamp, `name` by root name.
 
-use std::io::{self, Write};
-
 use serde::Serialize;
 
 use crate::model::secs_to_micros;
 use std::cmp::Reverse;
 
+use crate::scan::chunk_ids::{ChunkIds, Touched};
 use crate::scan::names::Interner;
 use crate::scan::{for_each_chunk_line, id_key, key_id, LineParser, U128Map, Unread};
 use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done};
 use crate::source::Inputs;
 use crate::source::LineRef;
-use crate::table::{csv, markdown};
 use crate::{Error, Filter, Format, Unreadable};
 use tracing_osprofiler::format::{Phase, Timestamp};
 use tracing_osprofiler::Id;
 
-/// What `list` sorts by.
+/// What `list` sorts by (`--sort` with the `cli` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[non_exhaustive]
 pub enum ListSort {
     /// Wall time, longest first.
     #[default]
@@ -61,8 +61,11 @@ pub enum ListSort {
 /// | `filter` | every request |
 /// | `format` | [`Format::Text`] |
 /// | `mmap` | off: files are read |
+/// | `unit` | [`Unit::Seconds`](crate::Unit) |
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ListOptions {
+    pub(crate) unit: crate::Unit,
     mmap: bool,
     sort: ListSort,
     reverse: bool,
@@ -125,6 +128,7 @@ impl ListOptions {
 
 /// One request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct RequestRow {
     /// The request's id.
     #[serde(serialize_with = "display")]
@@ -147,6 +151,7 @@ pub struct RequestRow {
 
 /// The list report.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct List {
     /// The logs read, as named, in the order given.
     pub logs: Vec<String>,
@@ -155,7 +160,9 @@ pub struct List {
     /// Lines that could not be read.
     pub unreadable: Unreadable,
     #[serde(skip)]
-    format: Format,
+    pub(crate) format: Format,
+    #[serde(skip)]
+    pub(crate) unit: crate::Unit,
 }
 
 /// A request's figures as far as read.
@@ -280,28 +287,25 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
             }
         })
         .collect();
-    // A fixed order first (time, then id) so that ties are deterministic.
-    requests.sort_by(|a, b| {
-        a.first
-            .cmp(&b.first)
-            .then_with(|| a.base_id.cmp(&b.base_id))
-    });
-    requests.sort_by(|a, b| {
-        let ord = match options.sort {
+    // Ties in the column are ordered by time, then id (reversed with the
+    // column only when sorting by time): one order, whatever the reading.
+    requests.sort_unstable_by(|a, b| {
+        let column = match options.sort {
             ListSort::Wall => b.wall.total_cmp(&a.wall),
             ListSort::First => std::cmp::Ordering::Equal,
             ListSort::Points => b.points.cmp(&a.points),
             ListSort::Name => a.root.cmp(&b.root),
         };
-        if options.reverse {
-            ord.reverse()
-        } else {
-            ord
+        let ties = a
+            .first
+            .cmp(&b.first)
+            .then_with(|| a.base_id.cmp(&b.base_id));
+        match (options.reverse, options.sort) {
+            (false, _) => column.then(ties),
+            (true, ListSort::First) => ties.reverse(),
+            (true, _) => column.reverse().then(ties),
         }
     });
-    if options.reverse && options.sort == ListSort::First {
-        requests.reverse();
-    }
     if let Some(top) = options.top {
         requests.truncate(top);
     }
@@ -310,6 +314,7 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
         requests,
         unreadable,
         format: options.format,
+        unit: options.unit,
     })
 }
 
@@ -320,106 +325,20 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(
     serializer.collect_str(value)
 }
 
-impl List {
-    fn log_names(&self, row: &RequestRow, separator: &str) -> String {
-        row.logs
-            .iter()
-            .filter_map(|&i| self.logs.get(i).map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(separator)
-    }
-
-    /// Writes the list in the format of its options.
-    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
-        match self.format {
-            Format::Text => {
-                writeln!(
-                    out,
-                    "{:<36} {:<26} {:>12} {:>7} {:<40} Logs",
-                    "Base id", "First timestamp", "Wall time", "Points", "Root name"
-                )?;
-                for r in &self.requests {
-                    writeln!(
-                        out,
-                        "{:<36} {:<26} {:>12.3} {:>7} {:<40} {}",
-                        r.base_id,
-                        r.first,
-                        r.wall,
-                        r.points,
-                        r.root,
-                        self.log_names(r, ",")
-                    )?;
-                }
-                Ok(())
-            }
-            Format::Markdown => {
-                writeln!(
-                    out,
-                    "| Base id | First timestamp | Wall time (s) | Points | Root name | Logs |"
-                )?;
-                writeln!(out, "|---|---|---:|---:|---|---|")?;
-                for r in &self.requests {
-                    writeln!(
-                        out,
-                        "| {} | {} | {:.3} | {} | {} | {} |",
-                        r.base_id,
-                        r.first,
-                        r.wall,
-                        r.points,
-                        markdown(&r.root),
-                        markdown(&self.log_names(r, ", "))
-                    )?;
-                }
-                if self.unreadable.count > 0 {
-                    writeln!(out, "\n{}", markdown(&self.unreadable.to_string()))?;
-                }
-                Ok(())
-            }
-            Format::Csv => {
-                writeln!(out, "base_id,first,wall,points,unfinished,root,logs")?;
-                for r in &self.requests {
-                    writeln!(
-                        out,
-                        "{},{},{:.6},{},{},{},{}",
-                        r.base_id,
-                        r.first,
-                        r.wall,
-                        r.points,
-                        r.unfinished,
-                        csv(&r.root),
-                        csv(&self.log_names(r, ";"))
-                    )?;
-                }
-                Ok(())
-            }
-            Format::Json => {
-                serde_json::to_writer_pretty(&mut *out, self)?;
-                out.write_all(b"\n")
-            }
-        }
-    }
-
-    /// What text and CSV leave out, for stderr: the unreadable lines.
-    #[must_use]
-    pub fn notes(&self) -> Vec<String> {
-        if self.unreadable.count > 0 {
-            vec![self.unreadable.to_string()]
-        } else {
-            Vec::new()
-        }
-    }
-}
-
 /// What a worker made of a chunk. Names are the worker's indexes.
 #[derive(Debug, Default)]
 struct Summary {
     lines: u64,
     new_names: Vec<Box<[u8]>>,
     unreadable: Vec<(u64, Unread)>,
-    /// Each request's figures in the chunk, by `base_id` key.
-    requests: U128Map<Acc>,
-    /// Every trace id the chunk touched: `Some(begin)` while open.
-    seen: U128Map<Option<i64>>,
+    /// Each request's figures in the chunk, and its `base_id` key.
+    requests: Vec<(u128, Acc)>,
+    /// Indexes into `requests` by `base_id` key.
+    request_index: U128Map<u32>,
+    /// Every trace id the chunk touched, with the begin of the open ones.
+    ids: ChunkIds<i64>,
+    /// The points the chunk left open: trace id key and begin.
+    opens: Vec<(u128, i64)>,
     /// Stops whose start was not in the chunk (nor an earlier stop).
     stops: Vec<Stop>,
 }
@@ -462,83 +381,112 @@ impl ChunkReader for ListReader {
         sum.new_names.clear();
         sum.unreadable.clear();
         sum.requests.clear();
-        sum.seen.clear();
+        sum.request_index.clear();
+        sum.ids.clear();
+        sum.opens.clear();
         sum.stops.clear();
         let Worker { parser, names } = worker;
-        let lines = for_each_chunk_line(parser, chunk.bytes, |index, _, line| {
-            let line = match line {
-                Ok(line) => line,
-                Err(why) => return sum.unreadable.push((index, why)),
-            };
-            if !self.base_keys.is_empty() && !self.base_keys.contains(&line.base) {
-                return;
-            }
-            let t = line.timestamp.unix_micros();
-            let acc = sum.requests.entry(line.base).or_insert_with(|| Acc::new(0));
-            let mut candidate = |begin: i64, acc: &mut Acc| {
-                let mut root = Root {
-                    of_request: line.parent == line.base,
-                    begin,
-                    at: chunk.seq << 32 | index,
-                    name: 0,
+        // Lines of one request mostly follow each other.
+        let mut last: Option<(u128, usize)> = None;
+        let lines = for_each_chunk_line(
+            parser,
+            chunk.bytes,
+            #[inline(always)]
+            |index, _, line| {
+                let line = match line {
+                    Ok(line) => line,
+                    Err(why) => return sum.unreadable.push((index, why)),
                 };
-                if acc.would_take(&root) {
-                    let (n, new) = names.intern(line.name);
-                    if new {
-                        sum.new_names.push(line.name.into());
+                if !self.base_keys.is_empty() && !self.base_keys.contains(&line.base) {
+                    return;
+                }
+                let t = line.timestamp.unix_micros();
+                let at = match last {
+                    Some((base, at)) if base == line.base => at,
+                    _ => {
+                        let next = sum.requests.len();
+                        let at = *sum
+                            .request_index
+                            .entry(line.base)
+                            .or_insert(u32::try_from(next).unwrap_or(u32::MAX))
+                            as usize;
+                        if at == next {
+                            sum.requests.push((line.base, Acc::new(0)));
+                        }
+                        last = Some((line.base, at));
+                        at
                     }
-                    root.name = n;
-                    acc.root = Some(root);
-                }
-            };
-            match line.phase {
-                Phase::Start => {
-                    acc.points += 1;
-                    acc.unfinished += 1;
-                    acc.span(t, t);
-                    candidate(t, acc);
-                    sum.seen.insert(line.trace, Some(t));
-                }
-                Phase::Stop => {
-                    let micros = secs_to_micros(line.duration.unwrap_or(0.0));
-                    match sum.seen.insert(line.trace, None) {
-                        Some(Some(begin)) => {
-                            acc.unfinished -= 1;
-                            acc.span(begin, begin.saturating_add(micros));
+                };
+                let Some((_, acc)) = sum.requests.get_mut(at) else {
+                    return;
+                };
+                let mut candidate = |begin: i64, acc: &mut Acc| {
+                    let mut root = Root {
+                        of_request: line.parent_is_base,
+                        begin,
+                        at: chunk.seq << 32 | index,
+                        name: 0,
+                    };
+                    if acc.would_take(&root) {
+                        let (n, new) = names.intern(line.name);
+                        if new {
+                            sum.new_names.push(line.name.into());
                         }
-                        Some(None) => {
-                            acc.points += 1;
-                            let begin = t.saturating_sub(micros);
-                            acc.span(begin, begin.saturating_add(micros));
-                            candidate(begin, acc);
-                        }
-                        None => {
-                            let (n, new) = names.intern(line.name);
-                            if new {
-                                sum.new_names.push(line.name.into());
+                        root.name = n;
+                        acc.root = Some(root);
+                    }
+                };
+                match line.phase {
+                    Phase::Start => {
+                        acc.points += 1;
+                        acc.unfinished += 1;
+                        acc.span(t, t);
+                        candidate(t, acc);
+                        sum.ids.start(line.trace, t);
+                    }
+                    Phase::Stop => {
+                        let micros = secs_to_micros(line.duration.unwrap_or(0.0));
+                        match sum.ids.stop(line.trace) {
+                            Touched::Open(begin) => {
+                                acc.unfinished -= 1;
+                                acc.span(begin, begin.saturating_add(micros));
                             }
-                            sum.stops.push(Stop {
-                                base: line.base,
-                                trace: line.trace,
-                                at: t,
-                                micros,
-                                root: Root {
-                                    of_request: line.parent == line.base,
-                                    begin: t.saturating_sub(micros),
-                                    at: chunk.seq << 32 | index,
-                                    name: n,
-                                },
-                            });
+                            Touched::Closed => {
+                                acc.points += 1;
+                                let begin = t.saturating_sub(micros);
+                                acc.span(begin, begin.saturating_add(micros));
+                                candidate(begin, acc);
+                            }
+                            Touched::Untouched => {
+                                let (n, new) = names.intern(line.name);
+                                if new {
+                                    sum.new_names.push(line.name.into());
+                                }
+                                sum.stops.push(Stop {
+                                    base: line.base,
+                                    trace: line.trace,
+                                    at: t,
+                                    micros,
+                                    root: Root {
+                                        of_request: line.parent_is_base,
+                                        begin: t.saturating_sub(micros),
+                                        at: chunk.seq << 32 | index,
+                                        name: n,
+                                    },
+                                });
+                            }
                         }
                     }
                 }
-            }
-        });
+            },
+        );
         sum.lines = lines;
         if chunk.oversized_after {
             sum.unreadable.push((sum.lines, Unread::TooLong));
             sum.lines += 1;
         }
+        let Summary { ids, opens, .. } = sum;
+        opens.extend(ids.drain_open());
     }
 
     fn lines(sum: &Summary) -> u64 {
@@ -581,7 +529,7 @@ fn scan(
             };
             unreadable.note(inputs, &line, &why);
         }
-        for (base, part) in sum.requests.drain() {
+        for (base, part) in sum.requests.drain(..) {
             let acc = requests
                 .entry(base)
                 .or_insert_with(|| Acc::new(done.source));
@@ -613,21 +561,14 @@ fn scan(
         }
         // Every id the chunk touched is closed, then the ones it left open
         // are opened.
-        if open.len() <= sum.seen.len() {
-            open.retain(|id, _| !sum.seen.contains_key(id));
-            for (&id, &begin) in &sum.seen {
-                if let Some(begin) = begin {
-                    open.insert(id, begin);
-                }
-            }
+        if open.len() <= sum.ids.len() {
+            open.retain(|&id, _| !sum.ids.touched(id));
         } else {
-            for (&id, &begin) in &sum.seen {
-                match begin {
-                    Some(begin) => open.insert(id, begin),
-                    None => open.remove(&id),
-                };
+            for id in sum.ids.ids() {
+                open.remove(&id);
             }
         }
+        open.extend(sum.opens.iter().copied());
         Ok(())
     })?;
     Ok((requests, names, unreadable))

@@ -1,25 +1,27 @@
 //! `osprof`: reports on osprofiler / Mistral profiler logs.
 //!
-//! Argument parsing only: every report is a library function in
-//! the `osprof` library. Exit status 0 on success, 1 on a usage or
-//! I/O error (with an `osprof: ...` message), 2 when clap rejects the
-//! arguments.
+//! Argument parsing only: the command line becomes a [`Job`] in the
+//! library's terms ([`Cli::into_job`]), and every report, every check and
+//! every message behind it is a function of the `osprof` library, tested
+//! there. Exit status 0 on success, 1 on a usage or I/O error (with an
+//! `osprof: ...` message), 2 when clap rejects the arguments.
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use osprof::headers::{curl_args, sign};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use osprof::headers::{note, sign, write_headers, HeadersFormat, Key, KEY_ENV};
 use osprof::list::{list, ListOptions, ListSort};
 use osprof::model::Tree;
+use osprof::output::write_to;
 use osprof::rank::{rank, Column, RankOptions};
+use osprof::show::{find_request, Selector, ShowFormat, ShowOptions};
 #[cfg(feature = "redis")]
 use osprof::source::RedisSource;
 use osprof::source::{Inputs, Source};
-use osprof::{load_request, parse_time, show, Filter, Format, Pattern};
+use osprof::{parse_time, show, Filter, Format, Pattern, Unit};
 use tracing_osprofiler::{HmacAlgorithm, Id};
 
 #[derive(Parser)]
@@ -46,7 +48,8 @@ enum Command {
     List(ListArgs),
     /// One request as a tree, osprofiler JSON, Chrome trace, SVG or HTML.
     Show(ShowArgs),
-    /// Prints the two headers that ask a service to profile one request, for curl.
+    /// Prints the two signed headers that ask a service to profile one request
+    /// (for curl, a shell or JSON) and the request's base_id.
     Headers(HeadersArgs),
 }
 
@@ -65,8 +68,8 @@ struct Common {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutFormat::Text)]
-    format: OutFormat,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     /// Only these requests (repeatable).
     #[arg(long = "base-id", value_name = "ID", value_parser = parse_id)]
     base_ids: Vec<Id>,
@@ -85,40 +88,19 @@ struct Common {
     /// Reverse the sort order.
     #[arg(long)]
     reverse: bool,
-}
-
-/// The logs named, and the Redis store (all of it, or one request's key).
-fn inputs(logs: &[OsString], store: Option<&str>, request: Option<Id>) -> Result<Inputs, String> {
-    let mut sources: Vec<Source> = logs
-        .iter()
-        .map(|log| {
-            if log == "-" {
-                Source::Stdin
-            } else {
-                Source::Path(PathBuf::from(log))
-            }
-        })
-        .collect();
-    #[cfg(feature = "redis")]
-    if let Some(connection_string) = store {
-        let mut redis = RedisSource::new(connection_string).map_err(|e| e.to_string())?;
-        if let Some(base_id) = request {
-            redis = redis.with_request(base_id);
-        }
-        sources.push(Source::Redis(redis));
-    }
-    #[cfg(not(feature = "redis"))]
-    let _ = (store, request, &mut sources);
-    Inputs::new(sources).map_err(|e| e.to_string())
+    /// Write durations in seconds (Mistral's layout), milliseconds or
+    /// microseconds (text, Markdown, CSV; JSON is always in seconds).
+    #[arg(long, value_enum, default_value_t = Unit::Seconds)]
+    unit: Unit,
 }
 
 impl Common {
-    fn inputs(&self, request: Option<Id>) -> Result<Inputs, String> {
+    /// The Redis store named, if any.
+    fn store(&self) -> Option<String> {
         #[cfg(feature = "redis")]
-        let store = self.connection_string.as_deref();
+        return self.connection_string.clone();
         #[cfg(not(feature = "redis"))]
-        let store = None;
-        inputs(&self.logs, store, request)
+        None
     }
 
     fn filter(&self) -> Filter {
@@ -141,8 +123,8 @@ struct RankArgs {
     #[arg(long)]
     percentiles: bool,
     /// Sort by this column.
-    #[arg(long, value_enum, default_value_t = SortColumn::Total)]
-    sort: SortColumn,
+    #[arg(long, value_enum, default_value_t = Column::Total)]
+    sort: Column,
     /// Read plain log files instead of mapping them into memory (slower;
     /// for files that may be cut shorter while being read).
     #[arg(long)]
@@ -154,25 +136,36 @@ struct ListArgs {
     #[command(flatten)]
     common: Common,
     /// Sort by this.
-    #[arg(long, value_enum, default_value_t = ListSortArg::Wall)]
-    sort: ListSortArg,
+    #[arg(long, value_enum, default_value_t = ListSort::Wall)]
+    sort: ListSort,
 }
 
 #[derive(Args)]
+#[command(override_usage = "osprof show [OPTIONS] <BASE_ID> <LOG>...\n       \
+    osprof show [OPTIONS] --latest|--slowest <LOG>...")]
 struct ShowArgs {
-    /// The request's base_id.
-    #[arg(value_parser = parse_id)]
-    base_id: Id,
-    /// Log files; `-` is stdin; gzip is recognized by content.
-    #[cfg_attr(feature = "redis", arg(required_unless_present = "connection_string"))]
+    /// The request's base_id, or as many of its first characters as make it
+    /// unique in the logs (`6f9e3c1a`), then the logs: files, `-` for stdin
+    /// (a whole base_id only), gzip recognized by content. No BASE_ID with
+    /// --latest or --slowest.
+    #[cfg_attr(
+        feature = "redis",
+        arg(required_unless_present_any = ["connection_string", "latest", "slowest"])
+    )]
     #[cfg_attr(not(feature = "redis"), arg(required = true))]
-    #[arg(value_name = "LOG")]
-    logs: Vec<OsString>,
-    /// Also read the request from osprofiler's Redis store (its one key),
-    /// `redis://[:password@]host[:port][/db]`.
+    #[arg(value_name = "BASE_ID> <LOG")]
+    args: Vec<OsString>,
+    /// Also read osprofiler's Redis store, `redis://[:password@]host[:port][/db]`
+    /// (for a whole base_id, only that request's key).
     #[cfg(feature = "redis")]
     #[arg(long, value_name = "URL")]
     connection_string: Option<String>,
+    /// Show the request that began last.
+    #[arg(long, conflicts_with = "slowest")]
+    latest: bool,
+    /// Show the request with the longest wall time.
+    #[arg(long)]
+    slowest: bool,
     /// Rendering.
     #[arg(long, value_enum, default_value_t = ShowFormat::Tree)]
     format: ShowFormat,
@@ -185,10 +178,20 @@ struct ShowArgs {
 }
 
 #[derive(Args)]
+#[command(
+    after_help = "The key, one of the service's hmac_keys, comes from exactly one of: \
+    --key-file FILE, the environment variable OSPROFILER_HMAC_KEY, or --key KEY (discouraged). \
+    Surrounding whitespace is not part of it; a blank key is refused."
+)]
 struct HeadersArgs {
-    /// The shared HMAC key (one of the service's hmac_keys).
-    #[arg(long)]
-    key: String,
+    /// Read the HMAC key from the first line of FILE (`-`: stdin).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// The HMAC key itself. Discouraged: every local user sees it in the
+    /// process list, and it stays in the shell's history; use --key-file or
+    /// OSPROFILER_HMAC_KEY.
+    #[arg(long, value_name = "KEY", conflicts_with = "key_file")]
+    key: Option<String>,
     /// The request's base_id (default: a fresh one).
     #[arg(long, value_parser = parse_id)]
     base_id: Option<Id>,
@@ -198,45 +201,9 @@ struct HeadersArgs {
     /// Sign with HMAC-SHA256 (only peers running this crate accept it).
     #[arg(long)]
     sha256: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum OutFormat {
-    Text,
-    Markdown,
-    Csv,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum SortColumn {
-    Total,
-    Max,
-    Avg,
-    Count,
-    #[value(name = "self")]
-    SelfTime,
-    P50,
-    P95,
-    P99,
-    Name,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ListSortArg {
-    Wall,
-    First,
-    Points,
-    Name,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ShowFormat {
-    Tree,
-    Json,
-    Chrome,
-    Svg,
-    Html,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = HeadersFormat::Curl)]
+    format: HeadersFormat,
 }
 
 fn parse_id(s: &str) -> Result<Id, String> {
@@ -247,22 +214,153 @@ fn parse_when(s: &str) -> Result<tracing_osprofiler::format::Timestamp, String> 
     parse_time(s).ok_or_else(|| "expected YYYY-MM-DD[THH:MM:SS[.ffffff]] (UTC)".to_string())
 }
 
-impl From<OutFormat> for Format {
-    fn from(f: OutFormat) -> Self {
-        match f {
-            OutFormat::Text => Format::Text,
-            OutFormat::Markdown => Format::Markdown,
-            OutFormat::Csv => Format::Csv,
-            OutFormat::Json => Format::Json,
-        }
+/// What the command line asks for, in the library's terms.
+enum Job {
+    Rank {
+        logs: Vec<OsString>,
+        store: Option<String>,
+        options: RankOptions,
+        format: Format,
+        output: Option<PathBuf>,
+    },
+    List {
+        logs: Vec<OsString>,
+        store: Option<String>,
+        options: ListOptions,
+        format: Format,
+        output: Option<PathBuf>,
+    },
+    Show {
+        selector: Selector,
+        logs: Vec<OsString>,
+        store: Option<String>,
+        options: ShowOptions,
+        output: Option<PathBuf>,
+    },
+    Headers {
+        key: Option<String>,
+        key_file: Option<PathBuf>,
+        base_id: Option<Id>,
+        parent_id: Option<Id>,
+        algorithm: HmacAlgorithm,
+        format: HeadersFormat,
+    },
+}
+
+impl Cli {
+    /// The parsed arguments as library options; nothing is read yet.
+    ///
+    /// # Errors
+    ///
+    /// What clap could not check alone: a `show` without logs, or whose
+    /// BASE_ID is no id.
+    fn into_job(self) -> Result<Job, clap::Error> {
+        Ok(match self.command {
+            Command::Rank(args) => {
+                let c = args.common;
+                Job::Rank {
+                    options: RankOptions::new()
+                        .with_mmap(!args.no_mmap)
+                        .with_self_time(args.self_time)
+                        .with_percentiles(args.percentiles)
+                        .with_sort(args.sort)
+                        .with_reverse(c.reverse)
+                        .with_top(c.top)
+                        .with_filter(c.filter())
+                        .with_format(c.format)
+                        .with_unit(c.unit),
+                    format: c.format,
+                    store: c.store(),
+                    logs: c.logs,
+                    output: c.output,
+                }
+            }
+            Command::List(args) => {
+                let c = args.common;
+                Job::List {
+                    options: ListOptions::new()
+                        .with_sort(args.sort)
+                        .with_reverse(c.reverse)
+                        .with_top(c.top)
+                        .with_filter(c.filter())
+                        .with_format(c.format)
+                        .with_unit(c.unit),
+                    format: c.format,
+                    store: c.store(),
+                    logs: c.logs,
+                    output: c.output,
+                }
+            }
+            Command::Show(args) => {
+                #[cfg(feature = "redis")]
+                let store = args.connection_string;
+                #[cfg(not(feature = "redis"))]
+                let store: Option<String> = None;
+                let mut logs = args.args;
+                let selector = if args.latest {
+                    Selector::Latest
+                } else if args.slowest {
+                    Selector::Slowest
+                } else if logs.is_empty() {
+                    // Not reached: clap requires one argument at least.
+                    return Err(show_error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "osprof show needs a BASE_ID and the logs",
+                    ));
+                } else {
+                    let id = logs.remove(0);
+                    Selector::parse(&id.to_string_lossy())
+                        .map_err(|e| show_error(clap::error::ErrorKind::ValueValidation, e))?
+                };
+                if logs.is_empty() && store.is_none() {
+                    return Err(show_error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "osprof show needs the logs after the BASE_ID",
+                    ));
+                }
+                Job::Show {
+                    selector,
+                    logs,
+                    store,
+                    options: ShowOptions::new().with_format(if args.json {
+                        ShowFormat::Json
+                    } else {
+                        args.format
+                    }),
+                    output: args.output,
+                }
+            }
+            Command::Headers(args) => Job::Headers {
+                key: args.key,
+                key_file: args.key_file,
+                format: args.format,
+                base_id: args.base_id,
+                parent_id: args.parent_id,
+                algorithm: if args.sha256 {
+                    HmacAlgorithm::Sha256
+                } else {
+                    HmacAlgorithm::Sha1
+                },
+            },
+        })
+    }
+}
+
+/// A usage error of `osprof show`, as clap reports its own (exit status 2).
+fn show_error(kind: clap::error::ErrorKind, message: impl std::fmt::Display) -> clap::Error {
+    let mut cli = Cli::command();
+    cli.build();
+    match cli.find_subcommand_mut("show") {
+        Some(show) => show.error(kind, message),
+        None => cli.error(kind, message),
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let job = Cli::parse().into_job().unwrap_or_else(|e| e.exit());
     #[cfg(unix)]
     report_sigbus();
-    match run(cli) {
+    match run(job) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("osprof: {message}");
@@ -296,125 +394,111 @@ fn report_sigbus() {
     }
 }
 
-/// Writes through `write` to `-o FILE` (created, written, flushed) or stdout.
+/// Writes the report to `-o FILE` or stdout (`osprof::output`).
 fn emit(
     output: Option<&PathBuf>,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<(), String> {
-    match output {
-        Some(path) => {
-            let file =
-                File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            let mut out = BufWriter::new(file);
-            write(&mut out)
-                .and_then(|()| out.flush())
-                .and_then(|()| out.get_ref().sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))
-        }
-        None => {
-            let stdout = io::stdout();
-            let mut out = BufWriter::new(stdout.lock());
-            match write(&mut out).and_then(|()| out.flush()) {
-                // `osprof rank ... | head` is not an error.
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                r => r.map_err(|e| format!("cannot write to stdout: {e}")),
-            }
+    write_to(output.map(PathBuf::as_path), write).map_err(|e| e.to_string())
+}
+
+/// Notes a report leaves out of its text or CSV, on stderr.
+fn print_notes(format: Format, notes: Vec<String>) {
+    if !format.holds_notes() {
+        for note in notes {
+            eprintln!("osprof: {note}");
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
-        Command::Rank(args) => {
-            let c = &args.common;
-            let inputs = c.inputs(None)?;
-            let options = RankOptions::new()
-                .with_mmap(!args.no_mmap)
-                .with_self_time(args.self_time)
-                .with_percentiles(args.percentiles)
-                .with_sort(match args.sort {
-                    SortColumn::Total => Column::Total,
-                    SortColumn::Max => Column::Max,
-                    SortColumn::Avg => Column::Avg,
-                    SortColumn::Count => Column::Count,
-                    SortColumn::SelfTime => Column::SelfTime,
-                    SortColumn::P50 => Column::P50,
-                    SortColumn::P95 => Column::P95,
-                    SortColumn::P99 => Column::P99,
-                    SortColumn::Name => Column::Name,
-                })
-                .with_reverse(c.reverse)
-                .with_top(c.top)
-                .with_filter(c.filter())
-                .with_format(c.format.into());
-            let report = rank(&inputs, &options).map_err(|e| e.to_string())?;
-            emit(c.output.as_ref(), |out| report.write(out))?;
-            if matches!(c.format, OutFormat::Text | OutFormat::Csv) {
-                for note in report.notes() {
-                    eprintln!("osprof: {note}");
-                }
-            }
-            Ok(())
-        }
-        Command::List(args) => {
-            let c = &args.common;
-            let inputs = c.inputs(None)?;
-            let options = ListOptions::new()
-                .with_sort(match args.sort {
-                    ListSortArg::Wall => ListSort::Wall,
-                    ListSortArg::First => ListSort::First,
-                    ListSortArg::Points => ListSort::Points,
-                    ListSortArg::Name => ListSort::Name,
-                })
-                .with_reverse(c.reverse)
-                .with_top(c.top)
-                .with_filter(c.filter())
-                .with_format(c.format.into());
-            let report = list(&inputs, &options).map_err(|e| e.to_string())?;
-            emit(c.output.as_ref(), |out| report.write(out))?;
-            if matches!(c.format, OutFormat::Text | OutFormat::Csv) {
-                for note in report.notes() {
-                    eprintln!("osprof: {note}");
-                }
-            }
-            Ok(())
-        }
-        Command::Show(args) => show(args),
-        Command::Headers(args) => {
-            let algorithm = if args.sha256 {
-                HmacAlgorithm::Sha256
+/// The logs named, and the Redis store (all of it, or one request's key).
+fn inputs(logs: &[OsString], store: Option<&str>, request: Option<Id>) -> Result<Inputs, String> {
+    let mut sources: Vec<Source> = logs
+        .iter()
+        .map(|log| {
+            if log == "-" {
+                Source::Stdin
             } else {
-                HmacAlgorithm::Sha1
-            };
-            if args.key.is_empty() {
-                return Err("--key must not be empty".into());
+                Source::Path(PathBuf::from(log))
             }
-            let headers = sign(&args.key, args.base_id, args.parent_id, algorithm);
-            emit(None, |out| writeln!(out, "{}", curl_args(&headers)))
+        })
+        .collect();
+    #[cfg(feature = "redis")]
+    if let Some(connection_string) = store {
+        let mut redis = RedisSource::new(connection_string).map_err(|e| e.to_string())?;
+        if let Some(base_id) = request {
+            redis = redis.with_request(base_id);
         }
+        sources.push(Source::Redis(redis));
     }
+    #[cfg(not(feature = "redis"))]
+    let _ = (store, request);
+    Inputs::new(sources).map_err(|e| e.to_string())
 }
 
-fn show(args: ShowArgs) -> Result<(), String> {
-    #[cfg(feature = "redis")]
-    let store = args.connection_string.as_deref();
-    #[cfg(not(feature = "redis"))]
-    let store = None;
-    let inputs = inputs(&args.logs, store, Some(args.base_id))?;
-    let request = load_request(&inputs, args.base_id)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no point of request {} in the logs", args.base_id))?;
-    let tree = Tree::new(&request);
-    let format = if args.json {
-        ShowFormat::Json
-    } else {
-        args.format
-    };
-    emit(args.output.as_ref(), |out| match format {
-        ShowFormat::Tree => show::write_text_tree(&tree, out),
-        ShowFormat::Json => show::write_osprofiler_json(&tree, out),
-        ShowFormat::Chrome => show::write_chrome_trace(&tree, out),
-        ShowFormat::Svg => show::write_svg(&tree, out),
-        ShowFormat::Html => show::write_html(&tree, out),
-    })
+fn run(job: Job) -> Result<(), String> {
+    match job {
+        Job::Rank {
+            logs,
+            store,
+            options,
+            format,
+            output,
+        } => {
+            let inputs = inputs(&logs, store.as_deref(), None)?;
+            let report = rank(&inputs, &options).map_err(|e| e.to_string())?;
+            emit(output.as_ref(), |out| report.write(out))?;
+            print_notes(format, report.notes());
+            Ok(())
+        }
+        Job::List {
+            logs,
+            store,
+            options,
+            format,
+            output,
+        } => {
+            let inputs = inputs(&logs, store.as_deref(), None)?;
+            let report = list(&inputs, &options).map_err(|e| e.to_string())?;
+            emit(output.as_ref(), |out| report.write(out))?;
+            print_notes(format, report.notes());
+            Ok(())
+        }
+        Job::Show {
+            selector,
+            logs,
+            store,
+            options,
+            output,
+        } => {
+            // A whole base_id reads one key of the store; anything else
+            // walks it.
+            let request = match &selector {
+                Selector::Id(id) => Some(*id),
+                _ => None,
+            };
+            let inputs = inputs(&logs, store.as_deref(), request)?;
+            let request = find_request(&inputs, &selector).map_err(|e| e.to_string())?;
+            let tree = Tree::new(&request);
+            let options = options.with_log_names(inputs.sources().iter().map(ToString::to_string));
+            emit(output.as_ref(), |out| show::write(&tree, &options, out))
+        }
+        Job::Headers {
+            key,
+            key_file,
+            base_id,
+            parent_id,
+            algorithm,
+            format,
+        } => {
+            let key = Key::from_sources(key, key_file.as_deref(), std::env::var_os(KEY_ENV))
+                .map_err(|e| e.to_string())?;
+            let signed = sign(&key, base_id, parent_id, algorithm);
+            emit(None, |out| write_headers(&signed, format, out))?;
+            if let Some(note) = note(&signed, format) {
+                eprintln!("osprof: {note}");
+            }
+            Ok(())
+        }
+    }
 }

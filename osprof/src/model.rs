@@ -76,10 +76,24 @@ impl Point {
     }
 }
 
-/// Seconds to whole microseconds, saturating (NaN is 0).
+/// Seconds to whole microseconds, rounded half away from zero,
+/// saturating (NaN is 0): `(secs * 1e6).round() as i64`, without the call
+/// to `round` that a target without SSE4.1 makes for every stop line.
 #[must_use]
+#[inline]
 pub fn secs_to_micros(secs: f64) -> i64 {
-    (secs * 1e6).round() as i64
+    let micros = secs * 1e6;
+    let whole = micros as i64;
+    // Exact: below 2^52 in magnitude the fraction is representable, above
+    // it `micros` is whole.
+    let fraction = micros - whole as f64;
+    if fraction >= 0.5 {
+        whole.saturating_add(1)
+    } else if fraction <= -0.5 {
+        whole.saturating_sub(1)
+    } else {
+        whole
+    }
 }
 
 /// The points of one request, from every log it appears in.
@@ -139,34 +153,18 @@ impl<'r> Tree<'r> {
         }
         let mut roots = Vec::new();
         let mut children = vec![Vec::new(); points.len()];
+        let mut parent_of = vec![None; points.len()];
         for (i, p) in points.iter().enumerate() {
             match by_trace.get(&p.ids.parent_id) {
-                Some(&parent) if parent != i => children[parent].push(i),
+                Some(&parent) if parent != i => {
+                    children[parent].push(i);
+                    parent_of[i] = Some(parent);
+                }
                 _ => roots.push(i),
             }
         }
-        // A parent cycle (only in a forged log) would leave points unreachable
-        // from any root: make each such point a root so that nothing is lost.
-        let mut reachable = vec![false; points.len()];
-        let mut stack: Vec<usize> = roots.clone();
-        while let Some(i) = stack.pop() {
-            if !std::mem::replace(&mut reachable[i], true) {
-                stack.extend(&children[i]);
-            }
-        }
-        for i in 0..points.len() {
-            if !reachable[i] {
-                children.iter_mut().for_each(|c| c.retain(|&c| c != i));
-                roots.push(i);
-                let mut stack = vec![i];
-                while let Some(j) = stack.pop() {
-                    if !std::mem::replace(&mut reachable[j], true) {
-                        stack.extend(&children[j]);
-                    }
-                }
-            }
-        }
         let key = |&i: &usize| (points[i].begin_micros().unwrap_or(i64::MAX), i);
+        cut_cycles(&mut roots, &mut children, &parent_of, key);
         roots.sort_by_key(key);
         for c in &mut children {
             c.sort_by_key(key);
@@ -225,6 +223,76 @@ impl<'r> Tree<'r> {
             next = self.children[i].iter().copied().max_by_key(end);
         }
         path
+    }
+}
+
+/// Makes every point reachable from a root. A parent cycle (only in a
+/// forged log) leaves the points on it, and every point under them,
+/// unreachable: each cycle loses one link, the one above its first point
+/// by `key` (the earliest begin), which becomes a root, so that nothing is
+/// lost and everything under the cycle stays where it hangs.
+///
+/// Linear: a point not reachable is walked up to its cycle once, since
+/// cutting that cycle makes every point of the walk reachable, and each
+/// cut point is taken out of one list (its parent's, whose other children
+/// are on no cycle).
+fn cut_cycles<K: Ord>(
+    roots: &mut Vec<usize>,
+    children: &mut [Vec<usize>],
+    parent_of: &[Option<usize>],
+    key: impl Fn(&usize) -> K,
+) {
+    let n = children.len();
+    let mut reachable = vec![false; n];
+    let reach = |from: usize, reachable: &mut Vec<bool>, children: &[Vec<usize>]| {
+        let mut stack = vec![from];
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut reachable[i], true) {
+                crate::steps::step(1 + children[i].len());
+                stack.extend(&children[i]);
+            }
+        }
+    };
+    for &root in roots.iter() {
+        reach(root, &mut reachable, children);
+    }
+    // Which walk up saw a point last (the point the walk started from).
+    let mut walked = vec![usize::MAX; n];
+    let mut cut = Vec::new();
+    for i in 0..n {
+        if reachable[i] {
+            continue;
+        }
+        // Up from i until a point repeats: that point is on the cycle.
+        let mut j = i;
+        while walked[j] != i {
+            crate::steps::step(1);
+            walked[j] = i;
+            match parent_of[j] {
+                Some(p) => j = p,
+                // Cannot happen: a point without a parent is a root.
+                None => break,
+            }
+        }
+        // Round the cycle for its first point.
+        let mut first = j;
+        let mut k = j;
+        while let Some(p) = parent_of[k].filter(|&p| p != j) {
+            crate::steps::step(1);
+            if key(&p) < key(&first) {
+                first = p;
+            }
+            k = p;
+        }
+        roots.push(first);
+        cut.push(first);
+        reach(first, &mut reachable, children);
+    }
+    for c in cut {
+        if let Some(p) = parent_of[c] {
+            crate::steps::step(children[p].len());
+            children[p].retain(|&x| x != c);
+        }
     }
 }
 
@@ -289,6 +357,11 @@ pub fn merge_intervals(spans: &mut Vec<(i64, i64)>) {
 /// Gathers the points of one request from `inputs`, keeping only that
 /// request's lines in memory; `None` when no line has that `base_id`.
 /// Starts and stops are matched by `trace_id` across all logs.
+///
+/// # Errors
+///
+/// [`Error::Open`] or [`Error::Read`] when a log cannot be opened or
+/// read to its end.
 pub fn load_request(inputs: &Inputs, base_id: Id) -> Result<Option<Request>, Error> {
     let mut points: Vec<Point> = Vec::new();
     let mut by_trace: HashMap<Id, usize> = HashMap::new();
@@ -370,6 +443,48 @@ mod tests {
         assert!((tree.self_secs(0) - 0.4).abs() < 1e-9);
         assert!((tree.self_secs(2) - 0.4).abs() < 1e-9);
         assert_eq!(tree.critical_path(), vec![0, 2, 3]);
+    }
+
+    #[test]
+    fn secs_to_micros_rounds_as_round_does() {
+        let edges = [
+            0.0,
+            -0.0,
+            0.4999994,
+            0.0000005,
+            0.0000015,
+            0.0000025,
+            -0.0000005,
+            1e-7,
+            // 0.5 µs less one ulp, and around 2^52 µs.
+            f64::from_bits(0.5e-6f64.to_bits() - 1),
+            4_503_599_627.370_496,
+            4_503_599_627.370_497,
+            9.3e12,
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        for secs in edges {
+            assert_eq!(
+                secs_to_micros(secs),
+                (secs * 1e6).round() as i64,
+                "{secs:e}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn secs_to_micros_is_round(bits in proptest::prelude::any::<u64>(), small in -5e9f64..5e9) {
+            for secs in [f64::from_bits(bits), small, small / 1e6] {
+                proptest::prop_assert_eq!(secs_to_micros(secs), (secs * 1e6).round() as i64);
+            }
+        }
     }
 
     #[test]

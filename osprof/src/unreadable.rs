@@ -10,6 +10,7 @@ pub const UNREADABLE_KEPT: usize = 5;
 
 /// Lines that could not be read: how many, and where the first few are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Unreadable {
     /// How many lines (blank lines are not counted).
     pub count: u64,
@@ -19,6 +20,7 @@ pub struct Unreadable {
 
 /// Where a line is and why it could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct LinePlace {
     /// The log as named.
     pub log: String,

@@ -14,18 +14,21 @@
 //!
 //! Where the script breaks, this report does not: blank, truncated and
 //! foreign lines are counted as unreadable and skipped; durations of
-//! 1000 s and more count; a logging prefix before the timestamp is allowed.
+//! 1000 s and more count (up to 100 years; longer ones are unreadable); a
+//! logging prefix before the timestamp is allowed.
 //!
 //! # Beyond Mistral
 //!
 //! * **Self time** (`with_self_time`): per name, the sum over its points of
 //!   the wall time no child covers (see [`model`](super::model)): the
 //!   point's interval minus the union of its children's intervals, so
-//!   concurrent children count once. It is computed while streaming: a
-//!   child that stops while its parent is open adds its interval to the
-//!   parent; children whose parent is not open then (in another service's
-//!   log, or outliving their parent) are added in a second read of the
-//!   logs, done only when there are such children. A point whose start
+//!   concurrent children count once (`model::uncovered_micros`, the one
+//!   computation `show` uses too). It is computed while streaming, a chunk
+//!   of the logs per core (`self_time`): a child that stops while its
+//!   parent is open adds its interval to the parent; children whose
+//!   parent is not open then (in another service's log, or outliving their
+//!   parent) are added in a second read of the logs, done only when there
+//!   are such children. A point whose start
 //!   line was not read (a log missing from a rotated set) has no known
 //!   children, and all its wall time counts as self time.
 //! * **Percentiles** (`with_percentiles`): p50, p95 and p99 of the
@@ -38,9 +41,13 @@
 //!   logs, are counted per name apart from the rows. In text and CSV they,
 //!   and the unreadable lines, are left out of the output (which stays
 //!   Mistral's); the tool prints them on stderr ([`Rank::notes`]).
+//!
+//! The logs are read a chunk at a time on one thread per core
+//! (`source::chunks`): `parallel` without self time, `self_time` with it;
+//! every figure is the one of reading the lines one after the other (the
+//! tests' `reference`), float sums included.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
 
 use serde::Serialize;
 
@@ -49,7 +56,6 @@ use crate::scan::names::Interner;
 use crate::scan::{id, Fields, U128Map};
 use crate::source::chunks::ChunkOptions;
 use crate::source::Inputs;
-use crate::table::{csv, markdown};
 use crate::{Error, Filter, Format, Unreadable};
 use tracing_osprofiler::format::Timestamp;
 use tracing_osprofiler::Id;
@@ -57,8 +63,11 @@ use tracing_osprofiler::Id;
 /// Mistral's header line.
 pub const HEADER: &str = "Total time | Max time | Avg time | Occurrences | Trace name";
 
-/// A column of the rank report, to sort by.
+/// A column of the rank report, to sort by (`--sort` with the `cli`
+/// feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[non_exhaustive]
 pub enum Column {
     /// Sum of the durations.
     #[default]
@@ -70,6 +79,7 @@ pub enum Column {
     /// Number of stop lines.
     Count,
     /// Sum of the self times (needs self time on).
+    #[cfg_attr(feature = "cli", value(name = "self"))]
     SelfTime,
     /// Median duration (needs percentiles on).
     P50,
@@ -93,16 +103,19 @@ pub enum Column {
 /// | `filter` | keeps every line |
 /// | `format` | [`Format::Text`] |
 /// | `mmap` | off: files are read (the `osprof` tool turns it on) |
+/// | `unit` | [`Unit::Seconds`](crate::Unit) (Mistral's) |
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RankOptions {
+    pub(crate) unit: crate::Unit,
     mmap: bool,
-    self_time: bool,
-    percentiles: bool,
+    pub(crate) self_time: bool,
+    pub(crate) percentiles: bool,
     sort: Column,
     reverse: bool,
     top: Option<usize>,
     filter: Filter,
-    format: Format,
+    pub(crate) format: Format,
 }
 
 impl RankOptions {
@@ -180,6 +193,7 @@ impl RankOptions {
 
 /// One trace name's figures; times in seconds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Row {
     /// Sum of the durations.
     pub total: f64,
@@ -207,6 +221,7 @@ pub struct Row {
 
 /// Points of one name that started and never stopped in the logs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Unfinished {
     /// The trace name.
     pub name: String,
@@ -220,6 +235,7 @@ pub struct Unfinished {
 
 /// The rank report.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Rank {
     /// The rows, sorted, cut to `top`.
     pub rows: Vec<Row>,
@@ -228,7 +244,7 @@ pub struct Rank {
     /// Lines that could not be read.
     pub unreadable: Unreadable,
     #[serde(skip)]
-    options: RankOptions,
+    pub(crate) options: RankOptions,
 }
 
 #[derive(Default)]
@@ -248,6 +264,11 @@ struct NameStats {
 const COMPACT_AT: usize = 256;
 
 /// Reads `inputs` and builds the report (streaming).
+///
+/// # Errors
+///
+/// [`Error::Open`] or [`Error::Read`] when a log cannot be opened or
+/// read to its end.
 pub fn rank(inputs: &Inputs, options: &RankOptions) -> Result<Rank, Error> {
     let Scanned {
         stats,
@@ -271,9 +292,10 @@ struct Scanned {
 }
 
 /// Adds one stop line's duration to its name's figures; `seq` numbers the
-/// stop lines in reading order.
+/// stop lines in reading order. (Durations for percentiles are counted
+/// apart, by [`CountedDurations`].)
 #[inline]
-fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) {
+fn record_stop(st: &mut NameStats, duration: f64, seq: u64) {
     if st.count == 0 {
         st.first_stop = seq;
     }
@@ -282,10 +304,6 @@ fn record_stop(st: &mut NameStats, duration: f64, seq: u64, percentiles: bool) {
         st.max = duration;
     }
     st.count += 1;
-    if percentiles {
-        st.durations
-            .record(secs_to_micros(duration).max(0).unsigned_abs());
-    }
 }
 
 mod parallel;
@@ -311,7 +329,7 @@ fn scan(inputs: &Inputs, options: &RankOptions) -> Result<Scanned, Error> {
 }
 
 /// The figures of the scan without self time, added up in reading order.
-struct Agg<'o> {
+struct Agg {
     names: Interner,
     stats: Vec<(Box<str>, NameStats)>,
     /// `id_key` of the trace id -> (name, begin, base_id) of the points
@@ -321,18 +339,16 @@ struct Agg<'o> {
     open: U128Map<(usize, i64, u128)>,
     stops: u64,
     unreadable: Unreadable,
-    options: &'o RankOptions,
 }
 
-impl<'o> Agg<'o> {
-    fn new(options: &'o RankOptions) -> Self {
+impl Agg {
+    fn new() -> Self {
         Agg {
             names: Interner::default(),
             stats: Vec::new(),
             open: U128Map::default(),
             stops: 0,
             unreadable: Unreadable::default(),
-            options,
         }
     }
 
@@ -346,7 +362,7 @@ impl<'o> Agg<'o> {
     #[inline]
     fn record(&mut self, name: usize, duration: f64) {
         if let Some((_, st)) = self.stats.get_mut(name) {
-            record_stop(st, duration, self.stops, self.options.percentiles);
+            record_stop(st, duration, self.stops);
         }
         self.stops += 1;
     }
@@ -382,6 +398,53 @@ fn intern(names: &mut Interner, stats: &mut Vec<(Box<str>, NameStats)>, name: &[
         stats.push((String::from_utf8_lossy(name).into(), NameStats::default()));
     }
     n as usize
+}
+
+/// Durations the workers counted for percentiles: per worker, its names
+/// (by its indexes) and their sketches. Counted where the lines are read,
+/// in parallel and in the cache of the core that reads them, and added up
+/// at the end: bucket counts add up to the same sketch in any order.
+#[derive(Debug, Default)]
+struct CountedDurations(std::sync::Mutex<Vec<WorkerDurations>>);
+
+/// One worker's names (by its indexes) and their sketches.
+type WorkerDurations = (Vec<Box<[u8]>>, Vec<Sketch>);
+
+impl CountedDurations {
+    /// Counts a stop line's duration under the worker's name index `n`.
+    #[inline]
+    fn count(sketches: &mut Vec<Sketch>, n: u32, duration: f64) {
+        let n = n as usize;
+        if sketches.len() <= n {
+            sketches.resize_with(n + 1, Sketch::default);
+        }
+        sketches[n].record(secs_to_micros(duration).max(0).unsigned_abs());
+    }
+
+    /// Keeps a worker's sketches, with its names.
+    fn keep(&self, names: Interner, sketches: Vec<Sketch>) {
+        let mut kept = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.push((names.into_names(), sketches));
+    }
+
+    /// Adds the sketches to the names' figures.
+    fn add_to(self, names: &mut Interner, stats: &mut Vec<(Box<str>, NameStats)>) {
+        let kept = self
+            .0
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (worker_names, sketches) in kept {
+            for (name, sketch) in worker_names.iter().zip(&sketches) {
+                let n = intern(names, stats, String::from_utf8_lossy(name).as_bytes());
+                if let Some((_, st)) = stats.get_mut(n) {
+                    st.durations.merge(sketch);
+                }
+            }
+        }
+    }
 }
 
 /// The report from a scan's figures.
@@ -479,163 +542,6 @@ fn finish(
     })
 }
 
-/// An optional column: its header and how to get its value.
-type ExtraColumn = (&'static str, fn(&Row) -> f64);
-
-impl Rank {
-    /// Writes the report in the format of its options.
-    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
-        match self.options.format {
-            Format::Text => self.write_text(out),
-            Format::Markdown => self.write_markdown(out),
-            Format::Csv => self.write_csv(out),
-            Format::Json => {
-                serde_json::to_writer_pretty(&mut *out, self)?;
-                out.write_all(b"\n")
-            }
-        }
-    }
-
-    /// The extra columns, as (header, value getter).
-    fn extra_columns(&self) -> Vec<ExtraColumn> {
-        let mut cols: Vec<ExtraColumn> = Vec::new();
-        if self.options.self_time {
-            cols.push(("Self time", |r| r.self_time.unwrap_or(0.0)));
-        }
-        if self.options.percentiles {
-            cols.push(("p50", |r| r.p50.unwrap_or(0.0)));
-            cols.push(("p95", |r| r.p95.unwrap_or(0.0)));
-            cols.push(("p99", |r| r.p99.unwrap_or(0.0)));
-        }
-        cols
-    }
-
-    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        let extra = self.extra_columns();
-        let mut header = String::from("Total time | Max time | Avg time | Occurrences | ");
-        for (h, _) in &extra {
-            header.push_str(h);
-            header.push_str(" | ");
-        }
-        header.push_str("Trace name");
-        writeln!(out, "{header}")?;
-        writeln!(out, "{}", "-".repeat(91 + 11 * extra.len()))?;
-        for r in &self.rows {
-            write!(
-                out,
-                "{:<12.3} {:<10.3} {:<10.3} {:<13} ",
-                r.total, r.max, r.avg, r.count
-            )?;
-            for (_, get) in &extra {
-                write!(out, "{:<10.3} ", get(r))?;
-            }
-            writeln!(out, "{}", r.name)?;
-        }
-        Ok(())
-    }
-
-    fn write_markdown(&self, out: &mut dyn Write) -> io::Result<()> {
-        let extra = self.extra_columns();
-        write!(
-            out,
-            "| Total time (s) | Max time (s) | Avg time (s) | Occurrences |"
-        )?;
-        for (h, _) in &extra {
-            write!(out, " {h} (s) |")?;
-        }
-        writeln!(out, " Trace name |")?;
-        writeln!(
-            out,
-            "|---:|---:|---:|---:|{}---|",
-            "---:|".repeat(extra.len())
-        )?;
-        for r in &self.rows {
-            write!(
-                out,
-                "| {:.3} | {:.3} | {:.3} | {} |",
-                r.total, r.max, r.avg, r.count
-            )?;
-            for (_, get) in &extra {
-                write!(out, " {:.3} |", get(r))?;
-            }
-            writeln!(out, " {} |", markdown(&r.name))?;
-        }
-        if !self.unfinished.is_empty() {
-            writeln!(
-                out,
-                "\n**Unfinished points** (a start line and no stop line):\n"
-            )?;
-            writeln!(out, "| Count | First start | base_id | Trace name |")?;
-            writeln!(out, "|---:|---|---|---|")?;
-            for u in &self.unfinished {
-                writeln!(
-                    out,
-                    "| {} | {} | {} | {} |",
-                    u.count,
-                    u.first_start,
-                    u.base_id,
-                    markdown(&u.name)
-                )?;
-            }
-        }
-        if self.unreadable.count > 0 {
-            writeln!(out, "\n{}", markdown(&self.unreadable.to_string()))?;
-        }
-        Ok(())
-    }
-
-    fn write_csv(&self, out: &mut dyn Write) -> io::Result<()> {
-        let extra = self.extra_columns();
-        write!(out, "total,max,avg,count")?;
-        for (h, _) in &extra {
-            write!(out, ",{}", h.to_lowercase().replace(' ', "_"))?;
-        }
-        writeln!(out, ",name")?;
-        for r in &self.rows {
-            write!(out, "{:.6},{:.6},{:.6},{}", r.total, r.max, r.avg, r.count)?;
-            for (_, get) in &extra {
-                write!(out, ",{:.6}", get(r))?;
-            }
-            writeln!(out, ",{}", csv(&r.name))?;
-        }
-        Ok(())
-    }
-
-    /// What text and CSV leave out, for stderr: one line about the
-    /// unfinished points and one about the unreadable lines, each only when
-    /// there are some.
-    #[must_use]
-    pub fn notes(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        if !self.unfinished.is_empty() {
-            let total: u64 = self.unfinished.iter().map(|u| u.count).sum();
-            let mut s = format!(
-                "{total} point{} never stopped:",
-                if total == 1 { "" } else { "s" }
-            );
-            for (i, u) in self.unfinished.iter().enumerate() {
-                if i == 5 {
-                    s.push_str(" ...");
-                    break;
-                }
-                s.push_str(&format!(
-                    "{} {} x{} (first at {}, base_id {})",
-                    if i == 0 { "" } else { ";" },
-                    u.name,
-                    u.count,
-                    u.first_start,
-                    u.base_id
-                ));
-            }
-            notes.push(s);
-        }
-        if self.unreadable.count > 0 {
-            notes.push(self.unreadable.to_string());
-        }
-        notes
-    }
-}
-
 /// The reference the threaded scans are checked against: every line
 /// through `format::parse_line`, one after the other, self time included.
 #[cfg(test)]
@@ -711,7 +617,11 @@ mod reference {
                 Phase::Stop => {
                     let duration = line.duration.unwrap_or(0.0);
                     let st = &mut stats[name].1;
-                    record_stop(st, duration, stops, options.percentiles);
+                    record_stop(st, duration, stops);
+                    if options.percentiles {
+                        st.durations
+                            .record(secs_to_micros(duration).max(0).unsigned_abs());
+                    }
                     let micros = secs_to_micros(duration).max(0);
                     stops += 1;
                     let opened = open.remove(&line.ids.trace_id);
@@ -858,7 +768,7 @@ mod tests {
             std::fs::File::create(&c).unwrap(),
             flate2::Compression::fast(),
         );
-        io::Write::write_all(&mut gz, &mixed_log(3)).unwrap();
+        std::io::Write::write_all(&mut gz, &mixed_log(3)).unwrap();
         gz.finish().unwrap();
         let inputs = Inputs::from_paths([&a, &b, &c]).unwrap();
         for options in [

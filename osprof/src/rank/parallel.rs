@@ -21,7 +21,8 @@
 //!   are keyed by [`id_key`] of their trace id, not its value: the same
 //!   equality, cheaper to get from the text.
 
-use super::{keeps, Agg, RankOptions, Scanned};
+use super::sketch::Sketch;
+use super::{keeps, Agg, CountedDurations, RankOptions, Scanned};
 use crate::scan::names::Interner;
 use crate::scan::{id_key, Fields, LineParser, U128Map, Unread};
 use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done};
@@ -137,7 +138,7 @@ pub(super) fn scan_parallel(
     chunk_bytes: usize,
     window: usize,
 ) -> Result<Scanned, Error> {
-    let mut agg = Agg::new(options);
+    let mut agg = Agg::new();
     let mut maps = Vec::new();
     let chunks = ChunkOptions {
         workers,
@@ -147,17 +148,20 @@ pub(super) fn scan_parallel(
     };
     let reader = StopReader {
         filter: &options.filter,
+        percentiles: options.percentiles,
+        counted: CountedDurations::default(),
     };
     read_chunks(inputs, &reader, &chunks, |done| {
         add(&mut agg, &mut maps, inputs, done)
     })?;
+    reader.counted.add_to(&mut agg.names, &mut agg.stats);
     Ok(agg.finish())
 }
 
 /// Adds a chunk's summary to the report's figures; `maps` has per worker
 /// its name indexes to the report's.
 fn add(
-    agg: &mut Agg<'_>,
+    agg: &mut Agg,
     maps: &mut Vec<Vec<usize>>,
     inputs: &Inputs,
     done: Done<'_, Summary>,
@@ -202,6 +206,8 @@ fn add(
 /// Reads a chunk's stop lines and the starts it leaves open.
 struct StopReader<'f> {
     filter: &'f Filter,
+    percentiles: bool,
+    counted: CountedDurations,
 }
 
 impl<'f> ChunkReader for StopReader<'f> {
@@ -212,7 +218,14 @@ impl<'f> ChunkReader for StopReader<'f> {
         Lines {
             parser: LineParser::default(),
             names: Interner::default(),
+            durations: self.percentiles.then(Vec::new),
             filter: self.filter,
+        }
+    }
+
+    fn finish(&self, lines: Lines<'f>) {
+        if let Some(durations) = lines.durations {
+            self.counted.keep(lines.names, durations);
         }
     }
 
@@ -236,6 +249,8 @@ struct Lines<'f> {
     /// The names of this worker's stop lines, as read (not converted to
     /// UTF-8 yet).
     names: Interner,
+    /// The durations by name, when percentiles are asked for.
+    durations: Option<Vec<Sketch>>,
     filter: &'f Filter,
 }
 
@@ -279,7 +294,11 @@ impl Lines<'_> {
             }
             Phase::Stop => {
                 let name = self.name(fields.name, sum);
-                sum.stops.push((name, fields.duration.unwrap_or(0.0)));
+                let duration = fields.duration.unwrap_or(0.0);
+                if let Some(durations) = &mut self.durations {
+                    CountedDurations::count(durations, name, duration);
+                }
+                sum.stops.push((name, duration));
                 sum.stop(trace_id);
             }
         }
@@ -302,7 +321,11 @@ impl Lines<'_> {
                         }
                         Phase::Stop => {
                             let name = self.name(line.name.as_bytes(), sum);
-                            sum.stops.push((name, line.duration.unwrap_or(0.0)));
+                            let duration = line.duration.unwrap_or(0.0);
+                            if let Some(durations) = &mut self.durations {
+                                CountedDurations::count(durations, name, duration);
+                            }
+                            sum.stops.push((name, duration));
                             sum.stop(trace_id);
                         }
                     }

@@ -30,8 +30,10 @@
 
 use tracing_osprofiler::format::Phase;
 
-use super::{intern, record_stop, NameStats, RankOptions, Scanned, COMPACT_AT};
+use super::sketch::Sketch;
+use super::{intern, record_stop, CountedDurations, NameStats, RankOptions, Scanned, COMPACT_AT};
 use crate::model::{merge_intervals, secs_to_micros, uncovered_micros};
+use crate::scan::chunk_ids::{ChunkIds, Touched};
 use crate::scan::names::Interner;
 use crate::scan::{
     for_each_chunk_line, id_key, key_id, reread_start, KeyedLine, LineParser, U128Map, Unread,
@@ -76,6 +78,8 @@ fn pass(
     let reader = SelfTimeReader {
         filter: &options.filter,
         extra,
+        percentiles: options.percentiles,
+        counted: CountedDurations::default(),
     };
     let mut agg = Agg {
         names: Interner::default(),
@@ -90,6 +94,7 @@ fn pass(
         parser: LineParser::default(),
     };
     read_chunks(inputs, &reader, chunks, |done| agg.add(inputs, done))?;
+    reader.counted.add_to(&mut agg.names, &mut agg.stats);
     Ok(Scanned {
         stats: agg.stats,
         open: agg
@@ -131,18 +136,13 @@ enum Event {
     },
 }
 
-/// An id as a chunk has seen it so far.
+/// A point started in the chunk (the start line at `at`, start and
+/// length) and not stopped yet, with the children that stopped so far.
 #[derive(Debug)]
-enum Seen {
-    /// Started in the chunk (the start line at `at`, start and length) and
-    /// not stopped yet, with the children that stopped so far.
-    Open {
-        at: (u32, u32),
-        begin: i64,
-        children: Vec<(i64, i64)>,
-    },
-    /// Stopped in the chunk.
-    Closed,
+struct Started {
+    at: (u32, u32),
+    begin: i64,
+    children: Vec<(i64, i64)>,
 }
 
 /// What a worker made of a chunk. Names are the worker's indexes.
@@ -157,8 +157,8 @@ pub(super) struct Summary {
     /// (index in the chunk, reason) of the unreadable lines.
     unreadable: Vec<(u64, Unread)>,
     events: Vec<Event>,
-    /// Every id the chunk touched.
-    seen: U128Map<Seen>,
+    /// Every id the chunk touched, and the points open in it.
+    ids: ChunkIds<Started>,
     /// The points the chunk left open, by trace id key.
     opens: Vec<(u128, LeftOpen)>,
     /// Whether the chunk must be read again in order (see the module docs).
@@ -172,7 +172,7 @@ impl Summary {
         self.stops.clear();
         self.unreadable.clear();
         self.events.clear();
-        self.seen.clear();
+        self.ids.clear();
         self.opens.clear();
         self.redo = false;
     }
@@ -192,12 +192,16 @@ struct LeftOpen {
 struct SelfTimeReader<'a> {
     filter: &'a Filter,
     extra: &'a Children,
+    percentiles: bool,
+    counted: CountedDurations,
 }
 
 /// A worker's state.
 pub(super) struct Worker {
     parser: LineParser,
     names: Interner,
+    /// The durations by name, when percentiles are asked for.
+    durations: Option<Vec<Sketch>>,
     /// Emptied child lists, for reuse.
     pool: Vec<Vec<(i64, i64)>>,
 }
@@ -221,32 +225,44 @@ impl ChunkReader for SelfTimeReader<'_> {
         Worker {
             parser: LineParser::default(),
             names: Interner::default(),
+            durations: self.percentiles.then(Vec::new),
             pool: Vec::new(),
+        }
+    }
+
+    fn finish(&self, worker: Worker) {
+        if let Some(durations) = worker.durations {
+            self.counted.keep(worker.names, durations);
         }
     }
 
     fn read(&self, worker: &mut Worker, chunk: &Chunk<'_>, sum: &mut Summary) {
         sum.clear();
         let mut parser = std::mem::take(&mut worker.parser);
-        let lines = for_each_chunk_line(&mut parser, chunk.bytes, |index, at, line| match line {
-            Err(why) => sum.unreadable.push((index, why)),
-            Ok(line) if keeps(self.filter, &line) => match line.phase {
-                Phase::Start => {
-                    let children = worker.pool.pop().unwrap_or_default();
-                    let begin = line.timestamp.unix_micros();
-                    let open = Seen::Open {
-                        at,
-                        begin,
-                        children,
-                    };
-                    if let Some(Seen::Open { children, .. }) = sum.seen.insert(line.trace, open) {
-                        recycle(&mut worker.pool, children);
+        let lines = for_each_chunk_line(
+            &mut parser,
+            chunk.bytes,
+            #[inline(always)]
+            |index, at, line| match line {
+                Err(why) => sum.unreadable.push((index, why)),
+                Ok(line) if keeps(self.filter, &line) => match line.phase {
+                    Phase::Start => {
+                        let children = worker.pool.pop().unwrap_or_default();
+                        let begin = line.timestamp.unix_micros();
+                        let open = Started {
+                            at,
+                            begin,
+                            children,
+                        };
+                        if let Some(replaced) = sum.ids.start(line.trace, open) {
+                            recycle(&mut worker.pool, replaced.children);
+                        }
                     }
-                }
-                Phase::Stop => self.stop(worker, &line, sum),
+                    Phase::Stop => self.stop(worker, &line, sum),
+                },
+                Ok(_) => {}
             },
-            Ok(_) => {}
-        });
+        );
         sum.lines = lines;
         if chunk.oversized_after {
             sum.unreadable.push((sum.lines, Unread::TooLong));
@@ -254,29 +270,27 @@ impl ChunkReader for SelfTimeReader<'_> {
         }
         // The points left open, their start lines read again for their
         // name and request.
-        for (&trace, seen) in &mut sum.seen {
-            if let Seen::Open {
-                at,
-                begin,
-                children,
-            } = seen
-            {
-                let Some((name, _, base)) = reread_start(&mut parser, chunk.bytes, *at) else {
-                    continue;
-                };
-                let (n, new) = worker.names.intern(&name);
-                if new {
-                    sum.new_names.push(name.as_ref().into());
-                }
-                let children = std::mem::take(children);
-                let point = LeftOpen {
-                    name: n,
-                    begin: *begin,
-                    base,
-                    children,
-                };
-                sum.opens.push((trace, point));
+        let Summary {
+            ids,
+            opens,
+            new_names,
+            ..
+        } = sum;
+        for (trace, started) in ids.drain_open() {
+            let Some((name, _, base)) = reread_start(&mut parser, chunk.bytes, started.at) else {
+                continue;
+            };
+            let (n, new) = worker.names.intern(&name);
+            if new {
+                new_names.push(name.as_ref().into());
             }
+            let point = LeftOpen {
+                name: n,
+                begin: started.begin,
+                base,
+                children: started.children,
+            };
+            opens.push((trace, point));
         }
         worker.parser = parser;
     }
@@ -292,28 +306,25 @@ impl SelfTimeReader<'_> {
         let micros = secs_to_micros(duration).max(0);
         let at = line.timestamp.unix_micros();
         let name = worker.name(line.name, sum);
-        let (begin, mut children) = match sum.seen.get_mut(&line.trace) {
-            Some(seen @ Seen::Open { .. }) => match std::mem::replace(seen, Seen::Closed) {
-                Seen::Open {
-                    begin, children, ..
-                } => (begin, children),
-                Seen::Closed => return,
-            },
-            Some(Seen::Closed) => (
+        if let Some(durations) = &mut worker.durations {
+            CountedDurations::count(durations, name, duration);
+        }
+        let (begin, mut children) = match sum.ids.stop(line.trace) {
+            Touched::Open(started) => (started.begin, started.children),
+            Touched::Closed => (
                 at.saturating_sub(micros),
                 worker.pool.pop().unwrap_or_default(),
             ),
-            None => {
+            Touched::Untouched => {
                 // Started in an earlier chunk, or never: the reading
                 // thread knows.
-                sum.seen.insert(line.trace, Seen::Closed);
-                let parent_closed = match sum.seen.get(&line.parent) {
-                    Some(Seen::Open { .. }) => {
+                let parent_closed = match sum.ids.state(line.parent) {
+                    Touched::Open(()) => {
                         sum.redo = true;
                         false
                     }
-                    Some(Seen::Closed) => true,
-                    None => false,
+                    Touched::Closed => true,
+                    Touched::Untouched => false,
                 };
                 sum.stops.push((name, duration, 0));
                 sum.events.push(Event::Stop {
@@ -335,25 +346,25 @@ impl SelfTimeReader<'_> {
         let self_micros = uncovered_micros(begin, end, &mut children);
         recycle(&mut worker.pool, children);
         sum.stops.push((name, duration, self_micros));
-        let late = line.parent != line.base && line.parent != line.trace;
-        match sum.seen.get_mut(&line.parent) {
-            Some(Seen::Open { children, .. }) => {
-                children.push((begin, end));
-                if children.len() >= COMPACT_AT {
-                    merge_intervals(children);
-                }
+        let late = !line.parent_is_base && !line.parent_is_trace;
+        if let Some(parent) = sum.ids.open_mut(line.parent) {
+            parent.children.push((begin, end));
+            if parent.children.len() >= COMPACT_AT {
+                merge_intervals(&mut parent.children);
             }
-            Some(Seen::Closed) if !late => {}
-            parent => {
-                let parent_closed = parent.is_some();
-                sum.events.push(Event::Child {
-                    parent: line.parent,
-                    span: (begin, end),
-                    parent_closed,
-                    late,
-                });
-            }
+            return;
         }
+        let parent_closed = match sum.ids.state(line.parent) {
+            Touched::Closed if !late => return,
+            Touched::Closed => true,
+            _ => false,
+        };
+        sum.events.push(Event::Child {
+            parent: line.parent,
+            span: (begin, end),
+            parent_closed,
+            late,
+        });
     }
 }
 
@@ -365,8 +376,13 @@ fn recycle(pool: &mut Vec<Vec<(i64, i64)>>, mut children: Vec<(i64, i64)>) {
 }
 
 /// `Filter::keeps` on a keyed line.
-#[inline]
+#[inline(always)]
 fn keeps(filter: &Filter, line: &KeyedLine<'_>) -> bool {
+    filter.keeps_everything() || keeps_keyed(filter, line)
+}
+
+#[inline(never)]
+fn keeps_keyed(filter: &Filter, line: &KeyedLine<'_>) -> bool {
     (filter.base_ids.is_empty() || filter.base_ids.iter().any(|&id| id_key(id) == line.base))
         && filter.keeps_time(line.timestamp)
         && (filter.name.is_none() || filter.keeps_name(&String::from_utf8_lossy(line.name)))
@@ -429,7 +445,8 @@ impl Agg<'_, '_> {
         let name = |n: u32| map.get(n as usize).copied().unwrap_or(0);
         for &(n, duration, self_micros) in &sum.stops {
             if let Some((_, st)) = self.stats.get_mut(name(n)) {
-                record_stop(st, duration, self.stops, self.options.percentiles);
+                // The workers count the durations for percentiles.
+                record_stop(st, duration, self.stops);
                 st.self_micros = st.self_micros.saturating_add(self_micros);
             }
             self.stops += 1;
@@ -460,11 +477,11 @@ impl Agg<'_, '_> {
         }
         // Every id the chunk touched is closed, then the ones it left open
         // are opened (per id only the last line counts).
-        if self.open.len() <= sum.seen.len() {
-            self.open.retain(|id, _| !sum.seen.contains_key(id));
+        if self.open.len() <= sum.ids.len() {
+            self.open.retain(|&id, _| !sum.ids.touched(id));
         } else {
-            for id in sum.seen.keys() {
-                self.open.remove(id);
+            for id in sum.ids.ids() {
+                self.open.remove(&id);
             }
         }
         for (trace, left) in sum.opens.drain(..) {
@@ -543,12 +560,14 @@ impl Agg<'_, '_> {
                 Phase::Stop => {
                     let duration = line.duration.unwrap_or(0.0);
                     if let Some((_, st)) = self.stats.get_mut(n) {
-                        record_stop(st, duration, self.stops, self.options.percentiles);
+                        // The worker that read the chunk counted the
+                        // durations for percentiles.
+                        record_stop(st, duration, self.stops);
                     }
                     self.stops += 1;
                     let micros = secs_to_micros(duration).max(0);
                     let span = self.close(n, line.trace, line.timestamp.unix_micros(), micros);
-                    let late = line.parent != line.base && line.parent != line.trace;
+                    let late = !line.parent_is_base && !line.parent_is_trace;
                     self.child(line.parent, span, false, late);
                 }
             }

@@ -15,14 +15,17 @@
 //! holds the buckets it has durations in, as a sorted list while they are
 //! few or spread out, and as a window of counts from its lowest to its
 //! highest bucket once that window is at most [`DENSE_SPREAD`] times the
-//! number of buckets in use: memory grows with the distinct buckets a name
-//! uses, never with its number of durations or the range between them.
+//! number of buckets in use (and half as much again of room to grow):
+//! memory grows with the distinct buckets a name uses, never with its
+//! number of durations or the range between them.
 
 /// Sub-buckets per power of two, as a power of two: 2^11 = 2048 covers 3
 /// significant digits.
 const SUB_BITS: u32 = 11;
 /// Half of the sub-buckets: the upper half of every bucket past the first.
 const HALF: u32 = 1 << (SUB_BITS - 1);
+/// The bucket of the largest value.
+const LAST_BUCKET: u32 = bucket(u64::MAX);
 
 /// At most this many list entries before a name is looked at for a window.
 const FEW: usize = 64;
@@ -42,10 +45,13 @@ enum Repr {
     /// (bucket, count), sorted by bucket.
     Few(Vec<(u32, u64)>),
     /// Counts of the buckets `first..first + counts.len()`, and how many
-    /// of them are not 0.
+    /// of them are not 0. 32-bit counts: half the memory, and so half the
+    /// cache misses of counting durations spread over thousands of
+    /// buckets; a bucket that would pass 2^32 - 1 turns the window back
+    /// into a list (of 64-bit counts), for good.
     Window {
         first: u32,
-        counts: Vec<u64>,
+        counts: Vec<u32>,
         used: usize,
     },
 }
@@ -58,7 +64,7 @@ impl Default for Repr {
 
 /// The bucket of a value: increasing with the value.
 #[inline]
-fn bucket(value: u64) -> u32 {
+const fn bucket(value: u64) -> u32 {
     // The power of two above the first 2048 values (0 for those).
     let power = (64 - SUB_BITS) - (value | ((1 << SUB_BITS) - 1)).leading_zeros();
     let sub = (value >> power) as u32;
@@ -81,50 +87,107 @@ impl Sketch {
     /// Counts one value.
     #[inline]
     pub(super) fn record(&mut self, value: u64) {
-        let b = bucket(value);
-        self.count += 1;
+        self.add(bucket(value), 1);
+    }
+
+    /// Adds the counts of `other`: the same sketch as counting its values
+    /// here.
+    pub(super) fn merge(&mut self, other: &Sketch) {
+        // The union of two sorted bucket lists, in one pass (adding bucket
+        // by bucket could grow a window one slot at a time).
+        let mut mine = self.buckets().peekable();
+        let mut theirs = other.buckets().peekable();
+        let mut all = Vec::new();
+        loop {
+            let next = match (mine.peek(), theirs.peek()) {
+                (Some(&(a, m)), Some(&(b, n))) if a == b => {
+                    mine.next();
+                    theirs.next();
+                    Some((a, m + n))
+                }
+                (Some(&(a, _)), Some(&(b, _))) if b < a => theirs.next(),
+                (Some(_), _) => mine.next(),
+                (None, Some(_)) => theirs.next(),
+                (None, None) => break,
+            };
+            if let Some(next) = next {
+                all.push(next);
+            }
+        }
+        drop((mine, theirs));
+        self.count += other.count;
+        self.repr = Repr::Few(all);
+        if let Repr::Few(few) = &self.repr {
+            if few.len() >= FEW {
+                self.try_window();
+            }
+        }
+    }
+
+    /// Counts `n` values in bucket `b`.
+    #[inline]
+    fn add(&mut self, b: u32, n: u64) {
+        self.count += n;
         match &mut self.repr {
             Repr::Window {
                 first,
                 counts,
                 used,
             } => {
-                if let Some(slot) = b
+                let slot = b
                     .checked_sub(*first)
-                    .and_then(|i| counts.get_mut(i as usize))
-                {
-                    *used += usize::from(*slot == 0);
-                    *slot += 1;
-                    return;
+                    .and_then(|i| counts.get_mut(i as usize));
+                if let Some(slot) = slot {
+                    if let Ok(sum) = u32::try_from(u64::from(*slot) + n) {
+                        *used += usize::from(*slot == 0);
+                        *slot = sum;
+                        return;
+                    }
                 }
-                let low = (*first).min(b);
-                let high = (*first + counts.len() as u32 - 1).max(b);
+                let mut low = (*first).min(b);
+                let mut high = (*first + counts.len() as u32 - 1).max(b);
                 let span = (high - low) as usize + 1;
-                if span <= DENSE_SPREAD * (*used + 1) {
-                    let mut grown = vec![0u64; span];
-                    let at = (*first - low) as usize;
-                    grown[at..at + counts.len()].copy_from_slice(counts);
-                    grown[(b - low) as usize] = 1;
-                    *first = low;
-                    *counts = grown;
-                    *used += 1;
-                } else {
-                    // Too spread out for a window: back to a list.
-                    let mut few: Vec<(u32, u64)> = counts
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, &c)| c > 0)
-                        .map(|(i, &c)| (*first + i as u32, c))
-                        .collect();
-                    let at = few.partition_point(|&(k, _)| k < b);
-                    few.insert(at, (b, 1));
-                    self.repr = Repr::Few(few);
+                match u32::try_from(n) {
+                    Ok(n) if span <= DENSE_SPREAD * (*used + 1) => {
+                        // Room for half as much again on the side it grows
+                        // to, so that durations that keep growing do not
+                        // copy the window each time.
+                        let room = (counts.len() / 2) as u32;
+                        if b < *first {
+                            low = low.saturating_sub(room);
+                        } else {
+                            high = high.saturating_add(room).min(LAST_BUCKET);
+                        }
+                        let span = (high - low) as usize + 1;
+                        let mut grown = vec![0u32; span];
+                        let at = (*first - low) as usize;
+                        grown[at..at + counts.len()].copy_from_slice(counts);
+                        grown[(b - low) as usize] = n;
+                        *first = low;
+                        *counts = grown;
+                        *used += 1;
+                    }
+                    _ => {
+                        // Too spread out for a window, or a count past
+                        // 32 bits: back to a list.
+                        let mut few: Vec<(u32, u64)> = counts
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, &c)| c > 0)
+                            .map(|(i, &c)| (*first + i as u32, u64::from(c)))
+                            .collect();
+                        match few.binary_search_by_key(&b, |&(k, _)| k) {
+                            Ok(i) => few[i].1 += n,
+                            Err(i) => few.insert(i, (b, n)),
+                        }
+                        self.repr = Repr::Few(few);
+                    }
                 }
             }
             Repr::Few(few) => match few.binary_search_by_key(&b, |&(k, _)| k) {
-                Ok(i) => few[i].1 += 1,
+                Ok(i) => few[i].1 += n,
                 Err(i) => {
-                    few.insert(i, (b, 1));
+                    few.insert(i, (b, n));
                     if few.len() >= FEW {
                         self.try_window();
                     }
@@ -145,8 +208,12 @@ impl Sketch {
         if span > DENSE_SPREAD * few.len() {
             return;
         }
-        let mut counts = vec![0u64; span];
+        let mut counts = vec![0u32; span];
         for &(k, c) in few {
+            let Ok(c) = u32::try_from(c) else {
+                // A count past 32 bits stays in the list.
+                return;
+            };
             counts[(k - low) as usize] = c;
         }
         self.repr = Repr::Window {
@@ -165,7 +232,7 @@ impl Sketch {
                     .iter()
                     .enumerate()
                     .filter(|(_, &c)| c > 0)
-                    .map(move |(i, &c)| (first + i as u32, c)),
+                    .map(move |(i, &c)| (first + i as u32, u64::from(c))),
             ),
         }
     }
@@ -247,6 +314,51 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn merged_sketches_are_one_sketch(
+            parts in prop::collection::vec(prop::collection::vec(0u64..10_000_000_000, 0..200), 1..4),
+        ) {
+            let mut whole = Sketch::default();
+            let mut merged = Sketch::default();
+            for part in &parts {
+                let mut sketch = Sketch::default();
+                for &v in part {
+                    whole.record(v);
+                    sketch.record(v);
+                }
+                merged.merge(&sketch);
+            }
+            prop_assert_eq!(merged.buckets().collect::<Vec<_>>(), whole.buckets().collect::<Vec<_>>());
+            for q in [0.5, 0.95, 0.99] {
+                prop_assert_eq!(merged.quantile(q), whole.quantile(q));
+            }
+        }
+    }
+
+    #[test]
+    fn counts_past_32_bits_are_kept() {
+        let mut sketch = Sketch::default();
+        for v in 0..100u64 {
+            sketch.record(v);
+        }
+        assert!(matches!(sketch.repr, Repr::Window { .. }));
+        let mut big = Sketch::default();
+        big.add(bucket(500), u64::from(u32::MAX) + 7);
+        sketch.merge(&big);
+        sketch.merge(&big);
+        assert!(matches!(sketch.repr, Repr::Few(_)));
+        let total: u64 = sketch.buckets().map(|(_, c)| c).sum();
+        assert_eq!(total, 100 + 2 * (u64::from(u32::MAX) + 7));
+        assert_eq!(sketch.count, total);
+        assert_eq!(sketch.quantile(0.5), Some(500));
+        // More values come in the list from then on.
+        for v in 0..100u64 {
+            sketch.record(v);
+        }
+        assert_eq!(sketch.buckets().map(|(_, c)| c).sum::<u64>(), total + 100);
+    }
+
     #[test]
     fn memory_follows_the_buckets_in_use() {
         // A million durations in a few buckets: a short window.
@@ -254,7 +366,7 @@ mod tests {
         for i in 0..1_000_000u64 {
             busy.record(1000 + i % 100);
         }
-        assert!(matches!(&busy.repr, Repr::Window { counts, .. } if counts.len() == 100));
+        assert!(matches!(&busy.repr, Repr::Window { counts, .. } if counts.len() <= 150));
         // Spread over the whole range: a list of the buckets in use.
         let mut spread = Sketch::default();
         for p in 0..52 {

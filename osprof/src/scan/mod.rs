@@ -11,23 +11,30 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | this one | [`LineParser`] and [`Fields`]: a line split and read, the timestamp cache, durations; [`for_each_parsed`] |
+//! | this one | [`LineParser`] and [`Fields`]: a line split and read, the timestamp cache; [`for_each_parsed`] (lines of inputs) and [`for_each_chunk_line`] (lines of a chunk, with their ids as keys) |
 //! | `swar` | eight bytes at a time: word readers, digits, the first whitespace |
 //! | `ids` | the three ids: checked at once, decoded, keyed |
 //! | `sse2` | the 16-byte versions of the whitespace search and the id check |
 //! | `hash` | the keyed multiply-rotate hash and the maps built on it |
-//! | `names` | the small cache that finds a name's index without hashing |
+//! | `names` | the name interner every report uses, with a small cache that finds a name's index without hashing |
+//! | `chunk_ids` | the trace ids a chunk touched: a small map of the open points and a Bloom-filtered list of the stopped ones |
+//!
+//! The rules of a line (durations and their bound, the calendar, the
+//! `-start`/`-stop` suffix, what makes a stop line, the slow marker) are
+//! `tracing_osprofiler::format`'s functions, called here: the fast path
+//! only reads the fixed layout faster.
 
 use std::borrow::Cow;
 
 use tracing_osprofiler::format::{
-    check_duration, looks_like_id, parse_duration, parse_extra, parse_line, parse_name,
-    parse_second, Line, ParseError, Phase, PointIds, Timestamp,
+    looks_like_id, parse_duration, parse_extra, parse_line, parse_name, parse_second, Line,
+    ParseError, Phase, PointIds, Timestamp,
 };
 
 use crate::source::{Inputs, MAX_LINE_LEN};
 use crate::{Error, Unreadable};
 
+pub(crate) mod chunk_ids;
 mod hash;
 mod ids;
 pub(crate) mod names;
@@ -79,12 +86,19 @@ pub(crate) struct KeyedLine<'a> {
     pub(crate) parent: u128,
     /// The `base_id`'s key.
     pub(crate) base: u128,
+    /// Whether `parent_id` is `base_id`: the request's first point.
+    /// (Compared where the keys are made: comparing them later, once
+    /// stored in halves, stalls on the load.)
+    pub(crate) parent_is_base: bool,
+    /// Whether `parent_id` is `trace_id`.
+    pub(crate) parent_is_trace: bool,
 }
 
 /// Reads the lines of a chunk (split as [`Inputs::for_each_line`] splits
 /// them) and calls `f` with each one's index in the chunk, its place
 /// (start, length) and what it says; blank lines are counted and skipped.
 /// Returns the number of lines.
+#[inline(always)]
 pub(crate) fn for_each_chunk_line(
     parser: &mut LineParser,
     data: &[u8],
@@ -95,14 +109,18 @@ pub(crate) fn for_each_chunk_line(
     while let Some(text) = data.get(start..).filter(|t| !t.is_empty()) {
         let at = start as u32;
         if let Some((fields, len)) = parser.fields_at(text) {
+            let (trace, parent, base) =
+                (fields.trace_key(), fields.parent_key(), fields.base_key());
             let line = KeyedLine {
                 timestamp: fields.timestamp,
                 duration: fields.duration,
                 phase: fields.phase,
                 name: fields.name,
-                trace: fields.trace_key(),
-                parent: fields.parent_key(),
-                base: fields.base_key(),
+                trace,
+                parent,
+                base,
+                parent_is_base: parent == base,
+                parent_is_trace: parent == trace,
             };
             f(index, (at, len as u32), Ok(line));
             start += len + 1;
@@ -126,6 +144,8 @@ pub(crate) fn for_each_chunk_line(
                         trace: id_key(line.ids.trace_id),
                         parent: id_key(line.ids.parent_id),
                         base: id_key(line.ids.base_id),
+                        parent_is_base: line.ids.parent_id == line.ids.base_id,
+                        parent_is_trace: line.ids.parent_id == line.ids.trace_id,
                     }),
                 ),
                 Err(ParseError::Blank) => {}
@@ -318,7 +338,9 @@ impl LineParser {
         {
             (None, 36)
         } else if let Some((value, len)) = writers_duration(&line[27..]) {
-            (Some(check_duration(value).ok()?), 28 + len)
+            // At most 7 digits of seconds: always a duration `check_duration`
+            // takes (asserted below), so its result is not waited for.
+            (Some(value), 28 + len)
         } else {
             let len = line[27..].iter().take(32).position(|&b| b == b' ')?;
             let token = &line[27..27 + len];
@@ -375,6 +397,10 @@ fn fraction(head: &[u8; 27]) -> Option<u32> {
     let digits = ((w << 8) & !0xffff) | 0x3030;
     all_digits(digits).then(|| eight_digits(digits))
 }
+
+/// The writers' form holds at most 7 digits of seconds: always within
+/// [`MAX_DURATION_SECS`](tracing_osprofiler::format::MAX_DURATION_SECS).
+const _: () = assert!(9_999_999.999_999 < tracing_osprofiler::format::MAX_DURATION_SECS);
 
 /// The duration as the writers of this crate write it, seconds, `.`,
 /// six digits, then a space (`0.000268 `), for up to 7 digits of seconds:

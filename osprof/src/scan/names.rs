@@ -63,6 +63,11 @@ impl Interner {
         self.names.get(n as usize).map_or(&[], |name| name)
     }
 
+    /// The names, by index.
+    pub(crate) fn into_names(self) -> Vec<Box<[u8]>> {
+        self.names
+    }
+
     /// The name of index `n` as text (lossy UTF-8).
     pub(crate) fn text(&self, n: u32) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(self.get(n))

@@ -1,7 +1,9 @@
 //! `osprof show`: one request rendered for people and for other tools.
 //!
-//! Every writer takes a [`Tree`] (one request's points, see
-//! [`model`](crate::model)) and writes one format:
+//! [`find_request`] gathers the request a [`Selector`] names (a `base_id`,
+//! the first characters of one, the latest or the slowest request);
+//! [`write()`] renders its [`Tree`] (one request's points, see
+//! [`model`](crate::model)) as [`ShowOptions`] say, with one of the writers:
 //!
 //! | function | format |
 //! |---|---|
@@ -42,17 +44,133 @@
 
 mod chrome;
 mod osprofiler_json;
+mod pack;
+#[cfg(test)]
+mod scale;
+mod select;
 mod timeline;
 mod tree;
 
 pub use chrome::write_chrome_trace;
 pub use osprofiler_json::write_osprofiler_json;
+pub use select::{find_request, select, SelectError, Selector};
 pub use timeline::{write_html, write_svg};
 pub use tree::write_text_tree;
 
 use std::borrow::Cow;
+use std::io::{self, Write};
 
 use crate::model::{secs_to_micros, Tree};
+use crate::render::escape::{self, reorders};
+
+/// The renderings of a request, one per writer of the table above
+/// (`--format` of `osprof show` with the `cli` feature, which shows the
+/// variants' docs as help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[non_exhaustive]
+pub enum ShowFormat {
+    /// An indented tree for the terminal, with self times and the critical path.
+    #[default]
+    Tree,
+    /// osprofiler's JSON report (`osprofiler trace show --json`).
+    Json,
+    /// Chrome trace events, for Perfetto or chrome://tracing.
+    Chrome,
+    /// A self-contained SVG flame chart.
+    Svg,
+    /// A self-contained HTML page: the flame chart and a table of the points.
+    Html,
+}
+
+/// How [`write()`] renders a request.
+///
+/// | setting | default |
+/// |---|---|
+/// | `format` | [`ShowFormat::Tree`] |
+/// | `log_names` | none: logs are numbered only (`log 0`) |
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ShowOptions {
+    format: ShowFormat,
+    log_names: Vec<String>,
+}
+
+impl ShowOptions {
+    /// The text tree.
+    #[must_use]
+    pub fn new() -> Self {
+        ShowOptions::default()
+    }
+
+    /// Renders in this format.
+    #[must_use]
+    pub fn with_format(mut self, format: ShowFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The format it renders in.
+    #[must_use]
+    pub fn format(&self) -> ShowFormat {
+        self.format
+    }
+
+    /// Names the logs, in the order given (a point's
+    /// [`source`](crate::model::Point::source) indexes them), so that the
+    /// legend says which log is `log 0`, `log 1`...: the text tree's last
+    /// line (`logs: 0 = api.log, 1 = engine.log`), the timeline's legend
+    /// and tooltips, the Chrome trace's process names.
+    ///
+    /// ```
+    /// use osprof::show::ShowOptions;
+    /// use osprof::source::Inputs;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("api.log");
+    /// # std::fs::write(&path, "")?;
+    /// let inputs = Inputs::from_paths([&path])?;
+    /// let options = ShowOptions::new().with_log_names(inputs.sources().iter().map(ToString::to_string));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_log_names<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.log_names = names.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// Writes `tree` as `options` say.
+///
+/// # Errors
+///
+/// Any error from `out`.
+pub fn write(tree: &Tree<'_>, options: &ShowOptions, out: &mut dyn Write) -> io::Result<()> {
+    let logs = &options.log_names;
+    match options.format {
+        ShowFormat::Tree => tree::write(tree, logs, out),
+        ShowFormat::Json => write_osprofiler_json(tree, out),
+        ShowFormat::Chrome => chrome::write(tree, logs, out),
+        ShowFormat::Svg => timeline::write_svg_named(tree, logs, out),
+        ShowFormat::Html => timeline::write_html_named(tree, logs, out),
+    }
+}
+
+/// `0 = api.log, 1 = engine.log`: the request's logs by number, escaped
+/// as text; `None` when the logs have no names.
+fn logs_legend(tree: &Tree<'_>, logs: &[String]) -> Option<String> {
+    let named: Vec<String> = tree
+        .request()
+        .sources
+        .iter()
+        .filter_map(|&s| Some(format!("{s} = {}", escape::text(logs.get(s)?))))
+        .collect();
+    (!named.is_empty()).then(|| named.join(", "))
+}
 
 /// The tree in depth-first pre-order (roots and children sorted by begin):
 /// `(point index, depth)`.
@@ -96,11 +214,15 @@ fn fmt_ms(micros: i64) -> String {
 
 /// Escapes text for XML/HTML content and attribute values. Characters XML
 /// 1.0 does not allow at all (most C0 controls, U+FFFE, U+FFFF) become
-/// U+FFFD, so that a name from a log can never make the document invalid.
+/// U+FFFD, so that a name from a log can never make the document invalid;
+/// the bidirectional formatting characters are written out (`\u{202e}`),
+/// as in the text reports, so that no name is shown in another order than
+/// it has.
 fn escape_xml(text: &str) -> Cow<'_, str> {
     let needs = |c: char| {
         matches!(c, '&' | '<' | '>' | '"' | '\'' | '\u{FFFE}' | '\u{FFFF}')
             || (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            || reorders(c)
     };
     if !text.chars().any(needs) {
         return Cow::Borrowed(text);
@@ -117,16 +239,11 @@ fn escape_xml(text: &str) -> Cow<'_, str> {
             // C1 controls are allowed by XML 1.0 but discouraged; C0 are not.
             c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c if c.is_control() => out.push('\u{FFFD}'),
+            c if reorders(c) => out.extend(c.escape_default()),
             c => out.push(c),
         }
     }
     Cow::Owned(out)
-}
-
-/// Writes `value` as a JSON string literal.
-fn json_str(value: &str) -> String {
-    // Serializing a &str cannot fail.
-    serde_json::to_string(value).unwrap_or_else(|_| String::from("\"\""))
 }
 
 #[cfg(test)]
@@ -148,6 +265,7 @@ mod tests {
             "&lt;a &amp; &quot;b&quot; &#39;c&#39;&gt;"
         );
         assert_eq!(escape_xml("x\u{1}y\u{FFFF}"), "x\u{FFFD}y\u{FFFD}");
+        assert_eq!(escape_xml("a\u{202e}b"), "a\\u{202e}b");
         assert_eq!(escape_xml("żółw ✓"), "żółw ✓");
     }
 }

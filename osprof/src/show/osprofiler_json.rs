@@ -46,7 +46,7 @@ use std::io::{self, Write};
 
 use crate::model::{Point, Tree};
 
-use super::json_str;
+use crate::render::escape::json_str;
 
 /// Writes `tree` in osprofiler's JSON report structure (see the module
 /// docs for the fields a log cannot fill).
@@ -86,7 +86,10 @@ pub fn write_osprofiler_json(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result
         list
     };
 
-    let mut w = JsonWriter { out };
+    let mut w = JsonWriter {
+        out,
+        buf: Vec::with_capacity(1 << 16),
+    };
     w.raw("{\n")?;
     w.pad(1)?;
     w.raw("\"info\": ")?;
@@ -198,7 +201,8 @@ pub fn write_osprofiler_json(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result
         ]);
     }
     w.value(&J::Obj(stats), 1)?;
-    w.raw("\n}\n")
+    w.raw("\n}\n")?;
+    w.finish()
 }
 
 /// A node's `info`, in the key order osprofiler produces for a start line
@@ -268,21 +272,37 @@ enum J {
     Obj(Vec<(String, J)>),
 }
 
+/// Writes through a buffer, handed to `out` in large pieces: the report
+/// of a large request is millions of small pieces.
 struct JsonWriter<'w> {
     out: &'w mut dyn Write,
+    buf: Vec<u8>,
 }
+
+/// Two spaces per level, for [`JsonWriter::pad`].
+const SPACES: [u8; 2 * MAX_PAD] = [b' '; 2 * MAX_PAD];
 
 impl JsonWriter<'_> {
     fn raw(&mut self, s: &str) -> io::Result<()> {
-        self.out.write_all(s.as_bytes())
+        self.buf.extend_from_slice(s.as_bytes());
+        if self.buf.len() >= 1 << 16 {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
     }
 
     fn pad(&mut self, level: usize) -> io::Result<()> {
         // Indentation stops growing at MAX_PAD levels: Python's would make
         // the output quadratic in the depth of a pathological log.
-        for _ in 0..level.min(MAX_PAD) {
-            self.out.write_all(b"  ")?;
-        }
+        self.buf
+            .extend_from_slice(&SPACES[..2 * level.min(MAX_PAD)]);
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
         Ok(())
     }
 

@@ -5,7 +5,8 @@
 //! bottom: a point's children sit on the rows under it. Siblings that run
 //! at the same time each get their own rows, so nothing is drawn over
 //! anything else: each subtree is packed as a block into the first rows
-//! below its parent that are free for its whole time span. Colours follow
+//! below its parent that are free for its whole time span, siblings in the
+//! order their subtrees begin (see `pack`). Colours follow
 //! the log a point came from (one hue per log, varied by name); the
 //! critical path has a dark red outline; an unfinished point (start or stop
 //! line missing) is grey with a dashed outline. Every bar has a `<title>`
@@ -18,10 +19,14 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::path::Path;
 
 use crate::model::{secs_to_micros, Tree};
+use crate::steps::step;
 
-use super::{escape_xml, fmt_ms, point_cells, preorder};
+use super::pack::{pack, FreeRows};
+use super::{escape_xml, fmt_ms, logs_legend, point_cells, preorder};
+use crate::render::escape;
 
 /// Width of the SVG, in pixels.
 const WIDTH: f64 = 1200.0;
@@ -51,8 +56,18 @@ const HUES: [f64; 6] = [24.0, 205.0, 130.0, 280.0, 48.0, 335.0];
 ///
 /// Any error from `out`.
 pub fn write_svg(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
+    write_svg_named(tree, &[], out)
+}
+
+/// [`write_svg`], the legend and tooltips naming the logs when `logs` names
+/// them.
+pub(super) fn write_svg_named(
+    tree: &Tree<'_>,
+    logs: &[String],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     out.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")?;
-    out.write_all(svg(tree, true).as_bytes())
+    out.write_all(svg(tree, logs, true).as_bytes())
 }
 
 /// Writes `tree` as a self-contained HTML page: a summary, the SVG flame
@@ -62,6 +77,16 @@ pub fn write_svg(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
 ///
 /// Any error from `out`.
 pub fn write_html(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
+    write_html_named(tree, &[], out)
+}
+
+/// [`write_html`], the legends and tooltips naming the logs when `logs`
+/// names them.
+pub(super) fn write_html_named(
+    tree: &Tree<'_>,
+    logs: &[String],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let request = tree.request();
     let first = request.first_micros();
     let critical: HashSet<usize> = tree.critical_path().into_iter().collect();
@@ -96,7 +121,7 @@ tr.unfinished td {{ color: #777; font-style: italic; }}
 "#,
         escape_xml(&summary(tree)),
     );
-    html.push_str(&svg(tree, false));
+    html.push_str(&svg(tree, logs, false));
     html.push_str(
         "<table>\n<thead><tr><th>start ms</th><th>duration ms</th><th>self ms</th>\
          <th>log</th><th></th><th>name</th></tr></thead>\n<tbody>\n",
@@ -127,9 +152,16 @@ tr.unfinished td {{ color: #777; font-style: italic; }}
     }
     html.push_str(
         "</tbody>\n</table>\n<p class=\"summary\">* critical path &#160; ! unfinished \
-         (start or stop line missing) &#160; - unknown; times in ms from the first begin</p>\n\
-         </body>\n</html>\n",
+         (start or stop line missing) &#160; - unknown; times in ms from the first begin</p>\n",
     );
+    if let Some(named) = logs_legend(tree, logs) {
+        let _ = writeln!(
+            html,
+            "<p class=\"summary\">logs: {}</p>",
+            escape_xml(&named)
+        );
+    }
+    html.push_str("</body>\n</html>\n");
     out.write_all(html.as_bytes())
 }
 
@@ -152,15 +184,15 @@ fn summary(tree: &Tree<'_>) -> String {
 
 /// Where each point goes: its row, and its time span relative to the
 /// request's first begin (`None` when the point has no time at all).
-struct Layout {
-    row: Vec<usize>,
-    span: Vec<Option<(i64, i64)>>,
-    rows: usize,
+pub(super) struct Layout {
+    pub(super) row: Vec<usize>,
+    pub(super) span: Vec<Option<(i64, i64)>>,
+    pub(super) rows: usize,
 }
 
 /// Packs the tree into rows (see the module docs). Iterative, bottom-up
 /// then top-down, so that any depth works.
-fn layout(tree: &Tree<'_>) -> Layout {
+pub(super) fn layout(tree: &Tree<'_>) -> Layout {
     let n = tree.request().points.len();
     let first = tree.request().first_micros().unwrap_or(0);
     let span: Vec<Option<(i64, i64)>> = (0..n)
@@ -175,13 +207,15 @@ fn layout(tree: &Tree<'_>) -> Layout {
         .collect();
     let order = preorder(tree);
     // Bottom-up: each subtree's height (rows) and time envelope, and each
-    // child's row offset from its parent.
+    // child's row offset from its parent. Siblings' heights add up to at
+    // most n rows.
     let mut height = vec![1usize; n];
     let mut envelope: Vec<Option<(i64, i64)>> = span.clone();
     let mut offset = vec![0usize; n];
+    let mut free = FreeRows::new(n);
     for &(i, _) in order.iter().rev() {
         let children = tree.children(i);
-        let used = pack(children, &height, &envelope, &mut offset);
+        let used = pack(children, &height, &envelope, &mut offset, &mut free);
         height[i] = 1 + used;
         for &c in children {
             envelope[i] = merge(envelope[i], envelope[c]);
@@ -190,7 +224,7 @@ fn layout(tree: &Tree<'_>) -> Layout {
             offset[*c] += 1;
         }
     }
-    let rows = pack(tree.roots(), &height, &envelope, &mut offset);
+    let rows = pack(tree.roots(), &height, &envelope, &mut offset, &mut free);
     let mut row = vec![0usize; n];
     for &(i, depth) in &order {
         if depth == 0 {
@@ -211,54 +245,10 @@ fn merge(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
     }
 }
 
-/// First-fit packing of sibling subtrees into rows: each goes to the first
-/// row offset where all its rows are free from its envelope's begin on.
-/// Sets `offset` of each sibling; returns the rows used.
-///
-/// The rows' occupancy is kept as runs of rows busy until the same time,
-/// so that a tall subtree (a deep chain) costs one run, not one entry per
-/// row: packing stays linear in the number of siblings' runs.
-fn pack(
-    siblings: &[usize],
-    height: &[usize],
-    envelope: &[Option<(i64, i64)>],
-    offset: &mut [usize],
-) -> usize {
-    // Contiguous runs `(first row, end row, busy until)` covering 0..rows.
-    let mut runs: Vec<(usize, usize, i64)> = Vec::new();
-    for &s in siblings {
-        let (begin, end) = envelope[s].unwrap_or((0, 0));
-        let h = height[s];
-        let mut r = 0;
-        let mut k = 0;
-        while k < runs.len() && runs[k].0 < r + h {
-            let (_, run_end, busy) = runs[k];
-            if run_end > r && busy > begin {
-                r = run_end;
-            }
-            k += 1;
-        }
-        offset[s] = r;
-        let mut next = Vec::with_capacity(runs.len() + 2);
-        for &(a, b, busy) in &runs {
-            if a < r {
-                next.push((a, b.min(r), busy));
-            }
-            if b > r + h {
-                next.push((a.max(r + h), b, busy));
-            }
-        }
-        next.push((r, r + h, end));
-        next.sort_unstable_by_key(|run| run.0);
-        runs = next;
-    }
-    runs.last().map_or(0, |run| run.1)
-}
-
 /// The SVG document (without the XML declaration, so that HTML can embed
 /// it); `standalone` adds the title and summary lines the page otherwise
 /// shows.
-fn svg(tree: &Tree<'_>, standalone: bool) -> String {
+fn svg(tree: &Tree<'_>, logs: &[String], standalone: bool) -> String {
     let shift = if standalone { 0.0 } else { EMBEDDED_SHIFT };
     let top = TOP - shift;
     let request = tree.request();
@@ -309,7 +299,18 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
         .iter()
         .map(|&src| {
             (
-                format!("log {src}"),
+                // The file's own name, the directories left to the tooltips.
+                match logs.get(src) {
+                    Some(log) => {
+                        let file = Path::new(log)
+                            .file_name()
+                            .map_or_else(|| log.clone(), |f| f.to_string_lossy().into_owned());
+                        let file =
+                            fit_label(&escape::text(&file), 24.0 * CHAR_WIDTH).unwrap_or_default();
+                        format!("log {src}: {file}")
+                    }
+                    None => format!("log {src}"),
+                },
                 format!(
                     "fill=\"{}\" stroke=\"#000000\" stroke-opacity=\"0.3\"",
                     colour(src, "")
@@ -379,14 +380,13 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
         layout.span[i].map(|(begin, end)| (x(begin), x(begin) + (x(end) - x(begin)).max(MIN_BAR)))
     };
     // Each row's bars, to keep labels written beside a bar off the others.
-    let mut bars: Vec<Vec<(f64, f64)>> = vec![Vec::new(); layout.rows];
+    let mut bars = RowBars::new(layout.rows);
     for i in 0..layout.span.len() {
-        if let (Some(b), Some(row)) = (bar(i), layout.row.get(i)) {
-            if let Some(list) = bars.get_mut(*row) {
-                list.push(b);
-            }
+        if let (Some(b), Some(&row)) = (bar(i), layout.row.get(i)) {
+            bars.add(row, b);
         }
     }
+    bars.sort();
     for (i, _) in preorder(tree) {
         let (Some((begin, _)), Some((x0, x1))) = (layout.span[i], bar(i)) else {
             continue;
@@ -412,7 +412,7 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
             )
         };
         let mut tip = format!(
-            "{}\nstart +{} ms, duration {} ms, self {} ms\nlog {}\ntrace_id {}\nparent_id {}",
+            "{}\nstart +{} ms, duration {} ms, self {} ms\nlog {}{}\ntrace_id {}\nparent_id {}",
             point.name,
             fmt_ms(begin),
             point
@@ -420,6 +420,8 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
                 .map_or_else(|| "-".to_owned(), |d| fmt_ms(secs_to_micros(d))),
             fmt_ms(secs_to_micros(tree.self_secs(i))),
             point.source,
+            logs.get(point.source)
+                .map_or_else(String::new, |log| format!(": {}", escape::text(log))),
             point.ids.trace_id,
             point.ids.parent_id,
         );
@@ -452,9 +454,7 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
             let right = (x0 + w + 3.0, x0 + w + 3.0 + text_w);
             let left = (x0 - 3.0 - text_w, x0 - 3.0);
             let free = |(a, b): (f64, f64)| {
-                a >= MARGIN
-                    && b <= WIDTH - MARGIN
-                    && bars[layout.row[i]].iter().all(|&(c, d)| d <= a || c >= b)
+                a >= MARGIN && b <= WIDTH - MARGIN && bars.free(layout.row[i], a, b)
             };
             let place = if free(right) {
                 Some((right.0, "start"))
@@ -478,6 +478,59 @@ fn svg(tree: &Tree<'_>, standalone: bool) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// The bars of each row, to find room for a label beside a bar: per row,
+/// the bars sorted by their left edge and the rightmost right edge so far,
+/// so that whether `a..b` meets a bar is one binary search (a row may hold
+/// every point of a request).
+pub(super) struct RowBars {
+    rows: Vec<Vec<(f64, f64)>>,
+    reach: Vec<Vec<f64>>,
+}
+
+impl RowBars {
+    pub(super) fn new(rows: usize) -> Self {
+        RowBars {
+            rows: vec![Vec::new(); rows],
+            reach: Vec::new(),
+        }
+    }
+
+    pub(super) fn add(&mut self, row: usize, bar: (f64, f64)) {
+        if let Some(list) = self.rows.get_mut(row) {
+            list.push(bar);
+        }
+    }
+
+    pub(super) fn sort(&mut self) {
+        self.reach = self
+            .rows
+            .iter_mut()
+            .map(|list| {
+                list.sort_by(|p, q| p.0.total_cmp(&q.0));
+                step(list.len());
+                let mut right = f64::NEG_INFINITY;
+                list.iter()
+                    .map(|&(_, d)| {
+                        right = right.max(d);
+                        right
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+
+    /// Whether no bar of `row` overlaps `a..b`: none that begins before `b`
+    /// ends after `a`.
+    pub(super) fn free(&self, row: usize, a: f64, b: f64) -> bool {
+        let (Some(list), Some(reach)) = (self.rows.get(row), self.reach.get(row)) else {
+            return true;
+        };
+        step(1 + list.len().max(1).ilog2() as usize);
+        let before = list.partition_point(|&(c, _)| c < b);
+        before == 0 || reach[before - 1] <= a
+    }
 }
 
 /// The tick step in microseconds: 1, 2 or 5 times a power of ten, giving

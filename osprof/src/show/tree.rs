@@ -11,9 +11,10 @@
 use std::collections::HashSet;
 use std::io::{self, Write};
 
-use crate::model::{Point, Tree};
+use crate::model::Tree;
+use crate::render::escape::text;
 
-use super::{fmt_ms, point_cells, preorder};
+use super::{fmt_ms, logs_legend, point_cells, preorder};
 
 /// Writes `tree` as an indented text tree.
 ///
@@ -23,13 +24,20 @@ use super::{fmt_ms, point_cells, preorder};
 /// the point was read from, the marks, and the name indented two spaces per
 /// level. Marks: `*` the point is on the critical path, `!` its start or
 /// stop line is missing. A `-` stands for a value the log does not give
-/// (a point without a stop line has no duration). Control characters in
-/// names are escaped so that a log cannot drive the terminal.
+/// (a point without a stop line has no duration). Control and
+/// bidirectional formatting characters in names are escaped (`\u{1b}`), as
+/// in every text report, so that a log cannot drive the terminal.
 ///
 /// # Errors
 ///
 /// Any error from `out`.
 pub fn write_text_tree(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
+    write(tree, &[], out)
+}
+
+/// [`write_text_tree`], with a last line naming the logs when `logs` names
+/// them (see [`ShowOptions::with_log_names`](super::ShowOptions::with_log_names)).
+pub(super) fn write(tree: &Tree<'_>, logs: &[String], out: &mut dyn Write) -> io::Result<()> {
     let request = tree.request();
     let first = request.first_micros();
     let wall = match (first, request.last_micros()) {
@@ -72,14 +80,18 @@ pub fn write_text_tree(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
             "{start:>12} {duration:>12} {self_time:>12} {:>4}  {marks}  {:indent$}{deep}{}",
             point.source,
             "",
-            display_name(point),
+            text(&point.name),
         )?;
     }
     writeln!(
         out,
         "legend: * critical path  ! unfinished (start or stop line missing)  - unknown; \
          times in ms from the first begin"
-    )
+    )?;
+    match logs_legend(tree, logs) {
+        Some(named) => writeln!(out, "logs: {named}"),
+        None => Ok(()),
+    }
 }
 
 /// The deepest level that is shown by indentation alone.
@@ -91,17 +103,4 @@ fn plural(n: usize) -> &'static str {
     } else {
         "s"
     }
-}
-
-/// The name with control characters escaped (`\u{1b}`).
-fn display_name(point: &Point) -> String {
-    let mut name = String::with_capacity(point.name.len());
-    for c in point.name.chars() {
-        if c.is_control() {
-            name.extend(c.escape_default());
-        } else {
-            name.push(c);
-        }
-    }
-    name
 }

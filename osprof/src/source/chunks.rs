@@ -96,6 +96,13 @@ pub(crate) trait ChunkReader: Sync {
 
     /// How many lines `sum` covers, oversized ones included.
     fn lines(sum: &Self::Summary) -> u64;
+
+    /// Takes a worker's state when it has read its last chunk (what it
+    /// kept apart from the summaries, for the report to add up after
+    /// [`read_chunks`]).
+    fn finish(&self, worker: Self::Worker) {
+        let _ = worker;
+    }
 }
 
 /// Whole lines of one log.
@@ -206,9 +213,10 @@ where
                             summary,
                         };
                         if done_tx.send(done).is_err() {
-                            return;
+                            break;
                         }
                     }
+                    reader.finish(state);
                 });
         }
         drop(done_tx);
@@ -234,8 +242,10 @@ where
         while pipe.failed.is_none() && pipe.next < pipe.sent {
             pipe.receive();
         }
+        let failed = pipe.failed.take();
+        reader.finish(pipe.own.1);
         read?;
-        match pipe.failed.take() {
+        match failed {
             Some(e) => Err(e),
             None => Ok(()),
         }

@@ -53,6 +53,7 @@ pub(crate) const BUF_LEN: usize = 256 * 1024;
 
 /// Where one log comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Source {
     /// A file (gzip or plain).
     Path(PathBuf),
@@ -90,6 +91,7 @@ impl fmt::Display for Source {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Inputs {
     sources: Vec<Source>,
     order: Vec<usize>,
@@ -97,6 +99,7 @@ pub struct Inputs {
 
 /// One line as read, borrowed from the reader's buffer.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct LineRef<'a> {
     /// Index of the log in the order given.
     pub source: usize,
@@ -113,6 +116,11 @@ impl Inputs {
     /// Logs named on a command line: `-` is stdin, anything else a path.
     /// Files are opened once here to find their first timestamp; a file that
     /// cannot be opened is an [`Error::Open`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Open`] or [`Error::Read`] when a file cannot be opened or
+    /// its first lines read.
     pub fn from_args<I, S>(args: I) -> Result<Self, Error>
     where
         I: IntoIterator<Item = S>,
@@ -133,6 +141,10 @@ impl Inputs {
     }
 
     /// Logs that are all files.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_args`](Self::from_args).
     pub fn from_paths<I, P>(paths: I) -> Result<Self, Error>
     where
         I: IntoIterator<Item = P>,
@@ -147,6 +159,10 @@ impl Inputs {
     }
 
     /// The given sources, ordered for reading (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_args`](Self::from_args).
     pub fn new(sources: Vec<Source>) -> Result<Self, Error> {
         let mut keys = Vec::with_capacity(sources.len());
         for (i, source) in sources.iter().enumerate() {
@@ -178,6 +194,11 @@ impl Inputs {
     }
 
     /// Calls `f` with every line of every log, in reading order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Open`] or [`Error::Read`] when a log cannot be opened or
+    /// read to its end (the lines before are handed to `f`).
     pub fn for_each_line(&self, mut f: impl FnMut(LineRef<'_>)) -> Result<(), Error> {
         let mut buf = Vec::with_capacity(CHUNK_LEN);
         for &i in &self.order {
@@ -193,6 +214,10 @@ impl Inputs {
 }
 
 /// Opens a log, decompressing it when it starts with gzip's magic bytes.
+///
+/// # Errors
+///
+/// [`Error::Open`] when it cannot be opened or its first bytes read.
 pub fn open(source: &Source) -> Result<Box<dyn Read>, Error> {
     let err = |e| Error::Open {
         name: source.to_string(),

@@ -64,17 +64,17 @@ use tracing_osprofiler::Id;
 use crate::Error;
 
 /// Entries of one list read at once.
-pub const SLICE: usize = 1_000;
+pub(crate) const SLICE: usize = 1_000;
 
 /// Legacy events (one key each) gathered in memory at most.
-pub const LEGACY_EVENTS_MAX: usize = 1_000_000;
+pub(crate) const LEGACY_EVENTS_MAX: usize = 1_000_000;
 
 /// Problems printed in full; the rest are counted.
-pub const PROBLEMS_SHOWN: usize = 1_000;
+pub(crate) const PROBLEMS_SHOWN: usize = 1_000;
 
 /// Bad entries of one list printed in full; the rest of that list's are
 /// counted in one more message.
-pub const ENTRIES_SHOWN_PER_KEY: u64 = 5;
+pub(crate) const ENTRIES_SHOWN_PER_KEY: u64 = 5;
 
 /// Starts of one request waiting for their stop, at most; a stop whose
 /// start was not kept gets `info.duration` or 0.

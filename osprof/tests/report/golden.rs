@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use osprof::list::{list, ListOptions, ListSort};
 use osprof::rank::{rank, Column, RankOptions};
 use osprof::source::Inputs;
-use osprof::{load_request, Filter, Format, Pattern};
+use osprof::{load_request, Filter, Format, Pattern, Unit};
 use tracing_osprofiler::Id;
 
 /// Relative (tests run in the crate's directory), so that the log names in
@@ -185,6 +185,75 @@ fn list_in_every_format() {
     assert_eq!(report.requests[1].points, 5);
     let by_first = list(&mixed(), &ListOptions::new().with_sort(ListSort::First)).unwrap();
     assert_eq!(by_first.requests[0].root, "wsgi");
+}
+
+/// `--unit ms` and `us`: the same figures scaled, to the microsecond, the
+/// unit in the headers; seconds stay Mistral's (the files above).
+#[test]
+fn rank_and_list_in_milliseconds_and_microseconds() {
+    let options = RankOptions::new()
+        .with_self_time(true)
+        .with_percentiles(true);
+    for (unit, format, name) in [
+        (Unit::Millis, Format::Text, "rank_ms.txt"),
+        (Unit::Millis, Format::Markdown, "rank_ms.md"),
+        (Unit::Micros, Format::Csv, "rank_us.csv"),
+    ] {
+        let out = rank_output(
+            &mixed(),
+            &options.clone().with_format(format).with_unit(unit),
+        );
+        golden(name, &out);
+    }
+    let text = String::from_utf8(rank_output(
+        &mixed(),
+        &options.clone().with_unit(Unit::Millis),
+    ))
+    .unwrap();
+    // wsgi: 1.5 s, self time 0.699906 s, to the microsecond.
+    assert!(
+        text.contains("\n1500.000     1500.000   1500.000   1             699.906    "),
+        "{text}"
+    );
+    assert!(text.starts_with(
+        "Total time (ms) | Max time (ms) | Avg time (ms) | Occurrences | Self time (ms) | "
+    ));
+    let csv = String::from_utf8(rank_output(
+        &mixed(),
+        &options
+            .clone()
+            .with_format(Format::Csv)
+            .with_unit(Unit::Micros),
+    ))
+    .unwrap();
+    assert!(
+        csv.starts_with("total_us,max_us,avg_us,count,self_time_us,p50_us,p95_us,p99_us,name\n")
+    );
+    assert!(csv.contains("\n1500000,1500000,1500000,1,699906,"), "{csv}");
+    // JSON stays in seconds.
+    assert_eq!(
+        rank_output(
+            &mixed(),
+            &options
+                .clone()
+                .with_format(Format::Json)
+                .with_unit(Unit::Millis)
+        ),
+        rank_output(&mixed(), &options.clone().with_format(Format::Json))
+    );
+    for (unit, format, name) in [
+        (Unit::Millis, Format::Text, "list_ms.txt"),
+        (Unit::Micros, Format::Csv, "list_us.csv"),
+    ] {
+        let report = list(
+            &mixed(),
+            &ListOptions::new().with_format(format).with_unit(unit),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        report.write(&mut out).unwrap();
+        golden(name, &out);
+    }
 }
 
 /// The fixture split in two: the first file gzip-compressed and given

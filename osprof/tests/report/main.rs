@@ -12,8 +12,11 @@ mod support {
 }
 
 mod cli;
+mod docs;
 mod durations;
 mod golden;
+mod hostile;
 mod parse_prop;
 mod python;
+mod shapes;
 mod show;

@@ -567,6 +567,82 @@ fn deep_and_wide_trees_render_without_overflowing() {
     .expect("rendering thread");
 }
 
+/// With the logs named, every rendering says which log is which; without,
+/// the output is the golden files'.
+#[test]
+fn every_format_names_the_logs_when_told() {
+    use osprof::show::{ShowFormat, ShowOptions};
+    let request = fixture();
+    let tree = Tree::new(&request);
+    let logs = [
+        "/var/log/api/api.log",
+        "/var/log/engine/engine\u{1b}[2J.log",
+    ];
+    let render_named = |format| {
+        let options = ShowOptions::new().with_format(format).with_log_names(logs);
+        let mut out = Vec::new();
+        show::write(&tree, &options, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let text = render_named(ShowFormat::Tree);
+    assert!(text
+        .ends_with("logs: 0 = /var/log/api/api.log, 1 = /var/log/engine/engine\\u{1b}[2J.log\n"));
+    let chrome: Value = serde_json::from_str(&render_named(ShowFormat::Chrome)).unwrap();
+    let names: Vec<&str> = chrome["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "process_name")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "log 0: /var/log/api/api.log",
+            "log 1: /var/log/engine/engine\u{1b}[2J.log"
+        ]
+    );
+    let svg = render_named(ShowFormat::Svg);
+    assert!(svg.contains(">log 0: api.log</text>"), "{svg}");
+    assert!(svg.contains(">log 1: engine\\u{1b}[2J.log</text>"));
+    assert!(svg.contains("\nlog 1: /var/log/engine/engine\\u{1b}[2J.log\n"));
+    let html = render_named(ShowFormat::Html);
+    assert!(html.contains("<p class=\"summary\">logs: 0 = /var/log/api/api.log, 1 = "));
+    // Unnamed: the golden files.
+    let options = ShowOptions::new().with_format(ShowFormat::Svg);
+    let mut out = Vec::new();
+    show::write(&tree, &options, &mut out).unwrap();
+    assert_eq!(out, render(&request, show::write_svg).into_bytes());
+}
+
+/// Every shape that once made `show` super-linear, in every format: each
+/// point is in the output once (`src/show/scale.rs` checks the steps on
+/// 100 000 points; `benches/show.rs` times them).
+#[test]
+fn every_shape_renders_whole_in_every_format() {
+    for (name, request) in crate::shapes::all(2_000) {
+        let n = request.points.len();
+        let text = render(&request, show::write_text_tree);
+        assert_eq!(text.lines().count(), n + 3, "{name}");
+        // Nested 2 000 deep: more than serde_json parses; counted instead.
+        let json = render(&request, show::write_osprofiler_json);
+        assert_eq!(json.matches("\"children\": ").count(), n + 1, "{name}");
+        assert_eq!(json.matches('{').count(), json.matches('}').count());
+        assert_eq!(json.matches('[').count(), json.matches(']').count());
+        let events = chrome_events(&request);
+        assert_eq!(
+            events.iter().filter(|e| e["ph"] == "X").count(),
+            n,
+            "{name}"
+        );
+        assert_lanes_nest(&events);
+        for write in [show::write_svg as Writer, show::write_html] {
+            let out = render(&request, write);
+            assert_eq!(out.matches("<g><title>").count(), n, "{name}");
+        }
+    }
+}
+
 /// Parses the SVG with Python's XML parser: well-formed, one `<g>` with a
 /// `<title>` per point, names escaped and intact.
 #[test]

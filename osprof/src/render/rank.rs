@@ -1,0 +1,204 @@
+//! The `rank` report written out: Mistral's text layout, Markdown, CSV and
+//! JSON, and the notes for stderr.
+
+use std::io::{self, Write};
+
+use crate::rank::{Rank, RankOptions, Row};
+use crate::render::escape::{csv, json_pretty, markdown, text};
+use crate::{Format, Unit};
+
+impl RankOptions {
+    /// Writes durations in this unit in text, Markdown and CSV (see
+    /// [`Unit`]); seconds, Mistral's, by default.
+    #[must_use]
+    pub fn with_unit(mut self, unit: Unit) -> Self {
+        self.unit = unit;
+        self
+    }
+}
+
+/// An optional column: its header and how to get its value.
+type ExtraColumn = (&'static str, fn(&Row) -> f64);
+
+impl Rank {
+    /// Writes the report in the format of its options.
+    ///
+    /// # Errors
+    ///
+    /// Any error of `out`.
+    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        match self.options.format {
+            Format::Text => self.write_text(out),
+            Format::Markdown => self.write_markdown(out),
+            Format::Csv => self.write_csv(out),
+            Format::Json => {
+                json_pretty(out, self)?;
+                out.write_all(b"\n")
+            }
+        }
+    }
+
+    /// The extra columns, as (header, value getter).
+    fn extra_columns(&self) -> Vec<ExtraColumn> {
+        let mut cols: Vec<ExtraColumn> = Vec::new();
+        if self.options.self_time {
+            cols.push(("Self time", |r| r.self_time.unwrap_or(0.0)));
+        }
+        if self.options.percentiles {
+            cols.push(("p50", |r| r.p50.unwrap_or(0.0)));
+            cols.push(("p95", |r| r.p95.unwrap_or(0.0)));
+            cols.push(("p99", |r| r.p99.unwrap_or(0.0)));
+        }
+        cols
+    }
+
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let extra = self.extra_columns();
+        let unit = self.options.unit;
+        let (u, p) = (unit.text_suffix(), unit.decimals());
+        let mut header = format!("Total time{u} | Max time{u} | Avg time{u} | Occurrences | ");
+        for (h, _) in &extra {
+            header.push_str(h);
+            header.push_str(&u);
+            header.push_str(" | ");
+        }
+        header.push_str("Trace name");
+        writeln!(out, "{header}")?;
+        writeln!(out, "{}", "-".repeat(91 + 11 * extra.len()))?;
+        for r in &self.rows {
+            write!(
+                out,
+                "{:<12.p$} {:<10.p$} {:<10.p$} {:<13} ",
+                unit.of(r.total),
+                unit.of(r.max),
+                unit.of(r.avg),
+                r.count
+            )?;
+            for (_, get) in &extra {
+                write!(out, "{:<10.p$} ", unit.of(get(r)))?;
+            }
+            writeln!(out, "{}", text(&r.name))?;
+        }
+        Ok(())
+    }
+
+    fn write_markdown(&self, out: &mut dyn Write) -> io::Result<()> {
+        let extra = self.extra_columns();
+        let unit = self.options.unit;
+        let (u, p) = (unit.symbol(), unit.decimals());
+        write!(
+            out,
+            "| Total time ({u}) | Max time ({u}) | Avg time ({u}) | Occurrences |"
+        )?;
+        for (h, _) in &extra {
+            write!(out, " {h} ({u}) |")?;
+        }
+        writeln!(out, " Trace name |")?;
+        writeln!(
+            out,
+            "|---:|---:|---:|---:|{}---|",
+            "---:|".repeat(extra.len())
+        )?;
+        for r in &self.rows {
+            write!(
+                out,
+                "| {:.p$} | {:.p$} | {:.p$} | {} |",
+                unit.of(r.total),
+                unit.of(r.max),
+                unit.of(r.avg),
+                r.count
+            )?;
+            for (_, get) in &extra {
+                write!(out, " {:.p$} |", unit.of(get(r)))?;
+            }
+            writeln!(out, " {} |", markdown(&r.name))?;
+        }
+        if !self.unfinished.is_empty() {
+            writeln!(
+                out,
+                "\n**Unfinished points** (a start line and no stop line):\n"
+            )?;
+            writeln!(out, "| Count | First start | base_id | Trace name |")?;
+            writeln!(out, "|---:|---|---|---|")?;
+            for u in &self.unfinished {
+                writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    u.count,
+                    u.first_start,
+                    u.base_id,
+                    markdown(&u.name)
+                )?;
+            }
+        }
+        if self.unreadable.count > 0 {
+            writeln!(out, "\n{}", markdown(&self.unreadable.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn write_csv(&self, out: &mut dyn Write) -> io::Result<()> {
+        let extra = self.extra_columns();
+        let unit = self.options.unit;
+        let (u, p) = (unit.csv_suffix(), unit.csv_decimals());
+        write!(out, "total{u},max{u},avg{u},count")?;
+        for (h, _) in &extra {
+            write!(out, ",{}{u}", h.to_lowercase().replace(' ', "_"))?;
+        }
+        writeln!(out, ",name")?;
+        for r in &self.rows {
+            write!(
+                out,
+                "{:.p$},{:.p$},{:.p$},{}",
+                unit.of(r.total),
+                unit.of(r.max),
+                unit.of(r.avg),
+                r.count
+            )?;
+            for (_, get) in &extra {
+                write!(out, ",{:.p$}", unit.of(get(r)))?;
+            }
+            writeln!(out, ",{}", csv(&r.name))?;
+        }
+        Ok(())
+    }
+
+    /// What text and CSV leave out, for stderr: one line about the
+    /// unfinished points and one about the unreadable lines, each only when
+    /// there are some.
+    #[must_use]
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if !self.unfinished.is_empty() {
+            let total: u64 = self.unfinished.iter().map(|u| u.count).sum();
+            let mut s = format!(
+                "{total} point{} never stopped:",
+                if total == 1 { "" } else { "s" }
+            );
+            for (i, u) in self.unfinished.iter().enumerate() {
+                if i == 5 {
+                    s.push_str(" ...");
+                    break;
+                }
+                s.push_str(&format!(
+                    "{} {} x{} (first at {}, base_id {})",
+                    if i == 0 { "" } else { ";" },
+                    u.name,
+                    u.count,
+                    u.first_start,
+                    u.base_id
+                ));
+            }
+            notes.push(s);
+        }
+        if self.unreadable.count > 0 {
+            notes.push(self.unreadable.to_string());
+        }
+        // Names and log names come from the logs: no note may drive the
+        // terminal it is printed on.
+        notes
+            .into_iter()
+            .map(|note| text(&note).into_owned())
+            .collect()
+    }
+}
