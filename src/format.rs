@@ -60,11 +60,17 @@ impl Timestamp {
     pub fn now() -> Self {
         // Straight from `SystemTime`: building a calendar date for every
         // line would cost more than reading the clock.
-        let micros = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
-            Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
-        };
-        Timestamp(micros)
+        // Whole seconds and microseconds apart, in 64 bits: `as_micros` is a
+        // 128-bit division, on the path of every profiled span.
+        fn micros(since: std::time::Duration) -> i64 {
+            let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX / 1_000_000);
+            secs.saturating_mul(1_000_000)
+                .saturating_add(i64::from(since.subsec_micros()))
+        }
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => Timestamp(micros(since)),
+            Err(before) => Timestamp(-micros(before.duration())),
+        }
     }
 
     /// From microseconds since the Unix epoch.

@@ -138,6 +138,10 @@ struct ListArgs {
     /// Sort by this.
     #[arg(long, value_enum, default_value_t = ListSort::Wall)]
     sort: ListSort,
+    /// Read plain log files instead of mapping them into memory (slower;
+    /// for files that may be cut shorter while being read).
+    #[arg(long)]
+    no_mmap: bool,
 }
 
 #[derive(Args)]
@@ -279,6 +283,7 @@ impl Cli {
                 let c = args.common;
                 Job::List {
                     options: ListOptions::new()
+                        .with_mmap(!args.no_mmap)
                         .with_sort(args.sort)
                         .with_reverse(c.reverse)
                         .with_top(c.top)

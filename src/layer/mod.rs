@@ -151,8 +151,10 @@ impl Default for Config {
 /// State shared between the layer and the [`LayerStats`] handles.
 #[derive(Debug, Default)]
 struct Shared {
-    points_live: AtomicU64,
     points_started: AtomicU64,
+    /// Live points are those started and not stopped: one counter fewer
+    /// to update per point.
+    points_stopped: AtomicU64,
     events_refused: AtomicU64,
     /// Set while the output refuses events, so that an outage is reported
     /// once.
@@ -164,7 +166,8 @@ struct Shared {
 /// Every start and stop the layer makes is either handed to its output or
 /// counted in [`events_refused`](Self::events_refused); what the output
 /// does with it is counted by the output
-/// ([`WriterStats`](crate::writer::WriterStats)).
+/// ([`WriterStats`](crate::writer::WriterStats)). A writer whose sinks
+/// make each span from its stop alone (OTLP only) is handed no starts.
 #[derive(Clone, Debug)]
 pub struct LayerStats {
     shared: Arc<Shared>,
@@ -180,7 +183,11 @@ impl LayerStats {
     /// Trace points alive now (started, not yet stopped).
     #[must_use]
     pub fn points_live(&self) -> u64 {
-        self.shared.points_live.load(Ordering::Relaxed)
+        // Stopped first: read the other way round, a point stopped between
+        // the two reads could count as stopped but never started.
+        let stopped = self.shared.points_stopped.load(Ordering::Relaxed);
+        let started = self.shared.points_started.load(Ordering::Relaxed);
+        started.saturating_sub(stopped)
     }
 
     /// Starts and stops the output refused: an I/O error of a `MakeWriter`,
@@ -198,7 +205,10 @@ struct Point {
     ids: PointIds,
     started: Instant,
     started_at: Timestamp,
-    signer: Signer,
+    /// The request's signer, on its root point only: the points below find
+    /// it up their scope when a call is signed, which is rare, rather than
+    /// each holding a reference to it.
+    signer: Option<Signer>,
     facts: Option<Box<PointFacts>>,
     /// Layers that started this point and have not stopped it yet.
     open_in: u32,
@@ -216,7 +226,10 @@ impl Point {
 thread_local! {
     /// The profile (and the request it serves) that [`Profile::start`]
     /// hands to the next span created on this thread.
-    static PENDING_ROOT: Cell<Option<(Profile, Option<RequestInfo>)>> = const { Cell::new(None) };
+    // Boxed: every new span takes it, and taking a pointer is cheaper than
+    // moving the profile and the request in and out.
+    #[allow(clippy::type_complexity)]
+    static PENDING_ROOT: Cell<Option<Box<(Profile, Option<RequestInfo>)>>> = const { Cell::new(None) };
 }
 
 /// Live trace points of every layer in the process, plus threads inside
@@ -365,11 +378,18 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
         Some(Box::new(facts.clone()))
     }
 
-    fn record_start(&self, metadata: &'static Metadata<'static>, point: &Point) -> PointEvent {
+    /// Counts a start; the event to send, unless no sink wants starts (an
+    /// OTLP-only writer makes each span from its stop).
+    fn record_start(
+        &self,
+        metadata: &'static Metadata<'static>,
+        point: &Point,
+    ) -> Option<PointEvent> {
         ACTIVE.fetch_add(1, Ordering::AcqRel);
-        self.shared.points_live.fetch_add(1, Ordering::Relaxed);
         self.shared.points_started.fetch_add(1, Ordering::Relaxed);
-        self.start_event(metadata, point)
+        self.output
+            .wants_starts()
+            .then(|| self.start_event(metadata, point))
     }
 }
 
@@ -394,12 +414,14 @@ where
             }
             let event = self.record_start(metadata, point);
             drop(extensions);
-            self.send(event);
+            if let Some(event) = event {
+                self.send(event);
+            }
             return;
         }
         let pending_root = PENDING_ROOT.with(Cell::take);
         let pending_call = take_pending_call();
-        let mut point = match pending_root {
+        let mut point = match pending_root.map(|pending| *pending) {
             Some((profile, request)) => {
                 let info = profile.trace_info();
                 Point {
@@ -410,7 +432,7 @@ where
                     },
                     started: Instant::now(),
                     started_at: Timestamp::now(),
-                    signer: profile.signer().clone(),
+                    signer: Some(profile.signer().clone()),
                     facts: request.map(|request| {
                         Box::new(PointFacts {
                             kind: PointKind::Request,
@@ -436,7 +458,7 @@ where
                     },
                     started: Instant::now(),
                     started_at: Timestamp::now(),
-                    signer: parent_point.signer.clone(),
+                    signer: None,
                     facts: pending_call.map(|call| {
                         Box::new(PointFacts {
                             kind: PointKind::Client,
@@ -455,7 +477,9 @@ where
         let event = self.record_start(metadata, &point);
         extensions.insert(point);
         drop(extensions);
-        self.send(event);
+        if let Some(event) = event {
+            self.send(event);
+        }
     }
 
     #[inline(never)]
@@ -533,7 +557,7 @@ where
         };
         drop(extensions);
         self.send(event);
-        self.shared.points_live.fetch_sub(1, Ordering::Relaxed);
+        self.shared.points_stopped.fetch_add(1, Ordering::Relaxed);
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -807,7 +831,7 @@ fn start_root(
             ACTIVE.fetch_sub(1, Ordering::Release);
         }
     }
-    PENDING_ROOT.with(|cell| cell.set(Some((profile, request))));
+    PENDING_ROOT.with(|cell| cell.set(Some(Box::new((profile, request)))));
     ACTIVE.fetch_add(1, Ordering::Release);
     let _reset = Reset;
     make_root()

@@ -27,6 +27,12 @@ mod sealed {
         /// Takes one start or stop; an error means the event was not taken
         /// (the layer counts it).
         fn send(&self, event: crate::point::PointEvent) -> std::io::Result<()>;
+
+        /// Whether starts are wanted at all (a stop carries everything a
+        /// span needs).
+        fn wants_starts(&self) -> bool {
+            true
+        }
     }
 }
 
@@ -36,6 +42,10 @@ impl Output for ProfileWriter {}
 impl sealed::Sealed for ProfileWriter {
     fn send(&self, event: PointEvent) -> io::Result<()> {
         self.send_event(event)
+    }
+
+    fn wants_starts(&self) -> bool {
+        ProfileWriter::wants_starts(self)
     }
 }
 

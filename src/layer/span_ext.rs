@@ -84,9 +84,14 @@ where
 {
     let subscriber = dispatch.downcast_ref::<S>()?;
     let span = subscriber.span(id)?;
-    let extensions = span.extensions();
-    let point = extensions.get::<Point>()?;
-    Some((point.ids, point.signer.clone()))
+    let ids = span.extensions().get::<Point>()?.ids;
+    // The root holds the signer; a point's ancestors are alive as long as
+    // it is (the registry closes a span after its children).
+    let signer = span.scope().find_map(|ancestor| {
+        let extensions = ancestor.extensions();
+        extensions.get::<Point>()?.signer.clone()
+    })?;
+    Some((ids, signer))
 }
 
 /// Access to the osprofiler data of a [`Span`].

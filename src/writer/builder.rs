@@ -18,6 +18,13 @@ pub(crate) trait SinkConfig: fmt::Debug + Send {
         self: Box<Self>,
         identity: &Identity,
     ) -> Result<(Box<dyn Sink>, Arc<SinkCounters>), Error>;
+
+    /// Whether the sink does anything with a point's start (the file and
+    /// Redis write it; OTLP makes a span from the stop alone). When no sink
+    /// does, the profiled threads do not queue starts at all.
+    fn wants_starts(&self) -> bool {
+        true
+    }
 }
 
 /// Builds a [`ProfileWriter`] that feeds one or more sinks from one queue
@@ -223,6 +230,7 @@ impl Builder {
         if let Some(host) = self.host {
             identity.host = host;
         }
+        let wants_starts = self.sinks.iter().any(|sink| sink.wants_starts());
         let mut sinks = Vec::with_capacity(self.sinks.len());
         let mut counters = Vec::with_capacity(self.sinks.len());
         for config in self.sinks {
@@ -250,6 +258,7 @@ impl Builder {
             ProfileWriter {
                 queue: Arc::clone(&queue),
                 stats,
+                wants_starts,
             },
             WriterGuard {
                 queue,

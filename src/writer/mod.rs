@@ -93,6 +93,8 @@ use worker::Control;
 pub struct ProfileWriter {
     queue: Arc<Queue>,
     stats: WriterStats,
+    /// Some sink writes starts (see `SinkConfig::wants_starts`).
+    wants_starts: bool,
 }
 
 impl ProfileWriter {
@@ -112,6 +114,11 @@ impl ProfileWriter {
     /// path, which keeps formatting and I/O off the profiled threads.
     pub(crate) fn send_event(&self, event: PointEvent) -> io::Result<()> {
         self.queue.send(event)
+    }
+
+    /// Whether any sink does something with a point's start.
+    pub(crate) fn wants_starts(&self) -> bool {
+        self.wants_starts
     }
 }
 

@@ -408,3 +408,32 @@ fn retry_after_is_honoured() {
     let stats = node.otlp();
     assert_eq!((stats.written, stats.dropped, stats.failed), (1, 0, 0));
 }
+
+#[test]
+fn an_otlp_only_writer_queues_stops_alone() {
+    // A span is made from its stop: with no sink that writes starts, the
+    // profiled threads do not queue them. Seen through a writer that was
+    // shut down: the layer counts every event it tried to hand over.
+    let collector = Collector::start();
+    let (otlp_only, guard) = ProfileWriter::builder()
+        .with_otlp(otlp_to(&collector))
+        .build()
+        .unwrap();
+    drop(guard);
+    let dir = tempfile::tempdir().unwrap();
+    let (file_too, guard_too) = ProfileWriter::builder()
+        .with_otlp(otlp_to(&collector))
+        .with_file(tracing_osprofiler::writer::RollingFile::new(dir.path()))
+        .build()
+        .unwrap();
+    drop(guard_too);
+    for (writer, events_per_point) in [(otlp_only, 1), (file_too, 2)] {
+        let layer = tracing_osprofiler::OsProfilerLayer::new(writer);
+        let stats = layer.stats();
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || job(4));
+        assert_eq!(stats.points_started(), 5);
+        assert_eq!(stats.events_refused(), 5 * events_per_point);
+    }
+}

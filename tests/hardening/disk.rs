@@ -68,6 +68,7 @@ fn assert_whole_lines(bytes: &[u8]) -> u64 {
 
 /// The child half of `a_disk_that_fills_mid_batch_continues_at_a_line_boundary`.
 #[test]
+#[ignore = "the child half of another test, which runs it in a process of its own"]
 fn child_filling_disk() {
     let Some(dir) = std::env::var_os("OSPROFILER_FILLING_DIR") else {
         return;
@@ -122,7 +123,7 @@ fn a_disk_that_fills_mid_batch_continues_at_a_line_boundary() {
         .args(["--mount", "--map-root-user", "sh", "-c"])
         .arg(
             "mount -t tmpfs -o size=256k tmpfs \"$0\" && \
-             exec \"$1\" --exact disk::child_filling_disk --nocapture --test-threads=1",
+             exec \"$1\" --ignored --exact disk::child_filling_disk --nocapture --test-threads=1",
         )
         .arg(dir.path())
         .arg(&exe)
@@ -149,6 +150,7 @@ fn a_disk_that_fills_mid_batch_continues_at_a_line_boundary() {
 /// The child half of `a_read_only_directory_keeps_the_open_file_across_a_rotation`:
 /// runs as `nobody`, under libfaketime.
 #[test]
+#[ignore = "the child half of another test, which runs it in a process of its own"]
 fn child_read_only_directory() {
     let (Some(dir), Some(clock)) = (
         std::env::var_os("OSPROFILER_READ_ONLY_DIR"),
@@ -232,6 +234,7 @@ fn a_read_only_directory_keeps_the_open_file_across_a_rotation() {
         .arg(format!("OSPROFILER_READ_ONLY_DIR={}", dir.display()))
         .arg(std::env::current_exe().unwrap())
         .args([
+            "--ignored",
             "--exact",
             "disk::child_read_only_directory",
             "--nocapture",

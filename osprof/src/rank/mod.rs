@@ -5,7 +5,7 @@
 //!
 //! With the default [`RankOptions`], the text output is byte for byte what
 //! Mistral's script writes for any log that script reads correctly
-//! (PROTOCOL §5): from the `-stop` lines only, per name the total, maximum
+//! (docs/protocol.md, *The rank report*): from the `-stop` lines only, per name the total, maximum
 //! and average duration and the number of stop lines; sorted by total,
 //! descending, ties in the order each name's first stop line was read; the
 //! header, 91 dashes, and rows formatted as Python's

@@ -1,4 +1,4 @@
-"""Mistral's rank rules (PROTOCOL.md section 5), to compute the expected
+"""Mistral's rank rules (docs/protocol.md, "The rank report"), to compute the expected
 report of a log this reader handles correctly.
 
 Usage: mistral_rank.py LOG [by-suffix]  (the report goes to stdout)

@@ -6,9 +6,13 @@
 #[allow(dead_code)]
 #[path = "../../../tests/support/python.rs"]
 pub mod python_support;
+#[allow(dead_code)]
+#[path = "../../../tests/support/system.rs"]
+pub mod system_support;
 
 mod support {
     pub use super::python_support as python;
+    pub use super::system_support as system;
 }
 
 mod cli;

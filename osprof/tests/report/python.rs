@@ -1,6 +1,6 @@
 //! `osprof rank` against Mistral's rules on logs written by the real Python
 //! osprofiler (`tests/python/mistral_log.py`): byte for byte what
-//! `tests/python/mistral_rank.py` (PROTOCOL §5's rules) prints, through the
+//! `tests/python/mistral_rank.py` (the rules of docs/protocol.md, *The rank report*) prints, through the
 //! library and through the `osprof` binary; and the streaming self time
 //! equals the one the model's trees compute.
 #![cfg(feature = "cli")]

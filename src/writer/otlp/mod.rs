@@ -233,6 +233,10 @@ impl Builder {
 }
 
 impl SinkConfig for Otlp {
+    fn wants_starts(&self) -> bool {
+        false
+    }
+
     fn start(
         self: Box<Self>,
         identity: &Identity,
