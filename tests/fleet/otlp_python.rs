@@ -6,8 +6,6 @@
 //! The Python peers are required: without them these tests fail with the
 //! reason (support::python), they never pass silently.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -19,51 +17,31 @@ use crate::support::http::{new_token, KEY};
 use crate::support::otlp::{named, one_trace, Collector, Node, Received};
 use crate::support::python;
 
-const WSGI_SERVICE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/python/otlp_wsgi_service.py"
-);
 const CLIENT: &str = include_str!("../python/otlp_client.py");
 
-/// Kills the Python service when the test ends, however it ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// Starts the Python WSGI service exporting to `collector` with
+/// osprofiler's own otlp driver; its port.
+fn python_service(collector: &Collector, prefix: Option<&str>) -> (python::PythonService, u16) {
+    let endpoint = collector.connection_string();
+    let mut args = vec![
+        "--hmac-keys",
+        KEY,
+        "--connection-string",
+        &endpoint,
+        "--project",
+        "glance",
+        "--service",
+        "api",
+        "--host",
+        "py-host",
+    ];
+    if let Some(prefix) = prefix {
+        args.extend(["--prefix", prefix]);
     }
-}
-
-/// Starts the Python WSGI service exporting to `collector`; its port.
-fn python_service(collector: &Collector, prefix: Option<&str>) -> (KillOnDrop, u16) {
-    let mut command = Command::new(python::python());
-    command
-        .arg(WSGI_SERVICE)
-        .args([
-            KEY,
-            &collector.connection_string(),
-            "glance",
-            "api",
-            "py-host",
-        ])
-        .args(prefix)
-        // The SDK's batch processor sends every 100 ms instead of 5 s.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = command.spawn().expect("start the Python WSGI service");
-    let stdout = child.stdout.take().expect("stdout");
-    let guard = KillOnDrop(child);
-    let mut first = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first)
-        .expect("the service prints its port");
-    let port = first
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("the Python service did not start: {first:?}"));
-    (guard, port)
+    // The SDK's batch processor sends every 100 ms instead of 5 s.
+    let service = python::PythonService::wsgi(&args, &[("OTEL_BSP_SCHEDULE_DELAY", "100")]);
+    let port = service.port;
+    (service, port)
 }
 
 fn otlp_to(collector: &Collector) -> Otlp {

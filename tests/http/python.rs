@@ -6,8 +6,6 @@
 use crate::support::http as http_support;
 use crate::support::python as common;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
@@ -19,7 +17,6 @@ use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, Profile, ProfileExt as _, Signer};
 
 const CLIENT: &str = include_str!("../python/http_client.py");
-const WSGI_SERVICE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/wsgi_service.py");
 
 #[tracing::instrument]
 async fn rust_work() -> &'static str {
@@ -60,36 +57,18 @@ async fn python_osprofiler_client_profiles_a_rust_service() {
     assert_eq!(stats.requests_profiled(), 1);
 }
 
-/// Kills the Python service when the test ends, however it ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_wsgi_service(notifications: &std::path::Path) -> (KillOnDrop, u16) {
-    let mut child = Command::new(common::python())
-        .arg(WSGI_SERVICE)
-        .arg(KEY)
-        .arg(notifications)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the WSGI service");
-    let stdout = child.stdout.take().expect("stdout");
-    let guard = KillOnDrop(child);
-    let mut first = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first)
-        .expect("the service prints its port");
-    let port = first
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("port, got {first:?}"));
-    (guard, port)
+fn start_wsgi_service(notifications: &std::path::Path) -> (common::PythonService, u16) {
+    let service = common::PythonService::wsgi(
+        &[
+            "--hmac-keys",
+            KEY,
+            "--notifications",
+            &notifications.to_string_lossy(),
+        ],
+        &[],
+    );
+    let port = service.port;
+    (service, port)
 }
 
 #[derive(Debug)]

@@ -3,9 +3,6 @@
 //! store, and osprofiler's own CLI rebuilds one tree from it.
 #![cfg(all(feature = "tower", feature = "reqwest"))]
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
@@ -15,45 +12,18 @@ use tracing_osprofiler::writer::Redis;
 use tracing_osprofiler::{HmacKeys, Id};
 
 use crate::support::http::{new_token, KEY};
-use crate::support::python::{python, run_python};
+use crate::support::python::{run_python, PythonService};
 use crate::support::redis::RedisServer;
 use crate::{key, Service};
 
-const WSGI_REDIS_SERVICE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/python/wsgi_redis_service.py"
-);
-
-/// Kills the Python service when the test ends, however it ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_python_b(connection_string: &str) -> (KillOnDrop, u16) {
-    let mut child = Command::new(python())
-        .arg(WSGI_REDIS_SERVICE)
-        .arg(KEY)
-        .arg(connection_string)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the Python service");
-    let stdout = child.stdout.take().expect("stdout");
-    let guard = KillOnDrop(child);
-    let mut first = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first)
-        .expect("the service prints its port");
-    let port = first
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("port, got {first:?}"));
-    (guard, port)
+fn start_python_b(connection_string: &str) -> (PythonService, u16) {
+    // osprofiler's own Redis driver, `info.host` its own (the host name).
+    let service = PythonService::wsgi(
+        &["--hmac-keys", KEY, "--connection-string", connection_string],
+        &[],
+    );
+    let port = service.port;
+    (service, port)
 }
 
 #[tracing::instrument]

@@ -162,3 +162,47 @@ pub fn run_python(script: &str, args: &[&str]) -> Output {
     );
     output
 }
+
+/// A Python WSGI service of the tests (`tests/python/wsgi_service.py`, run
+/// by the osprofiler interpreter), killed when dropped, however the test
+/// ends.
+pub struct PythonService {
+    child: std::process::Child,
+    /// The loopback port it serves on.
+    pub port: u16,
+}
+
+impl PythonService {
+    /// Starts `tests/python/wsgi_service.py` with `args` and `envs` (see
+    /// the script for its options) and waits for the port it prints.
+    pub fn wsgi(args: &[&str], envs: &[(&str, &str)]) -> PythonService {
+        use std::io::BufRead as _;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/wsgi_service.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the Python WSGI service");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut service = PythonService { child, port: 0 };
+        let mut first = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("the service prints its port");
+        service.port = first
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the Python service did not start: {first:?}"));
+        service
+    }
+}
+
+impl Drop for PythonService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
