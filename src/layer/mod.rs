@@ -218,6 +218,19 @@ struct Point {
 }
 
 impl Point {
+    /// A point starting now, written by one layer so far.
+    fn start(ids: PointIds, signer: Option<Signer>, facts: Option<PointFacts>) -> Self {
+        Point {
+            ids,
+            started: Instant::now(),
+            started_at: Timestamp::now(),
+            signer,
+            facts: facts.map(Box::new),
+            open_in: 1,
+            stopped: None,
+        }
+    }
+
     fn facts_mut(&mut self) -> &mut PointFacts {
         self.facts.get_or_insert_with(Box::default)
     }
@@ -424,25 +437,19 @@ where
         let mut point = match pending_root.map(|pending| *pending) {
             Some((profile, request)) => {
                 let info = profile.trace_info();
-                Point {
-                    ids: PointIds {
+                Point::start(
+                    PointIds {
                         base_id: info.base_id(),
                         parent_id: info.root_parent_id(),
                         trace_id: crate::Id::new_v4(),
                     },
-                    started: Instant::now(),
-                    started_at: Timestamp::now(),
-                    signer: Some(profile.signer().clone()),
-                    facts: request.map(|request| {
-                        Box::new(PointFacts {
-                            kind: PointKind::Request,
-                            request: Some(request),
-                            ..PointFacts::default()
-                        })
+                    Some(profile.signer().clone()),
+                    request.map(|request| PointFacts {
+                        kind: PointKind::Request,
+                        request: Some(request),
+                        ..PointFacts::default()
                     }),
-                    open_in: 1,
-                    stopped: None,
-                }
+                )
             }
             None => {
                 let Some(parent) = span.parent() else { return };
@@ -450,25 +457,19 @@ where
                 let Some(parent_point) = parent_extensions.get::<Point>() else {
                     return;
                 };
-                Point {
-                    ids: PointIds {
+                Point::start(
+                    PointIds {
                         base_id: parent_point.ids.base_id,
                         parent_id: parent_point.ids.trace_id,
                         trace_id: crate::Id::new_v4(),
                     },
-                    started: Instant::now(),
-                    started_at: Timestamp::now(),
-                    signer: None,
-                    facts: pending_call.map(|call| {
-                        Box::new(PointFacts {
-                            kind: PointKind::Client,
-                            call: Some(call),
-                            ..PointFacts::default()
-                        })
+                    None,
+                    pending_call.map(|call| PointFacts {
+                        kind: PointKind::Client,
+                        call: Some(call),
+                        ..PointFacts::default()
                     }),
-                    open_in: 1,
-                    stopped: None,
-                }
+                )
             }
         };
         if self.config.record_fields || has_outcome_field(metadata) {

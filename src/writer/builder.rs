@@ -135,7 +135,7 @@ impl Builder {
                     "not a connection string",
                     format!(
                         "{:?} has no scheme (otlp://, http(s)://, redis://)",
-                        redact(connection_string)
+                        redact_password(connection_string)
                     ),
                 )
             })?;
@@ -152,7 +152,7 @@ impl Builder {
                 "unknown connection string",
                 format!(
                     "{:?}: the scheme {other:?} is none of otlp, http, https, redis, rediss",
-                    redact(connection_string)
+                    redact_password(connection_string)
                 ),
             )),
         }
@@ -273,13 +273,25 @@ impl Builder {
 #[allow(dead_code)] // unused in builds with every sink feature
 fn missing_feature(connection_string: &str, feature: &str) -> Error {
     Error::new(
-        format!("cannot send points to {}", redact(connection_string)),
+        format!(
+            "cannot send points to {}",
+            redact_password(connection_string)
+        ),
         format!("tracing-osprofiler was built without its `{feature}` feature"),
     )
 }
 
-/// A connection string as it may be shown: without a password.
-pub(crate) fn redact(connection_string: &str) -> String {
+/// A connection string as it may be shown in a message or a log: the
+/// credentials before the `@` replaced by `***`.
+///
+/// ```
+/// use tracing_osprofiler::writer::redact_password;
+///
+/// assert_eq!(redact_password("redis://:hunter2@db:6379/0"), "redis://***@db:6379/0");
+/// assert_eq!(redact_password("otlp://collector:4318"), "otlp://collector:4318");
+/// ```
+#[must_use]
+pub fn redact_password(connection_string: &str) -> String {
     let Some((scheme, rest)) = connection_string.split_once("://") else {
         return connection_string.to_owned();
     };
@@ -300,11 +312,14 @@ mod tests {
     #[test]
     fn redacts_passwords() {
         assert_eq!(
-            redact("redis://:hunter2@db:6379/0"),
+            redact_password("redis://:hunter2@db:6379/0"),
             "redis://***@db:6379/0"
         );
-        assert_eq!(redact("redis://user:pw@db"), "redis://***@db");
-        assert_eq!(redact("otlp://collector:4318"), "otlp://collector:4318");
+        assert_eq!(redact_password("redis://user:pw@db"), "redis://***@db");
+        assert_eq!(
+            redact_password("otlp://collector:4318"),
+            "otlp://collector:4318"
+        );
     }
 
     #[test]

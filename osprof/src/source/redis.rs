@@ -129,7 +129,7 @@ impl RedisSource {
     /// is not supported by this build). The message never shows a
     /// password.
     pub fn new(connection_string: &str) -> Result<Self, Error> {
-        let shown = redact(connection_string);
+        let shown = tracing_osprofiler::writer::redact_password(connection_string);
         let open_error = |why: String| Error::Open {
             name: shown.clone(),
             source: io::Error::new(io::ErrorKind::InvalidInput, why),
@@ -794,21 +794,6 @@ fn write_event(
         Err(format!(
             "name {full_name:?} ends in neither -start nor -stop"
         ))
-    }
-}
-
-/// A connection string as it may be shown: without a password.
-fn redact(connection_string: &str) -> String {
-    let Some((scheme, rest)) = connection_string.split_once("://") else {
-        return connection_string.to_owned();
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-        None => connection_string.to_owned(),
     }
 }
 

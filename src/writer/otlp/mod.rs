@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::builder::{redact, SinkConfig};
+use super::builder::{redact_password, SinkConfig};
 use super::{Builder, Error, Identity, Sink, SinkCounters, SinkKind};
 
 mod exporter;
@@ -286,8 +286,12 @@ const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// The URL to post spans to, from an endpoint or connection string.
 fn traces_url(endpoint: &str) -> Result<String, Error> {
-    let invalid =
-        |why: String| Error::new(format!("invalid OTLP endpoint {:?}", redact(endpoint)), why);
+    let invalid = |why: String| {
+        Error::new(
+            format!("invalid OTLP endpoint {:?}", redact_password(endpoint)),
+            why,
+        )
+    };
     let (scheme, rest) = endpoint
         .split_once("://")
         .ok_or_else(|| invalid("no scheme: use otlp://, http:// or https://".to_owned()))?;

@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::builder::{redact, SinkConfig};
+use super::builder::{redact_password, SinkConfig};
 use super::{Builder, Error, Identity, Sink, SinkCounters, SinkKind};
 use crate::point::PointEvent;
 
@@ -115,7 +115,7 @@ impl Redis {
     /// When the string is not a `redis://` URL the client understands, or
     /// is a `rediss://` one. The message never repeats a password.
     pub fn new(connection_string: &str) -> Result<Self, Error> {
-        let shown = redact(connection_string);
+        let shown = redact_password(connection_string);
         let scheme = connection_string
             .split_once("://")
             .map(|(scheme, _)| scheme.to_ascii_lowercase());
@@ -201,7 +201,10 @@ impl Redis {
 impl fmt::Debug for Redis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Redis")
-            .field("connection_string", &redact(&self.connection_string))
+            .field(
+                "connection_string",
+                &redact_password(&self.connection_string),
+            )
             .field("ttl", &self.ttl)
             .field("queue_limit", &self.queue_limit)
             .field("batch_size", &self.batch_size)
@@ -251,7 +254,7 @@ impl SinkConfig for Redis {
     ) -> Result<(Box<dyn Sink>, Arc<SinkCounters>), Error> {
         let counters = Arc::new(SinkCounters::new(
             SinkKind::Redis,
-            redact(&self.connection_string),
+            redact_password(&self.connection_string),
         ));
         let (entries, queue) = crossbeam_channel::bounded(self.queue_limit);
         let (stop, stop_requests) = crossbeam_channel::bounded(1);
