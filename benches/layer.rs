@@ -39,6 +39,9 @@ use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::Layer;
 
+mod support;
+use support::{loadavg, process_cpu_ns, thread_cpu_ns};
+
 /// Counts allocations made by the current thread.
 struct Counting;
 
@@ -78,28 +81,6 @@ static GLOBAL: Counting = Counting;
 
 fn thread_allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
-}
-
-/// Nanoseconds this thread has spent on a CPU (Linux `schedstat`), so that
-/// time spent waiting (preempted by other processes, or blocked on a full
-/// writer queue) can be told apart from the work itself.
-fn thread_cpu_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().next()?.parse().ok()
-}
-
-/// Nanoseconds all threads of this process have spent on a CPU: the
-/// application thread and the writer threads together.
-fn process_cpu_ns() -> Option<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path().join("schedstat");
-        // A thread may exit between listing and reading.
-        if let Ok(text) = std::fs::read_to_string(path) {
-            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
-        }
-    }
-    Some(total)
 }
 
 /// Waits until no file under `dir` has grown for 30 ms (at most 5 s): the
@@ -213,13 +194,6 @@ fn run(dispatch: &Dispatch, case: Case, iterations: u32) -> Sample {
             allocations: allocations as f64 / f64::from(iterations),
         }
     })
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(
-        |_| "unknown".to_owned(),
-        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-    )
 }
 
 fn median(values: &mut [Duration]) -> Duration {

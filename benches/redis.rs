@@ -35,21 +35,8 @@ use tracing_osprofiler::writer::{
 use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
 use tracing_subscriber::prelude::*;
 
-fn thread_cpu_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().next()?.parse().ok()
-}
-
-fn process_cpu_ns() -> Option<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path().join("schedstat");
-        if let Ok(text) = std::fs::read_to_string(path) {
-            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
-        }
-    }
-    Some(total)
-}
+mod support;
+use support::{median, process_cpu_ns, thread_cpu_ns};
 
 struct Case {
     label: &'static str,
@@ -98,11 +85,6 @@ fn run(case: &Case, iterations: u32) -> (Duration, Option<f64>) {
             .map(|(after, before)| (after - before) as f64 / f64::from(iterations));
         (elapsed / iterations, cpu)
     })
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() {
@@ -164,9 +146,9 @@ fn main() {
     let mut cpu_medians = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let min = wall[i].iter().copied().fold(f64::INFINITY, f64::min);
-        let med = median(&mut wall[i]);
-        let cpu_med = median(&mut cpu[i]);
-        let all_med = median(&mut all[i]);
+        let med = median(&wall[i]);
+        let cpu_med = median(&cpu[i]);
+        let all_med = median(&all[i]);
         medians.push(med);
         cpu_medians.push(cpu_med);
         println!(
