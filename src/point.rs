@@ -245,6 +245,7 @@ pub(crate) struct PointEvent {
     /// When this event happened: the start, or the stop.
     pub(crate) timestamp: Timestamp,
     /// Only for a stop: the wall-clock time of the start.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))] // the OTLP sink reads it
     pub(crate) started: Timestamp,
     /// Only for a stop: the duration, from the monotonic clock.
     pub(crate) duration: Duration,
