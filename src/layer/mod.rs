@@ -18,8 +18,9 @@
 //!   is a trace point.
 //!
 //! Every other span is left alone: the layer writes nothing for it and, while
-//! no trace point is alive anywhere in the process, does one atomic load
-//! when the span opens, is recorded to, holds an event, and closes.
+//! the layer has no trace point alive and no thread is inside
+//! [`Profile::start`], does three atomic loads when the span opens, is
+//! recorded to, holds an event, and closes.
 //!
 //! # Ids and times
 //!
@@ -30,20 +31,24 @@
 //! is created, the stop when it closes; the duration is measured on the
 //! monotonic clock, so entering and leaving a span on many polls of a future
 //! changes nothing and a wall-clock step cannot produce a negative duration.
+//! The timestamps are wall-clock time, derived from the same monotonic
+//! reading (one clock call per start and per stop; see `clock.rs`): a step
+//! of the wall clock shows in them at most 10 ms after it happens.
 //!
 //! # Several layers in one subscriber
 //!
 //! Two `OsProfilerLayer`s may sit in one subscriber (one per file, a file
 //! and another destination): a span that is a point is one point, with one
 //! set of ids and one start and stop time, and every layer writes its own
-//! complete start and stop for it.
+//! complete start and stop for it. A layer writes the points of the requests
+//! whose root it saw: one whose filter hid a root writes nothing of it.
 
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::field::{Field, Visit};
 use tracing::span::{self, Attributes, Record};
@@ -58,6 +63,7 @@ use crate::point::{take_pending_call, PointEvent, PointFacts, PointKind, Request
 use crate::token::{Profile, Signer};
 use crate::writer::ProfileWriter;
 
+mod clock;
 mod output;
 mod span_ext;
 
@@ -153,7 +159,8 @@ impl Default for Config {
 struct Shared {
     points_started: AtomicU64,
     /// Live points are those started and not stopped: one counter fewer
-    /// to update per point.
+    /// to update per point. The two also tell the hooks whether the layer
+    /// has anything to do (`may_see_points`).
     points_stopped: AtomicU64,
     events_refused: AtomicU64,
     /// Set while the output refuses events, so that an outage is reported
@@ -203,8 +210,7 @@ impl LayerStats {
 /// span, whatever the number of layers that write it.
 struct Point {
     ids: PointIds,
-    started: Instant,
-    started_at: Timestamp,
+    started: clock::Now,
     /// The request's signer, on its root point only: the points below find
     /// it up their scope when a call is signed, which is rare, rather than
     /// each holding a reference to it.
@@ -222,8 +228,7 @@ impl Point {
     fn start(ids: PointIds, signer: Option<Signer>, facts: Option<PointFacts>) -> Self {
         Point {
             ids,
-            started: Instant::now(),
-            started_at: Timestamp::now(),
+            started: clock::now(),
             signer,
             facts: facts.map(Box::new),
             open_in: 1,
@@ -245,11 +250,8 @@ thread_local! {
     static PENDING_ROOT: Cell<Option<Box<(Profile, Option<RequestInfo>)>>> = const { Cell::new(None) };
 }
 
-/// Live trace points of every layer in the process, plus threads inside
-/// [`Profile::start`]. While it is zero no new span can be a trace point and
-/// no closing span can be one, so the hot path for unprofiled spans is this
-/// one load.
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// Threads inside [`Profile::start`], whose next span may become a root.
+static STARTING_ROOTS: AtomicUsize = AtomicUsize::new(0);
 
 impl<S> OsProfilerLayer<S, ProfileWriter>
 where
@@ -339,6 +341,20 @@ impl<S, O> fmt::Debug for OsProfilerLayer<S, O> {
 }
 
 impl<S, O: Output> OsProfilerLayer<S, O> {
+    /// Whether a span may be (or become) one of this layer's points: it has
+    /// points alive, or some thread is starting a root. When not, a span's
+    /// every hook is these three loads.
+    #[inline]
+    fn may_see_points(&self) -> bool {
+        // Stopped first, with `Acquire` so the second load cannot move
+        // before it: `started` only grows, so a point alive throughout
+        // always shows as `started > stopped`. Read the other way round,
+        // points started and stopped between the two reads could hide it.
+        let stopped = self.shared.points_stopped.load(Ordering::Acquire);
+        let started = self.shared.points_started.load(Ordering::Relaxed);
+        started != stopped || STARTING_ROOTS.load(Ordering::Acquire) != 0
+    }
+
     fn point_name(&self, metadata: &'static Metadata<'static>) -> PointName<'static> {
         match self.config.name_source {
             NameSource::SpanName => PointName::new(metadata.name()),
@@ -372,8 +388,8 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
             phase: Phase::Start,
             ids: point.ids,
             name: self.point_name(metadata),
-            timestamp: point.started_at,
-            started: point.started_at,
+            timestamp: point.started.wall,
+            started: point.started.wall,
             duration: Duration::ZERO,
             slow: false,
             facts: self.facts_for_output(point.facts.as_deref()),
@@ -398,7 +414,6 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
         metadata: &'static Metadata<'static>,
         point: &Point,
     ) -> Option<PointEvent> {
-        ACTIVE.fetch_add(1, Ordering::AcqRel);
         self.shared.points_started.fetch_add(1, Ordering::Relaxed);
         self.output
             .wants_starts()
@@ -412,7 +427,7 @@ where
     O: Output,
 {
     // Out of line: the unprofiled path, inlined into the registry's, is only
-    // the load of `ACTIVE`.
+    // `may_see_points`.
     #[inline(never)]
     fn new_span_while_active(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
@@ -519,7 +534,11 @@ where
         };
         let (stopped_at, duration) = *point
             .stopped
-            .get_or_insert_with(|| (Timestamp::now(), point.started.elapsed()));
+            .get_or_insert_with(|| {
+                let now = clock::now();
+                let duration = now.monotonic.saturating_duration_since(point.started.monotonic);
+                (now.wall, duration)
+            });
         point.open_in = point.open_in.saturating_sub(1);
         let slow = self
             .config
@@ -538,7 +557,7 @@ where
             stop_event(
                 &point.ids,
                 name,
-                point.started_at,
+                point.started.wall,
                 stopped_at,
                 duration,
                 slow,
@@ -549,7 +568,7 @@ where
             stop_event(
                 &point.ids,
                 name,
-                point.started_at,
+                point.started.wall,
                 stopped_at,
                 duration,
                 slow,
@@ -559,7 +578,6 @@ where
         drop(extensions);
         self.send(event);
         self.shared.points_stopped.fetch_add(1, Ordering::Relaxed);
-        ACTIVE.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -591,28 +609,28 @@ where
 {
     #[inline]
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        if ACTIVE.load(Ordering::Acquire) != 0 {
+        if self.may_see_points() {
             self.new_span_while_active(attrs, id, ctx);
         }
     }
 
     #[inline]
     fn on_record(&self, id: &span::Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if ACTIVE.load(Ordering::Acquire) != 0 {
+        if self.may_see_points() {
             self.record_while_active(id, values, ctx);
         }
     }
 
     #[inline]
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if *event.metadata().level() == Level::ERROR && ACTIVE.load(Ordering::Acquire) != 0 {
+        if *event.metadata().level() == Level::ERROR && self.may_see_points() {
             self.event_while_active(event, ctx);
         }
     }
 
     #[inline]
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
-        if ACTIVE.load(Ordering::Acquire) != 0 {
+        if self.may_see_points() {
             self.close_while_active(&id, ctx);
         }
     }
@@ -829,11 +847,11 @@ fn start_root(
     impl Drop for Reset {
         fn drop(&mut self) {
             PENDING_ROOT.with(Cell::take);
-            ACTIVE.fetch_sub(1, Ordering::Release);
+            STARTING_ROOTS.fetch_sub(1, Ordering::Release);
         }
     }
     PENDING_ROOT.with(|cell| cell.set(Some(Box::new((profile, request)))));
-    ACTIVE.fetch_add(1, Ordering::Release);
+    STARTING_ROOTS.fetch_add(1, Ordering::Release);
     let _reset = Reset;
     make_root()
 }

@@ -1,0 +1,120 @@
+//! The time of a point's start and stop: one monotonic clock read each, and
+//! the wall-clock time derived from it.
+//!
+//! A point needs both clocks at each end: the wall clock for its lines'
+//! timestamps, the monotonic clock for its duration. Reading both costs two
+//! clock calls per end, the largest share of a profiled span's cost on the
+//! application thread. So the wall clock is read only now and then: the
+//! offset between the two clocks is kept, and refreshed by the first thread
+//! that takes a time more than [`REFRESH`] after the last refresh.
+//!
+//! On Linux the two clocks run at the same (NTP-slewed) rate, so the offset
+//! changes only when the wall clock is *stepped* (`date -s`, a VM resumed,
+//! an NTP step). A step shows in the timestamps of the points that start or
+//! stop at most [`REFRESH`] after it, instead of at once; durations never
+//! see it, as before.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::format::Timestamp;
+
+/// How stale the offset between the clocks may get.
+pub(super) const REFRESH: Duration = Duration::from_millis(10);
+
+/// `REFRESH` in the microseconds the offset is kept in.
+const REFRESH_MICROS: i64 = REFRESH.as_micros() as i64;
+
+/// The instant monotonic readings are counted from.
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
+
+/// Wall-clock microseconds since the Unix epoch minus monotonic
+/// microseconds since `ORIGIN`, as of the last refresh.
+static OFFSET_MICROS: AtomicI64 = AtomicI64::new(0);
+
+/// Monotonic microseconds since `ORIGIN` at the last refresh; below zero
+/// before the first one.
+static REFRESHED_AT: AtomicI64 = AtomicI64::new(i64::MIN / 2);
+
+/// Both clocks at one moment.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Now {
+    pub(super) monotonic: Instant,
+    pub(super) wall: Timestamp,
+}
+
+/// The time now, on both clocks, for one monotonic clock read (two, every
+/// [`REFRESH`], on the thread that refreshes the offset).
+pub(super) fn now() -> Now {
+    let monotonic = Instant::now();
+    let origin = *ORIGIN.get_or_init(|| monotonic);
+    let since_origin = micros(monotonic.saturating_duration_since(origin));
+    // Relaxed: the two values need not be seen together. A thread that sees
+    // a new refresh time with an old offset uses an offset one period
+    // stale, which is all this promises anyway.
+    if since_origin.saturating_sub(REFRESHED_AT.load(Ordering::Relaxed)) >= REFRESH_MICROS {
+        let offset = wall_micros_now().saturating_sub(since_origin);
+        OFFSET_MICROS.store(offset, Ordering::Relaxed);
+        REFRESHED_AT.store(since_origin, Ordering::Relaxed);
+        return Now {
+            monotonic,
+            wall: Timestamp::from_unix_micros(since_origin.saturating_add(offset)),
+        };
+    }
+    let offset = OFFSET_MICROS.load(Ordering::Relaxed);
+    Now {
+        monotonic,
+        wall: Timestamp::from_unix_micros(since_origin.saturating_add(offset)),
+    }
+}
+
+fn wall_micros_now() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => micros(since),
+        Err(before) => micros(before.duration()).saturating_neg(),
+    }
+}
+
+/// Whole seconds and microseconds apart, in 64 bits: `as_micros` is a
+/// 128-bit division, on the path of every profiled span.
+fn micros(duration: Duration) -> i64 {
+    let secs = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 1_000_000);
+    secs.saturating_mul(1_000_000)
+        .saturating_add(i64::from(duration.subsec_micros()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_derived_wall_clock_stays_within_a_refresh_of_the_real_one() {
+        for _ in 0..1_000 {
+            let before = wall_micros_now();
+            let now = now();
+            let after = wall_micros_now();
+            let wall = now.wall.unix_micros();
+            // The offset was measured at most one period ago; on a machine
+            // whose wall clock is not stepped meanwhile it is exact to the
+            // few microseconds between two clock reads.
+            assert!(
+                wall >= before - 1_000 && wall <= after + 1_000,
+                "{before} <= {wall} <= {after}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_monotonic_reading_is_the_one_the_wall_time_comes_from() {
+        let first = now();
+        std::thread::sleep(Duration::from_millis(3));
+        let second = now();
+        let elapsed = micros(second.monotonic - first.monotonic);
+        let wall_elapsed = second.wall.unix_micros() - first.wall.unix_micros();
+        assert!(
+            (elapsed - wall_elapsed).abs() < 1_000,
+            "{elapsed} vs {wall_elapsed}"
+        );
+    }
+}
