@@ -23,25 +23,36 @@ use crate::format::Timestamp;
 /// How stale the offset between the clocks may get.
 pub(super) const REFRESH: Duration = Duration::from_millis(10);
 
-/// `REFRESH` in the microseconds the offset is kept in.
-const REFRESH_MICROS: i64 = REFRESH.as_micros() as i64;
+/// `REFRESH` in the nanoseconds the offset is kept in.
+const REFRESH_NANOS: i64 = REFRESH.as_nanos() as i64;
 
 /// The instant monotonic readings are counted from.
 static ORIGIN: OnceLock<Instant> = OnceLock::new();
 
-/// Wall-clock microseconds since the Unix epoch minus monotonic
-/// microseconds since `ORIGIN`, as of the last refresh.
-static OFFSET_MICROS: AtomicI64 = AtomicI64::new(0);
+/// Wall-clock nanoseconds since the Unix epoch minus monotonic nanoseconds
+/// since `ORIGIN`, as of the last refresh.
+static OFFSET_NANOS: AtomicI64 = AtomicI64::new(0);
 
-/// Monotonic microseconds since `ORIGIN` at the last refresh; below zero
+/// Monotonic nanoseconds since `ORIGIN` at the last refresh; far below zero
 /// before the first one.
 static REFRESHED_AT: AtomicI64 = AtomicI64::new(i64::MIN / 2);
 
 /// Both clocks at one moment.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Now {
-    pub(super) monotonic: Instant,
+    /// Monotonic nanoseconds since a moment early in the process's life:
+    /// kept as a number, so a duration is one subtraction.
+    monotonic_nanos: i64,
     pub(super) wall: Timestamp,
+}
+
+impl Now {
+    /// The monotonic time from `earlier` to `self` (zero if `earlier` is
+    /// later).
+    pub(super) fn since(self, earlier: Now) -> Duration {
+        let nanos = self.monotonic_nanos.saturating_sub(earlier.monotonic_nanos);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+    }
 }
 
 /// The time now, on both clocks, for one monotonic clock read (two, every
@@ -49,39 +60,39 @@ pub(super) struct Now {
 pub(super) fn now() -> Now {
     let monotonic = Instant::now();
     let origin = *ORIGIN.get_or_init(|| monotonic);
-    let since_origin = micros(monotonic.saturating_duration_since(origin));
+    let monotonic_nanos = nanos(monotonic.saturating_duration_since(origin));
     // Relaxed: the two values need not be seen together. A thread that sees
     // a new refresh time with an old offset uses an offset one period
     // stale, which is all this promises anyway.
-    if since_origin.saturating_sub(REFRESHED_AT.load(Ordering::Relaxed)) >= REFRESH_MICROS {
-        let offset = wall_micros_now().saturating_sub(since_origin);
-        OFFSET_MICROS.store(offset, Ordering::Relaxed);
-        REFRESHED_AT.store(since_origin, Ordering::Relaxed);
-        return Now {
-            monotonic,
-            wall: Timestamp::from_unix_micros(since_origin.saturating_add(offset)),
+    let offset =
+        if monotonic_nanos.saturating_sub(REFRESHED_AT.load(Ordering::Relaxed)) >= REFRESH_NANOS {
+            let offset = wall_nanos_now().saturating_sub(monotonic_nanos);
+            OFFSET_NANOS.store(offset, Ordering::Relaxed);
+            REFRESHED_AT.store(monotonic_nanos, Ordering::Relaxed);
+            offset
+        } else {
+            OFFSET_NANOS.load(Ordering::Relaxed)
         };
-    }
-    let offset = OFFSET_MICROS.load(Ordering::Relaxed);
     Now {
-        monotonic,
-        wall: Timestamp::from_unix_micros(since_origin.saturating_add(offset)),
+        monotonic_nanos,
+        wall: Timestamp::from_unix_micros(monotonic_nanos.saturating_add(offset).div_euclid(1_000)),
     }
 }
 
-fn wall_micros_now() -> i64 {
+fn wall_nanos_now() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(since) => micros(since),
-        Err(before) => micros(before.duration()).saturating_neg(),
+        Ok(since) => nanos(since),
+        Err(before) => nanos(before.duration()).saturating_neg(),
     }
 }
 
-/// Whole seconds and microseconds apart, in 64 bits: `as_micros` is a
-/// 128-bit division, on the path of every profiled span.
-fn micros(duration: Duration) -> i64 {
-    let secs = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 1_000_000);
-    secs.saturating_mul(1_000_000)
-        .saturating_add(i64::from(duration.subsec_micros()))
+/// Whole seconds and nanoseconds apart, in 64 bits: `as_nanos` is a
+/// 128-bit number, on the path of every profiled span. (Saturates 292
+/// years from the epoch.)
+fn nanos(duration: Duration) -> i64 {
+    let secs = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
+    secs.saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(duration.subsec_nanos()))
 }
 
 #[cfg(test)]
@@ -91,9 +102,9 @@ mod tests {
     #[test]
     fn the_derived_wall_clock_stays_within_a_refresh_of_the_real_one() {
         for _ in 0..1_000 {
-            let before = wall_micros_now();
+            let before = wall_nanos_now() / 1_000;
             let now = now();
-            let after = wall_micros_now();
+            let after = wall_nanos_now() / 1_000;
             let wall = now.wall.unix_micros();
             // The offset was measured at most one period ago; on a machine
             // whose wall clock is not stepped meanwhile it is exact to the
@@ -110,7 +121,7 @@ mod tests {
         let first = now();
         std::thread::sleep(Duration::from_millis(3));
         let second = now();
-        let elapsed = micros(second.monotonic - first.monotonic);
+        let elapsed = nanos(second.since(first)) / 1_000;
         let wall_elapsed = second.wall.unix_micros() - first.wall.unix_micros();
         assert!(
             (elapsed - wall_elapsed).abs() < 1_000,

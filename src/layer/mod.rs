@@ -407,6 +407,18 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
         Some(Box::new(facts.clone()))
     }
 
+    /// As `facts_for_output`, for facts nobody else needs.
+    fn own_facts_for_output(&self, facts: Option<Box<PointFacts>>) -> Option<Box<PointFacts>> {
+        let mut facts = facts?;
+        if !self.config.record_fields && facts.fields.is_some() {
+            facts.fields = None;
+            if *facts == PointFacts::default() {
+                return None;
+            }
+        }
+        Some(facts)
+    }
+
     /// Counts a start; the event to send, unless no sink wants starts (an
     /// OTLP-only writer makes each span from its stop).
     fn record_start(
@@ -532,49 +544,32 @@ where
         let Some(point) = extensions.get_mut::<Point>() else {
             return;
         };
-        let (stopped_at, duration) = *point
-            .stopped
-            .get_or_insert_with(|| {
-                let now = clock::now();
-                let duration = now.monotonic.saturating_duration_since(point.started.monotonic);
-                (now.wall, duration)
-            });
+        let (stopped_at, duration) = *point.stopped.get_or_insert_with(|| {
+            let now = clock::now();
+            (now.wall, now.since(point.started))
+        });
         point.open_in = point.open_in.saturating_sub(1);
         let slow = self
             .config
             .slow_threshold
             .is_some_and(|threshold| duration >= threshold);
         let name = self.point_name(span.metadata());
-        let event = if point.open_in == 0 {
-            let Some(point) = extensions.remove::<Point>() else {
-                return;
-            };
-            let facts = if self.config.record_fields {
-                point.facts
-            } else {
-                self.facts_for_output(point.facts.as_deref())
-            };
-            stop_event(
-                &point.ids,
-                name,
-                point.started.wall,
-                stopped_at,
-                duration,
-                slow,
-                facts,
-            )
+        let facts = if point.open_in == 0 {
+            // The last layer to stop it: the facts are not needed any more,
+            // and the point stays for the registry to drop with the span.
+            self.own_facts_for_output(point.facts.take())
         } else {
-            let facts = self.facts_for_output(point.facts.as_deref());
-            stop_event(
-                &point.ids,
-                name,
-                point.started.wall,
-                stopped_at,
-                duration,
-                slow,
-                facts,
-            )
+            self.facts_for_output(point.facts.as_deref())
         };
+        let event = stop_event(
+            &point.ids,
+            name,
+            point.started.wall,
+            stopped_at,
+            duration,
+            slow,
+            facts,
+        );
         drop(extensions);
         self.send(event);
         self.shared.points_stopped.fetch_add(1, Ordering::Relaxed);
