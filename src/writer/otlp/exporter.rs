@@ -14,9 +14,9 @@
 //!
 //! # What happens to every span
 //!
-//! [`OtlpSink::write`] maps each stop to a span and hands the batch over a
-//! channel without waiting; past the queue limit, spans are dropped and
-//! counted. Every span taken is, in the end, exactly one of: **written**
+//! [`OtlpSink::write`] hands the writer's stops over a channel without
+//! waiting (the thread makes each a span when it encodes its batch); past
+//! the queue limit, spans are dropped and counted. Every span taken is, in the end, exactly one of: **written**
 //! (the collector answered 2xx; spans it said it rejected in a partial
 //! success are failed), **failed** (a connection error, a timeout, or a
 //! retryable status still failing after the last retry; any other error
@@ -122,10 +122,10 @@ impl Control {
 /// The sink the writer's thread holds: the sending half of the export
 /// thread.
 pub(super) struct OtlpSink {
-    spans: Sender<Vec<Span>>,
+    spans: Sender<Vec<PointEvent>>,
     /// Kept to take back what the thread never took when shutting down
     /// gives up on it.
-    leftovers: Receiver<Vec<Span>>,
+    leftovers: Receiver<Vec<PointEvent>>,
     control: Sender<Control>,
     shared: Arc<Shared>,
     queue_limit: u64,
@@ -208,11 +208,14 @@ impl Sink for OtlpSink {
             }
             self.queue_limit.saturating_sub(ledger.outstanding)
         };
-        let mut batch = Vec::new();
+        // The stops themselves go to the export thread, which makes the
+        // spans: their memory is then allocated and freed on one thread,
+        // and the writer's thread, which the file sink shares, does less.
+        let mut batch = Vec::with_capacity(stops().count().min(room as usize));
         let mut dropped = 0u64;
         for event in stops() {
             if (batch.len() as u64) < room {
-                batch.extend(mapping::span(event));
+                batch.push(event.clone());
             } else {
                 dropped += 1;
             }
@@ -297,11 +300,13 @@ enum Attempt {
 }
 
 struct Exporter {
-    incoming: Receiver<Vec<Span>>,
+    incoming: Receiver<Vec<PointEvent>>,
     commands: Receiver<Control>,
     /// A command that came in while waiting between retries.
     stashed: Option<Control>,
-    pending: VecDeque<Span>,
+    /// Stops waiting for their batch; each becomes a span when its batch
+    /// is encoded.
+    pending: VecDeque<PointEvent>,
     /// When the oldest pending span came in.
     oldest: Option<Instant>,
     shared: Arc<Shared>,
@@ -359,7 +364,7 @@ impl Exporter {
         }
     }
 
-    fn take(&mut self, spans: Vec<Span>) {
+    fn take(&mut self, spans: Vec<PointEvent>) {
         if self.pending.is_empty() {
             self.oldest = Some(Instant::now());
         }
@@ -416,12 +421,18 @@ impl Exporter {
             self.oldest = None;
             return true;
         }
-        let spans: Vec<Span> = self.pending.drain(..n).collect();
+        let spans: Vec<Span> = self
+            .pending
+            .drain(..n)
+            .filter_map(|event| mapping::span(&event))
+            .collect();
         self.oldest = if self.pending.is_empty() {
             None
         } else {
             Some(Instant::now())
         };
+        // Only stops are queued, and every stop is a span.
+        debug_assert_eq!(spans.len(), n);
         let count = n as u64;
         if let Err(error) = self.encode(spans) {
             self.shared.counters.outage(&error);
