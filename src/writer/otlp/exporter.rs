@@ -27,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read as _, Write as _};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ pub(super) struct Settings {
     pub(super) backoff: Duration,
     pub(super) max_backoff: Duration,
     pub(super) headers: Vec<(String, String)>,
+    /// A TLS configuration of its own (extra roots), or ureq's.
+    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The most of a response body read (a partial success is a few bytes).
@@ -144,7 +147,11 @@ impl OtlpSink {
             ledger: Mutex::new(Ledger::default()),
             counters,
         });
-        let agent = ureq::AgentBuilder::new()
+        let mut agent = ureq::AgentBuilder::new();
+        if let Some(tls) = &settings.tls {
+            agent = agent.tls_config(Arc::clone(tls));
+        }
+        let agent = agent
             .timeout_connect(settings.connect_timeout)
             // A collector does not redirect; following one would resend the
             // spans somewhere nobody configured.
@@ -593,6 +600,36 @@ impl Exporter {
             },
         }
     }
+}
+
+/// A TLS client configuration that trusts the Mozilla roots (as ureq's
+/// own does) and every certificate in the PEM file at `path`.
+pub(super) fn tls_trusting(
+    path: &Path,
+) -> Result<Arc<rustls::ClientConfig>, Box<dyn std::error::Error + Send + Sync>> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+
+    let pem = std::fs::read(path)?;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut added = 0;
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(certificate?)?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    // ring, as ureq's own configuration: the provider is named, so that
+    // another crate of the service enabling a second one changes nothing.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// The `rejected_spans` of a partial success, if the body is one; 0 for

@@ -13,6 +13,7 @@
 //! table, and how to read the counters.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ mod mapping;
 /// | longest wait between tries (`Retry-After` included) | 30 s | [`with_max_backoff`](Self::with_max_backoff) |
 /// | `service.name` prefix (osprofiler's `[profiler_otlp] service_name_prefix`) | none: `{project}-{service}` | [`with_service_name_prefix`](Self::with_service_name_prefix) |
 /// | extra request headers (an `Authorization` for a hosted backend) | none | [`with_header`](Self::with_header) |
+/// | certificates trusted for `https` besides the Mozilla roots (a fleet's own CA) | none | [`with_ca_file`](Self::with_ca_file) |
 ///
 /// Every wait is at most a day. The project, service and host come from
 /// the [`Builder`]
@@ -78,6 +80,7 @@ pub struct Otlp {
     backoff: Duration,
     max_backoff: Duration,
     service_name_prefix: Option<String>,
+    ca_file: Option<PathBuf>,
     headers: Vec<(String, String)>,
 }
 
@@ -101,6 +104,7 @@ impl fmt::Debug for Otlp {
             .field("backoff", &self.backoff)
             .field("max_backoff", &self.max_backoff)
             .field("service_name_prefix", &self.service_name_prefix)
+            .field("ca_file", &self.ca_file)
             .field("headers", &headers)
             .finish()
     }
@@ -136,6 +140,7 @@ impl Otlp {
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             service_name_prefix: None,
+            ca_file: None,
             headers: Vec::new(),
         })
     }
@@ -212,6 +217,17 @@ impl Otlp {
         self
     }
 
+    /// Trusts the CA certificates in this PEM file for an `https` endpoint,
+    /// besides the Mozilla roots: for a collector whose certificate a
+    /// fleet's own CA signed. The file is read when the writer is built;
+    /// a file that cannot be read, or holds no certificate, fails the
+    /// build. The collector's certificate is always verified, against
+    /// these roots.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
     /// Sends this header with every request (replacing one of the same
     /// name given before). Its value never appears in `Debug` output.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -258,6 +274,19 @@ impl SinkConfig for Otlp {
                 ));
             }
         }
+        let tls = match &self.ca_file {
+            Some(path) => Some(exporter::tls_trusting(path).map_err(|why| {
+                Error::new(
+                    format!(
+                        "cannot trust the CA file {} for {}",
+                        path.display(),
+                        self.url
+                    ),
+                    why,
+                )
+            })?),
+            None => None,
+        };
         let counters = Arc::new(SinkCounters::new(SinkKind::Otlp, self.url.clone()));
         // Longer waits mean nothing to an exporter, and would overflow the
         // clock arithmetic of the export thread and of the HTTP client.
@@ -275,6 +304,7 @@ impl SinkConfig for Otlp {
             backoff: sane(self.backoff),
             max_backoff: sane(self.max_backoff),
             headers: self.headers,
+            tls,
         };
         let sink = exporter::OtlpSink::start(settings, resource, Arc::clone(&counters))?;
         Ok((Box::new(sink), counters))
