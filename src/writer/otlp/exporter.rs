@@ -16,7 +16,8 @@
 //!
 //! [`OtlpSink::write`] hands the writer's stops over a channel without
 //! waiting (the thread makes each a span when it encodes its batch); past
-//! the queue limit, spans are dropped and counted. Every span taken is, in the end, exactly one of: **written**
+//! the queue limit, spans are dropped and counted. Every span taken is, in
+//! the end, exactly one of: **written**
 //! (the collector answered 2xx; spans it said it rejected in a partial
 //! success are failed), **failed** (a connection error, a timeout, or a
 //! retryable status still failing after the last retry; any other error
