@@ -40,7 +40,7 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::Layer;
 
 mod support;
-use support::{loadavg, process_cpu_ns, thread_cpu_ns};
+use support::{loadavg, process_cpu_ns, span_loop, thread_cpu_ns};
 
 /// Counts allocations made by the current thread.
 struct Counting;
@@ -175,18 +175,8 @@ fn run(dispatch: &Dispatch, case: Case, iterations: u32) -> Sample {
         };
         let _root = root.enter();
         let allocations = thread_allocations();
-        let cpu = thread_cpu_ns();
-        let started = Instant::now();
-        for _ in 0..iterations {
-            let s = info_span!("work");
-            let e = s.enter();
-            drop(e);
-            drop(s);
-        }
-        let elapsed = started.elapsed();
-        let cpu = thread_cpu_ns()
-            .zip(cpu)
-            .map(|(after, before)| (after - before) as f64 / f64::from(iterations));
+        let (elapsed, cpu) = span_loop(iterations, thread_cpu_ns);
+        let cpu = cpu.map(|ns| ns as f64 / f64::from(iterations));
         let allocations = thread_allocations() - allocations;
         Sample {
             wall: elapsed / iterations,

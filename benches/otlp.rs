@@ -51,10 +51,10 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod support;
-use support::median;
+use support::{cpu_by_thread_name, median, span_loop, thread_cpu_clock_ns};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
@@ -258,48 +258,6 @@ where
 
 // ---------------------------------------------------------------- measuring
 
-/// CPU nanoseconds of this process's threads, summed by thread name.
-fn cpu_by_thread_name() -> HashMap<String, u64> {
-    let mut out = HashMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for task in tasks.filter_map(Result::ok) {
-        let path = task.path();
-        let (Ok(name), Ok(stat)) = (
-            std::fs::read_to_string(path.join("comm")),
-            std::fs::read_to_string(path.join("schedstat")),
-        ) else {
-            continue;
-        };
-        let Some(ns) = stat
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        *out.entry(name.trim().to_owned()).or_default() += ns;
-    }
-    out
-}
-
-/// This thread's CPU time: `schedstat` of a running thread lags by up to a
-/// scheduler tick, too coarse for a round of a few milliseconds.
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
-    if ok {
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    } else {
-        0
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Case {
     Registry,
@@ -460,19 +418,10 @@ fn round(setup: &mut Setup, iterations: u32, record: bool) {
                 .start(|| info_span!("request")),
         };
         let entered = root.enter();
-        let cpu = thread_cpu_ns();
-        let started = Instant::now();
-        for _ in 0..iterations {
-            let s = info_span!("work");
-            let e = s.enter();
-            drop(e);
-            drop(s);
-        }
-        let wall = started.elapsed();
-        let cpu = thread_cpu_ns() - cpu;
+        let (wall, cpu) = span_loop(iterations, thread_cpu_clock_ns);
         drop(entered);
         drop(root);
-        (wall, cpu)
+        (wall, cpu.unwrap_or(0))
     });
     setup.spans += u64::from(iterations) + 1;
     setup.flush.flush();

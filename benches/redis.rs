@@ -26,7 +26,7 @@
 #[path = "../tests/support/redis.rs"]
 mod redis_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::{info_span, Dispatch};
 use tracing_osprofiler::writer::{
@@ -36,7 +36,7 @@ use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
 use tracing_subscriber::prelude::*;
 
 mod support;
-use support::{median, process_cpu_ns, thread_cpu_ns};
+use support::{median, process_cpu_ns, span_loop, thread_cpu_ns};
 
 struct Case {
     label: &'static str,
@@ -71,18 +71,8 @@ fn run(case: &Case, iterations: u32) -> (Duration, Option<f64>) {
         let root = Profile::new(Signer::new("SECRET_KEY", HmacAlgorithm::Sha1))
             .start(|| info_span!("request"));
         let _root = root.enter();
-        let cpu = thread_cpu_ns();
-        let started = Instant::now();
-        for _ in 0..iterations {
-            let s = info_span!("work");
-            let e = s.enter();
-            drop(e);
-            drop(s);
-        }
-        let elapsed = started.elapsed();
-        let cpu = thread_cpu_ns()
-            .zip(cpu)
-            .map(|(after, before)| (after - before) as f64 / f64::from(iterations));
+        let (elapsed, cpu) = span_loop(iterations, thread_cpu_ns);
+        let cpu = cpu.map(|ns| ns as f64 / f64::from(iterations));
         (elapsed / iterations, cpu)
     })
 }

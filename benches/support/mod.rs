@@ -1,6 +1,70 @@
-//! What the benchmarks share: CPU time of this thread and of the whole
-//! process from Linux `schedstat`, the load average, medians.
+//! What the benchmarks share: the measured span loop, CPU time of this
+//! thread and of the whole process (Linux `schedstat`, or the thread's CPU
+//! clock), CPU time by thread name, the load average, medians.
 #![allow(dead_code)] // each benchmark uses some of these
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// The loop every benchmark measures: `iterations` times `let s =
+/// info_span!("work"); let e = s.enter(); drop(e); drop(s);` under the
+/// current dispatcher (and whatever span the caller entered). Returns the
+/// wall-clock time it took, and the CPU time `cpu_ns` saw pass.
+pub fn span_loop(iterations: u32, cpu_ns: impl Fn() -> Option<u64>) -> (Duration, Option<u64>) {
+    let cpu_before = cpu_ns();
+    let started = Instant::now();
+    for _ in 0..iterations {
+        let s = tracing::info_span!("work");
+        let e = s.enter();
+        drop(e);
+        drop(s);
+    }
+    let wall = started.elapsed();
+    let cpu = cpu_ns()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    (wall, cpu)
+}
+
+/// This thread's CPU time from its CPU clock (`CLOCK_THREAD_CPUTIME_ID`):
+/// `schedstat` of a running thread lags by up to a scheduler tick, too
+/// coarse for a round of a few milliseconds.
+pub fn thread_cpu_clock_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    ok.then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// CPU nanoseconds of this process's threads (Linux `schedstat`), summed
+/// by thread name.
+pub fn cpu_by_thread_name() -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.filter_map(Result::ok) {
+        let path = task.path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let Some(ns) = stat
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        *out.entry(name.trim().to_owned()).or_default() += ns;
+    }
+    out
+}
 
 /// Nanoseconds this thread has spent on a CPU (Linux `schedstat`), so that
 /// time spent waiting (preempted by other processes, or blocked on a full
