@@ -8,7 +8,7 @@
 //! 2. `<target>/osprofiler-venv/bin/python`, which the first test that needs
 //!    it creates with `python3 -m venv` and `pip install -r
 //!    tests/python/requirements.txt`, so that `cargo test --all-features`
-//!    works on a fresh clone by itself. `.ci/run` makes the same venv the same
+//!    works on a fresh clone by itself. `.ci/test` makes the same venv the same
 //!    way before the tests: there is one Python environment.
 //!
 //! If neither works, the test fails with the reason: interop tests never skip.

@@ -1,6 +1,6 @@
 //! Programs from the system that some tests need (Debian packages), and
 //! the rule for when one is missing: the test fails and names the package.
-//! It never passes without having run. `.ci/run` installs every one of
+//! It never passes without having run. `.ci/test` installs every one of
 //! them; on a machine of your own, install them too (the README lists
 //! them).
 
@@ -14,7 +14,7 @@ pub fn require(path: &str, package: &str, test: &str) {
     assert!(
         Path::new(path).exists(),
         "{test} needs {path}, from Debian's `{package}` package, and was NOT run: \
-         install it (`apt-get install {package}`; .ci/run does) and run the tests again"
+         install it (`apt-get install {package}`; .ci/test does) and run the tests again"
     );
 }
 
@@ -25,6 +25,6 @@ pub fn require_program(program: &str, package: &str, test: &str) {
     assert!(
         found,
         "{test} needs `{program}`, from Debian's `{package}` package, and was NOT run: \
-         install it (`apt-get install {package}`; .ci/run does) and run the tests again"
+         install it (`apt-get install {package}`; .ci/test does) and run the tests again"
     );
 }
