@@ -9,8 +9,8 @@ use http::Response;
 use pin_project_lite::pin_project;
 use tracing::Span;
 
+use super::root::{record_failure, record_status};
 use super::ResponseBody;
-use crate::layer::record_outcome;
 use crate::limit::ProfilePermit;
 
 pin_project! {
@@ -62,15 +62,12 @@ where
     }
 }
 
-/// Records the response status on the root (as its `http.status_code` field
-/// when the span declares one, and as the point's outcome): a status of 500
-/// or more, or an error of the inner service, marks the request failed.
+/// Records the response status on the root (see [`record_status`]): a
+/// status of 500 or more, or an error of the inner service, marks the
+/// request failed.
 fn record_response<E>(span: &Span, status: Result<http::StatusCode, &E>) {
     match status {
-        Ok(status) => {
-            span.record("http.status_code", status.as_u16());
-            record_outcome(span, Some(status.as_u16()), None);
-        }
-        Err(_) => record_outcome(span, None, Some("the service failed".to_owned())),
+        Ok(status) => record_status(span, status.as_u16()),
+        Err(_) => record_failure(span, "the service failed".to_owned()),
     }
 }

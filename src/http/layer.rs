@@ -1,24 +1,17 @@
-//! The [`ProfilingLayer`] (a tower `Layer`), its configuration, and the
-//! admission decision for one request.
+//! The [`ProfilingLayer`] (a tower `Layer`) and its configuration; the
+//! admission decision for one request is the framework-neutral
+//! [`Admission`]'s (`admission.rs`).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Request;
-use tracing::Span;
-
-use super::make_span::{DefaultRootSpan, MakeRootSpan};
+use super::admission::Admission;
 use super::service::ProfilingService;
 use super::stats::ProfilingStats;
-use crate::layer::ProfileExt as _;
-use crate::limit::{ProfileLimit, ProfileLimiter, ProfilePermit};
-use crate::point::RequestInfo;
-use crate::token::{HmacKeys, Rejection};
-
-/// The target of the summary warnings.
-const TARGET: &str = "tracing_osprofiler::http";
+use super::DefaultRootSpan;
+use crate::limit::ProfileLimit;
+use crate::token::HmacKeys;
 
 /// A tower [`Layer`](tower_layer::Layer) that serves requests carrying a
 /// valid profile token inside a profiled root span (see the
@@ -59,28 +52,14 @@ const TARGET: &str = "tracing_osprofiler::http";
 /// subscriber.
 #[derive(Clone)]
 pub struct ProfilingLayer<M = DefaultRootSpan> {
-    shared: Arc<Shared>,
+    shared: Arc<Admission>,
     make_span: M,
-}
-
-#[derive(Clone)]
-pub(crate) struct Shared {
-    keys: HmacKeys,
-    limiter: ProfileLimiter,
-    stats: ProfilingStats,
-    warn_interval: Duration,
-    query: bool,
-    /// The first request whose root a filter disabled was reported.
-    disabled_reported: Arc<AtomicBool>,
 }
 
 impl<M> fmt::Debug for ProfilingLayer<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProfilingLayer")
-            .field("keys", &self.shared.keys)
-            .field("limiter", &self.shared.limiter)
-            .field("warn_interval", &self.shared.warn_interval)
-            .field("query", &self.shared.query)
+            .field("admission", &self.shared)
             .finish_non_exhaustive()
     }
 }
@@ -93,21 +72,8 @@ impl ProfilingLayer {
     /// is reported on standard error at once.
     #[must_use]
     pub fn new(keys: HmacKeys) -> Self {
-        if keys.is_empty() {
-            eprintln!(
-                "tracing-osprofiler: the profiling middleware has no HMAC key, so no request \
-                 can be profiled; give it the keys your clients sign with"
-            );
-        }
         ProfilingLayer {
-            shared: Arc::new(Shared {
-                keys,
-                limiter: ProfileLimit::default().build(),
-                stats: ProfilingStats::new(),
-                warn_interval: Duration::from_secs(60),
-                query: false,
-                disabled_reported: Arc::new(AtomicBool::new(false)),
-            }),
+            shared: Arc::new(Admission::new(keys)),
             make_span: DefaultRootSpan::new(),
         }
     }
@@ -123,7 +89,7 @@ impl ProfilingLayer {
 }
 
 impl<M> ProfilingLayer<M> {
-    fn update(mut self, change: impl FnOnce(&mut Shared)) -> Self {
+    fn update(mut self, change: impl FnOnce(&mut Admission)) -> Self {
         change(Arc::make_mut(&mut self.shared));
         self
     }
@@ -144,27 +110,27 @@ impl<M> ProfilingLayer<M> {
     /// never gets it.
     #[must_use]
     pub fn with_query(self, record: bool) -> Self {
-        self.update(|shared| shared.query = record)
+        self.update(|shared| shared.set_query(record))
     }
 
     /// Limits how many requests are profiled (default:
     /// [`ProfileLimit::default`], 64 at once and 100 per second).
     #[must_use]
     pub fn with_limit(self, limit: ProfileLimit) -> Self {
-        self.update(|shared| shared.limiter = limit.build())
+        self.update(|shared| shared.set_limit(limit))
     }
 
     /// The shortest time between two summary warnings about refused tokens
     /// (default: one minute). Counts are always in [`stats`](Self::stats).
     #[must_use]
     pub fn with_warn_interval(self, interval: Duration) -> Self {
-        self.update(|shared| shared.warn_interval = interval)
+        self.update(|shared| shared.set_warn_interval(interval))
     }
 
     /// A handle on the counters, shared by every service this layer makes.
     #[must_use]
     pub fn stats(&self) -> ProfilingStats {
-        self.shared.stats.clone()
+        self.shared.stats().clone()
     }
 }
 
@@ -173,93 +139,5 @@ impl<S, M: Clone> tower_layer::Layer<S> for ProfilingLayer<M> {
 
     fn layer(&self, inner: S) -> Self::Service {
         ProfilingService::new(inner, Arc::clone(&self.shared), self.make_span.clone())
-    }
-}
-
-impl Shared {
-    /// Decides whether `request` is profiled: if so, its root span (not yet
-    /// entered) and the permit to hold until its response is finished.
-    pub(crate) fn admit<B, M>(
-        &self,
-        request: &Request<B>,
-        make_span: &M,
-    ) -> Option<(Span, ProfilePermit)>
-    where
-        M: MakeRootSpan<B>,
-    {
-        let profile = match super::profile_from_headers(&self.keys, request.headers()) {
-            Ok(profile) => profile,
-            Err(Rejection::Missing) => {
-                self.stats.count_without_token();
-                return None;
-            }
-            Err(rejection) => {
-                self.stats.count_rejection(rejection);
-                self.maybe_warn();
-                return None;
-            }
-        };
-        let Some(permit) = self.limiter.try_acquire_for(&profile) else {
-            self.stats.count_over_limit();
-            self.maybe_warn();
-            return None;
-        };
-        let span =
-            profile.start_request(self.request_info(request), || make_span.make_span(request));
-        if span.point_ids().is_none() {
-            // Disabled by a filter, or no OsProfilerLayer in the subscriber:
-            // nothing is written, so nothing of the limit is spent either.
-            permit.give_back();
-            self.stats.count_disabled_by_filter();
-            self.report_disabled();
-            self.maybe_warn();
-            return None;
-        }
-        self.stats.count_profiled();
-        Some((span, permit))
-    }
-
-    fn request_info<B>(&self, request: &Request<B>) -> RequestInfo {
-        let uri = request.uri();
-        let info = RequestInfo::new(
-            request.method().as_str(),
-            uri.path(),
-            uri.scheme_str().unwrap_or("http"),
-        );
-        match uri.query() {
-            Some(query) if self.query => info.with_query(query),
-            _ => info,
-        }
-    }
-
-    fn report_disabled(&self) {
-        if !self.disabled_reported.swap(true, Ordering::Relaxed) {
-            eprintln!(
-                "tracing-osprofiler: a request with a valid profile token was served unprofiled: \
-                 the subscriber's filters disable its root span (or no OsProfilerLayer is \
-                 installed). Put level filters on the layers that print logs, not on the whole \
-                 subscriber; ProfilingStats::tokens_disabled_by_filter counts these requests"
-            );
-        }
-    }
-
-    /// At most one warning per interval, with the totals, so that a flood of
-    /// bad tokens cannot flood the operator's log.
-    fn maybe_warn(&self) {
-        if !self.stats.warn_due(self.warn_interval) {
-            return;
-        }
-        let stats = &self.stats;
-        tracing::warn!(
-            target: TARGET,
-            oversized = stats.tokens_oversized(),
-            bad_signature = stats.tokens_bad_signature(),
-            malformed = stats.tokens_malformed(),
-            over_limit = stats.tokens_over_limit(),
-            disabled_by_filter = stats.tokens_disabled_by_filter(),
-            profiled = stats.requests_profiled(),
-            "profile tokens refused since start, requests served unprofiled (next summary in {:?} at the earliest)",
-            self.warn_interval,
-        );
     }
 }

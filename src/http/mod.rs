@@ -50,30 +50,48 @@
 //! (by default only calls to internal addresses and names, see
 //! [`Destinations::internal`]).
 
+#[cfg(feature = "tower")]
 use http::header::{HeaderMap, HeaderName};
 
+#[cfg(feature = "tower")]
 use crate::token::{HmacKeys, Profile, Rejection};
 
+pub(crate) mod admission;
+#[cfg(feature = "tower")]
 mod body;
 mod destination;
+#[cfg(feature = "tower")]
 mod future;
+#[cfg(feature = "tower")]
 pub mod inject;
+#[cfg(feature = "tower")]
 mod layer;
+#[cfg(feature = "tower")]
 mod make_span;
+pub(crate) mod root;
+#[cfg(feature = "tower")]
 mod service;
 mod stats;
 
+#[cfg(feature = "tower")]
 pub use body::ResponseBody;
 pub use destination::{Destination, Destinations, InvalidHostError};
+#[cfg(feature = "tower")]
 pub use future::ResponseFuture;
+#[cfg(feature = "tower")]
 pub use layer::ProfilingLayer;
-pub use make_span::{DefaultRootSpan, MakeRootSpan, DEFAULT_ROOT_NAME};
+#[cfg(feature = "tower")]
+pub use make_span::MakeRootSpan;
+pub use root::{DefaultRootSpan, DEFAULT_ROOT_NAME};
+#[cfg(feature = "tower")]
 pub use service::ProfilingService;
 pub use stats::ProfilingStats;
 
+#[cfg(feature = "tower")]
 /// The `X-Trace-Info` header name (HTTP names are case-insensitive; `http`
 /// stores them lower-case).
 pub const TRACE_INFO_HEADER: HeaderName = HeaderName::from_static("x-trace-info");
+#[cfg(feature = "tower")]
 /// The `X-Trace-HMAC` header name.
 pub const TRACE_HMAC_HEADER: HeaderName = HeaderName::from_static("x-trace-hmac");
 
@@ -102,23 +120,17 @@ pub const TRACE_HMAC_HEADER: HeaderName = HeaderName::from_static("x-trace-hmac"
 /// assert_eq!(profile_from_headers(&keys, &headers).unwrap_err(), Rejection::Malformed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg(feature = "tower")]
 pub fn profile_from_headers(keys: &HmacKeys, headers: &HeaderMap) -> Result<Profile, Rejection> {
-    let info = single(headers, &TRACE_INFO_HEADER)?;
-    let hmac = single(headers, &TRACE_HMAC_HEADER)?;
-    match (info, hmac) {
-        (Some(info), Some(hmac)) => keys.verify(info, hmac),
-        _ => Err(Rejection::Missing),
-    }
-}
-
-/// The one value of `name`, `None` if absent, `Malformed` if repeated.
-fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h [u8]>, Rejection> {
-    let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Rejection::Malformed);
-    }
-    Ok(Some(first.as_bytes()))
+    admission::verify_token(
+        keys,
+        headers
+            .get_all(TRACE_INFO_HEADER)
+            .iter()
+            .map(|v| v.as_bytes()),
+        headers
+            .get_all(TRACE_HMAC_HEADER)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
 }

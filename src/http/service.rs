@@ -7,21 +7,21 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::layer::Shared;
-use super::make_span::{DefaultRootSpan, MakeRootSpan};
-use super::{ResponseBody, ResponseFuture};
+use super::admission::{Admission, RequestFacts};
+use super::make_span::MakeRootSpan;
+use super::{DefaultRootSpan, ResponseBody, ResponseFuture, TRACE_HMAC_HEADER, TRACE_INFO_HEADER};
 
 /// Serves requests with a valid profile token inside a profiled root span
 /// and all others untouched. Made by [`ProfilingLayer`](super::ProfilingLayer).
 #[derive(Clone)]
 pub struct ProfilingService<S, M = DefaultRootSpan> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Arc<Admission>,
     make_span: M,
 }
 
 impl<S, M> ProfilingService<S, M> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>, make_span: M) -> Self {
+    pub(crate) fn new(inner: S, shared: Arc<Admission>, make_span: M) -> Self {
         ProfilingService {
             inner,
             shared,
@@ -67,7 +67,27 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match self.shared.admit(&request, &self.make_span) {
+        let headers = request.headers();
+        let uri = request.uri();
+        let facts = RequestFacts {
+            method: request.method().as_str(),
+            path: uri.path(),
+            scheme: uri.scheme_str().unwrap_or("http"),
+            query: uri.query(),
+        };
+        let admitted = self.shared.admit(
+            headers
+                .get_all(TRACE_INFO_HEADER)
+                .iter()
+                .map(|v| v.as_bytes()),
+            headers
+                .get_all(TRACE_HMAC_HEADER)
+                .iter()
+                .map(|v| v.as_bytes()),
+            facts,
+            || self.make_span.make_span(&request),
+        );
+        match admitted {
             None => ResponseFuture::new(self.inner.call(request), None),
             Some((span, permit)) => {
                 // The handler's own future is created inside the root, so
