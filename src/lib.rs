@@ -41,6 +41,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`capture`] | tail capture: requests without a token recorded in memory, kept when slow or failed |
 //! | [`ids`] | the UUID ids: which forms are accepted, how they are written |
 //! | [`token`] | signing and verifying the two headers; keys and algorithms |
 //! | [`layer`] | the [`Layer`](tracing_subscriber::Layer): which spans are points, their ids, start, stop and outcome |
@@ -77,9 +78,13 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;
+pub mod capture;
 pub mod format;
-#[cfg(feature = "tower")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+#[cfg(any(feature = "tower", feature = "actix"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "tower", feature = "actix"))))]
 pub mod http;
 pub mod ids;
 pub mod layer;
@@ -94,6 +99,7 @@ pub mod reqwest;
 pub mod token;
 pub mod writer;
 
+pub use capture::{Capture, CapturePolicy, CaptureStats, KeepReason};
 pub use ids::Id;
 pub use layer::{current_trace_headers, LayerStats, NameSource, OsProfilerLayer, ProfileExt};
 pub use token::{

@@ -218,6 +218,9 @@ pub(crate) struct PointFacts {
     /// Why the point failed: an `error` field, or the message of an
     /// `ERROR` event inside it.
     pub(crate) error: Option<String>,
+    /// On the root of a request kept by tail capture: why, and how many
+    /// points its tree lacks (`crate::capture`).
+    pub(crate) capture: Option<crate::capture::CaptureMark>,
 }
 
 // Read by the sinks that export kinds and outcomes (OTLP, Redis).
@@ -249,6 +252,10 @@ pub(crate) struct PointEvent {
     pub(crate) started: Timestamp,
     /// Only for a stop: the duration, from the monotonic clock.
     pub(crate) duration: Duration,
+    /// Only for a stop: the busy time (the span entered on at least one
+    /// thread), from the same clock, at most `duration`. `None` when not
+    /// measured: unknown is not zero.
+    pub(crate) busy: Option<Duration>,
     /// Only for a stop: the point lasted at least the slow threshold.
     pub(crate) slow: bool,
     pub(crate) facts: Option<Box<PointFacts>>,
@@ -256,6 +263,12 @@ pub(crate) struct PointEvent {
 
 #[cfg_attr(not(any(feature = "otlp", feature = "redis")), allow(dead_code))]
 impl PointEvent {
+    /// The time the point waited (its duration minus its busy time), when
+    /// its busy time is known.
+    pub(crate) fn idle(&self) -> Option<Duration> {
+        Some(self.duration.saturating_sub(self.busy?))
+    }
+
     /// The span fields as one JSON object, if the layer recorded them.
     pub(crate) fn fields(&self) -> Option<&str> {
         self.facts.as_ref()?.fields.as_deref()
@@ -284,10 +297,11 @@ impl PointEvent {
             Phase::Start => {
                 crate::format::write_start(out, self.timestamp, &self.ids, self.name, self.fields())
             }
-            Phase::Stop => crate::format::write_stop(
+            Phase::Stop => crate::format::write_stop_with_busy(
                 out,
                 self.timestamp,
                 self.duration,
+                self.busy,
                 &self.ids,
                 self.name,
                 self.slow,

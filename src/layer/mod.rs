@@ -35,6 +35,24 @@
 //! reading (one clock call per start and per stop; see `clock.rs`): a step
 //! of the wall clock shows in them at most 10 ms after it happens.
 //!
+//! # Busy time
+//!
+//! A point's busy time is the time during which its span was entered on at
+//! least one thread: summed over every poll of a future, counted once while
+//! two threads are inside at the same time, 0 for a span never entered,
+//! and up to the close for a span closed while entered (docs/protocol.md,
+//! *Busy time*). The point counts the threads inside; the monotonic clock
+//! is read when the count goes from 0 to 1 and from 1 to 0, under the
+//! span's extensions lock, which orders the threads' enters and exits.
+//! Enter and exit of a span that is not a point cost the same three loads
+//! as its other hooks while the layer has no point alive.
+//!
+//! With several layers, only the layer that made the point counts its
+//! enters and exits: it has the point alive from its creation to its close,
+//! so it sees every one of them, whereas another layer may start or stop
+//! looking in between (its own points come and go) and would count an
+//! enter without its exit.
+//!
 //! # Several layers in one subscriber
 //!
 //! Two `OsProfilerLayer`s may sit in one subscriber (one per file, a file
@@ -58,6 +76,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use crate::capture::{CaptureMark, Captured, Decision, Stopped};
 use crate::format::{JsonFields, Phase, PointIds, PointName, Timestamp};
 use crate::point::{take_pending_call, PointEvent, PointFacts, PointKind, RequestInfo};
 use crate::token::{Profile, Signer};
@@ -68,7 +87,7 @@ mod output;
 mod span_ext;
 
 pub use output::{InlineWriter, Output};
-#[cfg(feature = "tower")]
+#[cfg(any(feature = "tower", feature = "actix"))]
 pub(crate) use span_ext::record_outcome;
 pub use span_ext::{current_trace_headers, ProfileExt};
 
@@ -219,13 +238,33 @@ struct Point {
     /// Layers that started this point and have not stopped it yet.
     open_in: u32,
     /// The stop, taken by the first layer to close the span, so that every
-    /// layer writes the same one.
-    stopped: Option<(Timestamp, Duration)>,
+    /// layer writes the same one: when, the duration, the busy time.
+    stopped: Option<(Timestamp, Duration, Duration)>,
+    /// The layer that counts enters and exits (the one that made the
+    /// point; see "Busy time" in the module docs), by the address of its
+    /// `Shared`.
+    counted_by: usize,
+    /// How many enters are not yet matched by an exit, over all threads.
+    inside: u32,
+    /// When `inside` last went from 0 to 1 (monotonic nanoseconds).
+    inside_since: i64,
+    /// Busy time of the intervals already closed, in nanoseconds.
+    busy_nanos: i64,
+    /// The request's buffer and decision, when it is captured (an `Arc`
+    /// clone per point: a point of a captured request stops into it).
+    capture: Option<Arc<Captured>>,
+    /// This point is the root of a captured request: its close decides.
+    capture_root: bool,
 }
 
 impl Point {
-    /// A point starting now, written by one layer so far.
-    fn start(ids: PointIds, signer: Option<Signer>, facts: Option<PointFacts>) -> Self {
+    /// A point starting now, written by one layer so far (`counted_by`).
+    fn start(
+        ids: PointIds,
+        signer: Option<Signer>,
+        facts: Option<PointFacts>,
+        counted_by: usize,
+    ) -> Self {
         Point {
             ids,
             started: clock::now(),
@@ -233,7 +272,50 @@ impl Point {
             facts: facts.map(Box::new),
             open_in: 1,
             stopped: None,
+            counted_by,
+            inside: 0,
+            inside_since: 0,
+            busy_nanos: 0,
+            capture: None,
+            capture_root: false,
         }
+    }
+
+    /// A thread enters the span: busy from now if none was inside.
+    #[inline]
+    fn enter(&mut self) {
+        if self.inside == 0 {
+            self.inside_since = clock::monotonic_nanos();
+        }
+        self.inside = self.inside.saturating_add(1);
+    }
+
+    /// A thread leaves the span: the busy interval ends if it was the last
+    /// one inside. An exit without its enter (a layer added to a
+    /// subscriber while the span was entered) changes nothing.
+    #[inline]
+    fn exit(&mut self) {
+        match self.inside {
+            0 => {}
+            1 => {
+                self.inside = 0;
+                let interval = clock::monotonic_nanos().saturating_sub(self.inside_since);
+                self.busy_nanos = self.busy_nanos.saturating_add(interval.max(0));
+            }
+            _ => self.inside -= 1,
+        }
+    }
+
+    /// The busy time up to `now` (monotonic nanoseconds), the interval
+    /// still open included: a span closed while entered counts up to its
+    /// close.
+    fn busy_until(&self, now: i64) -> Duration {
+        let open = if self.inside > 0 {
+            now.saturating_sub(self.inside_since).max(0)
+        } else {
+            0
+        };
+        clock::duration_from_nanos(self.busy_nanos.saturating_add(open))
     }
 
     fn facts_mut(&mut self) -> &mut PointFacts {
@@ -246,8 +328,17 @@ thread_local! {
     /// hands to the next span created on this thread.
     // Boxed: every new span takes it, and taking a pointer is cheaper than
     // moving the profile and the request in and out.
-    #[allow(clippy::type_complexity)]
-    static PENDING_ROOT: Cell<Option<Box<(Profile, Option<RequestInfo>)>>> = const { Cell::new(None) };
+    static PENDING_ROOT: Cell<Option<Box<PendingRoot>>> = const { Cell::new(None) };
+}
+
+/// What [`Profile::start`] or a [`Capture`](crate::Capture) hands to the
+/// next span created on its thread.
+struct PendingRoot {
+    trace_info: crate::TraceInfo,
+    signer: Option<Signer>,
+    request: Option<RequestInfo>,
+    /// Set for a captured request: its points wait in its buffer.
+    capture: Option<Arc<Captured>>,
 }
 
 /// Threads inside [`Profile::start`], whose next span may become a root.
@@ -355,6 +446,12 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
         started != stopped || STARTING_ROOTS.load(Ordering::Acquire) != 0
     }
 
+    /// This layer, as the points it counts the busy time of know it.
+    #[inline]
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
     fn point_name(&self, metadata: &'static Metadata<'static>) -> PointName<'static> {
         match self.config.name_source {
             NameSource::SpanName => PointName::new(metadata.name()),
@@ -391,6 +488,7 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
             timestamp: point.started.wall,
             started: point.started.wall,
             duration: Duration::ZERO,
+            busy: None,
             slow: false,
             facts: self.facts_for_output(point.facts.as_deref()),
         }
@@ -427,9 +525,124 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
         point: &Point,
     ) -> Option<PointEvent> {
         self.shared.points_started.fetch_add(1, Ordering::Relaxed);
-        self.output
-            .wants_starts()
+        // A captured point's start is rebuilt from its stop if it is kept.
+        (point.capture.is_none() && self.output.wants_starts())
             .then(|| self.start_event(metadata, point))
+    }
+
+    /// The close of a point of a captured request, by one layer (see
+    /// `crate::capture`): the root's close decides and writes the kept
+    /// tree; a point below it waits in the buffer, or follows the decision
+    /// if it was made.
+    fn close_captured(&self, capture: &Captured, stop: Stopped, root: bool, last: bool) {
+        if !root {
+            // The point's last layer hands it to the buffer; before that,
+            // a layer writes it only if the request is kept already.
+            let kept = if last {
+                capture.stopped(stop)
+            } else {
+                matches!(capture.decision(), Decision::Kept(_)).then_some(stop)
+            };
+            if let Some(stop) = kept {
+                let mut events = Vec::with_capacity(2);
+                let (start, stop) = self.kept_events(stop, None);
+                events.extend(start);
+                events.push(stop);
+                self.send_kept(events, capture);
+            }
+            return;
+        }
+        let Decision::Kept(mark) = capture.decide(&stop) else {
+            return;
+        };
+        let buffered = capture.buffered(last);
+        let mut events = Vec::with_capacity(2 * buffered.len() + 2);
+        let (root_start, root_stop) = self.kept_events(stop, Some(mark));
+        events.extend(root_start);
+        for stop in buffered {
+            let (start, stop) = self.kept_events(stop, None);
+            events.extend(start);
+            events.push(stop);
+        }
+        events.push(root_stop);
+        self.send_kept(events, capture);
+    }
+
+    /// The start (if this output wants starts) and the stop this layer
+    /// writes for a point of a kept request; the root carries `mark`.
+    fn kept_events(
+        &self,
+        stop: Stopped,
+        mark: Option<CaptureMark>,
+    ) -> (Option<PointEvent>, PointEvent) {
+        let mut facts = self.own_facts_for_output(stop.facts);
+        if let Some(mark) = mark {
+            let facts = facts.get_or_insert_with(Box::default);
+            facts.capture = Some(mark);
+            if self.config.record_fields {
+                let members = mark.json_members();
+                facts.fields = Some(match facts.fields.take() {
+                    Some(before) if before.len() > 2 => {
+                        format!("{},{members}}}", &before[..before.len() - 1]).into()
+                    }
+                    _ => format!("{{{members}}}").into(),
+                });
+            }
+        }
+        let name = self.point_name(stop.metadata);
+        let start = self.output.wants_starts().then(|| PointEvent {
+            phase: Phase::Start,
+            ids: stop.ids,
+            name,
+            timestamp: stop.started,
+            started: stop.started,
+            duration: Duration::ZERO,
+            busy: None,
+            slow: false,
+            facts: facts.clone(),
+        });
+        let slow = self
+            .config
+            .slow_threshold
+            .is_some_and(|threshold| stop.duration >= threshold);
+        let stop = stop_event(
+            &stop.ids,
+            name,
+            stop.started,
+            stop.stopped,
+            stop.duration,
+            stop.busy,
+            slow,
+            facts,
+        );
+        (start, stop)
+    }
+
+    /// Hands a kept tree (or a point of it) to the output in one batch:
+    /// taken whole or refused whole, and counted.
+    fn send_kept(&self, events: Vec<PointEvent>, capture: &Captured) {
+        let count = events.len() as u64;
+        match self.output.send_batch(events) {
+            Ok(()) => {
+                if self.shared.failing.load(Ordering::Relaxed)
+                    && self.shared.failing.swap(false, Ordering::Relaxed)
+                {
+                    eprintln!("tracing-osprofiler: the profile output accepts points again");
+                }
+            }
+            Err(error) => {
+                self.shared
+                    .events_refused
+                    .fetch_add(count, Ordering::Relaxed);
+                capture.count_kept_refused();
+                if !self.shared.failing.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "tracing-osprofiler: the profile output refuses points ({error}); \
+                         they are counted as refused until it works again"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -462,21 +675,32 @@ where
         let pending_root = PENDING_ROOT.with(Cell::take);
         let pending_call = take_pending_call();
         let mut point = match pending_root.map(|pending| *pending) {
-            Some((profile, request)) => {
-                let info = profile.trace_info();
-                Point::start(
+            Some(PendingRoot {
+                trace_info: info,
+                signer,
+                request,
+                capture,
+            }) => {
+                let mut point = Point::start(
                     PointIds {
                         base_id: info.base_id(),
                         parent_id: info.root_parent_id(),
                         trace_id: crate::Id::new_v4(),
                     },
-                    Some(profile.signer().clone()),
+                    signer,
                     request.map(|request| PointFacts {
                         kind: PointKind::Request,
                         request: Some(request),
                         ..PointFacts::default()
                     }),
-                )
+                    self.id(),
+                );
+                if let Some(capture) = capture {
+                    capture.count_captured();
+                    point.capture = Some(capture);
+                    point.capture_root = true;
+                }
+                point
             }
             None => {
                 let Some(parent) = span.parent() else { return };
@@ -484,7 +708,7 @@ where
                 let Some(parent_point) = parent_extensions.get::<Point>() else {
                     return;
                 };
-                Point::start(
+                let mut point = Point::start(
                     PointIds {
                         base_id: parent_point.ids.base_id,
                         parent_id: parent_point.ids.trace_id,
@@ -496,7 +720,10 @@ where
                         call: Some(call),
                         ..PointFacts::default()
                     }),
-                )
+                    self.id(),
+                );
+                point.capture.clone_from(&parent_point.capture);
+                point
             }
         };
         if self.config.record_fields || has_outcome_field(metadata) {
@@ -507,6 +734,29 @@ where
         drop(extensions);
         if let Some(event) = event {
             self.send(event);
+        }
+    }
+
+    // Out of line, as `new_span_while_active`.
+    #[inline(never)]
+    fn enter_while_active(&self, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(point) = extensions.get_mut::<Point>() {
+            if point.counted_by == self.id() {
+                point.enter();
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn exit_while_active(&self, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(point) = extensions.get_mut::<Point>() {
+            if point.counted_by == self.id() {
+                point.exit();
+            }
         }
     }
 
@@ -529,6 +779,9 @@ where
         let Some(point) = extensions.get_mut::<Point>() else {
             return;
         };
+        if let Some(capture) = &point.capture {
+            capture.saw_error();
+        }
         if point.facts.as_ref().is_some_and(|f| f.error.is_some()) {
             return;
         }
@@ -544,11 +797,42 @@ where
         let Some(point) = extensions.get_mut::<Point>() else {
             return;
         };
-        let (stopped_at, duration) = *point.stopped.get_or_insert_with(|| {
-            let now = clock::now();
-            (now.wall, now.since(point.started))
-        });
+        let (stopped_at, duration, busy) = match point.stopped {
+            Some(stopped) => stopped,
+            None => {
+                let now = clock::now();
+                let duration = now.since(point.started);
+                // Never above the duration: enters before the point's start
+                // cannot happen, but a clamp costs nothing.
+                let busy = point.busy_until(now.monotonic_nanos()).min(duration);
+                *point.stopped.insert((now.wall, duration, busy))
+            }
+        };
         point.open_in = point.open_in.saturating_sub(1);
+        if point.capture.is_some() {
+            let last = point.open_in == 0;
+            let (capture, facts) = if last {
+                (point.capture.take(), point.facts.take())
+            } else {
+                (point.capture.clone(), point.facts.clone())
+            };
+            let stop = Stopped {
+                ids: point.ids,
+                metadata: span.metadata(),
+                started: point.started.wall,
+                stopped: stopped_at,
+                duration,
+                busy,
+                facts,
+            };
+            let root = point.capture_root;
+            drop(extensions);
+            if let Some(capture) = capture {
+                self.close_captured(&capture, stop, root, last);
+            }
+            self.shared.points_stopped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let slow = self
             .config
             .slow_threshold
@@ -567,6 +851,7 @@ where
             point.started.wall,
             stopped_at,
             duration,
+            busy,
             slow,
             facts,
         );
@@ -582,6 +867,7 @@ fn stop_event(
     started_at: Timestamp,
     stopped_at: Timestamp,
     duration: Duration,
+    busy: Duration,
     slow: bool,
     facts: Option<Box<PointFacts>>,
 ) -> PointEvent {
@@ -592,6 +878,7 @@ fn stop_event(
         timestamp: stopped_at,
         started: started_at,
         duration,
+        busy: Some(busy),
         slow,
         facts,
     }
@@ -620,6 +907,20 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         if *event.metadata().level() == Level::ERROR && self.may_see_points() {
             self.event_while_active(event, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if self.may_see_points() {
+            self.enter_while_active(id, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if self.may_see_points() {
+            self.exit_while_active(id, ctx);
         }
     }
 
@@ -838,6 +1139,34 @@ fn start_root(
     request: Option<RequestInfo>,
     make_root: impl FnOnce() -> Span,
 ) -> Span {
+    let pending = PendingRoot {
+        trace_info: *profile.trace_info(),
+        signer: Some(profile.signer().clone()),
+        request,
+        capture: None,
+    };
+    start_pending(pending, make_root)
+}
+
+/// Starts the root of a captured request (see [`Capture::start`](crate::Capture::start)):
+/// a fresh `base_id`, no caller, downstream calls signed only by the
+/// policy's opt-in signer.
+pub(crate) fn start_captured(
+    capture: Arc<Captured>,
+    signer: Option<Signer>,
+    request: Option<RequestInfo>,
+    make_root: impl FnOnce() -> Span,
+) -> Span {
+    let pending = PendingRoot {
+        trace_info: crate::TraceInfo::new_request(),
+        signer,
+        request,
+        capture: Some(capture),
+    };
+    start_pending(pending, make_root)
+}
+
+fn start_pending(pending: PendingRoot, make_root: impl FnOnce() -> Span) -> Span {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -845,7 +1174,7 @@ fn start_root(
             STARTING_ROOTS.fetch_sub(1, Ordering::Release);
         }
     }
-    PENDING_ROOT.with(|cell| cell.set(Some(Box::new((profile, request)))));
+    PENDING_ROOT.with(|cell| cell.set(Some(Box::new(pending))));
     STARTING_ROOTS.fetch_add(1, Ordering::Release);
     let _reset = Reset;
     make_root()

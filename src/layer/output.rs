@@ -33,6 +33,10 @@ mod sealed {
         fn wants_starts(&self) -> bool {
             true
         }
+
+        /// Takes a kept request's events whole, or refuses them whole (the
+        /// writer was shut down): never a part of them.
+        fn send_batch(&self, events: Vec<crate::point::PointEvent>) -> std::io::Result<()>;
     }
 }
 
@@ -46,6 +50,10 @@ impl sealed::Sealed for ProfileWriter {
 
     fn wants_starts(&self) -> bool {
         ProfileWriter::wants_starts(self)
+    }
+
+    fn send_batch(&self, events: Vec<PointEvent>) -> io::Result<()> {
+        self.send_events(events)
     }
 }
 
@@ -99,5 +107,11 @@ where
                 self.make_writer.make_writer().write_all(&buf)
             }
         })
+    }
+
+    fn send_batch(&self, events: Vec<PointEvent>) -> io::Result<()> {
+        // Still one `write_all` per line, as promised above: a `MakeWriter`
+        // has no shutdown to be whole against, only its own I/O errors.
+        events.into_iter().try_for_each(|event| self.send(event))
     }
 }

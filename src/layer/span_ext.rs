@@ -15,8 +15,9 @@ use crate::format::PointIds;
 use crate::point::PointFacts;
 use crate::token::{Signer, TraceHeaders, TraceInfo};
 
-/// Reads the ids and signer of a span's point.
-type ReadPoint = fn(&Dispatch, &span::Id) -> Option<(PointIds, Signer)>;
+/// Reads the ids and signer of a span's point (a captured request's points
+/// have no signer unless its policy opts in).
+type ReadPoint = fn(&Dispatch, &span::Id) -> Option<(PointIds, Option<Signer>)>;
 
 /// Changes the facts of a span's point.
 type UpdatePoint = fn(&Dispatch, &span::Id, &mut dyn FnMut(&mut PointFacts));
@@ -26,7 +27,7 @@ type UpdatePoint = fn(&Dispatch, &span::Id, &mut dyn FnMut(&mut PointFacts));
 pub(super) struct LookupPoint {
     read: ReadPoint,
     // Only the middlewares record outcomes this way.
-    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "tower", feature = "actix")), allow(dead_code))]
     update: UpdatePoint,
 }
 
@@ -58,7 +59,7 @@ where
     }
 }
 
-#[cfg(feature = "tower")]
+#[cfg(any(feature = "tower", feature = "actix"))]
 /// Records how the point of `span` ended (a response status, an error), if
 /// `span` is a point: for the middlewares, which know the outcome of the
 /// request or call whatever fields the span declares.
@@ -78,7 +79,7 @@ pub(crate) fn record_outcome(span: &Span, status_code: Option<u16>, error: Optio
     });
 }
 
-fn lookup_point<S>(dispatch: &Dispatch, id: &span::Id) -> Option<(PointIds, Signer)>
+fn lookup_point<S>(dispatch: &Dispatch, id: &span::Id) -> Option<(PointIds, Option<Signer>)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -90,7 +91,7 @@ where
     let signer = span.scope().find_map(|ancestor| {
         let extensions = ancestor.extensions();
         extensions.get::<Point>()?.signer.clone()
-    })?;
+    });
     Some((ids, signer))
 }
 
@@ -108,7 +109,10 @@ pub trait ProfileExt {
 
     /// Signed headers for a call made from this span: the request's
     /// `base_id`, `parent_id` = this point's `trace_id`, signed with the
-    /// request's key and algorithm. `None` unless the span is a trace point.
+    /// request's key and algorithm. `None` unless the span is a trace point
+    /// of a request that has a signer: a request recorded by tail capture
+    /// has none, unless its [`CapturePolicy`](crate::CapturePolicy) opts in
+    /// with `with_signed_downstream`.
     fn trace_headers(&self) -> Option<TraceHeaders>;
 }
 
@@ -118,12 +122,12 @@ impl ProfileExt for Span {
     }
 
     fn trace_headers(&self) -> Option<TraceHeaders> {
-        lookup(self)
-            .map(|(ids, signer)| signer.sign(&TraceInfo::new(ids.base_id, Some(ids.trace_id))))
+        let (ids, signer) = lookup(self)?;
+        Some(signer?.sign(&TraceInfo::new(ids.base_id, Some(ids.trace_id))))
     }
 }
 
-fn lookup(span: &Span) -> Option<(PointIds, Signer)> {
+fn lookup(span: &Span) -> Option<(PointIds, Option<Signer>)> {
     span.with_subscriber(|(id, dispatch)| {
         let lookup = dispatch.downcast_ref::<LookupPoint>()?;
         (lookup.read)(dispatch, id)

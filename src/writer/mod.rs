@@ -116,6 +116,11 @@ impl ProfileWriter {
         self.queue.send(event)
     }
 
+    /// Queues the events of a kept request whole, or refuses them whole.
+    pub(crate) fn send_events(&self, events: Vec<PointEvent>) -> io::Result<()> {
+        self.queue.send_all(events)
+    }
+
     /// Whether any sink does something with a point's start.
     pub(crate) fn wants_starts(&self) -> bool {
         self.wants_starts

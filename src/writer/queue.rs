@@ -71,6 +71,26 @@ impl Queue {
         result
     }
 
+    /// Queues several events behind one pass of the gate: either all of
+    /// them reach the queue before the writer's last drain, or all are
+    /// refused (a kept request's tree is written whole or counted).
+    pub(super) fn send_all(&self, events: Vec<PointEvent>) -> io::Result<()> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = if self.closed.load(Ordering::SeqCst) {
+            Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the profile writer was shut down (its WriterGuard was dropped)",
+            ))
+        } else {
+            for event in events {
+                self.send_open(event);
+            }
+            Ok(())
+        };
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
     fn send_open(&self, event: PointEvent) {
         let event = match self.sender.try_send(event) {
             Ok(()) => {
@@ -153,6 +173,7 @@ mod tests {
             timestamp: Timestamp::now(),
             started: Timestamp::now(),
             duration: Duration::ZERO,
+            busy: None,
             slow: false,
             facts: None,
         }

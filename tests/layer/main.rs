@@ -7,6 +7,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod busy;
+mod capture;
 mod concurrency;
 mod hostile;
 mod on_tokio;
