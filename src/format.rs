@@ -20,6 +20,10 @@
 //!   `  <- !!!` marker.
 //! * Span fields, when enabled, follow the name on the start line as one JSON
 //!   object whose strings are escaped so that it contains no line break.
+//! * A stop line whose busy time is known ends with `{"busy":0.000123}`
+//!   (after the slow marker, if any): seconds with 6 decimals, never more
+//!   than the duration. Mistral's tools read only the first six tokens, so
+//!   they read such a line as before (docs/protocol.md, *Busy time*).
 //! * **Names are sanitized** ([`sanitize_name`]): every whitespace or control
 //!   character becomes `_`, and an empty name becomes `unnamed`. So no span
 //!   name can split a line, add a token, or start a forged line.
@@ -33,7 +37,9 @@
 //! trailing `\r`, any text after the name, a
 //! timestamp without fraction or with a `Z`, and a logging prefix before the
 //! timestamp (only when the rest is a complete, valid line). It never panics,
-//! and bad input yields a [`ParseError`].
+//! and bad input yields a [`ParseError`]. A stop line's busy time is read by
+//! [`parse_busy`]; a busy object that does not read leaves the busy time
+//! unknown and the line readable.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -46,6 +52,13 @@ use crate::Id;
 
 /// The suffix Mistral appends to a slow stop line.
 pub const SLOW_MARKER: &str = " <- !!!";
+
+/// How a stop line's busy time begins: a JSON object after the name (and
+/// after the slow marker), `{"busy":0.000123}`, in seconds with 6 decimals.
+/// Mistral's tools read the first six tokens of a line and osprofiler's
+/// reader takes what follows the name as free text, so neither sees it;
+/// [`parse_busy`] reads it back.
+pub const BUSY_PREFIX: &str = "{\"busy\":";
 
 /// The name written for a span whose name sanitizes to nothing.
 pub const UNNAMED: &str = "unnamed";
@@ -292,11 +305,27 @@ pub fn write_start(
     out.push(b'\n');
 }
 
-/// Appends a `-stop` line (with its `\n`) to `out`.
+/// Appends a `-stop` line (with its `\n`) to `out`, without busy time.
 pub fn write_stop(
     out: &mut Vec<u8>,
     timestamp: Timestamp,
     duration: Duration,
+    ids: &PointIds,
+    name: PointName<'_>,
+    slow: bool,
+) {
+    write_stop_with_busy(out, timestamp, duration, None, ids, name, slow);
+}
+
+/// Appends a `-stop` line (with its `\n`) to `out`; a known `busy` time is
+/// written after the name (and after the slow marker) as
+/// `{"busy":0.000123}` (see [`BUSY_PREFIX`]). An unknown one writes
+/// nothing: unknown is not zero.
+pub fn write_stop_with_busy(
+    out: &mut Vec<u8>,
+    timestamp: Timestamp,
+    duration: Duration,
+    busy: Option<Duration>,
     ids: &PointIds,
     name: PointName<'_>,
     slow: bool,
@@ -311,6 +340,14 @@ pub fn write_stop(
     if slow {
         out.push(b' ');
         out.extend_from_slice(SLOW_MARKER.as_bytes());
+    }
+    if let Some(busy) = busy {
+        out.push(b' ');
+        out.extend_from_slice(BUSY_PREFIX.as_bytes());
+        // Never more than the duration, even where a caller's rounding
+        // would say so: both are rounded the same way below.
+        write_duration(out, busy.min(duration));
+        out.push(b'}');
     }
     out.push(b'\n');
 }
@@ -431,8 +468,14 @@ pub struct Line<'a> {
     /// Whether Mistral's slow marker ` <- !!!` follows the name.
     pub slow: bool,
     /// Whatever follows the name (and the slow marker), trimmed: span fields
-    /// as JSON, Mistral's database statement info, or nothing.
+    /// as JSON, Mistral's database statement info, the busy time, or
+    /// nothing.
     pub extra: Cow<'a, str>,
+    /// The point's busy time in seconds (the time it was entered on at
+    /// least one thread), when the stop line gives it ([`parse_busy`]);
+    /// `None` on start lines and on lines without it (Python services,
+    /// older logs): unknown, not zero.
+    pub busy: Option<f64>,
 }
 
 /// Why a line could not be read.
@@ -530,6 +573,7 @@ fn parse_at(line: &[u8]) -> Result<Line<'_>, ParseError> {
     let full_name = tokens.next().ok_or(ParseError::Truncated)?;
     let (name, phase, duration) = parse_name(full_name, duration)?;
     let (slow, extra) = parse_extra(tokens.0);
+    let busy = duration.and_then(|d| parse_busy(extra, d));
     Ok(Line {
         timestamp,
         duration,
@@ -542,6 +586,7 @@ fn parse_at(line: &[u8]) -> Result<Line<'_>, ParseError> {
         phase,
         slow,
         extra: String::from_utf8_lossy(extra),
+        busy,
     })
 }
 
@@ -593,6 +638,31 @@ pub fn parse_extra(rest: &[u8]) -> (bool, &[u8]) {
         Some(after) => (true, after.trim_ascii()),
         None => (false, extra),
     }
+}
+
+/// The busy time a stop line gives, in seconds: `extra` (as
+/// [`parse_extra`] returns it) begins with [`BUSY_PREFIX`], then a
+/// duration ([`parse_duration`]'s forms, spaces around it allowed), then
+/// `}` or `,`. `None` for anything else, and for a busy time longer than
+/// the line's `duration`, which no measurement gives: such a line is read
+/// as one whose busy time is unknown.
+///
+/// ```
+/// use tracing_osprofiler::format::parse_busy;
+///
+/// assert_eq!(parse_busy(br#"{"busy":0.000123}"#, 0.5), Some(0.000123));
+/// assert_eq!(parse_busy(br#"{"busy": 9.4e-05, "x": 1}"#, 0.5), Some(9.4e-05));
+/// assert_eq!(parse_busy(br#"{"busy":0.6}"#, 0.5), None);
+/// assert_eq!(parse_busy(br#"{"db": {"busy": 1}}"#, 0.5), None);
+/// assert_eq!(parse_busy(b"", 0.5), None);
+/// ```
+#[inline]
+#[must_use]
+pub fn parse_busy(extra: &[u8], duration: f64) -> Option<f64> {
+    let value = extra.strip_prefix(BUSY_PREFIX.as_bytes())?;
+    let end = value.iter().position(|&b| b == b'}' || b == b',')?;
+    let busy = parse_duration(value[..end].trim_ascii()).ok()?;
+    (busy <= duration).then_some(busy)
 }
 
 struct Tokens<'a>(&'a [u8]);
@@ -840,6 +910,114 @@ mod tests {
             "2020-02-27T08:04:25.961298          f12e75d5-5d59-4cbc-b74d-357f19290dd7 603f1fab-be78-438d-af13-d94ed3b7e416 b1d0a77a-52f5-4415-a6c4-f16b3591a47d workflow-set-state-start\n\
              2020-02-27T08:04:25.961298 0.006782 f12e75d5-5d59-4cbc-b74d-357f19290dd7 603f1fab-be78-438d-af13-d94ed3b7e416 b1d0a77a-52f5-4415-a6c4-f16b3591a47d workflow-set-state-stop\n"
         );
+    }
+
+    #[test]
+    fn busy_time_follows_the_name_and_the_slow_marker() {
+        let mut out = Vec::new();
+        let name = PointName::new("db");
+        let d = Duration::from_micros(700_000);
+        write_stop_with_busy(
+            &mut out,
+            ts(),
+            d,
+            Some(Duration::from_nanos(123_456)),
+            &ids(),
+            name,
+            true,
+        );
+        write_stop_with_busy(&mut out, ts(), d, Some(Duration::ZERO), &ids(), name, false);
+        write_stop_with_busy(&mut out, ts(), d, None, &ids(), name, false);
+        // A busy time a caller got wrong is never written above the duration.
+        write_stop_with_busy(
+            &mut out,
+            ts(),
+            d,
+            Some(Duration::from_secs(2)),
+            &ids(),
+            name,
+            false,
+        );
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with(r#" db-stop  <- !!! {"busy":0.000123}"#),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with(r#" db-stop {"busy":0.000000}"#),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[2].ends_with(" db-stop"), "{}", lines[2]);
+        assert!(
+            lines[3].ends_with(r#" db-stop {"busy":0.700000}"#),
+            "{}",
+            lines[3]
+        );
+        let busy: Vec<Option<f64>> = lines
+            .iter()
+            .map(|l| parse_line(l.as_bytes()).unwrap().busy)
+            .collect();
+        assert_eq!(busy, [Some(0.000123), Some(0.0), None, Some(0.7)]);
+        // What Mistral's rank script takes from each line is unchanged: the
+        // second token is the duration, the sixth the name.
+        for line in &lines {
+            let tokens: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(tokens[1], "0.700000");
+            assert_eq!(&tokens[5][..tokens[5].len() - 5], "db");
+        }
+    }
+
+    #[test]
+    fn busy_time_is_read_only_where_it_is_believable() {
+        let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7 603f1fab-be78-438d-af13-d94ed3b7e416 b1d0a77a-52f5-4415-a6c4-f16b3591a47d";
+        for (text, busy) in [
+            (
+                format!(r#"2020-02-27T08:04:25.961298 0.5 {base} a-stop {{"busy":0.25}}"#),
+                Some(0.25),
+            ),
+            (
+                format!(r#"2020-02-27T08:04:25.961298 0.5 {base} a-stop {{"busy": 2.5e-05 }}"#),
+                Some(2.5e-05),
+            ),
+            (
+                format!(r#"2020-02-27T08:04:25.961298 0.5 {base} a-stop {{"busy":0.5,"x":1}}"#),
+                Some(0.5),
+            ),
+            // Longer than the point lasted, negative, not a number, cut.
+            (
+                format!(r#"2020-02-27T08:04:25.961298 0.5 {base} a-stop {{"busy":0.6}}"#),
+                None,
+            ),
+            (
+                format!(r#"2020-02-27T08:04:25.961298 0.5 {base} a-stop {{"busy":-1}}"#),
+                None,
+            ),
+            (
+                format!(r#"2020-02-27T08:04:25.961298 0.5 {base} a-stop {{"busy":"0.1"}}"#),
+                None,
+            ),
+            (
+                format!(r#"2020-02-27T08:04:25.961298 0.5 {base} a-stop {{"busy":0.1"#),
+                None,
+            ),
+            // Mistral's own JSON, and a span field on a start line.
+            (
+                format!(
+                    r#"2020-02-27T08:04:25.961298 0.5 {base} a-stop {{"db": {{"busy": 0.1}}}}"#
+                ),
+                None,
+            ),
+            (
+                format!(r#"2020-02-27T08:04:25.961298          {base} a-start {{"busy":0.1}}"#),
+                None,
+            ),
+        ] {
+            let line = parse_line(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(line.busy, busy, "{text}");
+        }
     }
 
     #[test]

@@ -55,6 +55,29 @@ impl Now {
     }
 }
 
+/// The monotonic time now, in nanoseconds since a moment early in the
+/// process's life, as [`Now`] counts it: what a point's busy time is
+/// measured in when a span is entered and left (one clock read, no wall
+/// time needed).
+#[inline]
+pub(super) fn monotonic_nanos() -> i64 {
+    let monotonic = Instant::now();
+    let origin = *ORIGIN.get_or_init(|| monotonic);
+    nanos(monotonic.saturating_duration_since(origin))
+}
+
+impl Now {
+    /// This moment's [`monotonic_nanos`].
+    pub(super) fn monotonic_nanos(self) -> i64 {
+        self.monotonic_nanos
+    }
+}
+
+/// Nanoseconds (never negative) as a `Duration`.
+pub(super) fn duration_from_nanos(nanos: i64) -> Duration {
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+}
+
 /// The time now, on both clocks, for one monotonic clock read (two, every
 /// [`REFRESH`], on the thread that refreshes the offset).
 pub(super) fn now() -> Now {

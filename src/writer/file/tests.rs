@@ -18,6 +18,7 @@ fn event(name: &'static str) -> PointEvent {
         timestamp: Timestamp::now(),
         started: Timestamp::now(),
         duration: Duration::ZERO,
+        busy: None,
         slow: false,
         facts: None,
     }
