@@ -9,6 +9,7 @@
 mod support;
 
 mod faults;
+mod hostile;
 mod layout;
 mod python;
 
@@ -92,6 +93,14 @@ impl Service {
             .expect("running")
             .flush(Duration::from_secs(20))
             .expect("flushed");
+    }
+
+    /// Flushes, waiting at most `timeout`.
+    pub fn flush_within(
+        &self,
+        timeout: Duration,
+    ) -> Result<(), tracing_osprofiler::writer::FlushTimedOut> {
+        self.guard.as_ref().expect("running").flush(timeout)
     }
 
     pub fn stats(&self) -> WriterStats {

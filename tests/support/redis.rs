@@ -303,3 +303,266 @@ fn binary() -> PathBuf {
         ),
     }
 }
+
+/// How a [`FakeRedis`] misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Answers every command with `:1` (an `LPUSH` length), as Redis does.
+    Answer,
+    /// Reads everything, answers nothing.
+    Silent,
+    /// Reads the first bytes of each connection and closes it: a batch
+    /// breaks mid-pipeline every time.
+    CloseAfterRead,
+    /// Answers the first command with a bulk string announced as
+    /// `announced` bytes, then streams up to `at_most` bytes of it.
+    HugeBulk { announced: u64, at_most: u64 },
+    /// Answers with `:` and then one digit every `every`, never ending the
+    /// line: each read gets a byte well within any read timeout.
+    Trickle { every: Duration },
+}
+
+/// What a [`FakeRedis`] has seen.
+#[derive(Debug, Default)]
+pub struct FakeStats {
+    pub connections: std::sync::atomic::AtomicU64,
+    pub commands: std::sync::atomic::AtomicU64,
+    /// Bytes of replies written.
+    pub bytes_sent: std::sync::atomic::AtomicU64,
+    /// When the client closed a connection (read 0 or a write failed).
+    pub closed: std::sync::Mutex<Vec<Instant>>,
+}
+
+/// A tiny fake Redis on a free loopback port, written for hostile-peer
+/// tests: it misbehaves as told ([`Behaviour`], changeable while it runs),
+/// and counts what it saw. Stopped when dropped.
+pub struct FakeRedis {
+    port: u16,
+    behaviour: std::sync::Arc<std::sync::Mutex<Behaviour>>,
+    pub stats: std::sync::Arc<FakeStats>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeRedis {
+    pub fn start(behaviour: Behaviour) -> FakeRedis {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let behaviour = Arc::new(Mutex::new(behaviour));
+        let stats = Arc::new(FakeStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (behaviour, stats, stop) = (behaviour.clone(), stats.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            stats.connections.fetch_add(1, Ordering::SeqCst);
+                            let now = *behaviour.lock().unwrap();
+                            let (stats, stop) = (stats.clone(), stop.clone());
+                            std::thread::spawn(move || serve(stream, now, &stats, &stop));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            })
+        };
+        FakeRedis {
+            port,
+            behaviour,
+            stats,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// New connections get this behaviour.
+    pub fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.stats
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn bytes_sent(&self) -> u64 {
+        self.stats
+            .bytes_sent
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn closed(&self) -> Vec<Instant> {
+        self.stats.closed.lock().unwrap().clone()
+    }
+
+    /// Waits up to `within` for the client to close a connection; when.
+    pub fn wait_closed(&self, within: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(first) = self.closed().first() {
+                return Some(*first);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for FakeRedis {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One connection of a [`FakeRedis`].
+fn serve(
+    mut stream: TcpStream,
+    behaviour: Behaviour,
+    stats: &FakeStats,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::Read;
+    use std::sync::atomic::Ordering;
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let closed = |stats: &FakeStats| stats.closed.lock().unwrap().push(Instant::now());
+    let sent = |n: usize| stats.bytes_sent.fetch_add(n as u64, Ordering::SeqCst);
+    let mut buf = vec![0u8; 64 * 1024];
+    // Waits for the first bytes of a request; false when the client left.
+    let mut first_read = |stream: &mut TcpStream| loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(e) if is_wait(&e) => {}
+            Err(_) => return false,
+        }
+    };
+    match behaviour {
+        Behaviour::Answer => {
+            // Blocking reads: a command may arrive in pieces.
+            let _ = stream.set_read_timeout(None);
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            loop {
+                match read_command(&mut reader) {
+                    Ok(Some(_)) => {
+                        stats.commands.fetch_add(1, Ordering::SeqCst);
+                        if stream.write_all(b":1\r\n").is_err() {
+                            break;
+                        }
+                        sent(4);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            closed(stats);
+        }
+        Behaviour::Silent => loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return closed(stats),
+                Ok(_) => {}
+                Err(e) if is_wait(&e) && !stop.load(Ordering::Relaxed) => {}
+                Err(_) => return closed(stats),
+            }
+        },
+        Behaviour::CloseAfterRead => {
+            first_read(&mut stream);
+            // Dropped here: closed mid-pipeline.
+        }
+        Behaviour::HugeBulk { announced, at_most } => {
+            if !first_read(&mut stream) {
+                return closed(stats);
+            }
+            let header = format!("${announced}\r\n");
+            if stream.write_all(header.as_bytes()).is_err() {
+                return closed(stats);
+            }
+            sent(header.len());
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut total = 0u64;
+            while total < at_most && !stop.load(Ordering::Relaxed) {
+                match stream.write(&chunk) {
+                    Ok(n) => {
+                        total += n as u64;
+                        sent(n);
+                    }
+                    Err(e) if is_wait(&e) => {}
+                    Err(_) => return closed(stats),
+                }
+            }
+            // Streamed all it was allowed to: wait for the client to leave.
+            while !stop.load(Ordering::Relaxed) {
+                match stream.read(&mut buf) {
+                    Ok(0) => return closed(stats),
+                    Err(e) if !is_wait(&e) => return closed(stats),
+                    _ => {}
+                }
+            }
+        }
+        Behaviour::Trickle { every } => {
+            if !first_read(&mut stream) {
+                return closed(stats);
+            }
+            let mut byte: &[u8] = b":";
+            while !stop.load(Ordering::Relaxed) {
+                if stream.write_all(byte).is_err() {
+                    return closed(stats);
+                }
+                sent(1);
+                byte = b"1";
+                std::thread::sleep(every);
+            }
+        }
+    }
+}
+
+fn is_wait(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// Reads one command (a RESP array of bulk strings); `None` at the end of
+/// the connection.
+fn read_command(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<Vec<u8>>>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let n: usize = line
+        .trim_end()
+        .strip_prefix('*')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not a command: {line:?}")))?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let len: usize = line
+            .trim_end()
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("not a bulk: {line:?}")))?;
+        let mut data = vec![0u8; len + 2];
+        reader.read_exact(&mut data)?;
+        data.truncate(len);
+        args.push(data);
+    }
+    Ok(Some(args))
+}

@@ -2,23 +2,48 @@
 //! queue, sends them as pipelined `LPUSH`es (one per run of events of the
 //! same request), reads every answer, and counts each event as written or
 //! failed; keeps one connection, and reconnects with a growing wait when
-//! it breaks.
+//! it cannot connect or the connection breaks.
+//!
+//! # Counting, exactly once, even when shutting down gives up
+//!
+//! [`Shared`] holds a ledger: how many events are settled (counted), how
+//! many are on the wire, whether the thread has ended, and whether the
+//! sink's shutdown gave up on it (*abandoned*). Every count goes through
+//! it under one lock: once the sink abandons the thread (its deadline
+//! passed while the thread was still busy), the sink counts every event
+//! not settled yet (those on the wire as failed, the others as dropped)
+//! and the thread's later counts are ignored. So when the sink's
+//! `shutdown` returns, written + dropped + failed equals the events it
+//! took, and no event is counted twice.
+//!
+//! # Outages, reported once
+//!
+//! An outage begins with the first connection that cannot be made or that
+//! breaks, and is reported then; it ends when Redis has answered every
+//! batch for [`STABLE`] with no break, and that is reported with what
+//! the outage cost. A Redis that keeps accepting connections and closing
+//! them (a flapping proxy, a server that restarts in a loop) is one
+//! outage, and it is tried at growing intervals: the wait doubles after
+//! every failed connection and every break, and is reset only when the
+//! outage ends.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use super::resp::{self, Abort, Broken, Connection, Reply, Target};
 use super::{Redis, KEY_PREFIX};
-use crate::writer::SinkCounters;
+use crate::writer::{SinkCounters, SinkStats};
 use crate::Id;
 
 /// The first wait after a failed connection; it doubles up to the
 /// configured maximum.
 pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
-/// How long before the shutdown deadline the thread stops trying.
-const EXIT_MARGIN: Duration = Duration::from_millis(20);
+/// How long Redis must answer every batch, with no break, for an outage to
+/// count as over.
+pub(super) const STABLE: Duration = Duration::from_secs(2);
 
 /// One encoded event.
 pub(super) struct Entry {
@@ -26,114 +51,160 @@ pub(super) struct Entry {
     pub(super) json: Box<str>,
 }
 
-/// How many events the export thread (or the sink, at shutdown) has
-/// accounted for, and whether the thread has ended: what `flush` and
-/// `shutdown` wait on.
-#[derive(Debug, Default)]
-pub(super) struct Settled {
-    progress: Mutex<Progress>,
+/// What the sink and its thread share: the ledger, the counters, the
+/// abort time.
+#[derive(Debug)]
+pub(super) struct Shared {
+    ledger: Mutex<Ledger>,
     changed: Condvar,
+    pub(super) counters: Arc<SinkCounters>,
+    /// Set when the sink shuts down: every read and write ends by then.
+    pub(super) abort: Abort,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Progress {
-    pub(super) settled: u64,
-    pub(super) exited: bool,
+#[derive(Debug, Default)]
+struct Ledger {
+    /// Events counted (written, dropped or failed).
+    settled: u64,
+    /// Events of the batch on the wire, not counted yet.
+    on_the_wire: u64,
+    exited: bool,
+    abandoned: bool,
 }
 
-impl Settled {
-    pub(super) fn add(&self, n: u64) {
-        if n == 0 {
-            return;
+impl Shared {
+    pub(super) fn new(counters: Arc<SinkCounters>) -> Self {
+        Shared {
+            ledger: Mutex::new(Ledger::default()),
+            changed: Condvar::new(),
+            counters,
+            abort: Abort::default(),
         }
-        let mut progress = self.lock();
-        progress.settled += n;
-        self.changed.notify_all();
     }
 
-    fn exit(&self) {
-        self.lock().exited = true;
-        self.changed.notify_all();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
-        // The lock guards two counters that no panic leaves inconsistent.
-        self.progress
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // Plain numbers: no panic leaves them inconsistent.
+        self.ledger
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits until `done` holds or `deadline` passes; the progress then,
-    /// if `done` held.
-    pub(super) fn wait_until(
-        &self,
-        deadline: Instant,
-        done: impl Fn(&Progress) -> bool,
-    ) -> Option<Progress> {
-        let mut progress = self.lock();
+    /// Counts events the thread is done with; false (and nothing counted)
+    /// when the sink has abandoned the thread, which then stops.
+    fn settle(&self, written: u64, failed: u64, dropped: u64) -> bool {
+        let mut ledger = self.ledger();
+        if ledger.abandoned {
+            return false;
+        }
+        self.counters.written(written);
+        self.counters.failed(failed);
+        self.counters.dropped(dropped);
+        ledger.settled += written + failed + dropped;
+        ledger.on_the_wire = 0;
+        self.changed.notify_all();
+        true
+    }
+
+    /// `n` events are about to go out; false when abandoned.
+    fn on_the_wire(&self, n: u64) -> bool {
+        let mut ledger = self.ledger();
+        ledger.on_the_wire = n;
+        !ledger.abandoned
+    }
+
+    fn exit(&self) {
+        self.ledger().exited = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `done` holds or `deadline` passes; whether it held.
+    fn wait_until(&self, deadline: Instant, done: impl Fn(&Ledger) -> bool) -> bool {
+        let mut ledger = self.ledger();
         loop {
-            if done(&progress) {
-                return Some(*progress);
+            if done(&ledger) {
+                return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return None;
+                return false;
             }
-            progress = self
+            ledger = self
                 .changed
-                .wait_timeout(progress, left)
+                .wait_timeout(ledger, left)
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
     }
 
-    pub(super) fn wait_for(&self, target: u64, deadline: Instant) -> bool {
-        self.wait_until(deadline, |p| p.settled >= target || p.exited)
-            .is_some_and(|p| p.settled >= target)
+    /// Waits until `accepted` events are settled (by `deadline`).
+    pub(super) fn wait_for(&self, accepted: u64, deadline: Instant) -> bool {
+        self.wait_until(deadline, |l| l.settled >= accepted || l.exited);
+        self.ledger().settled >= accepted
     }
 
+    /// Waits until the thread has ended (by `deadline`).
     pub(super) fn wait_for_exit(&self, deadline: Instant) -> bool {
-        self.wait_until(deadline, |p| p.exited).is_some()
+        self.wait_until(deadline, |l| l.exited)
+    }
+
+    /// Gives up on the thread unless it has ended: counts every event not
+    /// settled yet of the `accepted` ones (those on the wire as failed, the
+    /// others as dropped), and makes the thread's later counts void.
+    pub(super) fn abandon(&self, accepted: u64) {
+        let mut ledger = self.ledger();
+        if ledger.exited || ledger.abandoned {
+            return;
+        }
+        ledger.abandoned = true;
+        let outstanding = accepted.saturating_sub(ledger.settled);
+        let failed = ledger.on_the_wire.min(outstanding);
+        self.counters.failed(failed);
+        self.counters.dropped(outstanding - failed);
+        ledger.settled += outstanding;
+        ledger.on_the_wire = 0;
+        self.changed.notify_all();
+    }
+
+    /// Whether the thread has been abandoned.
+    pub(super) fn abandoned(&self) -> bool {
+        self.ledger().abandoned
     }
 }
 
+/// An outage in progress: since when, and what it has cost so far.
+struct Outage {
+    since: Instant,
+    at_start: SinkStats,
+    failed_connections: u64,
+    broken_connections: u64,
+    /// Every batch answered since then, no break.
+    delivering_since: Option<Instant>,
+}
+
 pub(super) struct Exporter {
-    client: redis::Client,
+    target: Target,
+    /// The connection string without its password, for the reports.
+    destination: String,
     ttl_secs: Option<u64>,
     batch_size: usize,
+    queue_limit: usize,
     connect_timeout: Duration,
     io_timeout: Duration,
     max_backoff: Duration,
     queue: Receiver<Entry>,
     stop_requests: Receiver<Instant>,
-    counters: Arc<SinkCounters>,
-    settled: Arc<Settled>,
-    connection: Option<redis::Connection>,
+    shared: Arc<Shared>,
+    connection: Option<Connection>,
     /// No connection is tried before this.
     next_try: Instant,
     backoff: Duration,
     /// Set once the sink shuts down: deliver what can be until then.
     stop: Option<Instant>,
+    outage: Option<Outage>,
     /// The kinds of refusal reported so far (command and error code).
     refusals_reported: Vec<String>,
     /// The commands of one batch, packed (reused from batch to batch).
     packed: Vec<u8>,
-}
-
-/// `*n\r\n`: a RESP array of `n` elements follows.
-fn pack_array(out: &mut Vec<u8>, n: usize) {
-    out.push(b'*');
-    out.extend_from_slice(n.to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-/// `$len\r\nbytes\r\n`: one RESP bulk string.
-fn pack_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.push(b'$');
-    out.extend_from_slice(bytes.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(bytes);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Distinct kinds of refusal reported, at most.
@@ -142,26 +213,28 @@ const MAX_REFUSALS_REPORTED: usize = 16;
 impl Exporter {
     pub(super) fn new(
         settings: &Redis,
+        destination: String,
         queue: Receiver<Entry>,
         stop_requests: Receiver<Instant>,
-        counters: Arc<SinkCounters>,
-        settled: Arc<Settled>,
+        shared: Arc<Shared>,
     ) -> Self {
         Exporter {
-            client: settings.client.clone(),
+            target: settings.target.clone(),
+            destination,
             ttl_secs: settings.ttl.map(|ttl| ttl.as_secs().max(1)),
             batch_size: settings.batch_size,
+            queue_limit: settings.queue_limit,
             connect_timeout: settings.connect_timeout,
             io_timeout: settings.io_timeout,
             max_backoff: settings.max_backoff,
             queue,
             stop_requests,
-            counters,
-            settled,
+            shared,
             connection: None,
             next_try: Instant::now(),
             backoff: FIRST_BACKOFF,
             stop: None,
+            outage: None,
             refusals_reported: Vec::new(),
             packed: Vec::new(),
         }
@@ -173,35 +246,49 @@ impl Exporter {
             if batch.is_empty() && !self.take(&mut batch) {
                 break;
             }
-            if self.stop.is_some_and(|deadline| Instant::now() >= deadline) {
+            if self.stop.is_some_and(|stop| Instant::now() >= stop) {
                 break;
             }
             if self.connection.is_none() && !self.connect() {
                 continue;
             }
-            self.send(&mut batch);
+            if !self.send(&mut batch) {
+                break;
+            }
         }
         // Shutting down: what was not sent by the deadline is dropped.
         let left = batch.len() as u64 + self.queue.try_iter().count() as u64;
-        self.counters.dropped(left);
-        self.settled.add(left);
-        self.settled.exit();
+        self.shared.settle(0, 0, left);
+        self.shared.exit();
     }
 
     /// Fills `batch` with the next events, waiting for the first one
     /// unless shutting down; false when there is nothing more to send.
     fn take(&mut self, batch: &mut Vec<Entry>) -> bool {
-        if self.stop.is_none() {
+        while self.stop.is_none() {
+            // An outage whose connection has delivered long enough ends
+            // even when no event comes.
+            let ends = self
+                .outage
+                .as_ref()
+                .and_then(|o| o.delivering_since)
+                .map_or_else(crossbeam_channel::never, |since| {
+                    crossbeam_channel::at(since + STABLE)
+                });
             crossbeam_channel::select! {
                 recv(self.queue) -> entry => match entry {
-                    Ok(entry) => batch.push(entry),
+                    Ok(entry) => {
+                        batch.push(entry);
+                        break;
+                    }
                     // The sink is gone without a shutdown (cannot happen:
                     // its Drop shuts down); nothing more will come.
                     Err(_) => return false,
                 },
-                recv(self.stop_requests) -> deadline => {
-                    self.stopping(deadline.unwrap_or_else(|_| Instant::now()));
+                recv(self.stop_requests) -> stop => {
+                    self.stop = Some(stop.unwrap_or_else(|_| Instant::now()));
                 }
+                recv(ends) -> _ => self.delivered(),
             }
         }
         while batch.len() < self.batch_size {
@@ -213,65 +300,54 @@ impl Exporter {
         !batch.is_empty() || self.stop.is_none()
     }
 
-    /// Waits out the backoff (or until the stop's deadline), then tries to
-    /// connect once; whether there is a connection.
+    /// Waits out the backoff (or until the stop), then tries to connect
+    /// once; whether there is a connection.
     fn connect(&mut self) -> bool {
         let now = Instant::now();
         if now < self.next_try {
-            let until = match self.stop {
-                Some(deadline) => self.next_try.min(deadline),
-                None => self.next_try,
-            };
-            if self.stop.is_none() {
-                match self.stop_requests.recv_deadline(until) {
-                    Ok(deadline) => self.stopping(deadline),
+            match self.stop {
+                None => match self.stop_requests.recv_deadline(self.next_try) {
+                    Ok(stop) => self.stop = Some(stop),
                     Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => self.stopping(Instant::now()),
+                    Err(RecvTimeoutError::Disconnected) => self.stop = Some(now),
+                },
+                Some(stop) => {
+                    std::thread::sleep(self.next_try.min(stop).saturating_duration_since(now));
                 }
-            } else {
-                std::thread::sleep(until.saturating_duration_since(now));
             }
             return false;
         }
-        let timeout = self.capped(self.connect_timeout);
-        match self.client.get_connection_with_timeout(timeout) {
+        let deadline = now + self.capped(self.connect_timeout);
+        match Connection::open(&self.target, deadline, &self.shared.abort) {
             Ok(connection) => {
                 self.connection = Some(connection);
-                self.backoff = FIRST_BACKOFF;
                 true
             }
             Err(error) => {
-                self.counters.outage(&error);
-                self.next_try = Instant::now() + self.backoff;
-                self.backoff = (self.backoff * 2).min(self.max_backoff);
+                self.failing(&error);
+                if let Some(outage) = &mut self.outage {
+                    outage.failed_connections += 1;
+                }
                 false
             }
         }
     }
 
-    /// Shutting down by `deadline`: the thread ends a little before it, so
-    /// that the sink sees it end and every event is counted by then.
-    fn stopping(&mut self, deadline: Instant) {
-        let now = Instant::now();
-        let margin = EXIT_MARGIN.min(deadline.saturating_duration_since(now) / 4);
-        self.stop = Some(deadline.checked_sub(margin).unwrap_or(deadline).max(now));
-    }
-
-    /// `timeout`, or less when shutting down so as to end by the deadline.
+    /// `timeout`, or less when shutting down so as to end by the stop.
     fn capped(&self, timeout: Duration) -> Duration {
         let capped = match self.stop {
-            Some(deadline) => timeout.min(deadline.saturating_duration_since(Instant::now())),
+            Some(stop) => timeout.min(stop.saturating_duration_since(Instant::now())),
             None => timeout,
         };
-        // Zero means "no timeout" to a socket.
         capped.max(Duration::from_millis(1))
     }
 
     /// Sends `batch` on the connection and counts every event; empties it.
-    fn send(&mut self, batch: &mut Vec<Entry>) {
+    /// False when the sink has abandoned the thread.
+    fn send(&mut self, batch: &mut Vec<Entry>) -> bool {
         // Out of `self` while in use; put back unless it broke.
         let Some(mut connection) = self.connection.take() else {
-            return;
+            return true;
         };
         // One LPUSH per run of events of one request, in queue order: the
         // list holds them newest first, as one LPUSH per event would. The
@@ -292,86 +368,151 @@ impl Exporter {
             key.push_str(KEY_PREFIX);
             let mut buf = [0u8; Id::TEXT_LEN];
             key.push_str(base_id.encode(&mut buf));
-            pack_array(&mut self.packed, 2 + end - i);
-            pack_bulk(&mut self.packed, b"LPUSH");
-            pack_bulk(&mut self.packed, key.as_bytes());
+            resp::pack_array(&mut self.packed, 2 + end - i);
+            resp::pack_bulk(&mut self.packed, b"LPUSH");
+            resp::pack_bulk(&mut self.packed, key.as_bytes());
             for entry in &batch[i..end] {
-                pack_bulk(&mut self.packed, entry.json.as_bytes());
+                resp::pack_bulk(&mut self.packed, entry.json.as_bytes());
             }
             runs.push((end - i, false));
             if let Some(ttl) = &ttl {
-                pack_array(&mut self.packed, 3);
-                pack_bulk(&mut self.packed, b"EXPIRE");
-                pack_bulk(&mut self.packed, key.as_bytes());
-                pack_bulk(&mut self.packed, ttl.as_bytes());
+                resp::pack(
+                    &mut self.packed,
+                    &[b"EXPIRE", key.as_bytes(), ttl.as_bytes()],
+                );
                 runs.push((0, true));
             }
             i = end;
         }
         let events = batch.len() as u64;
         batch.clear();
+        if !self.shared.on_the_wire(events) {
+            return false;
+        }
 
-        let timeout = Some(self.capped(self.io_timeout));
-        let result = connection
-            .set_write_timeout(timeout)
-            .and_then(|()| connection.set_read_timeout(timeout))
-            .and_then(|()| connection.send_packed_command(&self.packed));
-        if let Err(error) = result {
-            self.broken(events, &error);
-            return;
+        // One deadline for the whole batch: written and every answer read.
+        let deadline = Instant::now() + self.capped(self.io_timeout);
+        let shared = Arc::clone(&self.shared);
+        let abort = &shared.abort;
+        if let Err(error) = connection.send(&self.packed, deadline, abort) {
+            return self.broken(0, 0, events, &error);
         }
         let (mut written, mut failed) = (0u64, 0u64);
         for (k, &(n, is_expire)) in runs.iter().enumerate() {
-            match connection.recv_response() {
-                Ok(redis::Value::ServerError(error)) => {
-                    // An EXPIRE refused after its LPUSH went through leaves
-                    // the events written.
+            match connection.reply(deadline, abort) {
+                // An EXPIRE refused after its LPUSH went through leaves
+                // the events written.
+                Ok(Reply::Done) => written += n as u64,
+                Ok(Reply::Refused(message)) => {
                     failed += n as u64;
-                    // (Redis's error type is not exported: convert it.)
-                    let error = redis::RedisError::from(error);
-                    self.refused(if is_expire { "EXPIRE" } else { "LPUSH" }, &error);
+                    self.refused(if is_expire { "EXPIRE" } else { "LPUSH" }, &message);
                 }
-                Ok(_) => written += n as u64,
                 Err(error) => {
                     let unanswered: u64 = runs[k..].iter().map(|&(n, _)| n as u64).sum();
-                    self.counters.written(written);
-                    self.counters.failed(failed);
-                    self.settled.add(written + failed);
-                    self.broken(unanswered, &error);
-                    return;
+                    return self.broken(written, failed, unanswered, &error);
                 }
             }
         }
         self.connection = Some(connection);
-        self.counters.written(written);
-        self.counters.failed(failed);
-        self.settled.add(events);
-        self.counters.recovered();
+        let going_on = self.shared.settle(written, failed, 0);
+        self.delivering();
+        going_on
     }
 
     /// Reports a command Redis refused, once per kind of refusal: a key of
     /// another type refuses every event of its request, and is no outage.
-    fn refused(&mut self, command: &str, error: &redis::RedisError) {
-        let code = format!("{command} {}", error.code().unwrap_or("?"));
+    fn refused(&mut self, command: &str, message: &str) {
+        let code = format!("{command} {}", Reply::code(message));
         if self.refusals_reported.len() < MAX_REFUSALS_REPORTED
             && !self.refusals_reported.contains(&code)
         {
             eprintln!(
-                "tracing-osprofiler: Redis refuses {command} ({error}); such events are \
-                 counted as failed (reported once)"
+                "tracing-osprofiler: Redis at {} refuses {command} ({}); such events are \
+                 counted as failed (reported once)",
+                self.destination,
+                message.escape_debug()
             );
             self.refusals_reported.push(code);
         }
     }
 
-    /// The connection broke (or timed out) with `events` whose fate is
-    /// unknown: they are failed, and the next batch tries a new
-    /// connection at once.
-    fn broken(&mut self, events: u64, error: &redis::RedisError) {
+    /// The connection broke (or timed out) with `unanswered` events whose
+    /// fate is unknown: they are failed, never sent again (`LPUSH` is not
+    /// idempotent, and Redis may have applied part of the batch). The
+    /// next connection waits for the backoff. False when abandoned.
+    fn broken(&mut self, written: u64, failed: u64, unanswered: u64, error: &Broken) -> bool {
         self.connection = None;
-        self.counters.failed(events);
-        self.settled.add(events);
-        self.counters.outage(error);
-        self.next_try = Instant::now();
+        let going_on = self.shared.settle(written, failed + unanswered, 0);
+        self.failing(error);
+        if let Some(outage) = &mut self.outage {
+            outage.broken_connections += 1;
+        }
+        going_on
+    }
+
+    /// A connection could not be made or broke: begins an outage (reported
+    /// once) or goes on with it, and waits longer before the next try.
+    fn failing(&mut self, error: &Broken) {
+        let now = Instant::now();
+        match &mut self.outage {
+            Some(outage) => outage.delivering_since = None,
+            None => {
+                eprintln!(
+                    "tracing-osprofiler: the redis sink cannot deliver to {} ({error}); \
+                     events wait in its queue (at most {}) and are written when Redis is \
+                     back, those that find the queue full are counted as dropped, a batch \
+                     that was on a connection when it broke is counted as failed (never \
+                     sent twice); reported once, and once when it ends",
+                    self.destination, self.queue_limit
+                );
+                self.outage = Some(Outage {
+                    since: now,
+                    at_start: self.shared.counters.snapshot(),
+                    failed_connections: 0,
+                    broken_connections: 0,
+                    delivering_since: None,
+                });
+            }
+        }
+        self.next_try = now + self.backoff;
+        self.backoff = (self.backoff * 2).min(self.max_backoff);
+    }
+
+    /// A batch was answered: during an outage, the outage ends once Redis
+    /// has answered for [`STABLE`].
+    fn delivering(&mut self) {
+        let Some(outage) = &mut self.outage else {
+            return;
+        };
+        let now = Instant::now();
+        let since = *outage.delivering_since.get_or_insert(now);
+        if now.duration_since(since) >= STABLE {
+            self.delivered();
+        }
+    }
+
+    /// Ends the outage, with a report of what it cost.
+    fn delivered(&mut self) {
+        let Some(outage) = self.outage.take() else {
+            return;
+        };
+        let now = self.shared.counters.snapshot();
+        let failed = now.failed - outage.at_start.failed;
+        let dropped = now.dropped - outage.at_start.dropped;
+        let lasted = outage
+            .delivering_since
+            .unwrap_or_else(Instant::now)
+            .saturating_duration_since(outage.since);
+        eprintln!(
+            "tracing-osprofiler: the redis sink delivers to {} again, after {:.1} s of \
+             outage ({} failed connection tries, {} broken connections): {failed} events \
+             failed (on a broken connection, or refused), {dropped} were dropped (queue \
+             full), the others waited and were written",
+            self.destination,
+            lasted.as_secs_f64(),
+            outage.failed_connections,
+            outage.broken_connections,
+        );
+        self.backoff = FIRST_BACKOFF;
     }
 }

@@ -6,7 +6,8 @@
 //! |---|---|
 //! | this file | [`Redis`], [`Builder::with_redis`], the sink: encodes each event and queues it |
 //! | `json.rs` | one event as the JSON document osprofiler's driver stores |
-//! | `export.rs` | the export thread: connection, pipelined batches, reconnection with backoff, the counting |
+//! | `export.rs` | the export thread: pipelined batches, reconnection with backoff, outages reported once, the counting |
+//! | `resp.rs` | the sink's own small Redis client: connection string, bounded replies, a deadline per exchange, the abort at shutdown |
 //!
 //! The layout is osprofiler 4.4's (its `drivers/redis_driver.py`): every
 //! start and every stop is one `LPUSH osprofiler_opt:<base_id> <json>`, so
@@ -37,8 +38,18 @@
 //!   it, so a resend could store a point twice.
 //!
 //! While Redis cannot be reached, the batch in hand and the queue behind it
-//! wait for a connection (tries at growing intervals); the first failure
-//! is reported on standard error once, and the recovery once.
+//! wait for a connection (tries at growing intervals, a broken connection
+//! included); the outage is reported on standard error once, and its end
+//! once, with what it cost.
+//!
+//! # Shutting down on time
+//!
+//! The sink's `shutdown` returns a little before the writer's deadline
+//! with every event counted: its thread stops sending and reading at the
+//! deadline (a read in progress ends within a few milliseconds), and if
+//! it is still busy then, the sink counts what the thread holds itself
+//! (see `export.rs`) and leaves it to end on its own. What shutting down
+//! gave up on is said on standard error.
 
 use std::fmt;
 use std::sync::Arc;
@@ -48,13 +59,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::builder::{redact_password, SinkConfig};
-use super::{Builder, Error, Identity, Sink, SinkCounters, SinkKind};
+use super::{Builder, Error, Identity, Sink, SinkCounters, SinkKind, SinkStats};
 use crate::point::PointEvent;
 
 mod export;
 mod json;
+mod resp;
 
-use export::{Entry, Exporter, Settled};
+use export::{Entry, Exporter, Shared};
 
 /// The key prefix of osprofiler's list-per-request layout.
 pub(crate) const KEY_PREFIX: &str = "osprofiler_opt:";
@@ -71,12 +83,16 @@ pub(crate) const KEY_PREFIX: &str = "osprofiler_opt:";
 /// | events queued for the export thread | 65 536 | [`with_queue_limit`](Self::with_queue_limit) |
 /// | events sent in one pipelined batch, at most | 1 000 | [`with_batch_size`](Self::with_batch_size) |
 /// | longest wait for a connection (and its `AUTH`, `SELECT`) | 1 s | [`with_connect_timeout`](Self::with_connect_timeout) |
-/// | longest wait for a batch to be written and answered | 2 s | [`with_io_timeout`](Self::with_io_timeout) |
-/// | longest wait between two connection tries | 5 s (from 50 ms, doubling) | [`with_max_backoff`](Self::with_max_backoff) |
+/// | longest wait for a batch to be written and all its answers read | 2 s | [`with_io_timeout`](Self::with_io_timeout) |
+/// | longest wait between two connection tries | 5 s (from 50 ms, doubling after every failed or broken connection) | [`with_max_backoff`](Self::with_max_backoff) |
 ///
 /// The project, service and host written into each event are the
-/// [`Builder`]'s. `rediss://` (TLS) is refused: this build's Redis client
-/// has no TLS; reach a TLS-only Redis through a local TLS tunnel.
+/// [`Builder`]'s. `rediss://` (TLS) is refused: the sink's client has no
+/// TLS; reach a TLS-only Redis through a local TLS tunnel. The client reads
+/// no reply longer than 4 KiB (the sink's commands are answered by an
+/// integer or a short error): a peer that sends more is a broken
+/// connection, so a hostile or broken server cannot grow the service's
+/// memory.
 ///
 /// ```
 /// use std::time::Duration;
@@ -97,7 +113,7 @@ pub(crate) const KEY_PREFIX: &str = "osprofiler_opt:";
 #[must_use = "a Redis does nothing until it is given to a writer builder"]
 pub struct Redis {
     connection_string: String,
-    client: redis::Client,
+    target: resp::Target,
     ttl: Option<Duration>,
     queue_limit: usize,
     batch_size: usize,
@@ -112,8 +128,9 @@ impl Redis {
     ///
     /// # Errors
     ///
-    /// When the string is not a `redis://` URL the client understands, or
-    /// is a `rediss://` one. The message never repeats a password.
+    /// When the string is not a `redis://[[user]:password@]host[:port][/db]`
+    /// URL (a query string included), or is a `rediss://` one. The message
+    /// never repeats a password.
     pub fn new(connection_string: &str) -> Result<Self, Error> {
         let shown = redact_password(connection_string);
         let scheme = connection_string
@@ -135,17 +152,11 @@ impl Redis {
                 ))
             }
         }
-        let client = redis::Client::open(connection_string).map_err(|error| {
-            Error::new(
-                format!("cannot send points to {shown}"),
-                // The client's messages name the part that is wrong, not
-                // the URL; redact anyway, in case a version quotes it.
-                redact_in(&error.to_string(), connection_string),
-            )
-        })?;
+        let target = resp::Target::parse(connection_string)
+            .map_err(|why| Error::new(format!("cannot send points to {shown}"), why))?;
         Ok(Redis {
             connection_string: connection_string.to_owned(),
-            client,
+            target,
             ttl: None,
             queue_limit: 65_536,
             batch_size: 1_000,
@@ -184,8 +195,8 @@ impl Redis {
         self
     }
 
-    /// How long writing a batch, or waiting for one of its answers, may
-    /// take before the connection counts as broken (at least 1 ms).
+    /// How long writing a batch and reading all its answers may take
+    /// before the connection counts as broken (at least 1 ms).
     pub fn with_io_timeout(mut self, timeout: Duration) -> Self {
         self.io_timeout = timeout.max(Duration::from_millis(1));
         self
@@ -215,20 +226,6 @@ impl fmt::Debug for Redis {
     }
 }
 
-/// `text` with the password of `connection_string` (if any) replaced.
-fn redact_in(text: &str, connection_string: &str) -> String {
-    let password = connection_string
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split('/').next())
-        .and_then(|authority| authority.rsplit_once('@'))
-        .map(|(credentials, _)| credentials.rsplit(':').next().unwrap_or(credentials))
-        .filter(|password| !password.is_empty());
-    match password {
-        Some(password) => text.replace(password, "***"),
-        None => text.to_owned(),
-    }
-}
-
 impl Builder {
     /// Writes the points into osprofiler's Redis store as well (feature
     /// `redis`); the same as [`with_connection_string`](Self::with_connection_string)
@@ -252,19 +249,17 @@ impl SinkConfig for Redis {
         self: Box<Self>,
         identity: &Identity,
     ) -> Result<(Box<dyn Sink>, Arc<SinkCounters>), Error> {
-        let counters = Arc::new(SinkCounters::new(
-            SinkKind::Redis,
-            redact_password(&self.connection_string),
-        ));
+        let destination = redact_password(&self.connection_string);
+        let counters = Arc::new(SinkCounters::new(SinkKind::Redis, destination.clone()));
         let (entries, queue) = crossbeam_channel::bounded(self.queue_limit);
         let (stop, stop_requests) = crossbeam_channel::bounded(1);
-        let settled = Arc::new(Settled::default());
+        let shared = Arc::new(Shared::new(Arc::clone(&counters)));
         let exporter = Exporter::new(
             &self,
+            destination.clone(),
             queue.clone(),
             stop_requests,
-            Arc::clone(&counters),
-            Arc::clone(&settled),
+            Arc::clone(&shared),
         );
         let thread = std::thread::Builder::new()
             .name("tracing-osprofiler-redis".into())
@@ -275,9 +270,10 @@ impl SinkConfig for Redis {
             entries,
             queue,
             stop: Some(stop),
-            settled,
+            shared,
             accepted: 0,
             counters: Arc::clone(&counters),
+            destination,
             thread: Some(thread),
             scratch: String::with_capacity(512),
         };
@@ -286,24 +282,55 @@ impl SinkConfig for Redis {
 }
 
 /// The sink on the writer's thread: encodes, queues, counts what the queue
-/// refuses.
+/// refuses; at shutdown, stops its thread by the deadline.
 struct RedisSink {
     stamp: json::Stamp,
     entries: Sender<Entry>,
-    /// The receiving end too, to count what is left when the export thread
-    /// is gone.
+    /// The receiving end too, to free what is left when the export thread
+    /// is abandoned.
     queue: Receiver<Entry>,
+    /// `None` once shut down.
     stop: Option<Sender<Instant>>,
-    settled: Arc<Settled>,
+    shared: Arc<Shared>,
     /// Events put on the queue so far.
     accepted: u64,
     counters: Arc<SinkCounters>,
+    /// The connection string without its password.
+    destination: String,
     thread: Option<JoinHandle<()>>,
     scratch: String,
 }
 
+/// A little before `deadline` (a tenth of the time left, at most 100 ms):
+/// the writer's thread has to report back to the guard by `deadline`, with
+/// what this sink gave up on counted.
+fn ahead_of(deadline: Instant) -> Instant {
+    let now = Instant::now();
+    let left = deadline.saturating_duration_since(now);
+    deadline
+        .checked_sub((left / 10).min(Duration::from_millis(100)))
+        .unwrap_or(deadline)
+        .max(now)
+}
+
+/// How long before the sink gives up the export thread is told to stop:
+/// time for it to count what it leaves and end.
+fn exit_margin(give_up: Instant) -> Instant {
+    let now = Instant::now();
+    let left = give_up.saturating_duration_since(now);
+    give_up
+        .checked_sub((left / 4).min(Duration::from_millis(20)))
+        .unwrap_or(give_up)
+        .max(now)
+}
+
 impl Sink for RedisSink {
     fn write(&mut self, events: &[PointEvent]) {
+        if self.stop.is_none() {
+            // Shut down: nothing is sent any more.
+            self.counters.dropped(events.len() as u64);
+            return;
+        }
         let mut dropped = 0;
         for event in events {
             self.scratch.clear();
@@ -321,33 +348,70 @@ impl Sink for RedisSink {
     }
 
     fn flush(&mut self, deadline: Instant) -> bool {
-        self.settled.wait_for(self.accepted, deadline)
+        self.shared.wait_for(self.accepted, ahead_of(deadline))
     }
 
     fn shutdown(&mut self, deadline: Instant) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.try_send(deadline);
-        }
-        let finished = self.settled.wait_for_exit(deadline);
-        if finished {
+        let Some(stop) = self.stop.take() else {
+            return;
+        };
+        let before = self.counters.snapshot();
+        let give_up = ahead_of(deadline);
+        let exit_by = exit_margin(give_up);
+        // Reads and writes in progress end by then, and the thread stops
+        // trying and counts what it leaves.
+        self.shared.abort.set(exit_by);
+        let _ = stop.try_send(exit_by);
+        if self.shared.wait_for_exit(give_up) {
             if let Some(thread) = self.thread.take() {
                 let _ = thread.join();
             }
+        } else {
+            // Still busy (a connect, a name lookup): count what it holds
+            // now; it ends on its own, its counts void. Never joined.
+            self.shared.abandon(self.accepted);
+            drop(self.thread.take());
         }
-        // The thread counts what it leaves; if it is stuck past the
-        // deadline (a read that started before the stop), count what is
-        // still queued here: each entry is received, and counted, once.
-        let left = self.queue.try_iter().count() as u64;
-        self.counters.dropped(left);
-        self.settled.add(left);
+        // Free what the thread left (already counted).
+        while self.queue.try_recv().is_ok() {}
+        self.report_losses(before);
+    }
+}
+
+impl RedisSink {
+    /// Says on standard error what shutting down gave up on, if anything.
+    fn report_losses(&self, before: SinkStats) {
+        let after = self.counters.snapshot();
+        let dropped = after.dropped - before.dropped;
+        let failed = after.failed - before.failed;
+        if dropped + failed == 0 {
+            return;
+        }
+        eprintln!(
+            "tracing-osprofiler: shutting down, the redis sink gave up on {} events it could \
+             not deliver to {} by the writer's flush deadline: {dropped} never sent (counted \
+             as dropped), {failed} sent without an answer or refused (counted as failed); \
+             in all {} written, {} dropped, {} failed{}",
+            dropped + failed,
+            self.destination,
+            after.written,
+            after.dropped,
+            after.failed,
+            if self.shared.abandoned() {
+                "; its thread was still waiting on Redis and ends on its own"
+            } else {
+                ""
+            }
+        );
     }
 }
 
 impl Drop for RedisSink {
     fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.shutdown(Instant::now() + Duration::from_secs(1));
-        }
+        // The writer shuts its sinks down; a sink dropped without that (a
+        // later sink failed to start) stops its thread at once. Never a
+        // second shutdown with a fresh deadline.
+        self.shutdown(Instant::now());
     }
 }
 
