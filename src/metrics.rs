@@ -19,6 +19,7 @@
 //! | `osprofiler_sink_written` | counter | `sink` = `file`, `otlp`, `redis` | delivered, in the sink's unit (lines, spans, events) |
 //! | `osprofiler_sink_dropped` | counter | `sink` | never tried: the sink's queue was full, or shutting down gave up |
 //! | `osprofiler_sink_failed` | counter | `sink` | tried and failed for good |
+//! | `osprofiler_sink_unconfirmed` | counter | `sink` | sent, and no answer said whether they were taken (a timeout after sending) |
 //! | `osprofiler_requests_profiled` | counter | | requests served profiled (`tower` feature) |
 //! | `osprofiler_requests_without_token` | counter | | requests without a token |
 //! | `osprofiler_tokens_refused` | counter | `reason` = `oversized`, `bad_signature`, `malformed`, `over_limit`, `disabled_by_filter` | requests with a token served unprofiled, by why |
@@ -134,6 +135,8 @@ impl MetricsPublisher {
                 .absolute(sinks.iter().map(|s| s.dropped).sum());
             metrics::counter!("osprofiler_sink_failed", "sink" => label)
                 .absolute(sinks.iter().map(|s| s.failed).sum());
+            metrics::counter!("osprofiler_sink_unconfirmed", "sink" => label)
+                .absolute(sinks.iter().map(|s| s.unconfirmed).sum());
         }
         #[cfg(feature = "tower")]
         self.publish_middleware();

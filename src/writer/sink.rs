@@ -77,6 +77,10 @@ pub struct SinkStats {
     /// Tried and failed for good: refused by the file system, or the
     /// service was unreachable or refused them after every retry.
     pub failed: u64,
+    /// Sent, but no answer said whether they were taken: the request timed
+    /// out, or the connection broke, after it went out (OTLP). The
+    /// service may hold them; they were not sent again.
+    pub unconfirmed: u64,
 }
 
 /// The live counters of one sink, shared with [`WriterStats`](super::WriterStats).
@@ -89,10 +93,11 @@ pub(crate) struct SinkCounters {
     written: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    unconfirmed: AtomicU64,
     failing: AtomicBool,
 }
 
-#[allow(dead_code)] // `dropped` and `is_failing` serve the network sinks
+#[allow(dead_code)] // `dropped`, `unconfirmed`, `is_failing` serve the network sinks
 impl SinkCounters {
     pub(crate) fn new(kind: SinkKind, destination: String) -> Self {
         SinkCounters {
@@ -101,6 +106,7 @@ impl SinkCounters {
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            unconfirmed: AtomicU64::new(0),
             failing: AtomicBool::new(false),
         }
     }
@@ -111,6 +117,7 @@ impl SinkCounters {
             written: self.written.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
         }
     }
 
@@ -132,12 +139,19 @@ impl SinkCounters {
         }
     }
 
+    pub(crate) fn unconfirmed(&self, n: u64) {
+        if n > 0 {
+            self.unconfirmed.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     /// Reports an outage on standard error, once until [`recovered`](Self::recovered).
     pub(crate) fn outage(&self, error: &dyn fmt::Display) {
         if !self.failing.swap(true, Ordering::Relaxed) {
             eprintln!(
                 "tracing-osprofiler: the {} sink cannot deliver to {} ({error}); \
-                 what it cannot deliver is counted as failed until it works again",
+                 what it cannot deliver is counted in its stats (failed, or unconfirmed \
+                 when sent without an answer) until it works again",
                 self.kind, self.destination
             );
         }

@@ -177,7 +177,14 @@ impl Collector {
                         "/v1/traces",
                         axum::routing::post(move |headers: HeaderMap, body: Bytes| {
                             let shared = Arc::clone(&shared);
-                            async move { receive(shared, headers, body).await }
+                            // A task of its own: a client that stops
+                            // waiting does not cancel the work, as with a
+                            // real collector that read the request.
+                            async move {
+                                tokio::spawn(receive(shared, headers, body))
+                                    .await
+                                    .expect("the collector's handler")
+                            }
                         }),
                     );
                     // Stopping drops the server and then the runtime, with
@@ -440,6 +447,56 @@ pub fn garbage_server() -> u16 {
         })
         .expect("garbage thread");
     port
+}
+
+/// A TCP server that reads each request whole (its headers and the body
+/// its `Content-Length` announces) and closes the connection without an
+/// answer: a collector that crashes on every request after reading it.
+/// Runs until the process ends. Returns its port and the count of requests
+/// read whole.
+pub fn hangup_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = StdListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&read);
+    std::thread::Builder::new()
+        .name("test-hangup-server".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                if read_request(&mut stream) {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                // Dropped: closed with no answer.
+            }
+        })
+        .expect("hangup thread");
+    (port, read)
+}
+
+/// Reads one HTTP request with a `Content-Length` body; whether it came
+/// whole.
+fn read_request(stream: &mut std::net::TcpStream) -> bool {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if bytes.len() >= end + 4 + length {
+                return true;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
 }
 
 /// Checks that `spans` form exactly one trace with exactly one root and

@@ -19,12 +19,29 @@
 //! the queue limit, spans are dropped and counted. Every span taken is, in
 //! the end, exactly one of: **written**
 //! (the collector answered 2xx; spans it said it rejected in a partial
-//! success are failed), **failed** (a connection error, a timeout, or a
-//! retryable status still failing after the last retry; any other error
-//! status at once) or **dropped** (never tried: a full queue, or shutting
-//! down gave up on it). The [`Ledger`] makes that exact even when shutting
-//! down gives up on a thread stuck in a slow call: whoever counts a span
-//! first (the thread, or the shutdown that abandons it) is the only one.
+//! success are failed), **failed** (the collector never got them: no
+//! connection, or a retryable status still coming after the last retry;
+//! any other error status at once), **unconfirmed** (a request went out
+//! and no answer came: it timed out, or the connection broke while waiting
+//! for the answer; the collector may hold them) or **dropped** (never
+//! tried: a full queue, or shutting down gave up on it). The [`Ledger`]
+//! makes that exact even when shutting down gives up on a thread stuck in
+//! a slow call: whoever counts a span first (the thread, or the shutdown
+//! that abandons it) is the only one.
+//!
+//! # Retries
+//!
+//! A batch is tried again only when that cannot make a duplicate, or is
+//! worth one: after a connection that failed (nothing was sent), a 429,
+//! 502, 503 or 504 (the collector said so), or a connection that broke
+//! mid-request (a collector that restarted). A request that **timed out**
+//! after it was sent is not tried again unless asked
+//! ([`Otlp::with_retry_timeouts`](super::Otlp::with_retry_timeouts)): a
+//! slow collector is usually still working on it, and sending it again
+//! would add its load and store every span twice. Waits between tries
+//! double from the backoff up to its cap, each made shorter by a random
+//! part of up to half (so that a fleet's services do not retry in step),
+//! and no retry starts past the retry time limit after the first try.
 
 use std::collections::VecDeque;
 use std::io::{Read as _, Write as _};
@@ -61,6 +78,10 @@ pub(super) struct Settings {
     pub(super) max_retries: u32,
     pub(super) backoff: Duration,
     pub(super) max_backoff: Duration,
+    /// No retry starts later than this after a batch's first try.
+    pub(super) retry_time_limit: Duration,
+    /// Whether a request that timed out after it was sent is tried again.
+    pub(super) retry_timeouts: bool,
     pub(super) headers: Vec<(String, String)>,
     /// A TLS configuration of its own (extra roots), or ureq's.
     pub(super) tls: Option<Arc<rustls::ClientConfig>>,
@@ -88,19 +109,58 @@ impl Shared {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts `n` spans that left the thread's hands; nothing if shutting
+    /// Counts spans that left the thread's hands; nothing if shutting
     /// down counted them already. Whether the thread should go on.
-    fn settle(&self, written: u64, failed: u64, dropped: u64) -> bool {
+    fn settle(&self, tally: Tally) -> bool {
         let mut ledger = self.ledger();
         if ledger.abandoned {
             return false;
         }
-        let n = written + failed + dropped;
+        let n = tally.written + tally.failed + tally.dropped + tally.unconfirmed;
         ledger.outstanding = ledger.outstanding.saturating_sub(n);
-        self.counters.written(written);
-        self.counters.failed(failed);
-        self.counters.dropped(dropped);
+        self.counters.written(tally.written);
+        self.counters.failed(tally.failed);
+        self.counters.dropped(tally.dropped);
+        self.counters.unconfirmed(tally.unconfirmed);
         true
+    }
+}
+
+/// What became of some spans.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    written: u64,
+    failed: u64,
+    dropped: u64,
+    unconfirmed: u64,
+}
+
+impl Tally {
+    fn dropped(n: u64) -> Self {
+        Tally {
+            dropped: n,
+            ..Tally::default()
+        }
+    }
+
+    fn failed(n: u64) -> Self {
+        Tally {
+            failed: n,
+            ..Tally::default()
+        }
+    }
+
+    /// `n` spans given up on: unconfirmed if a try may have reached the
+    /// collector, failed if none did.
+    fn given_up(n: u64, maybe_delivered: bool) -> Self {
+        if maybe_delivered {
+            Tally {
+                unconfirmed: n,
+                ..Tally::default()
+            }
+        } else {
+            Tally::failed(n)
+        }
     }
 }
 
@@ -239,7 +299,7 @@ impl Sink for OtlpSink {
         // One message per batch of the writer, not one per span: each send
         // may wake the export thread.
         if self.spans.send(batch).is_err() {
-            self.shared.settle(0, 0, n);
+            self.shared.settle(Tally::dropped(n));
         }
     }
 
@@ -297,13 +357,21 @@ impl Drop for OtlpSink {
 enum Attempt {
     /// 2xx; how many spans the collector said it rejected.
     Accepted { rejected: u64 },
-    /// Worth another try: a connection error, a timeout, 429, 502, 503,
-    /// 504; the wait the collector asked for.
+    /// Worth another try, and the collector does not have the spans: no
+    /// connection, or 429, 502, 503, 504 (with the wait it asked for).
     Retry {
         reason: String,
         retry_after: Option<Duration>,
     },
-    /// Will not get better by retrying: any other status.
+    /// The request went out and the connection broke before an answer (a
+    /// collector that crashed or restarted): it may have the spans; worth
+    /// another try.
+    Broken { reason: String },
+    /// The request went out and no answer came in time: the collector may
+    /// well be working on it; tried again only when asked.
+    TimedOut { reason: String },
+    /// Will not get better by retrying: any other status, an answer that
+    /// is not HTTP.
     Refused { reason: String },
 }
 
@@ -417,7 +485,7 @@ impl Exporter {
             self.take_all();
             let left = self.pending.len() as u64;
             self.pending.clear();
-            self.shared.settle(0, 0, left);
+            self.shared.settle(Tally::dropped(left));
         }
     }
 
@@ -444,23 +512,34 @@ impl Exporter {
         let count = n as u64;
         if let Err(error) = self.encode(spans) {
             self.shared.counters.outage(&error);
-            return self.shared.settle(0, count, 0);
+            return self.shared.settle(Tally::failed(count));
         }
         let mut backoff = self.settings.backoff;
-        let mut retries = 0;
+        let mut tries = 0u32;
+        // Some try may have reached the collector (sent, then no answer).
+        let mut maybe_delivered = false;
+        let first_try = Instant::now();
+        let retry_until = first_try
+            .checked_add(self.settings.retry_time_limit)
+            .unwrap_or(first_try);
         loop {
             let timeout = match deadline {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        // Never tried within the deadline.
-                        return self.shared.settle(0, 0, count);
+                        // Never tried again within the deadline.
+                        return self.shared.settle(if tries == 0 {
+                            Tally::dropped(count)
+                        } else {
+                            Tally::given_up(count, maybe_delivered)
+                        });
                     }
                     left.min(self.settings.request_timeout)
                 }
                 None => self.settings.request_timeout,
             };
-            match self.post(timeout) {
+            tries += 1;
+            let (reason, retry_after) = match self.post(timeout) {
                 Attempt::Accepted { rejected } => {
                     let rejected = rejected.min(count);
                     if rejected > 0 {
@@ -470,32 +549,46 @@ impl Exporter {
                     } else {
                         self.shared.counters.recovered();
                     }
-                    return self.shared.settle(count - rejected, rejected, 0);
+                    return self.shared.settle(Tally {
+                        written: count - rejected,
+                        failed: rejected,
+                        ..Tally::default()
+                    });
                 }
                 Attempt::Refused { reason } => {
                     self.shared.counters.outage(&reason);
-                    return self.shared.settle(0, count, 0);
+                    return self.shared.settle(Tally::given_up(count, maybe_delivered));
+                }
+                Attempt::TimedOut { reason } if !self.settings.retry_timeouts => {
+                    self.shared.counters.outage(&format!(
+                        "{reason}; the request was sent, so its spans are counted as unconfirmed \
+                         and not sent again"
+                    ));
+                    return self.shared.settle(Tally::given_up(count, true));
+                }
+                Attempt::TimedOut { reason } | Attempt::Broken { reason } => {
+                    maybe_delivered = true;
+                    (reason, None)
                 }
                 Attempt::Retry {
                     reason,
                     retry_after,
-                } => {
-                    if retries >= self.settings.max_retries {
-                        self.shared.counters.outage(&reason);
-                        return self.shared.settle(0, count, 0);
-                    }
-                    let wait = retry_after
-                        .unwrap_or(backoff)
-                        .min(self.settings.max_backoff);
-                    if !self.pause(wait, &mut deadline) {
-                        // The deadline comes before the next try.
-                        self.shared.counters.outage(&reason);
-                        return self.shared.settle(0, count, 0);
-                    }
-                    retries += 1;
-                    backoff = backoff.saturating_mul(2).min(self.settings.max_backoff);
-                }
+                } => (reason, retry_after),
+            };
+            let wait = retry_after
+                .unwrap_or_else(|| jittered(backoff))
+                .min(self.settings.max_backoff);
+            let retry_at = Instant::now() + wait;
+            if tries > self.settings.max_retries || retry_at > retry_until {
+                self.shared.counters.outage(&reason);
+                return self.shared.settle(Tally::given_up(count, maybe_delivered));
             }
+            if !self.pause(wait, &mut deadline) {
+                // The deadline comes before the next try.
+                self.shared.counters.outage(&reason);
+                return self.shared.settle(Tally::given_up(count, maybe_delivered));
+            }
+            backoff = backoff.saturating_mul(2).min(self.settings.max_backoff);
         }
     }
 
@@ -595,12 +688,52 @@ impl Exporter {
                     Attempt::Refused { reason }
                 }
             }
-            Err(ureq::Error::Transport(transport)) => Attempt::Retry {
-                reason: transport.to_string(),
-                retry_after: None,
-            },
+            Err(ureq::Error::Transport(transport)) => classify(&transport),
         }
     }
+}
+
+/// What a transport error says about the request: whether it went out.
+fn classify(transport: &ureq::Transport) -> Attempt {
+    use ureq::ErrorKind;
+    let reason = transport.to_string();
+    match transport.kind() {
+        // ureq sends the request and then reads the answer on the same
+        // socket; an I/O error is past the connection, so the request
+        // (or part of it) may have reached the collector.
+        ErrorKind::Io => {
+            let timed_out = std::error::Error::source(transport)
+                .and_then(|e| e.downcast_ref::<std::io::Error>())
+                .is_some_and(|e| {
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                    )
+                });
+            if timed_out {
+                Attempt::TimedOut { reason }
+            } else {
+                Attempt::Broken { reason }
+            }
+        }
+        // The peer answered, but not in HTTP: no collector.
+        ErrorKind::BadStatus | ErrorKind::BadHeader => Attempt::Refused { reason },
+        // No connection (refused, DNS, TLS handshake, proxy): nothing was
+        // sent.
+        _ => Attempt::Retry {
+            reason,
+            retry_after: None,
+        },
+    }
+}
+
+/// `backoff` less a random part of up to half of it, so that services
+/// that failed together do not retry together.
+fn jittered(backoff: Duration) -> Duration {
+    let random = uuid::Uuid::new_v4().as_u128() as u64;
+    // A fraction in [0, 1) with 16 bits: plenty for a wait.
+    let fraction = f64::from((random & 0xffff) as u32) / 65536.0;
+    backoff.saturating_sub(backoff.mul_f64(fraction / 2.0))
 }
 
 /// A TLS client configuration that trusts the Mozilla roots (as ureq's

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | this file | [`Otlp`]: the endpoint and the settings, connection strings, [`Builder::with_otlp`] |
 //! | `mapping.rs` | a point as an OTLP span: ids, name, kind, attributes, outcome, times; the resource |
-//! | `exporter.rs` | the sink and its thread: the bounded queue, batches, protobuf and gzip, HTTP, retries, counting |
+//! | `exporter.rs` | the sink and its thread: the bounded queue, batches, protobuf and gzip, HTTP, retries and what they may duplicate, counting |
 //!
 //! docs/fleet.md tells how to point services at a collector, the mapping
 //! table, and how to read the counters.
@@ -34,9 +34,11 @@ mod mapping;
 /// | gzip request bodies | off (as osprofiler's exporter) | [`with_gzip`](Self::with_gzip) |
 /// | connect timeout | 2 s | [`with_connect_timeout`](Self::with_connect_timeout) |
 /// | timeout of one request | 10 s | [`with_request_timeout`](Self::with_request_timeout) |
-/// | retries of a request after a connection error, a timeout, 429, 502, 503, 504 | 3 | [`with_max_retries`](Self::with_max_retries) |
-/// | wait before the first retry (doubled each time; a `Retry-After` replaces it) | 250 ms | [`with_backoff`](Self::with_backoff) |
+/// | retries of a request after a connection error, a broken connection, 429, 502, 503, 504 | 3 | [`with_max_retries`](Self::with_max_retries) |
+/// | wait before the first retry (doubled each time, less a random part of up to half; a `Retry-After` replaces it) | 250 ms | [`with_backoff`](Self::with_backoff) |
 /// | longest wait between tries (`Retry-After` included) | 30 s | [`with_max_backoff`](Self::with_max_backoff) |
+/// | no retry starts later than this after a batch's first try | 30 s | [`with_retry_time_limit`](Self::with_retry_time_limit) |
+/// | a request that timed out after it was sent is tried again (else: counted unconfirmed) | off | [`with_retry_timeouts`](Self::with_retry_timeouts) |
 /// | `service.name` prefix (osprofiler's `[profiler_otlp] service_name_prefix`) | none: `{project}-{service}` | [`with_service_name_prefix`](Self::with_service_name_prefix) |
 /// | extra request headers (an `Authorization` for a hosted backend) | none | [`with_header`](Self::with_header) |
 /// | certificates trusted for `https` besides the Mozilla roots (a fleet's own CA) | none | [`with_ca_file`](Self::with_ca_file) |
@@ -79,6 +81,8 @@ pub struct Otlp {
     max_retries: u32,
     backoff: Duration,
     max_backoff: Duration,
+    retry_time_limit: Duration,
+    retry_timeouts: bool,
     service_name_prefix: Option<String>,
     ca_file: Option<PathBuf>,
     headers: Vec<(String, String)>,
@@ -103,6 +107,8 @@ impl fmt::Debug for Otlp {
             .field("max_retries", &self.max_retries)
             .field("backoff", &self.backoff)
             .field("max_backoff", &self.max_backoff)
+            .field("retry_time_limit", &self.retry_time_limit)
+            .field("retry_timeouts", &self.retry_timeouts)
             .field("service_name_prefix", &self.service_name_prefix)
             .field("ca_file", &self.ca_file)
             .field("headers", &headers)
@@ -139,6 +145,8 @@ impl Otlp {
             max_retries: 3,
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
+            retry_time_limit: Duration::from_secs(30),
+            retry_timeouts: false,
             service_name_prefix: None,
             ca_file: None,
             headers: Vec::new(),
@@ -190,7 +198,9 @@ impl Otlp {
     }
 
     /// How many times a batch is tried again after a connection error, a
-    /// timeout, or a 429, 502, 503 or 504 answer (0: tried once).
+    /// connection that broke before the answer, or a 429, 502, 503 or 504
+    /// answer (0: tried once). A timeout is retried only with
+    /// [`with_retry_timeouts`](Self::with_retry_timeouts).
     pub fn with_max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
         self
@@ -207,6 +217,27 @@ impl Otlp {
     /// The longest wait between two tries, a `Retry-After` included.
     pub fn with_max_backoff(mut self, max: Duration) -> Self {
         self.max_backoff = max;
+        self
+    }
+
+    /// No retry of a batch starts later than this after its first try,
+    /// whatever [`with_max_retries`](Self::with_max_retries) allows: what a
+    /// collector could not take in that time is counted, and the thread
+    /// goes on with newer spans.
+    pub fn with_retry_time_limit(mut self, limit: Duration) -> Self {
+        self.retry_time_limit = limit;
+        self
+    }
+
+    /// Whether a request that timed out after it was sent is tried again
+    /// (default: no). A collector that is slow has usually read the spans
+    /// and is still storing them: sending them again adds to its load and
+    /// stores them twice. Not retried, they are counted as
+    /// [`SinkStats::unconfirmed`](super::SinkStats::unconfirmed); retried,
+    /// a batch that times out on every try is too. Turn it on for a
+    /// collector that drops requests it cannot answer in time.
+    pub fn with_retry_timeouts(mut self, retry: bool) -> Self {
+        self.retry_timeouts = retry;
         self
     }
 
@@ -303,6 +334,8 @@ impl SinkConfig for Otlp {
             max_retries: self.max_retries,
             backoff: sane(self.backoff),
             max_backoff: sane(self.max_backoff),
+            retry_time_limit: sane(self.retry_time_limit),
+            retry_timeouts: self.retry_timeouts,
             headers: self.headers,
             tls,
         };
