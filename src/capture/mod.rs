@@ -307,18 +307,39 @@ impl Capture {
     }
 
     fn start_inner(&self, request: Option<RequestInfo>, make_root: impl FnOnce() -> Span) -> Span {
+        match self.admit() {
+            Some(captured) => self.start_admitted(captured, request, make_root),
+            None => make_root(),
+        }
+    }
+
+    /// Whether the next request is captured: sampled in, and the memory
+    /// budget has room for it (each refusal counted). The middlewares ask
+    /// before building a root span, so a request that is not captured costs
+    /// no span.
+    pub(crate) fn admit(&self) -> Option<Arc<Captured>> {
         let inner = &self.inner;
         let n = u64::from(inner.policy.sample_one_in);
         if n > 1 && inner.sampled.fetch_add(1, Ordering::Relaxed) % n != 0 {
             inner.counters.sampled_out.fetch_add(1, Ordering::Relaxed);
-            return make_root();
+            return None;
         }
         let Some(captured) = Captured::new(Arc::clone(inner)) else {
             inner.counters.over_budget.fetch_add(1, Ordering::Relaxed);
-            return make_root();
+            return None;
         };
-        let signer = inner.policy.signed_downstream.clone();
-        crate::layer::start_captured(Arc::new(captured), signer, request, make_root)
+        Some(Arc::new(captured))
+    }
+
+    /// Starts the root of a request [`admit`](Self::admit) let in.
+    pub(crate) fn start_admitted(
+        &self,
+        captured: Arc<Captured>,
+        request: Option<RequestInfo>,
+        make_root: impl FnOnce() -> Span,
+    ) -> Span {
+        let signer = self.inner.policy.signed_downstream.clone();
+        crate::layer::start_captured(captured, signer, request, make_root)
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tracing::Span;
 
 use super::stats::ProfilingStats;
+use crate::capture::Capture;
 use crate::layer::ProfileExt as _;
 use crate::limit::{ProfileLimit, ProfileLimiter, ProfilePermit};
 use crate::point::RequestInfo;
@@ -83,6 +84,9 @@ pub(crate) struct Admission {
     query: bool,
     /// The first request whose root a filter disabled was reported.
     disabled_reported: Arc<AtomicBool>,
+    /// Tail capture of the requests without a valid token, if the operator
+    /// set it (`crate::capture`).
+    capture: Option<Capture>,
 }
 
 impl fmt::Debug for Admission {
@@ -115,7 +119,12 @@ impl Admission {
             warn_interval: Duration::from_secs(60),
             query: false,
             disabled_reported: Arc::new(AtomicBool::new(false)),
+            capture: None,
         }
+    }
+
+    pub(crate) fn set_capture(&mut self, capture: Option<Capture>) {
+        self.capture = capture;
     }
 
     pub(crate) fn set_query(&mut self, record: bool) {
@@ -144,17 +153,19 @@ impl Admission {
         hmac: impl Iterator<Item = &'v [u8]>,
         request: RequestFacts<'_>,
         make_root: impl FnOnce() -> Span,
-    ) -> Option<(Span, ProfilePermit)> {
+    ) -> Option<(Span, Option<ProfilePermit>)> {
         let profile = match verify_token(&self.keys, info, hmac) {
             Ok(profile) => profile,
             Err(Rejection::Missing) => {
                 self.stats.count_without_token();
-                return None;
+                return self.capture(request, make_root);
             }
             Err(rejection) => {
                 self.stats.count_rejection(rejection);
                 self.maybe_warn();
-                return None;
+                // A forged or broken token is a request without a token:
+                // captured like any other, never profiled as signed.
+                return self.capture(request, make_root);
             }
         };
         let Some(permit) = self.limiter.try_acquire_for(&profile) else {
@@ -173,7 +184,21 @@ impl Admission {
             return None;
         }
         self.stats.count_profiled();
-        Some((span, permit))
+        Some((span, Some(permit)))
+    }
+
+    /// A request without a valid token, under tail capture if it is set:
+    /// its root, with no permit (the capture's own budgets bound it).
+    fn capture(
+        &self,
+        request: RequestFacts<'_>,
+        make_root: impl FnOnce() -> Span,
+    ) -> Option<(Span, Option<ProfilePermit>)> {
+        let capture = self.capture.as_ref()?;
+        let captured = capture.admit()?;
+        let span = capture.start_admitted(captured, Some(self.request_info(request)), make_root);
+        // Not a point: a filter disabled the root, or no OsProfilerLayer.
+        span.point_ids().is_some().then_some((span, None))
     }
 
     fn request_info(&self, request: RequestFacts<'_>) -> RequestInfo {

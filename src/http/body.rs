@@ -22,12 +22,12 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        profiled: Option<(Span, ProfilePermit)>,
+        profiled: Option<(Span, Option<ProfilePermit>)>,
     }
 }
 
 impl<B> ResponseBody<B> {
-    pub(crate) fn new(inner: B, profiled: Option<(Span, ProfilePermit)>) -> Self {
+    pub(crate) fn new(inner: B, profiled: Option<(Span, Option<ProfilePermit>)>) -> Self {
         ResponseBody { inner, profiled }
     }
 

@@ -22,12 +22,12 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        profiled: Option<(Span, ProfilePermit)>,
+        profiled: Option<(Span, Option<ProfilePermit>)>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, profiled: Option<(Span, ProfilePermit)>) -> Self {
+    pub(crate) fn new(inner: F, profiled: Option<(Span, Option<ProfilePermit>)>) -> Self {
         ResponseFuture { inner, profiled }
     }
 }

@@ -10,6 +10,7 @@ use super::admission::Admission;
 use super::service::ProfilingService;
 use super::stats::ProfilingStats;
 use super::DefaultRootSpan;
+use crate::capture::Capture;
 use crate::limit::ProfileLimit;
 use crate::token::HmacKeys;
 
@@ -31,6 +32,7 @@ use crate::token::HmacKeys;
 /// | share of those one request (`base_id`) may take | a quarter: 16 at once, 25 a second | [`with_limit`](Self::with_limit) ([`ProfileLimit::with_request_share`]) |
 /// | share one key may take | no share (all) | [`with_limit`](Self::with_limit) ([`ProfileLimit::with_key_share`]) |
 /// | summary warning of refused tokens | at most once a minute | [`with_warn_interval`](Self::with_warn_interval) |
+/// | tail capture of requests without a valid token | off | [`with_capture`](Self::with_capture) |
 ///
 /// The request's method, path and scheme always reach the sinks that
 /// record them the way osprofiler does (OTLP names the root
@@ -125,6 +127,16 @@ impl<M> ProfilingLayer<M> {
     #[must_use]
     pub fn with_warn_interval(self, interval: Duration) -> Self {
         self.update(|shared| shared.set_warn_interval(interval))
+    }
+
+    /// Records the requests without a valid token (none, malformed,
+    /// forged) in memory and keeps those that `capture`'s policy asks for,
+    /// slow or failed (default: none; see [`CapturePolicy`](crate::CapturePolicy)).
+    /// Requests with a valid token are profiled exactly as without it.
+    /// Keep a clone of `capture` to read its [`stats`](Capture::stats).
+    #[must_use]
+    pub fn with_capture(self, capture: Capture) -> Self {
+        self.update(|shared| shared.set_capture(Some(capture)))
     }
 
     /// A handle on the counters, shared by every service this layer makes.

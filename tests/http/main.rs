@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod capture;
 mod concurrency;
 mod destinations;
 mod fairness;
@@ -18,3 +19,4 @@ mod metrics;
 mod middleware;
 mod pair;
 mod python;
+mod redirects;

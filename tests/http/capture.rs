@@ -1,0 +1,182 @@
+//! Tail capture behind the tower middleware: unsigned requests kept when
+//! slow or failed, fast ones leaving nothing; the real Python osprofiler
+//! client's signed requests profiled as before, its forged ones never taken
+//! for signed.
+#![cfg(all(feature = "tower", feature = "reqwest"))]
+
+use crate::support::http as http_support;
+use crate::support::python as common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use http_support::{global, only, tree, KEY};
+use tracing_osprofiler::format::{parse_line, Phase};
+use tracing_osprofiler::http::ProfilingLayer;
+use tracing_osprofiler::{Capture, CapturePolicy, HmacKeys, Id};
+
+const CLIENT: &str = include_str!("../python/http_client.py");
+
+#[tracing::instrument]
+async fn work(delay_ms: u64) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    "rust ok"
+}
+
+async fn handler(Query(query): Query<HashMap<String, String>>) -> (StatusCode, &'static str) {
+    let delay = query
+        .get("delay_ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let body = work(delay).await;
+    match query.get("fail") {
+        Some(_) => (StatusCode::INTERNAL_SERVER_ERROR, "failed"),
+        None => (StatusCode::OK, body),
+    }
+}
+
+async fn capturing_service(capture: Capture) -> (std::net::SocketAddr, ProfilingLayer) {
+    let layer = ProfilingLayer::new(HmacKeys::from_comma_separated(KEY)).with_capture(capture);
+    let app = Router::new().route("/", get(handler)).layer(layer.clone());
+    (http_support::serve_axum(app).await, layer)
+}
+
+/// The roots written, with the text after their name on the start line.
+fn roots(lines: &[String]) -> Vec<(Id, String)> {
+    lines
+        .iter()
+        .filter_map(|text| {
+            let line = parse_line(text.as_bytes()).expect("a line");
+            (line.phase == Phase::Start && line.name == "wsgi")
+                .then(|| (line.ids.base_id, line.extra.into_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_requests_are_kept_when_slow_or_failed_and_leave_nothing_otherwise() {
+    let (lines, _serial) = global();
+    let capture = CapturePolicy::new()
+        .with_keep_slower_than(Some(Duration::from_millis(150)))
+        .with_keep_errors(true)
+        .build();
+    let stats = capture.stats();
+    let (addr, layer) = capturing_service(capture).await;
+    let client = reqwest::Client::new();
+    let get = |query: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://{addr}/?{query}"))
+                .send()
+                .await
+                .expect("call")
+                .status()
+        }
+    };
+
+    assert_eq!(get("delay_ms=0").await, 200);
+    assert!(
+        lines.lines().is_empty(),
+        "a fast unsigned request writes nothing"
+    );
+    assert_eq!(get("delay_ms=200").await, 200);
+    assert_eq!(get("fail=1").await, 500);
+    // The root closes when the response body is done: give the server a
+    // moment after the client has read it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    assert_eq!(stats.captured(), 3);
+    assert_eq!(stats.kept_slow(), 1);
+    assert_eq!(stats.kept_error(), 1);
+    assert_eq!(stats.discarded(), 1);
+    assert_eq!(layer.stats().requests_profiled(), 0);
+    let lines = lines.lines();
+    let roots = roots(&lines);
+    assert_eq!(roots.len(), 2, "{lines:#?}");
+    let reasons: Vec<_> = roots
+        .iter()
+        .map(|(base, extra)| {
+            let points = tree(&lines, *base, *base);
+            let root = only(&points, "wsgi");
+            assert_eq!(only(&points, "work").parent_id, root.trace_id);
+            extra.clone()
+        })
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|e| e.contains(r#""capture.kept":"slow""#)),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|e| e.contains(r#""capture.kept":"error""#)),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_signed_is_profiled_as_before_and_forged_is_only_captured() {
+    let (lines, _serial) = global();
+    let capture = CapturePolicy::new()
+        .with_keep_slower_than(Some(Duration::from_millis(150)))
+        .build();
+    let stats = capture.stats();
+    let (addr, layer) = capturing_service(capture).await;
+    let run = |key: &'static str, query: &'static str| {
+        let url = format!("http://{addr}/?{query}");
+        tokio::task::spawn_blocking(move || {
+            let output = common::run_python(CLIENT, &[key, &url]);
+            let reply: serde_json::Value =
+                serde_json::from_slice(&output.stdout).expect("client prints JSON");
+            assert_eq!(reply["status"], 200, "{reply}");
+            reply
+        })
+    };
+
+    // Signed with the service's key, fast: profiled and written, as today.
+    let reply = run(KEY, "delay_ms=0").await.expect("python client");
+    let base = Id::parse(reply["base_id"].as_str().unwrap()).unwrap();
+    let client_point = Id::parse(reply["trace_id"].as_str().unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let points = tree(&lines.lines(), base, client_point);
+    assert_eq!(only(&points, "wsgi").parent_id, client_point);
+    let (_, extra) = &roots(&lines.lines())[0];
+    assert!(!extra.contains("capture"), "signed, not captured: {extra}");
+    assert_eq!(layer.stats().requests_profiled(), 1);
+    assert_eq!(stats.captured(), 0);
+    lines.clear();
+
+    // Signed with another key (forged), fast: captured, discarded.
+    run("NOT_THE_KEY", "delay_ms=0")
+        .await
+        .expect("python client");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(lines.lines().is_empty(), "{:#?}", lines.lines());
+    assert_eq!(layer.stats().tokens_bad_signature(), 1);
+
+    // Forged and slow: kept by capture, under a base_id of its own, never
+    // the forged one.
+    let reply = run("NOT_THE_KEY", "delay_ms=200")
+        .await
+        .expect("python client");
+    let forged = Id::parse(reply["base_id"].as_str().unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lines = lines.lines();
+    let roots = roots(&lines);
+    assert_eq!(roots.len(), 1, "{lines:#?}");
+    let (kept, extra) = &roots[0];
+    assert_ne!(*kept, forged);
+    assert!(extra.contains(r#""capture.kept":"slow""#), "{extra}");
+    tree(&lines, *kept, *kept);
+    assert_eq!(stats.captured(), 2);
+    assert_eq!(stats.kept_slow(), 1);
+    assert_eq!(stats.discarded(), 1);
+    assert_eq!(layer.stats().requests_profiled(), 1);
+}
