@@ -27,8 +27,8 @@
 use std::borrow::Cow;
 
 use tracing_osprofiler::format::{
-    looks_like_id, parse_duration, parse_extra, parse_line, parse_name, parse_second, Line,
-    ParseError, Phase, PointIds, Timestamp,
+    looks_like_id, parse_busy, parse_duration, parse_extra, parse_line, parse_name, parse_second,
+    Line, ParseError, Phase, PointIds, Timestamp,
 };
 
 use crate::source::{Inputs, MAX_LINE_LEN};
@@ -77,6 +77,8 @@ pub(crate) struct KeyedLine<'a> {
     pub(crate) duration: Option<f64>,
     /// As [`Line::phase`].
     pub(crate) phase: Phase,
+    /// As [`Line::busy`].
+    pub(crate) busy: Option<f64>,
     /// The name's bytes (as read on the fast path, lossy-converted UTF-8
     /// on the other).
     pub(crate) name: &'a [u8],
@@ -115,6 +117,7 @@ pub(crate) fn for_each_chunk_line(
                 timestamp: fields.timestamp,
                 duration: fields.duration,
                 phase: fields.phase,
+                busy: fields.busy(),
                 name: fields.name,
                 trace,
                 parent,
@@ -140,6 +143,7 @@ pub(crate) fn for_each_chunk_line(
                         timestamp: line.timestamp,
                         duration: line.duration,
                         phase: line.phase,
+                        busy: line.busy,
                         name: line.name.as_bytes(),
                         trace: id_key(line.ids.trace_id),
                         parent: id_key(line.ids.parent_id),
@@ -233,6 +237,17 @@ pub(crate) struct Fields<'a> {
 }
 
 impl Fields<'_> {
+    /// As [`Line::busy`]: what [`parse_busy`] reads after the slow marker
+    /// of a stop line (nothing to read on most lines of older logs).
+    #[inline]
+    pub(crate) fn busy(&self) -> Option<f64> {
+        let duration = self.duration?;
+        if self.rest.is_empty() {
+            return None;
+        }
+        parse_busy(parse_extra(self.rest).1, duration)
+    }
+
     /// The `base_id`'s value, as [`Id`] reads it.
     #[inline]
     pub(crate) fn base_id(&self) -> u128 {
@@ -282,6 +297,7 @@ impl LineParser {
     fn fast<'a>(&mut self, line: &'a [u8]) -> Option<Line<'a>> {
         let f = self.fields(line)?;
         let (slow, extra) = parse_extra(f.rest);
+        let busy = f.busy();
         Some(Line {
             timestamp: f.timestamp,
             duration: f.duration,
@@ -294,6 +310,7 @@ impl LineParser {
             phase: f.phase,
             slow,
             extra: lossy(extra),
+            busy,
         })
     }
 
@@ -458,6 +475,11 @@ mod tests {
             format!("2020-02-27T08:04:25.961298 9.4e-05 {IDS} a-stop"),
             format!("2020-02-27T08:04:25.961299          {IDS} a-start {{\"x\": 1}}"),
             format!("2020-02-27T08:04:26.000000 1234.567891 {IDS} b-stop  <- !!! {{}}\r"),
+            format!(
+                "2020-02-27T08:04:26.000000 0.500000 {IDS} b-stop  <- !!! {{\"busy\":0.125000}}"
+            ),
+            format!("2020-02-27T08:04:26.000000 0.100000 {IDS} b-stop {{\"busy\":0.125000}}"),
+            format!("2020-02-27T08:04:26.000000 0.100000 {IDS} b-stop {{\"busy\":0.000001}}\r"),
             format!("2020-02-27T08:04:26.000000 0.1 {IDS} caf\u{e9}-stop"),
             format!("2020-02-30T08:04:26.000000 0.1 {IDS} a-stop"),
             format!("2020-02-27T08:04:26.000000 -1 {IDS} a-stop"),
@@ -502,8 +524,14 @@ mod tests {
                     " ".repeat(8)
                 };
                 let phase = if stop { "stop" } else { "start" };
+                // Some stop lines with a busy time, some of it too long.
+                let busy = match micros % 4 {
+                    0 => format!(" {{\"busy\":{}}}", f64::from(micros / 2) / 1e6),
+                    1 => format!("  <- !!! {{\"busy\":{}}}", f64::from(micros) / 1e5),
+                    _ => String::new(),
+                };
                 let mut line = format!(
-                    "2020-02-2{}T08:04:25.961298 {duration} {IDS} {name}-{phase}",
+                    "2020-02-2{}T08:04:25.961298 {duration} {IDS} {name}-{phase}{busy}",
                     micros % 10
                 )
                 .into_bytes();
@@ -607,6 +635,7 @@ mod tests {
             assert_eq!(id(f.trace_id()), parsed.ids.trace_id);
             assert_eq!(String::from_utf8_lossy(f.name), parsed.name);
             assert_eq!(f.phase, parsed.phase);
+            assert_eq!(f.busy(), parsed.busy);
         }
     }
 

@@ -129,6 +129,13 @@ pub(super) fn span(event: &PointEvent) -> Option<Span> {
             });
         }
     }
+    // tracing-opentelemetry's names and type (integer nanoseconds); only
+    // when measured: a missing attribute says unknown, a 0 would not.
+    if let (Some(busy), Some(idle)) = (event.busy, event.idle()) {
+        let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        set(&mut attributes, int("busy_ns", nanos(busy)));
+        set(&mut attributes, int("idle_ns", nanos(idle)));
+    }
     Some(Span {
         trace_id: trace_id_bytes(&ids.base_id).to_vec(),
         span_id: span_id_bytes(&ids.trace_id).to_vec(),
@@ -288,9 +295,26 @@ mod tests {
             timestamp: Timestamp::from_unix_micros(1_700_000_000_500_000),
             started: Timestamp::from_unix_micros(1_700_000_000_000_001),
             duration: Duration::from_nanos(499_999_123),
+            busy: None,
             slow: false,
             facts: facts.map(Box::new),
         }
+    }
+
+    #[test]
+    fn busy_and_idle_time_are_attributes_when_known() {
+        let mut event = stop(ids(BASE, BASE, TRACE), "t", None);
+        assert!(attr(&span(&event).unwrap(), "busy_ns").is_none());
+        event.busy = Some(Duration::from_nanos(123_456_789));
+        let span = span(&event).unwrap();
+        assert_eq!(
+            attr(&span, "busy_ns"),
+            Some(&any_value::Value::IntValue(123_456_789))
+        );
+        assert_eq!(
+            attr(&span, "idle_ns"),
+            Some(&any_value::Value::IntValue(499_999_123 - 123_456_789))
+        );
     }
 
     fn ids(base: &str, parent: &str, trace: &str) -> PointIds {

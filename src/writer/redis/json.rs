@@ -18,6 +18,8 @@
 //!   with 6 decimals, the very text the log file's stop line carries, so a
 //!   report made from the store gives the durations a report from the log
 //!   gives (timestamps alone would give the wall-clock difference);
+//! * `info.busy` on a stop whose busy time is known: seconds with 6
+//!   decimals, as the stop line's `{"busy":…}` gives it;
 //! * `info.fields` on a start: the span's fields as one JSON object, when
 //!   the layer records them (the log puts the same object after the name);
 //! * `info.etype` and `info.message` on the stop of a failed point, as
@@ -117,6 +119,12 @@ pub(super) fn write_event(out: &mut String, event: &PointEvent, stamp: &Stamp) {
             out.push_str(&stamp.host);
             out.push_str(", \"duration\": ");
             push_duration(out, event.duration);
+            // The busy time, as the log's stop line gives it; left out when
+            // unknown (docs/protocol.md, *Busy time*).
+            if let Some(busy) = event.busy {
+                out.push_str(", \"busy\": ");
+                push_duration(out, busy.min(event.duration));
+            }
         }
     }
     out.push('}');
@@ -192,6 +200,7 @@ mod tests {
             timestamp: Timestamp::from_unix_micros(1_582_790_665_954_502),
             started: Timestamp::from_unix_micros(1_582_790_665_954_502),
             duration: Duration::from_nanos(6_781_600),
+            busy: None,
             slow: false,
             facts: facts.map(Box::new),
         }
@@ -229,6 +238,13 @@ mod tests {
         assert_eq!(value["name"], "wsgi-stop");
         assert_eq!(value["info"]["host"], "host-1");
         assert!(doc.contains("\"duration\": 0.006782}"), "{doc}");
+        let mut busy = event(Phase::Stop, None);
+        busy.busy = Some(Duration::from_nanos(1_234_567));
+        let doc = document(&busy);
+        assert!(
+            doc.contains("\"duration\": 0.006782, \"busy\": 0.001235}"),
+            "{doc}"
+        );
         assert!(value["info"].get("etype").is_none());
 
         let failed = PointFacts {
