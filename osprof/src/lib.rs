@@ -11,6 +11,7 @@
 //! | [`model`] | points, requests, trees, self time; [`load_request`] gathers one request |
 //! | [`Filter`], [`Pattern`], [`parse_time`] | which lines a report looks at |
 //! | [`Unreadable`] | the lines no report could read, and why |
+//! | [`check_logs`] | whether a file is a profiler log at all |
 //! | [`rank`] | time per trace name (Mistral's report, self time, percentiles) |
 //! | [`list`] | one row per request |
 //! | [`show`] | one request found (by `base_id`, prefix, latest, slowest) and rendered: tree, osprofiler JSON, Chrome trace, SVG, HTML |
@@ -61,6 +62,7 @@ pub mod rank;
 mod render;
 mod scan;
 pub mod show;
+mod sniff;
 pub mod source;
 mod steps;
 mod unreadable;
@@ -68,6 +70,7 @@ mod unreadable;
 pub use filter::{parse_time, Filter, Pattern};
 pub use model::load_request;
 pub use render::Unit;
+pub use sniff::check_logs;
 pub use unreadable::{LinePlace, Unreadable, UNREADABLE_KEPT};
 
 /// The former name of [`source`], kept so that code written against it
@@ -96,6 +99,18 @@ pub enum Error {
     },
     /// The report could not be written.
     Write(io::Error),
+    /// A file holds lines, and none of them is a profiler line: it is no
+    /// profiler log ([`check_logs`]).
+    NotALog {
+        /// The log as named.
+        name: String,
+        /// The 1-based number of its first non-blank line.
+        line: u64,
+        /// That line, escaped and cut to 80 characters.
+        first_line: String,
+        /// Why that line is no profiler line.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -104,6 +119,17 @@ impl fmt::Display for Error {
             Error::Open { name, source } => write!(f, "cannot open {name}: {source}"),
             Error::Read { name, source } => write!(f, "cannot read {name}: {source}"),
             Error::Write(e) => write!(f, "cannot write the report: {e}"),
+            Error::NotALog {
+                name,
+                line,
+                first_line,
+                reason,
+            } => write!(
+                f,
+                "{name} is not a profiler log: none of its lines is a trace point; its first \
+                 line (line {line}) is \"{first_line}\" ({reason}). Give the files the writer \
+                 makes (osprofiler.YYYY-MM-DD-HH.log) or a Mistral profiler log"
+            ),
         }
     }
 }
@@ -113,6 +139,7 @@ impl std::error::Error for Error {
         match self {
             Error::Open { source, .. } | Error::Read { source, .. } => Some(source),
             Error::Write(e) => Some(e),
+            Error::NotALog { .. } => None,
         }
     }
 }

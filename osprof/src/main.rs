@@ -441,6 +441,17 @@ fn inputs(logs: &[OsString], store: Option<&str>, request: Option<Id>) -> Result
     Inputs::new(sources).map_err(|e| e.to_string())
 }
 
+/// A file in which no line is a trace point was named by mistake: an error,
+/// not an empty report. Only looked for when some line was unreadable, so a
+/// clean log costs nothing more; a mixed file still reports, its unreadable
+/// lines counted in the notes.
+fn check_files(inputs: &Inputs, unreadable: &osprof::Unreadable) -> Result<(), String> {
+    if unreadable.count == 0 {
+        return Ok(());
+    }
+    osprof::check_logs(inputs).map_err(|e| e.to_string())
+}
+
 fn run(job: Job) -> Result<(), String> {
     match job {
         Job::Rank {
@@ -452,6 +463,7 @@ fn run(job: Job) -> Result<(), String> {
         } => {
             let inputs = inputs(&logs, store.as_deref(), None)?;
             let report = rank(&inputs, &options).map_err(|e| e.to_string())?;
+            check_files(&inputs, &report.unreadable)?;
             emit(output.as_ref(), |out| report.write(out))?;
             print_notes(format, report.notes());
             Ok(())
@@ -465,6 +477,7 @@ fn run(job: Job) -> Result<(), String> {
         } => {
             let inputs = inputs(&logs, store.as_deref(), None)?;
             let report = list(&inputs, &options).map_err(|e| e.to_string())?;
+            check_files(&inputs, &report.unreadable)?;
             emit(output.as_ref(), |out| report.write(out))?;
             print_notes(format, report.notes());
             Ok(())

@@ -32,10 +32,17 @@ impl List {
     ///
     /// Any error of `out`.
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
-        let (unit, p) = (self.unit, self.unit.decimals());
+        let unit = self.unit;
+        // A request's wall time to the microsecond, which is what the logs
+        // hold: in seconds that takes six decimals (a 0.235 ms request is
+        // 0.000235, not 0.000), and the header always names the unit.
+        let p = match unit {
+            Unit::Seconds => 6,
+            unit => unit.decimals(),
+        };
         match self.format {
             Format::Text => {
-                let wall = format!("Wall time{}", unit.text_suffix());
+                let wall = format!("Wall time ({})", unit.symbol());
                 let w = wall.len().max(12);
                 writeln!(
                     out,

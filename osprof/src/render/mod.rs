@@ -21,7 +21,10 @@ mod rank;
 /// | microseconds | 0 decimals | 0 decimals | `Total time (us)`, `total_us` |
 ///
 /// Milliseconds keep a request of a few milliseconds from showing as
-/// `0.000`; every unit keeps the microsecond a log's durations have.
+/// `0.000`; every unit keeps the microsecond a log's durations have. `list`
+/// writes its wall times in seconds with 6 decimals (a request is often
+/// shorter than a millisecond), and its text header names the unit in
+/// seconds too (`Wall time (s)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[non_exhaustive]

@@ -56,26 +56,70 @@ impl Rank {
         let extra = self.extra_columns();
         let unit = self.options.unit;
         let (u, p) = (unit.text_suffix(), unit.decimals());
-        let mut header = format!("Total time{u} | Max time{u} | Avg time{u} | Occurrences | ");
-        for (h, _) in &extra {
-            header.push_str(h);
-            header.push_str(&u);
-            header.push_str(" | ");
+        // A column is as wide as its header and ` |`, and its widest value
+        // (Mistral's widths, 12, 10, 10, 13, for its own headers
+        // in seconds; wider for a unit, a longer extra header or a long
+        // duration), each header padded to it: every header starts over its
+        // values, whatever the unit.
+        let mut header = String::new();
+        let mut widths = Vec::with_capacity(4 + extra.len());
+        let base = [
+            ("Total time", 12),
+            ("Max time", 10),
+            ("Avg time", 10),
+            ("Occurrences", 13),
+        ];
+        let extra_headers = extra.iter().map(|(h, _)| (*h, 10));
+        for (i, (h, least)) in base.into_iter().chain(extra_headers).enumerate() {
+            let name = if i == 3 {
+                h.to_owned()
+            } else {
+                format!("{h}{u}")
+            };
+            let widest = match i {
+                0 => self.rows.iter().map(|r| r.total).fold(0.0, f64::max),
+                1 => self.rows.iter().map(|r| r.max).fold(0.0, f64::max),
+                2 => self.rows.iter().map(|r| r.avg).fold(0.0, f64::max),
+                3 => 0.0,
+                _ => {
+                    let get = extra[i - 4].1;
+                    self.rows.iter().map(get).fold(0.0, f64::max)
+                }
+            };
+            let value_width = match i {
+                3 => self
+                    .rows
+                    .iter()
+                    .map(|r| r.count)
+                    .max()
+                    .unwrap_or(0)
+                    .to_string()
+                    .len(),
+                _ => format!("{:.p$}", unit.of(widest)).len(),
+            };
+            let width = least.max(name.len() + 2).max(value_width);
+            header.push_str(&format!("{name:<w$} | ", w = width - 2));
+            widths.push(width);
         }
         header.push_str("Trace name");
         writeln!(out, "{header}")?;
-        writeln!(out, "{}", "-".repeat(91 + 11 * extra.len()))?;
+        let rule = widths.iter().map(|w| w + 1).sum::<usize>() + 42;
+        writeln!(out, "{}", "-".repeat(rule))?;
         for r in &self.rows {
             write!(
                 out,
-                "{:<12.p$} {:<10.p$} {:<10.p$} {:<13} ",
+                "{:<w0$.p$} {:<w1$.p$} {:<w2$.p$} {:<w3$} ",
                 unit.of(r.total),
                 unit.of(r.max),
                 unit.of(r.avg),
-                r.count
+                r.count,
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3],
             )?;
-            for (_, get) in &extra {
-                write!(out, "{:<10.p$} ", unit.of(get(r)))?;
+            for ((_, get), w) in extra.iter().zip(&widths[4..]) {
+                write!(out, "{:<w$.p$} ", unit.of(get(r)))?;
             }
             writeln!(out, "{}", text(&r.name))?;
         }

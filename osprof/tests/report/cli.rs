@@ -663,3 +663,44 @@ fn every_library_value_is_a_command_line_value() {
         assert!(!r.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// A file with no profiler line is named with its first line and fails;
+/// a mixed file still reports, its unreadable lines counted on stderr.
+#[test]
+fn a_file_that_is_no_profiler_log_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "\nservice started on port 8080\nGET / 200\n").unwrap();
+    for command in ["rank", "list"] {
+        for args in [vec![command, notes.to_str().unwrap()], {
+            // Beside a good log, too: the wrong file is named.
+            vec![command, FIXTURE, notes.to_str().unwrap()]
+        }] {
+            let run = osprof(&args, None);
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert_eq!(run.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(run.stdout.is_empty(), "{args:?}");
+            assert!(
+                stderr.contains(&format!(
+                    "osprof: {} is not a profiler log: none of its lines is a trace point; \
+                     its first line (line 2) is \"service started on port 8080\" (",
+                    notes.display()
+                )),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    // Mixed: reports, exit 0, the unreadable count as before.
+    let mixed = osprof(&["rank", FIXTURE], None);
+    assert!(mixed.status.success());
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("2 unreadable lines"));
+    // An empty file is an empty log, not a mistake.
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    let run = osprof(&["rank", empty.to_str().unwrap()], None);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

@@ -212,7 +212,9 @@ fn rank_and_list_in_milliseconds_and_microseconds() {
     .unwrap();
     // wsgi: 1.5 s, self time 0.699906 s, to the microsecond.
     assert!(
-        text.contains("\n1500.000     1500.000   1500.000   1             699.906    "),
+        text.contains(
+            "\n1500.000          1500.000        1500.000        1             699.906          "
+        ),
         "{text}"
     );
     assert!(text.starts_with(
@@ -313,4 +315,37 @@ fn missing_file_is_an_open_error() {
             .starts_with("cannot open /nonexistent/osprof.log: "),
         "{err}"
     );
+}
+
+/// In every unit, with every extra column, each header of the text table
+/// starts in the column its values start in (Mistral's own layout, in
+/// seconds without extra columns, is the golden `rank.txt`).
+#[test]
+fn rank_headers_start_over_their_values() {
+    for unit in [Unit::Seconds, Unit::Millis, Unit::Micros] {
+        let options = RankOptions::new()
+            .with_self_time(true)
+            .with_percentiles(true)
+            .with_unit(unit);
+        let text = String::from_utf8(rank_output(&mixed(), &options)).unwrap();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        // Where each header starts: the first, then one after each ` | `.
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(header.match_indices(" | ").map(|(at, _)| at + 3))
+            .collect();
+        assert_eq!(starts.len(), 9, "{header}");
+        for row in lines.skip(1) {
+            // Where each value starts: after a run of spaces (names have none here).
+            let value_starts: Vec<usize> = std::iter::once(0)
+                .chain(
+                    row.char_indices()
+                        .zip(row.chars().skip(1))
+                        .filter(|((_, c), next)| *c == ' ' && *next != ' ')
+                        .map(|((at, _), _)| at + 1),
+                )
+                .collect();
+            assert_eq!(value_starts, starts, "{unit:?}:\n{header}\n{row}");
+        }
+    }
 }
