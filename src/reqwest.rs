@@ -17,45 +17,113 @@
 //! use reqwest_middleware::ClientBuilder;
 //! use tracing_osprofiler::reqwest::ProfilingMiddleware;
 //!
-//! let client = ClientBuilder::new(reqwest::Client::new())
+//! // The middleware follows redirects, so that every hop is checked.
+//! let inner = reqwest::Client::builder()
+//!     .redirect(reqwest::redirect::Policy::none())
+//!     .build()?;
+//! let client = ClientBuilder::new(inner)
 //!     .with(ProfilingMiddleware::new())
 //!     .build();
 //! # drop(client);
+//! # Ok::<(), reqwest::Error>(())
 //! ```
+//!
+//! # Redirects
+//!
+//! A token must reach only the destinations the policy allows, on every hop.
+//! reqwest's own redirect handling keeps every header but `Authorization`
+//! and cookies when it follows a redirect to another host, so a client that
+//! follows redirects itself would hand `X-Trace-Info` / `X-Trace-HMAC` to
+//! whatever host an internal service redirects to (`302 Location:
+//! https://partner.example/…`). So **build the client with
+//! [`redirect::Policy::none()`](reqwest::redirect::Policy::none)**, as above:
+//! the middleware follows redirects itself (up to 10, reqwest's default;
+//! [`with_max_redirects`](ProfilingMiddleware::with_max_redirects)), checks
+//! every hop against its policy, and sends the token headers (and
+//! `traceparent`) only to the hops the policy allows; a hop to any other
+//! destination is still followed, without them. It follows redirects as
+//! reqwest does (`303`, and `301`/`302` after a `POST`, become a `GET`
+//! without a body; `307`/`308` resend the method and body, and are not
+//! followed when the body is a stream that cannot be sent twice;
+//! `Authorization`, cookies and `Proxy-Authorization` are dropped on a hop
+//! to another host or port), and sends no `Referer`.
+//!
+//! The middleware cannot see or change how the client was built. A client
+//! that follows redirects itself is caught on the first signed call it
+//! redirects (the response comes from another URL than the one signed);
+//! that call's headers have gone to every hop by then. The middleware
+//! reports it once on standard error and from then on signs no call.
 //!
 //! Without reqwest-middleware, add the headers to a plain `reqwest::Request`
 //! with [`http::inject::inject_current`](crate::http::inject::inject_current)
-//! on `request.headers_mut()`.
+//! on `request.headers_mut()`, only if
+//! [`Destinations::allows_url`] allows its URL, and only with a client that
+//! does not follow redirects.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use reqwest_middleware::reqwest::{Request, Response};
-use reqwest_middleware::{Middleware, Next, Result};
+use http::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE,
+    LOCATION, PROXY_AUTHORIZATION, TRANSFER_ENCODING, WWW_AUTHENTICATE,
+};
+use http::{Method, StatusCode};
+use reqwest_middleware::reqwest::{Request, Response, Url};
+use reqwest_middleware::{Error, Middleware, Next, Result};
 use tracing::{Instrument as _, Span};
 
-use crate::http::inject::{insert_trace_headers, insert_traceparent};
-use crate::http::Destinations;
+use crate::http::inject::{traceparent, TRACEPARENT_HEADER};
+use crate::http::{Destinations, TRACE_HMAC_HEADER, TRACE_INFO_HEADER};
 use crate::layer::{record_outcome, ProfileExt};
 use crate::point::{client_point, ClientCall};
+
+/// reqwest's own default limit.
+const DEFAULT_MAX_REDIRECTS: usize = 10;
 
 /// A [`Middleware`] that signs every call made inside a profiled request and
 /// opens an `http` client point around it. See the [module docs](self).
 ///
 /// | setting | default | setter |
 /// |---|---|---|
-/// | destinations that get signed headers | [`Destinations::internal`]: loopback and private IPs, `localhost`, names without a dot, `*.internal`, `*.local`, `*.home.arpa` | [`with_destinations`](Self::with_destinations) |
+/// | destinations that get signed headers, on every hop | [`Destinations::internal`]: loopback and private IPs, `localhost`, names without a dot, `*.internal`, `*.local`, `*.home.arpa` | [`with_destinations`](Self::with_destinations) |
+/// | redirects followed (by the middleware, each hop checked; the client must be built with `redirect::Policy::none()`) | 10, as reqwest | [`with_max_redirects`](Self::with_max_redirects) |
 /// | method and URL path on the `http` point | off (paths can name resources) | [`with_method_and_path`](Self::with_method_and_path) |
 /// | W3C `traceparent` header besides the token (to the same destinations) | off | [`with_traceparent`](Self::with_traceparent) |
 /// | query string, headers | never recorded | - |
 ///
 /// A call to another destination is still made and still gets its `http`
 /// point, without token headers.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct ProfilingMiddleware {
     method_and_path: bool,
     traceparent: bool,
     destinations: Destinations,
+    max_redirects: usize,
+    /// Set once the client was seen following a redirect of a signed call
+    /// itself: from then on nothing is signed (fail closed).
+    client_follows_redirects: AtomicBool,
+}
+
+impl Clone for ProfilingMiddleware {
+    fn clone(&self) -> Self {
+        ProfilingMiddleware {
+            method_and_path: self.method_and_path,
+            traceparent: self.traceparent,
+            destinations: self.destinations.clone(),
+            max_redirects: self.max_redirects,
+            client_follows_redirects: AtomicBool::new(
+                self.client_follows_redirects.load(Ordering::Relaxed),
+            ),
+        }
+    }
+}
+
+impl Default for ProfilingMiddleware {
+    fn default() -> Self {
+        ProfilingMiddleware::new()
+    }
 }
 
 impl ProfilingMiddleware {
@@ -66,11 +134,14 @@ impl ProfilingMiddleware {
             method_and_path: false,
             traceparent: false,
             destinations: Destinations::internal(),
+            max_redirects: DEFAULT_MAX_REDIRECTS,
+            client_follows_redirects: AtomicBool::new(false),
         }
     }
 
     /// Which destinations get signed headers (default:
-    /// [`Destinations::internal`]).
+    /// [`Destinations::internal`]). Every hop of a redirected call is
+    /// checked (see [Redirects](self#redirects)).
     ///
     /// ```
     /// use tracing_osprofiler::http::Destinations;
@@ -86,6 +157,17 @@ impl ProfilingMiddleware {
     #[must_use]
     pub fn with_destinations(mut self, destinations: Destinations) -> Self {
         self.destinations = destinations;
+        self
+    }
+
+    /// How many redirects of one call the middleware follows (default: 10,
+    /// reqwest's default); one more is an error naming the last URL, as
+    /// reqwest's "too many redirects". `0` follows none: the caller gets
+    /// the `3xx` response, as from a client built with
+    /// `redirect::Policy::none()` alone. See [Redirects](self#redirects).
+    #[must_use]
+    pub const fn with_max_redirects(mut self, max: usize) -> Self {
+        self.max_redirects = max;
         self
     }
 
@@ -135,7 +217,252 @@ impl ProfilingMiddleware {
         });
         Some(span)
     }
+
+    /// The headers a call made from `span` is signed with, `None` if it is
+    /// not signed at all.
+    fn signature(&self, span: &Span) -> Option<Signature> {
+        if self.client_follows_redirects.load(Ordering::Relaxed) {
+            return None;
+        }
+        // The `http` span may have been filtered out: sign for the current
+        // point instead, so the callee still joins.
+        let caller = if span.point_ids().is_some() {
+            span.clone()
+        } else {
+            Span::current()
+        };
+        let token = caller.trace_headers()?;
+        let info = HeaderValue::from_str(token.trace_info()).ok()?;
+        let hmac = HeaderValue::from_str(token.trace_hmac()).ok()?;
+        let traceparent = if self.traceparent {
+            traceparent(&caller)
+        } else {
+            None
+        };
+        Some(Signature {
+            info,
+            hmac,
+            traceparent,
+        })
+    }
+
+    /// Sends `request`, following redirects hop by hop: each hop carries
+    /// the token headers only if the policy allows its destination.
+    async fn send(
+        &self,
+        mut request: Request,
+        extensions: &mut http::Extensions,
+        next: Next<'_>,
+        signature: Option<Signature>,
+    ) -> Result<Response> {
+        let mut redirects = 0;
+        loop {
+            let allowed = self.destinations.allows_url(request.url());
+            let signed = match &signature {
+                Some(signature) if allowed => {
+                    signature.insert(request.headers_mut());
+                    true
+                }
+                // A header set by the caller for the first URL does not
+                // follow a redirect to a destination it was not meant for.
+                _ if redirects > 0 && !allowed => {
+                    remove_token(request.headers_mut());
+                    false
+                }
+                _ => false,
+            };
+            let template = (self.max_redirects > 0).then(|| Template::of(&request));
+            let sent = request.url().clone();
+            let response = next.clone().run(request, extensions).await?;
+            if signed && !same_resource(&sent, response.url()) {
+                self.client_followed(&sent, response.url());
+            }
+            let Some(template) = template else {
+                return Ok(response);
+            };
+            let Some(following) = template.follow(&response) else {
+                return Ok(response);
+            };
+            redirects += 1;
+            if redirects > self.max_redirects {
+                return Err(Error::middleware(TooManyRedirects {
+                    max: self.max_redirects,
+                    url: without_userinfo(response.url()),
+                }));
+            }
+            request = following;
+        }
+    }
+
+    /// The client followed a redirect of a signed call itself: the
+    /// middleware cannot check the hops such a client makes, so it stops
+    /// signing, and says so once.
+    fn client_followed(&self, sent: &Url, received: &Url) {
+        if !self.client_follows_redirects.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "tracing-osprofiler: the reqwest client followed a redirect of a profiled call \
+                 from {} to {} itself, with its signed token headers; this ProfilingMiddleware \
+                 signs no more calls. Build the client with \
+                 `.redirect(reqwest::redirect::Policy::none())`: the middleware then follows \
+                 redirects itself and sends the token only to destinations its policy allows.",
+                origin(sent),
+                origin(received),
+            );
+        }
+    }
 }
+
+/// The token headers (and `traceparent`) of one call.
+struct Signature {
+    info: HeaderValue,
+    hmac: HeaderValue,
+    traceparent: Option<HeaderValue>,
+}
+
+impl Signature {
+    fn insert(&self, headers: &mut HeaderMap) {
+        headers.insert(TRACE_INFO_HEADER, self.info.clone());
+        headers.insert(TRACE_HMAC_HEADER, self.hmac.clone());
+        if let Some(traceparent) = &self.traceparent {
+            headers.insert(TRACEPARENT_HEADER, traceparent.clone());
+        }
+    }
+}
+
+fn remove_token(headers: &mut HeaderMap) {
+    headers.remove(TRACE_INFO_HEADER);
+    headers.remove(TRACE_HMAC_HEADER);
+    headers.remove(TRACEPARENT_HEADER);
+}
+
+/// What a redirect of one hop is made from: the hop's request, its body
+/// only if it can be sent twice.
+struct Template {
+    request: Request,
+    body_cloned: bool,
+}
+
+impl Template {
+    fn of(request: &Request) -> Self {
+        if let Some(request) = request.try_clone() {
+            return Template {
+                request,
+                body_cloned: true,
+            };
+        }
+        let mut copy = Request::new(request.method().clone(), request.url().clone());
+        *copy.headers_mut() = request.headers().clone();
+        *copy.timeout_mut() = request.timeout().copied();
+        *copy.version_mut() = request.version();
+        Template {
+            request: copy,
+            body_cloned: false,
+        }
+    }
+
+    /// The next hop if `response` is a redirect to follow, as reqwest (and
+    /// tower-http's `FollowRedirect`) follows it.
+    fn follow(self, response: &Response) -> Option<Request> {
+        let Template {
+            mut request,
+            body_cloned,
+        } = self;
+        let status = response.status();
+        let drop_body = match status {
+            StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND => request.method() == Method::POST,
+            StatusCode::SEE_OTHER => true,
+            StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => false,
+            _ => return None,
+        };
+        if drop_body {
+            if status == StatusCode::SEE_OTHER && request.method() == Method::HEAD {
+                // HEAD stays HEAD.
+            } else {
+                *request.method_mut() = Method::GET;
+            }
+            *request.body_mut() = None;
+            for name in [
+                CONTENT_TYPE,
+                CONTENT_LENGTH,
+                CONTENT_ENCODING,
+                TRANSFER_ENCODING,
+            ] {
+                request.headers_mut().remove(name);
+            }
+        } else if !body_cloned {
+            // The body was a stream, sent once already.
+            return None;
+        }
+        let location = response.headers().get(LOCATION)?.to_str().ok()?;
+        let next = response.url().join(location).ok()?;
+        if next.scheme() != "http" && next.scheme() != "https" {
+            return None;
+        }
+        let previous = response.url();
+        if next.host_str() != previous.host_str()
+            || next.port_or_known_default() != previous.port_or_known_default()
+        {
+            let headers = request.headers_mut();
+            for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE] {
+                headers.remove(name);
+            }
+            headers.remove("cookie2");
+        }
+        *request.url_mut() = next;
+        Some(request)
+    }
+}
+
+/// Whether `received` (the URL a response came from) is the resource `sent`
+/// asked for; reqwest's response URL has no user info and no fragment.
+fn same_resource(sent: &Url, received: &Url) -> bool {
+    sent.scheme() == received.scheme()
+        && sent.host_str() == received.host_str()
+        && sent.port_or_known_default() == received.port_or_known_default()
+        && sent.path() == received.path()
+        && sent.query() == received.query()
+}
+
+/// `scheme://host:port` of `url`: no path or query, which can hold secrets.
+fn origin(url: &Url) -> String {
+    let port = url
+        .port_or_known_default()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    format!(
+        "{}://{}{port}",
+        url.scheme(),
+        url.host_str().unwrap_or_default()
+    )
+}
+
+fn without_userinfo(url: &Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
+}
+
+/// A redirected call exceeded [`ProfilingMiddleware::with_max_redirects`].
+#[derive(Debug)]
+struct TooManyRedirects {
+    max: usize,
+    url: String,
+}
+
+impl fmt::Display for TooManyRedirects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "too many redirects: more than {} (the last from {})",
+            self.max, self.url
+        )
+    }
+}
+
+impl std::error::Error for TooManyRedirects {}
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -144,7 +471,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 impl Middleware for ProfilingMiddleware {
     fn handle<'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
-        mut request: Request,
+        request: Request,
         extensions: &'life1 mut http::Extensions,
         next: Next<'life2>,
     ) -> BoxFuture<'async_trait, Result<Response>>
@@ -155,29 +482,15 @@ impl Middleware for ProfilingMiddleware {
         Self: 'async_trait,
     {
         let Some(span) = self.client_span(&request) else {
-            return Box::pin(next.run(request, extensions));
+            return Box::pin(self.send(request, extensions, next, None));
         };
         // A token verifies fleet-wide and never expires: a destination the
         // policy does not allow gets the call, not the token.
-        if self.destinations.allows_url(request.url()) {
-            // The `http` span may have been filtered out: sign for the
-            // current point instead, so the callee still joins.
-            let caller = if span.point_ids().is_some() {
-                span.clone()
-            } else {
-                Span::current()
-            };
-            if let Some(trace) = caller.trace_headers() {
-                insert_trace_headers(request.headers_mut(), &trace);
-            }
-            if self.traceparent {
-                insert_traceparent(request.headers_mut(), &caller);
-            }
-        }
+        let signature = self.signature(&span);
         let outcome = span.clone();
         Box::pin(
             async move {
-                let result = next.run(request, extensions).await;
+                let result = self.send(request, extensions, next, signature).await;
                 match &result {
                     Ok(response) => {
                         let status = response.status().as_u16();

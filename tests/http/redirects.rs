@@ -1,0 +1,421 @@
+//! A profiled call that is redirected: every hop is checked against the
+//! destination policy, and a hop the policy refuses gets the call without
+//! `X-Trace-Info` / `X-Trace-HMAC` / `traceparent`.
+//!
+//! Two real loopback servers: "internal" (reached as `127.0.0.1`, allowed by
+//! the default policy) redirects in every way HTTP can to "the partner"
+//! (reached as `partner.example.com`, resolved to loopback by the client,
+//! refused by the policy), which records every request it receives.
+#![cfg(all(feature = "tower", feature = "reqwest"))]
+
+use crate::support::http as http_support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use http_support::{global, KEY};
+use tracing::Instrument as _;
+use tracing_osprofiler::http::Destinations;
+use tracing_osprofiler::reqwest::ProfilingMiddleware;
+use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, Profile, Signer};
+
+const PARTNER: &str = "partner.example.com";
+
+/// One request a server received: method, path, the base_id its token
+/// verified into (`None`: no token), whether it had a `traceparent`, its
+/// `authorization` header and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    method: String,
+    path: String,
+    token: Option<Id>,
+    traceparent: bool,
+    authorization: Option<String>,
+    body: String,
+}
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<Seen>>>);
+
+impl Log {
+    fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+fn seen(method: &axum::http::Method, uri: &Uri, headers: &HeaderMap, body: String) -> Seen {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let token = match (value("x-trace-info"), value("x-trace-hmac")) {
+        (Some(info), Some(hmac)) => Some(
+            HmacKeys::new([KEY])
+                .verify(info, hmac)
+                .expect("a sent token verifies")
+                .trace_info()
+                .base_id(),
+        ),
+        _ => None,
+    };
+    Seen {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        token,
+        traceparent: headers.contains_key("traceparent"),
+        authorization: value("authorization").map(str::to_owned),
+        body,
+    }
+}
+
+/// Records the request; `/back` redirects to the internal server's
+/// `/echo`, anything else answers 200.
+async fn partner(
+    State((log, internal)): State<(Log, Arc<OnceLock<SocketAddr>>)>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    log.0
+        .lock()
+        .unwrap()
+        .push(seen(&method, &uri, &headers, body));
+    if uri.path() == "/back" {
+        let to = format!("http://{}/echo", internal.get().expect("internal address"));
+        return (StatusCode::FOUND, [("location", to)]).into_response();
+    }
+    "partner".into_response()
+}
+
+/// Records the request, then answers as its path says: `/to/{status}/{where}`
+/// redirects with that status to the partner's `/{where}`, `/here` to
+/// `/echo` on this server (a relative `Location`), `/loop` to itself.
+async fn internal(
+    State((log, partner)): State<(Log, SocketAddr)>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    log.0
+        .lock()
+        .unwrap()
+        .push(seen(&method, &uri, &headers, body));
+    let path = uri.path();
+    let redirect = |status: u16, to: String| {
+        let status = StatusCode::from_u16(status).unwrap();
+        (status, [("location", to)]).into_response()
+    };
+    if let Some(rest) = path.strip_prefix("/to/") {
+        let (status, target) = rest.split_once('/').expect("/to/{status}/{where}");
+        let to = format!("http://{PARTNER}:{}/{target}", partner.port());
+        return redirect(status.parse().unwrap(), to);
+    }
+    match path {
+        "/here" => redirect(302, "/echo".to_owned()),
+        "/loop" => redirect(302, "/loop".to_owned()),
+        _ => "internal".into_response(),
+    }
+}
+
+struct Servers {
+    internal: SocketAddr,
+    partner: SocketAddr,
+    internal_log: Log,
+    partner_log: Log,
+}
+
+async fn servers() -> Servers {
+    let (internal_log, partner_log) = (Log::default(), Log::default());
+    let internal_addr = Arc::new(OnceLock::new());
+    let partner = http_support::serve_axum(
+        Router::new()
+            .fallback(any(partner))
+            .with_state((partner_log.clone(), Arc::clone(&internal_addr))),
+    )
+    .await;
+    let internal = http_support::serve_axum(
+        Router::new()
+            .route("/echo", get(internal))
+            .fallback(any(internal))
+            .with_state((internal_log.clone(), partner)),
+    )
+    .await;
+    internal_addr.set(internal).unwrap();
+    Servers {
+        internal,
+        partner,
+        internal_log,
+        partner_log,
+    }
+}
+
+/// A client as the module docs build it: redirects left to the middleware.
+fn no_redirect_client(
+    middleware: ProfilingMiddleware,
+    servers: &Servers,
+) -> reqwest_middleware::ClientWithMiddleware {
+    client_with(middleware, servers, reqwest::redirect::Policy::none())
+}
+
+fn client_with(
+    middleware: ProfilingMiddleware,
+    servers: &Servers,
+    policy: reqwest::redirect::Policy,
+) -> reqwest_middleware::ClientWithMiddleware {
+    let inner = reqwest::Client::builder()
+        .resolve(PARTNER, servers.partner)
+        .redirect(policy)
+        .build()
+        .expect("client");
+    reqwest_middleware::ClientBuilder::new(inner)
+        .with(middleware)
+        .build()
+}
+
+fn profile() -> (Id, tracing::Span) {
+    let profile = Profile::new(Signer::new(KEY, HmacAlgorithm::Sha1));
+    let base = profile.trace_info().base_id();
+    (base, profile.start(|| tracing::info_span!("caller")))
+}
+
+fn hop(
+    method: &str,
+    path: &str,
+    token: Option<Id>,
+    body: &str,
+) -> (String, String, Option<Id>, String) {
+    (method.to_owned(), path.to_owned(), token, body.to_owned())
+}
+
+fn hops(log: &Log) -> Vec<(String, String, Option<Id>, String)> {
+    log.take()
+        .into_iter()
+        .map(|s| (s.method, s.path, s.token, s.body))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_a_refused_destination_is_followed_without_the_token() {
+    let (_lines, _serial) = global();
+    let servers = servers().await;
+    let client = no_redirect_client(ProfilingMiddleware::new().with_traceparent(true), &servers);
+    let internal = |path: &str| format!("http://{}{path}", servers.internal);
+    let (base, root) = profile();
+
+    // Every redirect status, GET and POST: the partner never sees a token.
+    let cases = [
+        ("GET", "/to/301/a", "GET", ""),
+        ("GET", "/to/302/a", "GET", ""),
+        ("GET", "/to/303/a", "GET", ""),
+        ("GET", "/to/307/a", "GET", ""),
+        ("GET", "/to/308/a", "GET", ""),
+        ("POST", "/to/302/a", "GET", ""),
+        ("POST", "/to/303/a", "GET", ""),
+        ("POST", "/to/307/a", "POST", "payload"),
+        ("PUT", "/to/308/a", "PUT", "payload"),
+    ];
+    for (method, path, partner_method, partner_body) in cases {
+        let method: reqwest::Method = method.parse().unwrap();
+        let body = if method == reqwest::Method::GET {
+            ""
+        } else {
+            "payload"
+        };
+        let response = client
+            .request(method.clone(), internal(path))
+            .header("authorization", "Bearer internal-only")
+            .body(body)
+            .send()
+            .instrument(root.clone())
+            .await
+            .expect("call");
+        assert_eq!(response.status(), 200, "{method} {path}");
+        assert_eq!(response.text().await.unwrap(), "partner", "{method} {path}");
+        assert_eq!(
+            hops(&servers.internal_log),
+            [hop(method.as_str(), path, Some(base), body)],
+            "{method} {path}: the internal hop is signed"
+        );
+        let at_partner = servers.partner_log.take();
+        assert_eq!(at_partner.len(), 1, "{method} {path}: {at_partner:?}");
+        let at_partner = &at_partner[0];
+        assert_eq!(
+            at_partner.token, None,
+            "{method} {path}: the partner got the token"
+        );
+        assert!(
+            !at_partner.traceparent,
+            "{method} {path}: the partner got traceparent"
+        );
+        assert_eq!(at_partner.authorization, None, "{method} {path}");
+        assert_eq!(
+            (
+                at_partner.method.as_str(),
+                at_partner.path.as_str(),
+                at_partner.body.as_str()
+            ),
+            (partner_method, "/a", partner_body),
+            "{method} {path}"
+        );
+    }
+
+    // A chain: internal -> internal (relative Location; still signed) and
+    // internal -> partner (not) -> back to internal (signed again: the
+    // policy allows it).
+    let response = client
+        .get(internal("/here"))
+        .send()
+        .instrument(root.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "internal");
+    assert_eq!(
+        hops(&servers.internal_log),
+        [
+            hop("GET", "/here", Some(base), ""),
+            hop("GET", "/echo", Some(base), "")
+        ]
+    );
+    let response = client
+        .get(internal("/to/302/back"))
+        .send()
+        .instrument(root.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "internal");
+    assert_eq!(
+        hops(&servers.internal_log),
+        [
+            hop("GET", "/to/302/back", Some(base), ""),
+            hop("GET", "/echo", Some(base), "")
+        ]
+    );
+    assert_eq!(hops(&servers.partner_log), [hop("GET", "/back", None, "")]);
+
+    // A policy that allows the partner lets the token follow.
+    let trusting = no_redirect_client(
+        ProfilingMiddleware::new().with_destinations(
+            Destinations::internal().or(Destinations::hosts([PARTNER]).unwrap()),
+        ),
+        &servers,
+    );
+    trusting
+        .get(internal("/to/302/a"))
+        .send()
+        .instrument(root.clone())
+        .await
+        .unwrap();
+    servers.internal_log.take();
+    assert_eq!(
+        hops(&servers.partner_log),
+        [hop("GET", "/a", Some(base), "")]
+    );
+
+    // Outside a profiled request the redirect is followed as before.
+    let response = client.get(internal("/to/307/a")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "partner");
+    assert_eq!(
+        hops(&servers.internal_log),
+        [hop("GET", "/to/307/a", None, "")]
+    );
+    assert_eq!(hops(&servers.partner_log), [hop("GET", "/a", None, "")]);
+    drop(root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_loop_ends_at_the_limit_and_zero_follows_none() {
+    let (_lines, _serial) = global();
+    let servers = servers().await;
+    let internal = |path: &str| format!("http://{}{path}", servers.internal);
+    let (_base, root) = profile();
+
+    // A loop ends in an error after the limit, as reqwest's own.
+    let client = no_redirect_client(ProfilingMiddleware::new(), &servers);
+    let error = client
+        .get(internal("/loop"))
+        .send()
+        .instrument(root.clone())
+        .await
+        .expect_err("a redirect loop");
+    assert!(error.to_string().contains("too many redirects"), "{error}");
+    assert_eq!(
+        servers.internal_log.take().len(),
+        11,
+        "the first call and 10 redirects"
+    );
+
+    // `with_max_redirects(0)`: the caller gets the 3xx.
+    let client = client_none(&servers, 0);
+    let response = client
+        .get(internal("/to/302/a"))
+        .send()
+        .instrument(root.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert!(servers.partner_log.take().is_empty());
+    servers.internal_log.take();
+
+    drop(root);
+}
+
+fn client_none(servers: &Servers, max: usize) -> reqwest_middleware::ClientWithMiddleware {
+    no_redirect_client(ProfilingMiddleware::new().with_max_redirects(max), servers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_follows_redirects_itself_stops_the_signing() {
+    let (_lines, _serial) = global();
+    let servers = servers().await;
+    // reqwest's default client follows redirects itself, out of the
+    // middleware's sight.
+    let client = client_with(
+        ProfilingMiddleware::new(),
+        &servers,
+        reqwest::redirect::Policy::default(),
+    );
+    let internal = |path: &str| format!("http://{}{path}", servers.internal);
+    let (base, root) = profile();
+    let call = |path: String| {
+        let client = client.clone();
+        let root = root.clone();
+        async move {
+            client
+                .get(path)
+                .send()
+                .instrument(root)
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(call(internal("/echo")).await, "internal");
+    assert_eq!(
+        hops(&servers.internal_log),
+        [hop("GET", "/echo", Some(base), "")]
+    );
+    // The first redirected call: the client made the hops, so that call's
+    // headers went to them all (the documented limit of this setup) ...
+    assert_eq!(call(internal("/to/302/a")).await, "partner");
+    servers.internal_log.take();
+    servers.partner_log.take();
+    // ... and it is the last: no call of this middleware is signed again.
+    for path in ["/echo", "/to/302/a"] {
+        call(internal(path)).await;
+    }
+    assert_eq!(
+        hops(&servers.internal_log),
+        [
+            hop("GET", "/echo", None, ""),
+            hop("GET", "/to/302/a", None, "")
+        ]
+    );
+    assert_eq!(hops(&servers.partner_log), [hop("GET", "/a", None, "")]);
+    drop(root);
+}
