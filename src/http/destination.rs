@@ -43,6 +43,7 @@ impl<'a> Destination<'a> {
 
     /// The destination of an absolute [`http::Uri`], `None` if it has no
     /// host (a relative URI).
+    #[cfg(feature = "tower")]
     #[must_use]
     pub fn from_uri(uri: &'a http::Uri) -> Option<Self> {
         Some(Destination::new(
@@ -72,16 +73,98 @@ impl<'a> Destination<'a> {
         self.port
     }
 
-    /// The host as an IP address, if it is one.
+    /// The host as an IP address, if it is one: as the URL standard reads
+    /// it, so `10.1`, `0x7f.0.0.1` and `3405803781` are IPv4 addresses
+    /// (resolvers read them so too), as in a parsed `reqwest::Url`.
     #[must_use]
     pub fn ip(&self) -> Option<IpAddr> {
-        self.host.parse().ok()
+        match self.host.parse() {
+            Ok(ip) => Some(ip),
+            Err(_) => whatwg_ipv4(self.host).flatten().map(IpAddr::V4),
+        }
     }
 
-    /// The host name without the trailing dot of an absolute name.
-    fn name(&self) -> &'a str {
-        self.host.strip_suffix('.').unwrap_or(self.host)
+    /// The host name without the trailing dot of an absolute name, `None` if
+    /// the host is an IP address, ends in a number without being one
+    /// (`1.2.3.4.5`), or is not a host name at all (`fe80::1%25eth0`, a
+    /// percent-encoded name): such a host matches no name rule.
+    fn name(&self) -> Option<&'a str> {
+        if self.host.parse::<IpAddr>().is_ok() || whatwg_ipv4(self.host).is_some() {
+            return None;
+        }
+        let name = self.host.strip_suffix('.').unwrap_or(self.host);
+        let label = |label: &str| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        name.split('.').all(label).then_some(name)
     }
+
+    /// Whether the host is written as an absolute name (a trailing dot).
+    fn absolute(&self) -> bool {
+        self.host.ends_with('.')
+    }
+}
+
+/// The host read as an IPv4 address by the URL standard's IPv4 parser:
+/// `None` if it does not end in a number (a name), `Some(None)` if it ends
+/// in a number but is no address (a URL parser rejects it), else the
+/// address. `1` to `4` parts, each decimal, `0x` hex or `0` octal.
+fn whatwg_ipv4(host: &str) -> Option<Option<std::net::Ipv4Addr>> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let parts: Vec<&str> = host.split('.').collect();
+    let last = parts.last()?;
+    let hex = |part: &str| {
+        part.strip_prefix("0x")
+            .or_else(|| part.strip_prefix("0X"))
+            .map(str::to_owned)
+    };
+    let ends_in_number = !last.is_empty()
+        && (last.bytes().all(|b| b.is_ascii_digit())
+            || hex(last).is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_hexdigit())));
+    if !ends_in_number {
+        return None;
+    }
+    let number = |part: &str| -> Option<u64> {
+        if part.is_empty() {
+            return None;
+        }
+        let (digits, radix) = match hex(part) {
+            Some(digits) => (digits, 16),
+            None if part.len() > 1 && part.starts_with('0') => (part[1..].to_owned(), 8),
+            None => (part.to_owned(), 10),
+        };
+        if digits.is_empty() {
+            return Some(0);
+        }
+        // Longer than any address: no need to read further.
+        if digits.len() > 12 {
+            return Some(u64::MAX);
+        }
+        u64::from_str_radix(&digits, radix).ok()
+    };
+    let numbers: Option<Vec<u64>> = parts.iter().map(|part| number(part)).collect();
+    let Some(numbers) = numbers else {
+        return Some(None);
+    };
+    if numbers.len() > 4 {
+        return Some(None);
+    }
+    let (last, first) = numbers.split_last()?;
+    if first.iter().any(|&n| n > 255) {
+        return Some(None);
+    }
+    let limit = 1u64 << (8 * (5 - numbers.len()));
+    if *last >= limit {
+        return Some(None);
+    }
+    let mut address = *last;
+    for (i, &n) in first.iter().enumerate() {
+        address += n << (8 * (3 - i));
+    }
+    Some(u32::try_from(address).ok().map(std::net::Ipv4Addr::from))
 }
 
 /// A destination policy: which outgoing calls may carry a signed token.
@@ -127,10 +210,17 @@ impl<'a> Destination<'a> {
 /// | a name without a dot (`keystone`, `nova-api`) | yes | only search domains, `/etc/hosts` or a cluster DNS resolve it: a container, compose or Kubernetes service name |
 /// | `*.internal`, `*.local`, `*.home.arpa` | yes | names reserved for private networks (ICANN `.internal`, mDNS and `cluster.local`, RFC 8375) |
 /// | an all-digit or `0x…` name without a dot | no | resolvers read it as an IPv4 address (`3405803781` is `203.0.113.5`) |
+/// | IPv4 in numeric forms (`10.1`, `0x7f.1`, `0177.0.0.1`) | as the address it is | URL parsers and resolvers read them as addresses |
+/// | an absolute name of one label (`ai.`, `com.`, `keystone.`), except `localhost.` | no | a top-level domain: public DNS answers it |
+/// | cloud metadata services: `metadata.google.internal`, `metadata`, `instance-data`, `instance-data.ec2.internal`, `fd00:ec2::254`, `fd20:ce::254` | no | the service hands out the instance's credentials; these names and addresses would otherwise pass as internal |
+/// | a host that is neither an IP address nor a host name (an IPv6 zone `[fe80::1%25eth0]`, a percent-encoded name) | no | it names no host a policy could vouch for |
 /// | any other name or IP (`api.example.com`, `203.0.113.7`, link-local `169.254.0.0/16`, CGNAT `100.64.0.0/10`) | no | may be outside the fleet |
 ///
 /// A fleet that calls itself by public names adds them:
 /// `Destinations::internal().or(Destinations::hosts(["*.svc.example.com"])?)`.
+///
+/// [`allows_uri`](Self::allows_uri) and [`allows_url`](Self::allows_url)
+/// decide alike on every URL.
 ///
 /// The decision is made on the URL as written, before any DNS lookup: a
 /// public name that happens to resolve to a private address is not signed,
@@ -262,8 +352,22 @@ impl Destinations {
     /// Whether a call to `uri` may carry a signed token; `false` for a URI
     /// without a host. For clients on `http` types: check before
     /// [`inject_current`](super::inject::inject_current).
+    ///
+    /// The host is read as a URL parser reads it (as [`allows_url`] does):
+    /// numeric IPv4 forms are addresses (`http://10.1/` is `10.0.0.1`), a
+    /// host that is neither an IP address nor a host name (an IPv6 zone
+    /// such as `[fe80::1%25eth0]`, a percent-encoded name) is refused.
+    ///
+    /// [`allows_url`]: Self::allows_url
+    #[cfg(feature = "tower")]
     #[must_use]
     pub fn allows_uri(&self, uri: &http::Uri) -> bool {
+        // With a URL parser at hand, decide on exactly what `allows_url`
+        // sees (percent-decoding, IDNA), so that the two always agree.
+        #[cfg(feature = "reqwest")]
+        if uri.scheme().is_some() {
+            return ::reqwest::Url::parse(&uri.to_string()).is_ok_and(|url| self.allows_url(&url));
+        }
         Destination::from_uri(uri).is_some_and(|destination| self.allows(&destination))
     }
 
@@ -299,18 +403,43 @@ impl fmt::Debug for Destinations {
     }
 }
 
+/// Cloud metadata services, reached by names and addresses the other
+/// rules of [`Destinations::internal`] would allow: the service answers
+/// with the instance's credentials, and must not be handed a token either.
+const METADATA_NAMES: &[&str] = &[
+    "metadata.google.internal",
+    // GCE and EC2 resolve these through their search domains.
+    "metadata",
+    "instance-data",
+    "instance-data.ec2.internal",
+];
+
+fn is_metadata_ip(ip: IpAddr) -> bool {
+    // EC2's and GCE's IPv6 metadata addresses sit in fc00::/7.
+    ip == IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254))
+        || ip == IpAddr::V6(std::net::Ipv6Addr::new(0xfd20, 0xce, 0, 0, 0, 0, 0, 0x254))
+}
+
 fn is_internal(destination: &Destination<'_>) -> bool {
     if let Some(ip) = destination.ip() {
-        return is_internal_ip(ip);
+        return is_internal_ip(ip) && !is_metadata_ip(ip);
     }
-    let name = destination.name();
-    if name.is_empty() {
+    let Some(name) = destination.name() else {
+        return false;
+    };
+    if METADATA_NAMES
+        .iter()
+        .any(|metadata| name.eq_ignore_ascii_case(metadata))
+    {
         return false;
     }
     if !name.contains('.') {
-        // A resolver may read an all-digit or `0x` label as an IPv4 address
-        // (`inet_aton`): `3405803781` is 203.0.113.5, not a service name.
-        return !looks_numeric(name);
+        // An absolute name of one label (`ai.`, `com.`) is a top-level
+        // domain, which public DNS answers; only `localhost.` is this
+        // machine. A resolver may read an all-digit or `0x` label as an
+        // IPv4 address (`inet_aton`): `ip()` has already read those.
+        return name.eq_ignore_ascii_case("localhost")
+            || (!destination.absolute() && !looks_numeric(name));
     }
     [".localhost", ".internal", ".local", ".home.arpa"]
         .iter()
@@ -389,6 +518,8 @@ impl HostPattern {
             });
         }
         let (host, port) = match text.rsplit_once(':') {
+            // `[::1]`: brackets and no port.
+            _ if text.starts_with('[') && text.ends_with(']') => (text, None),
             Some((host, port)) => {
                 let port = port
                     .parse::<u16>()
@@ -443,8 +574,12 @@ impl HostPattern {
         }
         match &self.host {
             HostMatch::Ip(ip) => destination.ip() == Some(*ip),
-            HostMatch::Name(name) => destination.name().eq_ignore_ascii_case(name),
-            HostMatch::Under(suffix) => ends_with_ignore_case(destination.name(), suffix),
+            HostMatch::Name(name) => destination
+                .name()
+                .is_some_and(|host| host.eq_ignore_ascii_case(name)),
+            HostMatch::Under(suffix) => destination
+                .name()
+                .is_some_and(|host| ends_with_ignore_case(host, suffix)),
         }
     }
 }
@@ -548,6 +683,152 @@ mod tests {
     }
 
     #[test]
+    fn absolute_top_level_names_zones_and_metadata_services_are_not_internal() {
+        let policy = Destinations::default();
+        for host in [
+            // Absolute names of one label are top-level domains.
+            "ai.",
+            "com.",
+            "keystone.",
+            "internal.",
+            // A zone makes no host name; link-local is refused anyway.
+            "fe80::1%25eth0",
+            "[fe80::1%25eth0]",
+            "[fd12::1%25eth0]",
+            "local%68ost",
+            "a/b",
+            // Cloud metadata services.
+            "metadata.google.internal",
+            "METADATA.Google.Internal.",
+            "metadata",
+            "instance-data",
+            "instance-data.ec2.internal",
+            "[fd00:ec2::254]",
+            "[fd20:ce::254]",
+            // Ends in a number without being an address.
+            "1.2.3.4.5",
+            "10.0.0.256",
+            "10.0x100.1",
+            "keystone.10",
+        ] {
+            assert!(!policy.allows(&to(host)), "{host}");
+        }
+        for host in [
+            "localhost.",
+            "db.internal.",
+            "metadata-proxy",
+            "ec2.internal.example.internal",
+            // Numeric forms of internal addresses, as a URL parser reads them.
+            "10.1",
+            "127.1",
+            "0x7f.1",
+            "0177.0.0.1",
+            "2130706433",
+            "192.168.0x1.1.",
+        ] {
+            assert!(policy.allows(&to(host)), "{host}");
+        }
+    }
+
+    #[test]
+    fn whatwg_ipv4_reads_numbers_as_a_url_parser_does() {
+        let ip = |host: &str| whatwg_ipv4(host).map(|ip| ip.map(|ip| ip.to_string()));
+        assert_eq!(ip("keystone"), None);
+        assert_eq!(ip("a.b"), None);
+        assert_eq!(ip("0xzz"), None);
+        assert_eq!(ip("1"), Some(Some("0.0.0.1".into())));
+        assert_eq!(ip("0x"), Some(Some("0.0.0.0".into())));
+        assert_eq!(ip("1.2.3.4."), Some(Some("1.2.3.4".into())));
+        assert_eq!(ip("0300.0250.1"), Some(Some("192.168.0.1".into())));
+        assert_eq!(ip("4294967295"), Some(Some("255.255.255.255".into())));
+        assert_eq!(ip("4294967296"), Some(None));
+        assert_eq!(ip("99999999999999999999999"), Some(None));
+        assert_eq!(ip("1..2"), Some(None));
+        assert_eq!(ip("08.1"), Some(None));
+    }
+
+    /// `allows_uri` and `allows_url` decide alike on every URL both can
+    /// read, and the URI path alone (no URL parser: a build without the
+    /// `reqwest` feature) never allows what a URL parser's reading refuses.
+    #[cfg(feature = "reqwest")]
+    #[test]
+    fn allows_uri_and_allows_url_agree() {
+        let hosts = [
+            "127.0.0.1",
+            "127.1",
+            "10.1",
+            "0x7f.1",
+            "0177.0.0.1",
+            "2130706433",
+            "3405803781",
+            "0xcb007105",
+            "1.2.3.4.5",
+            "10.0.0.256",
+            "[::1]",
+            "[fe80::1]",
+            "[fe80::1%25eth0]",
+            "[fd00:ec2::254]",
+            "[::ffff:10.0.0.1]",
+            "[::ffff:a00:1]",
+            "localhost",
+            "LOCALHOST",
+            "localhost.",
+            "local%68ost",
+            "keystone",
+            "keystone.",
+            "KEYSTONE",
+            "ai.",
+            "com.",
+            "db.internal",
+            "db.internal.",
+            "metadata.google.internal",
+            "metadata",
+            "Metadata.Google.Internal.",
+            "api.example.com",
+            "api.example.com.",
+            "xn--nxasmq6b",
+            "a_b",
+            "a..b",
+            "partner.example.com",
+            "x.svc.corp",
+            "svc.corp",
+            "evil%2esvc.corp",
+            "169.254.169.254",
+            "0251.0376.0251.0376",
+            "192.168.1.1.",
+            "%31%30.0.0.1",
+        ];
+        let policies = [
+            Destinations::internal(),
+            Destinations::hosts(["api.example.com", "*.svc.corp", "10.0.0.1:80", "[::1]"]).unwrap(),
+            Destinations::predicate(|to| to.host().starts_with("key")),
+            Destinations::any(),
+        ];
+        let mut compared = 0;
+        for scheme in ["http", "https", "ws"] {
+            for host in hosts {
+                for port in ["", ":80", ":8080"] {
+                    let text = format!("{scheme}://{host}{port}/path?q");
+                    let (Ok(uri), Ok(url)) =
+                        (text.parse::<http::Uri>(), ::reqwest::Url::parse(&text))
+                    else {
+                        continue;
+                    };
+                    compared += 1;
+                    for policy in &policies {
+                        let by_url = policy.allows_url(&url);
+                        assert_eq!(policy.allows_uri(&uri), by_url, "{text} {policy:?}");
+                        let by_uri_alone =
+                            Destination::from_uri(&uri).is_some_and(|to| policy.allows(&to));
+                        assert!(!by_uri_alone || by_url, "{text} {policy:?}");
+                    }
+                }
+            }
+        }
+        assert!(compared > 100, "{compared}");
+    }
+
+    #[test]
     fn hosts_match_name_ip_port_and_subdomains() {
         let policy = Destinations::hosts([
             "API.example.com.",
@@ -584,10 +865,13 @@ mod tests {
         assert!(policy.allows(&Destination::new("HTTPS", "a.example", None)));
         assert!(!policy.allows(&Destination::new("http", "a.example", None)));
         assert!(!policy.allows(&Destination::new("gopher", "a.example", None)));
-        let uri: http::Uri = "https://a.example/x?y".parse().unwrap();
-        assert!(policy.allows_uri(&uri));
-        let relative: http::Uri = "/x".parse().unwrap();
-        assert!(!Destinations::any().allows_uri(&relative));
+        #[cfg(feature = "tower")]
+        {
+            let uri: http::Uri = "https://a.example/x?y".parse().unwrap();
+            assert!(policy.allows_uri(&uri));
+            let relative: http::Uri = "/x".parse().unwrap();
+            assert!(!Destinations::any().allows_uri(&relative));
+        }
     }
 
     #[test]
