@@ -1,0 +1,449 @@
+//! The actix-web middleware on a real server: the tree of a signed request,
+//! the same root as the tower middleware's, every invalid token served
+//! untouched and counted, a streamed body inside the root, handler errors,
+//! the limit, and concurrent requests.
+
+use crate::server::ActixServer;
+use crate::support::http as http_support;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::web::{self, Bytes};
+use actix_web::HttpResponse;
+use base64::Engine as _;
+use http_support::{global, new_token, only, tree, warnings, KEY};
+use tracing::Instrument as _;
+use tracing_osprofiler::actix::{ProfilingMiddleware, ProfilingStats};
+use tracing_osprofiler::limit::ProfileLimit;
+use tracing_osprofiler::{
+    HmacAlgorithm, HmacKeys, Id, Signer, TraceHeaders, TraceInfo, X_TRACE_HMAC, X_TRACE_INFO,
+};
+
+#[tracing::instrument]
+async fn db_query() {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+#[tracing::instrument]
+async fn compute() -> u64 {
+    (1..=10).sum()
+}
+
+#[tracing::instrument]
+async fn load() -> u64 {
+    db_query().await;
+    actix_web::rt::spawn(compute().in_current_span())
+        .await
+        .expect("task")
+}
+
+async fn hello() -> String {
+    format!("hello {}", load().await)
+}
+
+/// A body that yields two chunks 150 ms apart, opening a span for each.
+struct SlowBody {
+    left: u8,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl MessageBody for SlowBody {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(150))));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.sleep = None;
+        self.left -= 1;
+        let _chunk = tracing::info_span!("body-chunk").entered();
+        Poll::Ready(Some(Ok(Bytes::from_static(b"chunk "))))
+    }
+}
+
+use std::future::Future as _;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/", web::get().to(hello))
+        .route(
+            "/slow",
+            web::get().to(|| async {
+                HttpResponse::Ok().body(SlowBody {
+                    left: 2,
+                    sleep: None,
+                })
+            }),
+        )
+        .route(
+            "/fail",
+            web::get().to(|| async {
+                let _ = load().await;
+                Err::<String, _>(actix_web::error::ErrorInternalServerError("boom"))
+            }),
+        )
+        .route(
+            "/missing",
+            web::get().to(|| async {
+                Err::<String, _>(actix_web::error::ErrorNotFound("no such thing"))
+            }),
+        );
+}
+
+pub fn keys() -> HmacKeys {
+    HmacKeys::from_comma_separated(KEY)
+}
+
+pub async fn get_with(url: &str, headers: &[(&str, &[u8])]) -> (u16, String) {
+    let client = reqwest::Client::new();
+    let mut request = client.get(url);
+    for (name, value) in headers {
+        request = request.header(
+            *name,
+            reqwest::header::HeaderValue::from_bytes(value).expect("header value"),
+        );
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+pub fn token_headers(headers: &TraceHeaders) -> Vec<(&'static str, &[u8])> {
+    headers
+        .iter()
+        .map(|(name, value)| (name, value.as_bytes()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_request_is_one_tree_under_a_wsgi_root() {
+    let (lines, _serial) = global();
+    let middleware = ProfilingMiddleware::new(keys()).with_method_and_path(true);
+    let stats = middleware.stats();
+    let server = ActixServer::start(middleware, routes);
+
+    let (base, token) = new_token();
+    assert_eq!(
+        get_with(&server.url("/?secret=1"), &token_headers(&token)).await,
+        (200, "hello 55".to_owned())
+    );
+    let all = lines.lines();
+    let points = tree(&all, base, base);
+    let root = only(&points, "wsgi");
+    assert_eq!(root.parent_id, base, "the root hangs under the caller");
+    let load = only(&points, "load");
+    assert_eq!(load.parent_id, root.trace_id);
+    assert_eq!(only(&points, "db_query").parent_id, load.trace_id);
+    assert_eq!(only(&points, "compute").parent_id, load.trace_id);
+    assert!(root.duration >= load.duration);
+    // The same root fields as the tower middleware's; never the query.
+    let start = all
+        .iter()
+        .find(|l| l.contains(&root.trace_id.to_string()) && l.contains("wsgi-start"))
+        .expect("root start line");
+    assert!(start.contains(r#""http.method":"GET""#), "{start}");
+    assert!(start.contains(r#""http.path":"/""#), "{start}");
+    assert!(!start.contains("secret"), "{start}");
+    assert_eq!(stats.requests_profiled(), 1);
+
+    // Without a token: served the same, nothing written, counted.
+    lines.clear();
+    assert_eq!(
+        get_with(&server.url("/"), &[]).await,
+        (200, "hello 55".to_owned())
+    );
+    assert_eq!(lines.lines(), Vec::<String>::new());
+    assert_eq!(stats.requests_without_token(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_keys_and_sha256_verify() {
+    let (lines, _serial) = global();
+    let keys = HmacKeys::new(["OLD_KEY", KEY]).with_sha256(true);
+    let server = ActixServer::start(ProfilingMiddleware::new(keys), routes);
+    for (key, algorithm) in [
+        ("OLD_KEY", HmacAlgorithm::Sha1),
+        (KEY, HmacAlgorithm::Sha256),
+    ] {
+        let base = Id::new_v4();
+        let token = Signer::new(key, algorithm).sign(&TraceInfo::new(base, Some(base)));
+        assert_eq!(
+            get_with(&server.url("/"), &token_headers(&token)).await,
+            (200, "hello 55".to_owned())
+        );
+        let points = tree(&lines.lines(), base, base);
+        assert_eq!(points.len(), 4, "{key} {algorithm:?}: {points:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_tokens_are_served_untouched_and_counted() {
+    let (lines, _serial) = global();
+    let middleware = ProfilingMiddleware::new(keys());
+    let stats = middleware.stats();
+    let server = ActixServer::start(middleware, routes);
+    let url = server.url("/");
+    let expected = (200, "hello 55".to_owned());
+
+    let (_, good) = new_token();
+    let info = good.trace_info().to_owned();
+    let hmac = good.trace_hmac().to_owned();
+    let (_, other) = new_token();
+    let wrong_key = Signer::new("WRONG", HmacAlgorithm::Sha1)
+        .sign(&TraceInfo::new(Id::new_v4(), None))
+        .trace_hmac()
+        .to_owned();
+    let non_ascii_info = "é".repeat(40);
+    let non_ascii_hmac = b"d29648d0dacbf236f51755e51cc054eb5350b5\xe9\xe9".to_vec();
+    let long_info = base64::engine::general_purpose::STANDARD.encode("x".repeat(5000));
+    let long_hmac = "a".repeat(200);
+    let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
+        (
+            "info only",
+            vec![(X_TRACE_INFO, info.as_bytes())],
+            "missing",
+        ),
+        (
+            "wrongly signed",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, wrong_key.as_bytes()),
+            ],
+            "bad_signature",
+        ),
+        (
+            "another request's signature",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, other.trace_hmac().as_bytes()),
+            ],
+            "bad_signature",
+        ),
+        (
+            "non-ASCII info",
+            vec![
+                (X_TRACE_INFO, non_ascii_info.as_bytes()),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+            ],
+            "bad_signature",
+        ),
+        (
+            "non-UTF-8 hmac",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, &non_ascii_hmac),
+            ],
+            "bad_signature",
+        ),
+        (
+            "oversized info",
+            vec![
+                (X_TRACE_INFO, long_info.as_bytes()),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+            ],
+            "oversized",
+        ),
+        (
+            "oversized hmac",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, long_hmac.as_bytes()),
+            ],
+            "oversized",
+        ),
+        (
+            "duplicated info",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+            ],
+            "malformed",
+        ),
+        (
+            "duplicated hmac",
+            vec![
+                (X_TRACE_INFO, info.as_bytes()),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+                (X_TRACE_HMAC, hmac.as_bytes()),
+            ],
+            "malformed",
+        ),
+    ];
+    let count = |s: &ProfilingStats, reason: &str| match reason {
+        "missing" => s.requests_without_token(),
+        "bad_signature" => s.tokens_bad_signature(),
+        "malformed" => s.tokens_malformed(),
+        "oversized" => s.tokens_oversized(),
+        other => panic!("{other}"),
+    };
+    for (what, headers, reason) in &cases {
+        let before = count(&stats, reason);
+        assert_eq!(get_with(&url, headers).await, expected, "{what}");
+        assert_eq!(
+            count(&stats, reason),
+            before + 1,
+            "{what} counted as {reason}"
+        );
+    }
+    assert_eq!(
+        lines.lines(),
+        Vec::<String>::new(),
+        "no invalid token wrote a line"
+    );
+    assert_eq!(stats.requests_profiled(), 0);
+    assert_eq!(warnings(), 1, "one summary warning for the whole flood");
+
+    // The good token itself works, so each case failed for its own reason.
+    assert_eq!(get_with(&url, &token_headers(&good)).await, expected);
+    assert_eq!(stats.requests_profiled(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_covers_a_streamed_body() {
+    let (lines, _serial) = global();
+    let server = ActixServer::start(ProfilingMiddleware::new(keys()), routes);
+    let (base, token) = new_token();
+    assert_eq!(
+        get_with(&server.url("/slow"), &token_headers(&token)).await,
+        (200, "chunk chunk ".to_owned())
+    );
+    // The root's stop is written when the body ends, after the response.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !lines.lines().iter().any(|l| l.contains("wsgi-stop")) {
+        assert!(std::time::Instant::now() < deadline, "no root stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let points = tree(&lines.lines(), base, base);
+    let root = only(&points, "wsgi");
+    assert!(root.duration >= 0.29, "root lasted {}", root.duration);
+    let chunks: Vec<_> = points.values().filter(|p| p.name == "body-chunk").collect();
+    assert_eq!(chunks.len(), 2, "{points:#?}");
+    assert!(chunks.iter().all(|c| c.parent_id == root.trace_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_error_is_an_actix_response_and_ends_the_root() {
+    let (lines, _serial) = global();
+    let server = ActixServer::start(ProfilingMiddleware::new(keys()), routes);
+    let (base, token) = new_token();
+    let (status, body) = get_with(&server.url("/fail"), &token_headers(&token)).await;
+    assert_eq!((status, body.as_str()), (500, "boom"));
+    let points = tree(&lines.lines(), base, base);
+    let root = only(&points, "wsgi");
+    assert_eq!(only(&points, "load").parent_id, root.trace_id);
+
+    let (base, token) = new_token();
+    let (status, _) = get_with(&server.url("/missing"), &token_headers(&token)).await;
+    assert_eq!(status, 404);
+    tree(&lines.lines(), base, base);
+    // An unknown route is actix's own 404, profiled all the same.
+    let (base, token) = new_token();
+    let (status, _) = get_with(&server.url("/nowhere"), &token_headers(&token)).await;
+    assert_eq!(status, 404);
+    tree(&lines.lines(), base, base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_limit_is_served_unprofiled_and_counted() {
+    let (lines, _serial) = global();
+    let middleware = ProfilingMiddleware::new(keys())
+        .with_limit(ProfileLimit::unlimited().with_max_concurrent(Some(1)));
+    let stats = middleware.stats();
+    let server = ActixServer::start(middleware, routes);
+    let client = reqwest::Client::new();
+
+    // The first profiled request holds the only permit while its body
+    // streams.
+    let (first_base, first) = new_token();
+    let mut request = client.get(server.url("/slow"));
+    for (name, value) in first.iter() {
+        request = request.header(name, value);
+    }
+    let slow = request.send().await.expect("headers of the slow response");
+
+    let (second_base, second) = new_token();
+    let url = server.url("/");
+    assert_eq!(
+        get_with(&url, &token_headers(&second)).await,
+        (200, "hello 55".to_owned())
+    );
+    assert_eq!(stats.tokens_over_limit(), 1);
+    assert_eq!(warnings(), 1);
+
+    assert_eq!(slow.text().await.expect("slow body"), "chunk chunk ");
+    // The permit comes back when the first body ends, just after the
+    // client has read it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !lines.lines().iter().any(|l| l.contains("wsgi-stop")) {
+        assert!(std::time::Instant::now() < deadline, "no root stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (third_base, third) = new_token();
+    assert_eq!(
+        get_with(&url, &token_headers(&third)).await,
+        (200, "hello 55".to_owned())
+    );
+    assert_eq!(stats.requests_profiled(), 2);
+
+    let all = lines.lines();
+    tree(&all, first_base, first_base);
+    tree(&all, third_base, third_base);
+    assert!(!all.iter().any(|l| l.contains(&second_base.to_string())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_each_get_their_own_tree() {
+    let (lines, _serial) = global();
+    let middleware = ProfilingMiddleware::new(keys()).with_limit(ProfileLimit::unlimited());
+    let stats = middleware.stats();
+    let server = ActixServer::start(middleware, routes);
+    let url = server.url("/");
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 3 == 0 {
+                assert_eq!(get_with(&url, &[]).await, (200, "hello 55".to_owned()));
+                None
+            } else {
+                let (base, token) = new_token();
+                assert_eq!(
+                    get_with(&url, &token_headers(&token)).await,
+                    (200, "hello 55".to_owned())
+                );
+                Some(base)
+            }
+        }));
+    }
+    let mut bases = Vec::new();
+    for task in tasks {
+        bases.extend(task.await.expect("request"));
+    }
+    assert_eq!(bases.len(), 40);
+    let all = lines.lines();
+    for base in &bases {
+        let points = tree(&all, *base, *base);
+        assert_eq!(points.len(), 4, "{points:#?}");
+        only(&points, "wsgi");
+    }
+    assert_eq!(all.len(), 40 * 4 * 2, "no line of another request");
+    assert_eq!(stats.requests_profiled(), 40);
+    assert_eq!(stats.requests_without_token(), 20);
+}
