@@ -16,6 +16,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod capture;
 mod otlp;
 mod otlp_faults;
 mod otlp_python;

@@ -199,6 +199,19 @@ fn fact_attributes(facts: &PointFacts, out: &mut Vec<KeyValue>) {
     if let Some(code) = facts.status_code {
         out.push(int("status_code", i64::from(code)));
     }
+    // The root of a request kept by tail capture says why (crate::capture).
+    if let Some(mark) = facts.capture {
+        out.push(string(
+            crate::capture::KEPT_KEY,
+            mark.reason.as_str().to_owned(),
+        ));
+        if mark.truncated > 0 {
+            out.push(int(
+                crate::capture::TRUNCATED_KEY,
+                i64::try_from(mark.truncated).unwrap_or(i64::MAX),
+            ));
+        }
+    }
 }
 
 /// The span's recorded fields (one JSON object) as attributes: strings,

@@ -98,6 +98,15 @@ pub(super) fn write_event(out: &mut String, event: &PointEvent, stamp: &Stamp) {
                 out.push_str(", \"fields\": ");
                 out.push_str(fields);
             }
+            // The root of a request kept by tail capture (crate::capture):
+            // a key osprofiler's readers do not know, and ignore.
+            if let Some(mark) = facts.and_then(|f| f.capture) {
+                let _ = write!(
+                    out,
+                    ", \"capture\": {{\"kept\": \"{}\", \"truncated\": {}}}",
+                    mark.reason, mark.truncated
+                );
+            }
         }
         Phase::Stop => {
             // `Trace.__exit__` passes `{"etype", "message"}` on an
