@@ -34,6 +34,7 @@ pub(crate) trait SinkConfig: fmt::Debug + Send {
 /// |---|---|---|
 /// | sinks | none: add at least one | [`with_file`](Self::with_file), `with_otlp` (feature `otlp`), `with_redis` (feature `redis`), [`with_connection_string`](Self::with_connection_string) |
 /// | events queued for the writer thread | 128 000 | [`with_queue_limit`](Self::with_queue_limit) |
+/// | bytes queued for the writer thread (events with their fields) | 64 MiB | [`with_queue_bytes_limit`](Self::with_queue_bytes_limit) |
 /// | when the queue is full | wait for room (lossless) | [`with_lossy`](Self::with_lossy) |
 /// | longest wait for room before the writer counts as stalled | 500 ms | [`with_max_wait`](Self::with_max_wait) |
 /// | how long dropping the guard waits for the queue to be written | 5 s | [`with_flush_timeout`](Self::with_flush_timeout) |
@@ -60,6 +61,7 @@ pub struct Builder {
     service: Option<String>,
     host: Option<String>,
     queue_limit: usize,
+    queue_bytes_limit: u64,
     lossy: bool,
     max_wait: Duration,
     flush_timeout: Duration,
@@ -73,6 +75,7 @@ impl fmt::Debug for Builder {
             .field("service", &self.service)
             .field("host", &self.host)
             .field("queue_limit", &self.queue_limit)
+            .field("queue_bytes_limit", &self.queue_bytes_limit)
             .field("lossy", &self.lossy)
             .field("max_wait", &self.max_wait)
             .field("flush_timeout", &self.flush_timeout)
@@ -95,6 +98,7 @@ impl Builder {
             service: None,
             host: None,
             queue_limit: 128_000,
+            queue_bytes_limit: 64 * 1024 * 1024,
             lossy: false,
             max_wait: Duration::from_millis(500),
             flush_timeout: Duration::from_secs(5),
@@ -161,6 +165,18 @@ impl Builder {
     /// How many events may wait for the writer thread (at least 1).
     pub fn with_queue_limit(mut self, limit: usize) -> Self {
         self.queue_limit = limit.max(1);
+        self
+    }
+
+    /// How many bytes of events may wait for the writer thread (at least
+    /// 1): an event counts its own size and what it owns (its fields'
+    /// JSON, an error message, a request's path). An event that would pass
+    /// it is treated as one that finds the queue full, so that big span
+    /// fields cannot make the queue hold its event limit times their size;
+    /// those dropped for it are counted in
+    /// [`WriterStats::events_dropped_over_bytes`](super::WriterStats::events_dropped_over_bytes).
+    pub fn with_queue_bytes_limit(mut self, bytes: u64) -> Self {
+        self.queue_bytes_limit = bytes.max(1);
         self
     }
 
@@ -238,13 +254,19 @@ impl Builder {
             sinks.push(sink);
             counters.push(sink_counters);
         }
-        let (queue, events) = Queue::new(self.queue_limit, self.lossy, self.max_wait);
+        let (queue, events) = Queue::new(
+            self.queue_limit,
+            self.queue_bytes_limit,
+            self.lossy,
+            self.max_wait,
+        );
         let queue = Arc::new(queue);
         let (control_sender, control) = crossbeam_channel::bounded(1);
         let worker = Worker {
             events,
             control,
             sinks,
+            bytes: queue.budget(),
         };
         let thread = std::thread::Builder::new()
             .name("tracing-osprofiler-writer".into())

@@ -157,6 +157,14 @@ impl WriterStats {
         self.queue.dropped()
     }
 
+    /// Of [`events_dropped`](Self::events_dropped), those that found the
+    /// queue at its limit in bytes
+    /// ([`Builder::with_queue_bytes_limit`]).
+    #[must_use]
+    pub fn events_dropped_over_bytes(&self) -> u64 {
+        self.queue.dropped_over_bytes()
+    }
+
     /// Each sink's counters, in the order the sinks were added.
     pub fn sinks(&self) -> impl Iterator<Item = SinkStats> + '_ {
         self.sinks.iter().map(|counters| counters.snapshot())
@@ -179,6 +187,7 @@ impl fmt::Debug for WriterStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriterStats")
             .field("events_dropped", &self.events_dropped())
+            .field("events_dropped_over_bytes", &self.events_dropped_over_bytes())
             .field("sinks", &self.sinks().collect::<Vec<_>>())
             .finish()
     }

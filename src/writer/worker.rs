@@ -1,10 +1,12 @@
 //! The writer's thread: takes events off the queue in batches and hands
 //! each batch to every sink; flushes and shuts down on the guard's word.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
+use super::queue::{event_bytes, ByteBudget};
 use super::Sink;
 use crate::point::PointEvent;
 
@@ -32,6 +34,9 @@ pub(super) struct Worker {
     pub(super) events: Receiver<PointEvent>,
     pub(super) control: Receiver<Control>,
     pub(super) sinks: Vec<Box<dyn Sink>>,
+    /// The queue's bound in bytes: room is given back once a batch is
+    /// handed over and freed.
+    pub(super) bytes: Arc<ByteBudget>,
 }
 
 enum Wake {
@@ -95,7 +100,9 @@ impl Worker {
                 sink.write(batch);
             }
             let full = batch.len() == BATCH_EVENTS;
+            let bytes: u64 = batch.iter().map(event_bytes).sum();
             batch.clear();
+            self.bytes.release(bytes);
             if !full {
                 return;
             }
