@@ -17,6 +17,45 @@
 //! # Ok::<(), http::Error>(())
 //! ```
 //!
+//! # Redirects, and clients on tower
+//!
+//! Headers added to a request go wherever the client sends it, and a
+//! client that follows redirects (tower-http's `FollowRedirect`, hyper
+//! clients wrapped in one) copies them to every hop: an internal service
+//! answering `302 Location: https://partner.example/` would hand the partner
+//! a token that verifies fleet-wide, forever. The functions below sign one
+//! request as it is; use them only with a client that does not follow
+//! redirects, after checking [`Destinations::allows_uri`].
+//!
+//! A tower client signs with [`SignRequestsLayer`] instead, placed **inside**
+//! (below) any redirect-following layer: every hop then passes through it,
+//! and each one gets the token only if the policy allows its destination,
+//! and loses token headers copied from an earlier hop otherwise.
+//!
+//! ```
+//! use tower::ServiceBuilder;
+//! use tracing_osprofiler::http::inject::SignRequestsLayer;
+//! # #[derive(Clone)] struct Client;
+//! # impl tower::Service<http::Request<String>> for Client {
+//! #     type Response = http::Response<String>;
+//! #     type Error = std::convert::Infallible;
+//! #     type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+//! #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> { std::task::Poll::Ready(Ok(())) }
+//! #     fn call(&mut self, _: http::Request<String>) -> Self::Future { std::future::ready(Ok(http::Response::new(String::new()))) }
+//! # }
+//! # let client = Client;
+//!
+//! let client = ServiceBuilder::new()
+//!     // .layer(tower_http::follow_redirect::FollowRedirectLayer::new())  // outside
+//!     .layer(SignRequestsLayer::new()) // inside: sees every hop
+//!     .service(client);
+//! # drop(client);
+//! ```
+//!
+//! The order the other way round (signing outside the redirect follower) is
+//! what the functions above amount to: the follower copies the first hop's
+//! headers to every later one.
+//!
 //! # W3C `traceparent` (opt-in)
 //!
 //! A call may also carry [`traceparent`]: `00-{base_id}-{span id}-01`, the
@@ -26,11 +65,13 @@
 //! read: a request carrying a `traceparent` and no valid token is not
 //! profiled.
 
+use std::task::{Context, Poll};
+
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Request;
 use tracing::Span;
 
-use super::{TRACE_HMAC_HEADER, TRACE_INFO_HEADER};
+use super::{Destinations, TRACE_HMAC_HEADER, TRACE_INFO_HEADER};
 use crate::layer::ProfileExt;
 use crate::token::TraceHeaders;
 
@@ -104,5 +145,101 @@ pub fn insert_traceparent(headers: &mut HeaderMap, span: &Span) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// A tower layer for clients on `http` types: signs each request made
+/// inside a profiled request for the current span, if its
+/// [`Destinations`] policy allows the request's URI; removes the token
+/// headers (and `traceparent`) from a request to any other destination.
+/// Place it inside (below) a redirect-following layer, so that every hop is
+/// checked (see [the module docs](self#redirects-and-clients-on-tower)).
+///
+/// | setting | default | setter |
+/// |---|---|---|
+/// | destinations that get signed headers | [`Destinations::internal`] | [`with_destinations`](Self::with_destinations) |
+/// | W3C `traceparent` besides the token (to the same destinations) | off | [`with_traceparent`](Self::with_traceparent) |
+///
+/// It opens no client point: that is the reqwest middleware's, or a span of
+/// your own around the call. Each hop is signed for the span current when
+/// the service is called: make the call inside the profiled request (in a
+/// handler, or in a future instrumented with the request's span).
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SignRequestsLayer {
+    destinations: Destinations,
+    traceparent: bool,
+}
+
+impl SignRequestsLayer {
+    /// A layer with the defaults of the table above.
+    pub const fn new() -> Self {
+        SignRequestsLayer {
+            destinations: Destinations::internal(),
+            traceparent: false,
+        }
+    }
+
+    /// Which destinations get signed headers (default:
+    /// [`Destinations::internal`]).
+    pub fn with_destinations(mut self, destinations: Destinations) -> Self {
+        self.destinations = destinations;
+        self
+    }
+
+    /// Also sends [`traceparent`] to the destinations that get the token
+    /// (default: off).
+    pub const fn with_traceparent(mut self, send: bool) -> Self {
+        self.traceparent = send;
+        self
+    }
+}
+
+impl<S> tower_layer::Layer<S> for SignRequestsLayer {
+    type Service = SignRequests<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SignRequests {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`SignRequestsLayer`].
+#[derive(Debug, Clone)]
+pub struct SignRequests<S> {
+    inner: S,
+    layer: SignRequestsLayer,
+}
+
+impl<S, B> tower_service::Service<Request<B>> for SignRequests<S>
+where
+    S: tower_service::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if self.layer.destinations.allows_uri(request.uri()) {
+            let span = Span::current();
+            inject_span(&span, request.headers_mut());
+            if self.layer.traceparent {
+                insert_traceparent(request.headers_mut(), &span);
+            }
+        } else {
+            // Whatever an earlier hop or the caller put there does not go
+            // to a destination the policy refuses.
+            let headers = request.headers_mut();
+            headers.remove(TRACE_INFO_HEADER);
+            headers.remove(TRACE_HMAC_HEADER);
+            headers.remove(TRACEPARENT_HEADER);
+        }
+        self.inner.call(request)
     }
 }

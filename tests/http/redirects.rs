@@ -91,7 +91,8 @@ async fn partner(
 }
 
 /// Records the request, then answers as its path says: `/to/{status}/{where}`
-/// redirects with that status to the partner's `/{where}`, `/here` to
+/// redirects with that status to the partner's `/{where}` (by name;
+/// `/loopback/…` by its loopback address), `/here` to
 /// `/echo` on this server (a relative `Location`), `/loop` to itself.
 async fn internal(
     State((log, partner)): State<(Log, SocketAddr)>,
@@ -112,6 +113,11 @@ async fn internal(
     if let Some(rest) = path.strip_prefix("/to/") {
         let (status, target) = rest.split_once('/').expect("/to/{status}/{where}");
         let to = format!("http://{PARTNER}:{}/{target}", partner.port());
+        return redirect(status.parse().unwrap(), to);
+    }
+    if let Some(rest) = path.strip_prefix("/loopback/") {
+        let (status, target) = rest.split_once('/').expect("/loopback/{status}/{where}");
+        let to = format!("http://{partner}/{target}");
         return redirect(status.parse().unwrap(), to);
     }
     match path {
@@ -417,5 +423,96 @@ async fn a_client_that_follows_redirects_itself_stops_the_signing() {
         ]
     );
     assert_eq!(hops(&servers.partner_log), [hop("GET", "/a", None, "")]);
+    drop(root);
+}
+
+/// A tower client (hyper's, on `http` types) with tower-http's
+/// `FollowRedirect`: [`SignRequestsLayer`] inside the follower checks every
+/// hop; outside it, the follower copies the first hop's token to the next.
+/// "Internal" is the first server's address and port only, so the partner,
+/// another port on loopback, is a destination the policy refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tower_client_checks_every_hop_with_the_signing_layer_inside_the_follower() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use tower::{Service as _, ServiceBuilder, ServiceExt as _};
+    use tower_http::follow_redirect::FollowRedirectLayer;
+    use tracing_osprofiler::http::inject::SignRequestsLayer;
+
+    let (_lines, _serial) = global();
+    let servers = servers().await;
+    let only_internal = Destinations::hosts([servers.internal.to_string()]).unwrap();
+    let hyper = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let (base, root) = profile();
+    let get = |path: &str| {
+        http::Request::get(format!("http://{}{path}", servers.internal))
+            .body(Full::default())
+            .unwrap()
+    };
+
+    let mut safe = ServiceBuilder::new()
+        .layer(FollowRedirectLayer::new())
+        .layer(
+            SignRequestsLayer::new()
+                .with_destinations(only_internal.clone())
+                .with_traceparent(true),
+        )
+        .service(hyper.clone());
+    for path in ["/loopback/302/a", "/loopback/307/a", "/loopback/303/back"] {
+        // As in a handler: the call is made inside the profiled request.
+        let response = async { safe.ready().await.unwrap().call(get(path)).await }
+            .instrument(root.clone())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let internal = servers.internal_log.take();
+        assert_eq!(internal[0].path, path);
+        assert_eq!(
+            internal[0].token,
+            Some(base),
+            "{path}: the internal hop is signed"
+        );
+        assert!(internal[0].traceparent, "{path}");
+        let partner = servers.partner_log.take();
+        assert_eq!(partner.len(), 1, "{path}");
+        assert_eq!(partner[0].token, None, "{path}: the partner got the token");
+        assert!(
+            !partner[0].traceparent,
+            "{path}: the partner got traceparent"
+        );
+        if path.ends_with("back") {
+            // ... and back to the internal server: signed again.
+            assert_eq!(internal.len(), 2);
+            assert_eq!(
+                (internal[1].path.as_str(), internal[1].token),
+                ("/echo", Some(base))
+            );
+        }
+    }
+
+    // The other order: the follower copies what was signed for the first
+    // hop to the partner. This is why the layer goes inside.
+    let mut leaky = ServiceBuilder::new()
+        .layer(SignRequestsLayer::new().with_destinations(only_internal))
+        .layer(FollowRedirectLayer::new())
+        .service(hyper);
+    async {
+        leaky
+            .ready()
+            .await
+            .unwrap()
+            .call(get("/loopback/302/a"))
+            .await
+    }
+    .instrument(root.clone())
+    .await
+    .unwrap();
+    servers.internal_log.take();
+    assert_eq!(
+        hops(&servers.partner_log),
+        [hop("GET", "/a", Some(base), "")]
+    );
     drop(root);
 }
