@@ -12,6 +12,7 @@ use actix_web::http::header::HeaderName;
 use tracing::Span;
 
 use super::{ResponseBody, ResponseFuture};
+use crate::capture::Capture;
 use crate::http::admission::{Admission, RequestFacts};
 use crate::http::{DefaultRootSpan, ProfilingStats};
 use crate::limit::ProfileLimit;
@@ -84,6 +85,7 @@ impl MakeRootSpan for DefaultRootSpan {
 /// | share of those one request (`base_id`) may take | a quarter: 16 at once, 25 a second | [`with_limit`](Self::with_limit) ([`ProfileLimit::with_request_share`]) |
 /// | share one key may take | no share (all) | [`with_limit`](Self::with_limit) ([`ProfileLimit::with_key_share`]) |
 /// | summary warning of refused tokens | at most once a minute | [`with_warn_interval`](Self::with_warn_interval) |
+/// | tail capture of requests without a valid token | off | [`with_capture`](Self::with_capture) |
 ///
 /// These are the tower middleware's settings and defaults, decided by the
 /// same code. The request's method, path and scheme always reach the sinks
@@ -182,6 +184,17 @@ impl<M> ProfilingMiddleware<M> {
     #[must_use]
     pub fn with_warn_interval(self, interval: Duration) -> Self {
         self.update(|admission| admission.set_warn_interval(interval))
+    }
+
+    /// Records the requests without a valid token (none, malformed,
+    /// forged) in memory and keeps those that `capture`'s policy asks for,
+    /// slow or failed (default: none; see [`CapturePolicy`](crate::CapturePolicy)),
+    /// as the tower middleware does. Requests with a valid token are
+    /// profiled exactly as without it. Keep a clone of `capture` to read
+    /// its [`stats`](Capture::stats).
+    #[must_use]
+    pub fn with_capture(self, capture: Capture) -> Self {
+        self.update(|admission| admission.set_capture(Some(capture)))
     }
 
     /// A handle on the counters, shared by every clone and every service

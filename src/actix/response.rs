@@ -21,7 +21,8 @@ pin_project! {
     ///
     /// For a profiled request it enters the root span on every poll; when
     /// the response head is ready it records the status and moves the span
-    /// and the limit's permit into the [`ResponseBody`].
+    /// and the limit's permit (none for a request under tail capture) into
+    /// the [`ResponseBody`].
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,

@@ -10,6 +10,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod capture;
 mod client;
 mod middleware;
 mod python;

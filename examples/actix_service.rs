@@ -1,0 +1,261 @@
+//! An actix-web service profiled per request: the same flags and routes as
+//! `axum_service`, so either can stand in for the other.
+//!
+//! ```text
+//! cargo run --example actix_service --features actix -- \
+//!     --listen 127.0.0.1:8080 --log-dir /tmp/osprofiler-logs --hmac-keys SECRET_KEY
+//! ```
+//!
+//! `GET /` does nested `#[instrument]`ed work: two spawned tasks that each
+//! make a simulated database call; `GET /?delay_ms=N` also waits N
+//! milliseconds (a slow request, for tail capture). A request with valid
+//! `X-Trace-Info` / `X-Trace-HMAC` headers (from osprofiler's
+//! `web.get_trace_id_headers()`, or see docs/http.md for curl) writes its
+//! trace points to the log directory; any other request writes nothing,
+//! unless tail capture keeps it (`--keep-slower-than`, `--keep-errors`).
+//! Stop it with Ctrl-C (the log is flushed on the way out).
+//!
+//! | flag | default | what |
+//! |---|---|---|
+//! | `--listen ADDR` | `127.0.0.1:8080` | where to serve |
+//! | `--log-dir DIR` | `osprofiler-logs` | the Mistral log (always written) |
+//! | `--hmac-keys K1,K2` | `SECRET_KEY` | the keys a token may be signed with |
+//! | `--connection-string URL` | none | another sink, as osprofiler's connection string (`otlp://host:port`, `http(s)://…`, `redis://…`); repeatable; each needs its cargo feature |
+//! | `--project NAME`, `--service NAME` | `osprofiler`, the executable's name | who the points are from (OTLP `service.name` is `{project}-{service}`) |
+//! | `--downstream URL` | none | `GET /` also calls this URL with awc, signed, so the callee's points hang under the call |
+//! | `--keep-slower-than DURATION` | off | tail capture: requests without a token are recorded in memory and kept when they take at least this long (`150ms`, `2s`) |
+//! | `--keep-errors` | off | tail capture: requests without a token are kept when they fail (status 500 or more) |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpServer};
+use tracing::Instrument as _;
+use tracing_osprofiler::actix::{AwcProfiling, ProfilingMiddleware};
+use tracing_osprofiler::writer::{ProfileWriter, RollingFile};
+use tracing_osprofiler::{CapturePolicy, HmacKeys, OsProfilerLayer};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+
+struct Args {
+    listen: SocketAddr,
+    log_dir: PathBuf,
+    hmac_keys: String,
+    connection_strings: Vec<String>,
+    project: Option<String>,
+    service: Option<String>,
+    downstream: Option<String>,
+    keep_slower_than: Option<Duration>,
+    keep_errors: bool,
+}
+
+const USAGE: &str = "usage: actix_service [--listen ADDR] [--log-dir DIR] [--hmac-keys K1,K2] \
+    [--connection-string URL]... [--project NAME] [--service NAME] [--downstream URL] \
+    [--keep-slower-than DURATION] [--keep-errors]";
+
+/// `150ms`, `2s`, or a bare number of milliseconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("--keep-slower-than: {text:?} is not a duration like 150ms or 2s");
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms
+            .trim()
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|_| bad());
+    }
+    if let Some(s) = text.strip_suffix('s') {
+        let seconds: f64 = s.trim().parse().map_err(|_| bad())?;
+        return Duration::try_from_secs_f64(seconds).map_err(|_| bad());
+    }
+    text.parse().map(Duration::from_millis).map_err(|_| bad())
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        log_dir: PathBuf::from("osprofiler-logs"),
+        hmac_keys: "SECRET_KEY".to_owned(),
+        connection_strings: Vec::new(),
+        project: None,
+        service: None,
+        downstream: None,
+        keep_slower_than: None,
+        keep_errors: false,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(flag) = iter.next() {
+        let mut value = || iter.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => {
+                args.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?;
+            }
+            "--log-dir" => args.log_dir = PathBuf::from(value()?),
+            "--hmac-keys" => args.hmac_keys = value()?,
+            "--connection-string" => args.connection_strings.push(value()?),
+            "--project" => args.project = Some(value()?),
+            "--service" => args.service = Some(value()?),
+            "--downstream" => args.downstream = Some(value()?),
+            "--keep-slower-than" => args.keep_slower_than = Some(parse_duration(&value()?)?),
+            "--keep-errors" => args.keep_errors = true,
+            "-h" | "--help" => {
+                // Asked for: the usage on stdout, and success.
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(args)
+}
+
+#[tracing::instrument(skip_all)]
+async fn db_query(statement: &'static str, millis: u64) -> usize {
+    // Stands in for a database round trip.
+    actix_web::rt::time::sleep(Duration::from_millis(millis)).await;
+    statement.len()
+}
+
+#[tracing::instrument]
+async fn fetch_profile(user: u32) -> usize {
+    db_query("SELECT * FROM profiles WHERE user_id = ?", 12).await
+}
+
+#[tracing::instrument]
+async fn fetch_permissions(user: u32) -> usize {
+    db_query("SELECT * FROM grants WHERE user_id = ?", 8).await
+}
+
+#[tracing::instrument]
+async fn load_user(user: u32) -> usize {
+    // Spawned tasks carry the current span along, so their points hang
+    // under `load_user`.
+    let profile = actix_web::rt::spawn(fetch_profile(user).in_current_span());
+    let permissions = actix_web::rt::spawn(fetch_permissions(user).in_current_span());
+    profile.await.unwrap_or(0) + permissions.await.unwrap_or(0)
+}
+
+#[tracing::instrument]
+async fn render(bytes: usize) -> String {
+    format!("hello, user 42 ({bytes} bytes of data)\n")
+}
+
+#[tracing::instrument]
+async fn wait(delay_ms: u64) {
+    actix_web::rt::time::sleep(Duration::from_millis(delay_ms)).await;
+}
+
+/// Calls the next service; its points hang under this call's `http` point.
+#[tracing::instrument(skip(client))]
+async fn call_downstream(client: &awc::Client, url: &str) -> String {
+    match client.get(url).send().await {
+        Ok(response) => format!("downstream answered {}\n", response.status()),
+        Err(error) => format!("downstream failed: {error}\n"),
+    }
+}
+
+/// `delay_ms=N` in the query string, if any.
+fn delay_ms(query: &str) -> Option<u64> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("delay_ms="))
+        .and_then(|value| value.parse().ok())
+}
+
+async fn index(
+    request: HttpRequest,
+    client: web::Data<awc::Client>,
+    downstream: web::Data<Option<String>>,
+) -> String {
+    if let Some(delay) = delay_ms(request.query_string()) {
+        wait(delay).await;
+    }
+    let bytes = load_user(42).await;
+    let mut page = render(bytes).await;
+    if let Some(url) = downstream.get_ref() {
+        page.push_str(&call_downstream(&client, url).await);
+    }
+    page
+}
+
+fn main() -> std::process::ExitCode {
+    // An error is one sentence with its cause on stderr, not a Debug dump.
+    match actix_web::rt::System::new().block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("actix_service: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let mut builder = ProfileWriter::builder().with_file(RollingFile::new(&args.log_dir));
+    for connection_string in &args.connection_strings {
+        builder = builder.with_connection_string(connection_string)?;
+    }
+    if let Some(project) = &args.project {
+        builder = builder.with_project(project);
+    }
+    if let Some(service) = &args.service {
+        builder = builder.with_service(service);
+    }
+    let (writer, _guard) = builder.build()?;
+    tracing_subscriber::registry()
+        // Fields on start lines: the root's method and path, `user = 42`.
+        .with(OsProfilerLayer::new(writer).with_fields(true))
+        // The middleware's summary warnings about refused tokens.
+        // Colours only on a terminal: none in a file or a pipe.
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter(LevelFilter::WARN),
+        )
+        .init();
+
+    let keys = HmacKeys::from_comma_separated(&args.hmac_keys);
+    if keys.is_empty() {
+        return Err("--hmac-keys: no key given".into());
+    }
+    // One middleware, cloned into every worker's App: one limit, one set
+    // of counters.
+    let mut profiling = ProfilingMiddleware::new(keys).with_method_and_path(true);
+    if args.keep_slower_than.is_some() || args.keep_errors {
+        profiling = profiling.with_capture(
+            CapturePolicy::new()
+                .with_keep_slower_than(args.keep_slower_than)
+                .with_keep_errors(args.keep_errors)
+                .build(),
+        );
+    }
+    let downstream = web::Data::new(args.downstream.clone());
+    let server = HttpServer::new(move || {
+        // awc clients belong to one worker thread each.
+        let client = awc::Client::builder().wrap(AwcProfiling::new()).finish();
+        App::new()
+            .wrap(profiling.clone())
+            .app_data(web::Data::new(client))
+            .app_data(downstream.clone())
+            .route("/", web::get().to(index))
+    })
+    .bind(args.listen)
+    .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    println!(
+        "listening on http://{}/ ; profiled requests are logged in {}{}",
+        server.addrs()[0],
+        args.log_dir.display(),
+        // Connection strings may hold passwords: not printed.
+        match args.connection_strings.len() {
+            0 => String::new(),
+            n => format!(" and sent to {n} more sink(s)"),
+        }
+    );
+    // actix stops on Ctrl-C (SIGINT) by itself, finishing the requests in
+    // flight.
+    server.run().await?;
+    // `_guard` drops here: the log is flushed, and what the other sinks
+    // hold is delivered (or counted) within the flush timeout.
+    Ok(())
+}
