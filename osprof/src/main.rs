@@ -17,7 +17,7 @@ use osprof::list::{list, ListOptions, ListSort};
 use osprof::model::Tree;
 use osprof::output::write_to;
 use osprof::rank::{rank, Column, RankOptions};
-use osprof::show::{find_request, Selector, ShowFormat, ShowOptions};
+use osprof::show::{find_request_noted, Selector, ShowFormat, ShowOptions};
 #[cfg(feature = "redis")]
 use osprof::source::RedisSource;
 use osprof::source::{Inputs, Source};
@@ -122,7 +122,11 @@ struct RankArgs {
     /// Add the p50, p95 and p99 columns.
     #[arg(long)]
     percentiles: bool,
-    /// Sort by this column.
+    /// Add the busy-time columns: total and average of the busy times the
+    /// stop lines give, and how many points gave none (left out).
+    #[arg(long)]
+    busy: bool,
+    /// Sort by this column (`busy` turns --busy on).
     #[arg(long, value_enum, default_value_t = Column::Total)]
     sort: Column,
     /// Read plain log files instead of mapping them into memory (slower;
@@ -267,6 +271,7 @@ impl Cli {
                         .with_mmap(!args.no_mmap)
                         .with_self_time(args.self_time)
                         .with_percentiles(args.percentiles)
+                        .with_busy(args.busy || args.sort == Column::Busy)
                         .with_sort(args.sort)
                         .with_reverse(c.reverse)
                         .with_top(c.top)
@@ -496,7 +501,12 @@ fn run(job: Job) -> Result<(), String> {
                 _ => None,
             };
             let inputs = inputs(&logs, store.as_deref(), request)?;
-            let request = find_request(&inputs, &selector).map_err(|e| e.to_string())?;
+            let found = find_request_noted(&inputs, &selector).map_err(|e| e.to_string())?;
+            if let Some(note) = &found.note {
+                // --latest and --slowest pick one request among many: say which.
+                eprintln!("osprof: {note}");
+            }
+            let request = found.request;
             let tree = Tree::new(&request);
             let options = options.with_log_names(inputs.sources().iter().map(ToString::to_string));
             emit(output.as_ref(), |out| show::write(&tree, &options, out))

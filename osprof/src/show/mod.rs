@@ -53,7 +53,7 @@ mod tree;
 
 pub use chrome::write_chrome_trace;
 pub use osprofiler_json::write_osprofiler_json;
-pub use select::{find_request, select, SelectError, Selector};
+pub use select::{find_request, find_request_noted, select, Found, SelectError, Selector};
 pub use timeline::{write_html, write_svg};
 pub use tree::write_text_tree;
 

@@ -16,6 +16,16 @@ use crate::source::{Inputs, Source};
 /// How many requests an ambiguous prefix's error names.
 const CANDIDATES_SHOWN: usize = 10;
 
+/// Why a request a user just sent may be in no log, most likely first: what
+/// a newcomer checks when `show` finds nothing.
+const LIKELY_CAUSES: &str = "Likely causes: the request was not profiled (its token \
+    was signed with a key that is not among the service's hmac_keys, and the service warns \
+    `profile tokens refused ... bad_signature=1`; or a level filter on the whole subscriber \
+    switches profiling off); it was not kept (tail capture keeps only slow or failed \
+    requests); its lines are in another log (another hour's osprofiler.YYYY-MM-DD-HH.log, \
+    another service's log directory, another sink); or it is still being served and its \
+    lines not yet written. `osprof list LOG...` lists the requests the logs hold";
+
 /// Which request to show.
 ///
 /// ```
@@ -108,12 +118,13 @@ impl fmt::Display for SelectError {
                 crate::render::escape::text(text)
             ),
             SelectError::NotFound(Selector::Id(id)) => {
-                write!(f, "no point of request {id} in the logs")
+                write!(f, "no point of request {id} in the logs. {LIKELY_CAUSES}")
             }
-            SelectError::NotFound(Selector::Prefix(p)) => {
-                write!(f, "no request in the logs has a base_id starting with {p}")
-            }
-            SelectError::NotFound(_) => f.write_str("no request in the logs"),
+            SelectError::NotFound(Selector::Prefix(p)) => write!(
+                f,
+                "no request in the logs has a base_id starting with {p}. {LIKELY_CAUSES}"
+            ),
+            SelectError::NotFound(_) => write!(f, "no request in the logs. {LIKELY_CAUSES}"),
             SelectError::Ambiguous {
                 prefix,
                 candidates,
@@ -173,8 +184,17 @@ impl From<crate::Error> for SelectError {
 /// have to be read twice and one is stdin, [`SelectError::Read`] when a log
 /// cannot be read.
 pub fn select(inputs: &Inputs, selector: &Selector) -> Result<Id, SelectError> {
+    select_row(inputs, selector).map(|(id, _)| id)
+}
+
+/// [`select`], with the row of the request picked and how many requests
+/// the logs hold (`None` for a whole `base_id`, which needs no list).
+fn select_row(
+    inputs: &Inputs,
+    selector: &Selector,
+) -> Result<(Id, Option<(RequestRow, usize)>), SelectError> {
     if let Selector::Id(id) = selector {
-        return Ok(*id);
+        return Ok((*id, None));
     }
     if inputs.sources().iter().any(|s| matches!(s, Source::Stdin)) {
         return Err(SelectError::Stdin(selector.clone()));
@@ -188,7 +208,8 @@ pub fn select(inputs: &Inputs, selector: &Selector) -> Result<Id, SelectError> {
         _ => ListOptions::new().with_sort(ListSort::First),
     };
     let requests = list(inputs, &options.with_mmap(true))?.requests;
-    let found: Vec<RequestRow> = match selector {
+    let total = requests.len();
+    let mut found: Vec<RequestRow> = match selector {
         Selector::Prefix(prefix) => requests
             .into_iter()
             .filter(|r| {
@@ -203,14 +224,61 @@ pub fn select(inputs: &Inputs, selector: &Selector) -> Result<Id, SelectError> {
     };
     match (found.len(), selector) {
         (0, _) => Err(SelectError::NotFound(selector.clone())),
-        (1, _) => Ok(found[0].base_id),
-        (n, Selector::Prefix(prefix)) => Err(SelectError::Ambiguous {
+        (n, Selector::Prefix(prefix)) if n > 1 => Err(SelectError::Ambiguous {
             prefix: prefix.clone(),
             more: n.saturating_sub(CANDIDATES_SHOWN),
             candidates: found.into_iter().take(CANDIDATES_SHOWN).collect(),
         }),
-        (_, _) => Ok(found[0].base_id),
+        (_, _) => {
+            let row = found.swap_remove(0);
+            Ok((row.base_id, Some((row, total))))
+        }
     }
+}
+
+/// The request found, and which one it is, in a sentence for stderr.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Found {
+    /// Its points, from every log.
+    pub request: Request,
+    /// Which request `--latest`, `--slowest` or a prefix picked, among how
+    /// many (`showing the latest of 3 requests: 6f9e... (began ..., 0.012345 s,
+    /// root wsgi)`); `None` for a whole `base_id`, which picks nothing.
+    pub note: Option<String>,
+}
+
+/// [`find_request`], and a note saying which request was picked, so that a
+/// user who asked for the latest request sees which one that is.
+///
+/// # Errors
+///
+/// Those of [`find_request`].
+pub fn find_request_noted(inputs: &Inputs, selector: &Selector) -> Result<Found, SelectError> {
+    let (id, row) = select_row(inputs, selector)?;
+    let request = load_request(inputs, id)?.ok_or(SelectError::NotFound(Selector::Id(id)))?;
+    let note = row.map(|(row, total)| {
+        let which = match selector {
+            Selector::Latest => format!(
+                "the latest of {total} request{}",
+                if total == 1 { "" } else { "s" }
+            ),
+            Selector::Slowest => format!(
+                "the slowest of {total} request{}",
+                if total == 1 { "" } else { "s" }
+            ),
+            Selector::Prefix(p) => format!("the request whose base_id starts with {p}"),
+            Selector::Id(_) => "the request".to_owned(),
+        };
+        format!(
+            "showing {which}: {} (began {}, {:.6} s, root {})",
+            row.base_id,
+            row.first,
+            row.wall,
+            text(&row.root)
+        )
+    });
+    Ok(Found { request, note })
 }
 
 /// The points of the request `selector` names, from every log: [`select`],

@@ -704,3 +704,58 @@ fn a_file_that_is_no_profiler_log_is_an_error() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+/// `--latest` and `--slowest` say on stderr which request they picked, among
+/// how many; a whole base_id picks nothing and says nothing; a request in no
+/// log is an error that names the likely causes.
+#[test]
+fn show_says_which_request_it_picked_and_why_one_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = three_requests(dir.path());
+    for (flag, base, root) in [
+        ("--latest", "c0ffee00-0000-4000-8000-000000000003", "latest"),
+        ("--slowest", "6f9e3c1a-2b00-4000-8000-000000000001", "slow"),
+    ] {
+        let run = osprof(&["show", flag, &log], None);
+        assert!(run.status.success());
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        let which = &flag[2..];
+        assert!(
+            stderr.starts_with(&format!(
+                "osprof: showing the {which} of 3 requests: {base} (began 2020-02-27T08:04:"
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&format!(", root {root})")), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    let whole = osprof(
+        &["show", "c0ffee00-0000-4000-8000-000000000003", &log],
+        None,
+    );
+    assert!(whole.status.success());
+    assert!(
+        whole.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+
+    for args in [
+        vec!["show", "0f5c0000-0000-4000-8000-000000000000", &log],
+        vec!["show", "0f5c", &log],
+    ] {
+        let run = osprof(&args, None);
+        assert_eq!(run.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        for cause in [
+            "Likely causes",
+            "hmac_keys",
+            "bad_signature=1",
+            "level filter",
+            "another hour's",
+            "osprof list LOG...",
+        ] {
+            assert!(stderr.contains(cause), "{args:?}: {cause}: {stderr}");
+        }
+    }
+}
