@@ -16,8 +16,10 @@
 //! | `osprofiler_points_live` | gauge | | trace points open now |
 //! | `osprofiler_events_refused` | counter | | starts and stops the output refused (writer shut down, I/O error of a `MakeWriter`) |
 //! | `osprofiler_events_dropped` | counter | | starts and stops the writer's queue dropped (full, lossy or stalled) |
+//! | `osprofiler_events_dropped_over_bytes` | counter | | of those, dropped at the queue's limit in bytes |
 //! | `osprofiler_sink_written` | counter | `sink` = `file`, `otlp`, `redis` | delivered, in the sink's unit (lines, spans, events) |
 //! | `osprofiler_sink_dropped` | counter | `sink` | never tried: the sink's queue was full, or shutting down gave up |
+//! | `osprofiler_sink_dropped_over_bytes` | counter | `sink` | of those, dropped at the sink queue's limit in bytes |
 //! | `osprofiler_sink_failed` | counter | `sink` | tried and failed for good |
 //! | `osprofiler_sink_unconfirmed` | counter | `sink` | sent, and no answer said whether they were taken (a timeout after sending) |
 //! | `osprofiler_requests_profiled` | counter | | requests served profiled (`tower` feature) |
@@ -59,7 +61,7 @@ use crate::writer::{SinkKind, WriterStats};
 pub struct MetricsPublisher {
     layers: Vec<LayerStats>,
     writers: Vec<WriterStats>,
-    #[cfg(feature = "tower")]
+    #[cfg(any(feature = "tower", feature = "actix"))]
     middlewares: Vec<crate::http::ProfilingStats>,
 }
 
@@ -69,7 +71,7 @@ impl fmt::Debug for MetricsPublisher {
         debug
             .field("layers", &self.layers.len())
             .field("writers", &self.writers.len());
-        #[cfg(feature = "tower")]
+        #[cfg(any(feature = "tower", feature = "actix"))]
         debug.field("middlewares", &self.middlewares.len());
         debug.finish()
     }
@@ -94,8 +96,8 @@ impl MetricsPublisher {
     }
 
     /// Publishes the middleware's counters.
-    #[cfg(feature = "tower")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+    #[cfg(any(feature = "tower", feature = "actix"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "tower", feature = "actix"))))]
     pub fn with_middleware(mut self, stats: crate::http::ProfilingStats) -> Self {
         self.middlewares.push(stats);
         self
@@ -112,6 +114,12 @@ impl MetricsPublisher {
             self.writers
                 .iter()
                 .map(WriterStats::events_dropped)
+                .sum::<u64>(),
+        );
+        metrics::counter!("osprofiler_events_dropped_over_bytes").absolute(
+            self.writers
+                .iter()
+                .map(WriterStats::events_dropped_over_bytes)
                 .sum::<u64>(),
         );
         for kind in [SinkKind::File, SinkKind::Otlp, SinkKind::Redis] {
@@ -133,16 +141,18 @@ impl MetricsPublisher {
                 .absolute(sinks.iter().map(|s| s.written).sum());
             metrics::counter!("osprofiler_sink_dropped", "sink" => label)
                 .absolute(sinks.iter().map(|s| s.dropped).sum());
+            metrics::counter!("osprofiler_sink_dropped_over_bytes", "sink" => label)
+                .absolute(sinks.iter().map(|s| s.dropped_over_bytes).sum());
             metrics::counter!("osprofiler_sink_failed", "sink" => label)
                 .absolute(sinks.iter().map(|s| s.failed).sum());
             metrics::counter!("osprofiler_sink_unconfirmed", "sink" => label)
                 .absolute(sinks.iter().map(|s| s.unconfirmed).sum());
         }
-        #[cfg(feature = "tower")]
+        #[cfg(any(feature = "tower", feature = "actix"))]
         self.publish_middleware();
     }
 
-    #[cfg(feature = "tower")]
+    #[cfg(any(feature = "tower", feature = "actix"))]
     fn publish_middleware(&self) {
         use crate::http::ProfilingStats;
         if self.middlewares.is_empty() {
