@@ -367,16 +367,65 @@ fn write_duration(out: &mut Vec<u8>, duration: Duration) {
 /// Strings are escaped so that no control character, and none of the Unicode
 /// line separators U+0085, U+2028 and U+2029, appears raw: the object can
 /// neither break the line nor forge another.
-#[derive(Debug, Default)]
+///
+/// A string value longer than the cap (16 KiB by default, measured as
+/// written, escapes included) is cut at a character boundary and ends with
+/// `…[cut from N bytes]`, N its length before the cut; the object stays
+/// valid JSON, and [`values_cut`](Self::values_cut) counts it. So a span
+/// field holding a whole request body costs the queues and the sinks at
+/// most the cap.
+///
+/// ```
+/// use tracing_osprofiler::format::JsonFields;
+///
+/// let mut fields = JsonFields::with_max_value_bytes(8);
+/// fields.str("body", "0123456789abcdef");
+/// fields.str("short", "ok");
+/// assert_eq!(fields.values_cut(), 1);
+/// assert_eq!(
+///     fields.finish().unwrap(),
+///     r#"{"body":"01234567…[cut from 16 bytes]","short":"ok"}"#
+/// );
+/// ```
+#[derive(Debug)]
 pub struct JsonFields {
     out: String,
+    max_value_bytes: usize,
+    cut: u64,
+}
+
+impl Default for JsonFields {
+    fn default() -> Self {
+        JsonFields::with_max_value_bytes(JsonFields::DEFAULT_MAX_VALUE_BYTES)
+    }
 }
 
 impl JsonFields {
-    /// An empty object.
+    /// The default cap of one string value: 16 KiB.
+    pub const DEFAULT_MAX_VALUE_BYTES: usize = 16 * 1024;
+
+    /// An empty object, with string values capped at
+    /// [`DEFAULT_MAX_VALUE_BYTES`](Self::DEFAULT_MAX_VALUE_BYTES).
     #[must_use]
     pub fn new() -> Self {
         JsonFields::default()
+    }
+
+    /// An empty object whose string values are cut past `max` bytes (as
+    /// written, escapes included).
+    #[must_use]
+    pub fn with_max_value_bytes(max: usize) -> Self {
+        JsonFields {
+            out: String::new(),
+            max_value_bytes: max,
+            cut: 0,
+        }
+    }
+
+    /// How many values were cut so far.
+    #[must_use]
+    pub fn values_cut(&self) -> u64 {
+        self.cut
     }
 
     fn key(&mut self, name: &str) {
@@ -385,10 +434,12 @@ impl JsonFields {
         self.out.push(':');
     }
 
-    /// Adds a string value.
+    /// Adds a string value (cut past the cap).
     pub fn str(&mut self, name: &str, value: &str) {
         self.key(name);
-        push_json_string(&mut self.out, value);
+        if push_json_string_capped(&mut self.out, value, self.max_value_bytes) {
+            self.cut += 1;
+        }
     }
 
     /// Adds a raw JSON value (a number, `true`, `false`, `null`).
@@ -435,21 +486,50 @@ impl JsonFields {
 }
 
 fn push_json_string(out: &mut String, s: &str) {
+    push_json_string_capped(out, s, usize::MAX);
+}
+
+/// Writes `s` as a JSON string of at most `max` bytes between its quotes
+/// (plus the cut marker); whether it was cut.
+fn push_json_string_capped(out: &mut String, s: &str, max: usize) -> bool {
     out.push('"');
+    let start = out.len();
+    let mut cut = false;
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+        let mut escaped = [0u8; 6];
+        let piece: &str = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
             c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
-                let _ = fmt::Write::write_fmt(out, format_args!("\\u{:04x}", c as u32));
+                let hex = b"0123456789abcdef";
+                let code = c as u32;
+                escaped = [
+                    b'\\',
+                    b'u',
+                    hex[(code >> 12) as usize & 15],
+                    hex[(code >> 8) as usize & 15],
+                    hex[(code >> 4) as usize & 15],
+                    hex[code as usize & 15],
+                ];
+                // Only ASCII was written.
+                std::str::from_utf8(&escaped).unwrap_or_default()
             }
-            c => out.push(c),
+            c => c.encode_utf8(&mut escaped),
+        };
+        if out.len() - start + piece.len() > max {
+            cut = true;
+            break;
         }
+        out.push_str(piece);
+    }
+    if cut {
+        let _ = fmt::Write::write_fmt(out, format_args!("…[cut from {} bytes]", s.len()));
     }
     out.push('"');
+    cut
 }
 
 /// One line read back from a log.
@@ -1034,6 +1114,36 @@ mod tests {
             let back: f64 = std::str::from_utf8(&out).unwrap().parse().unwrap();
             assert!((back - d.as_secs_f64()).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn long_field_values_are_cut_on_a_character_and_counted() {
+        // 512 KiB of a 3-byte character: the cut falls inside none.
+        let value = "€".repeat(512 * 1024 / 3);
+        let mut fields = JsonFields::new();
+        fields.str("body", &value);
+        fields.str("escapes", &"\u{1}".repeat(10));
+        fields.u64("n", 7);
+        assert_eq!(fields.values_cut(), 1);
+        let json = fields.finish().unwrap();
+        assert!(json.len() < JsonFields::DEFAULT_MAX_VALUE_BYTES + 200, "{}", json.len());
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let body = parsed["body"].as_str().unwrap();
+        let kept = body.strip_suffix(&format!("…[cut from {} bytes]", value.len()));
+        let kept = kept.expect("the cut marker");
+        assert!(kept.chars().all(|c| c == '€'));
+        assert_eq!(kept.len(), JsonFields::DEFAULT_MAX_VALUE_BYTES / 3 * 3);
+        assert_eq!(parsed["escapes"].as_str().unwrap(), "\u{1}".repeat(10));
+
+        // Escapes count as written: 6 bytes each, so 3 fit in 20.
+        let mut fields = JsonFields::with_max_value_bytes(20);
+        fields.str("c", &"\u{1}".repeat(4));
+        assert_eq!(fields.values_cut(), 1);
+        let parsed: serde_json::Value = serde_json::from_str(&fields.finish().unwrap()).unwrap();
+        assert_eq!(
+            parsed["c"].as_str().unwrap(),
+            format!("{}…[cut from 4 bytes]", "\u{1}".repeat(3))
+        );
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub struct SinkStats {
     /// Never tried: the sink's own queue was full, or shutting down gave
     /// up on them.
     pub dropped: u64,
+    /// Of `dropped`, those that found the sink's queue at its limit in
+    /// bytes (big span fields).
+    pub dropped_over_bytes: u64,
     /// Tried and failed for good: refused by the file system, or the
     /// service was unreachable or refused them after every retry.
     pub failed: u64,
@@ -92,12 +95,13 @@ pub(crate) struct SinkCounters {
     destination: String,
     written: AtomicU64,
     dropped: AtomicU64,
+    dropped_over_bytes: AtomicU64,
     failed: AtomicU64,
     unconfirmed: AtomicU64,
     failing: AtomicBool,
 }
 
-#[allow(dead_code)] // `dropped`, `unconfirmed`, `is_failing` serve the network sinks
+#[allow(dead_code)] // `dropped`, `dropped_over_bytes`, `unconfirmed`, `is_failing` serve the network sinks
 impl SinkCounters {
     pub(crate) fn new(kind: SinkKind, destination: String) -> Self {
         SinkCounters {
@@ -105,6 +109,7 @@ impl SinkCounters {
             destination,
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            dropped_over_bytes: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             unconfirmed: AtomicU64::new(0),
             failing: AtomicBool::new(false),
@@ -116,6 +121,7 @@ impl SinkCounters {
             kind: self.kind,
             written: self.written.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            dropped_over_bytes: self.dropped_over_bytes.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
         }
@@ -136,6 +142,15 @@ impl SinkCounters {
     pub(crate) fn failed(&self, n: u64) {
         if n > 0 {
             self.failed.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts `n` dropped because the sink's queue was at its byte limit
+    /// (in `dropped` too).
+    pub(crate) fn dropped_over_bytes(&self, n: u64) {
+        if n > 0 {
+            self.dropped.fetch_add(n, Ordering::Relaxed);
+            self.dropped_over_bytes.fetch_add(n, Ordering::Relaxed);
         }
     }
 

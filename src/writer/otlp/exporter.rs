@@ -16,7 +16,8 @@
 //!
 //! [`OtlpSink::write`] hands the writer's stops over a channel without
 //! waiting (the thread makes each a span when it encodes its batch); past
-//! the queue limit, spans are dropped and counted. Every span taken is, in
+//! the queue limit, in spans or in bytes (stops with big fields), spans are
+//! dropped and counted. Every span taken is, in
 //! the end, exactly one of: **written**
 //! (the collector answered 2xx; spans it said it rejected in a partial
 //! success are failed), **failed** (the collector never got them: no
@@ -62,6 +63,7 @@ use prost::Message as _;
 use super::mapping;
 use crate::format::Phase;
 use crate::point::PointEvent;
+use crate::writer::queue::{event_bytes, ByteBudget};
 use crate::writer::{Error, Sink, SinkCounters};
 
 /// What the export thread needs to know, taken from
@@ -72,6 +74,8 @@ pub(super) struct Settings {
     pub(super) batch_size: usize,
     pub(super) batch_timeout: Duration,
     pub(super) queue_limit: usize,
+    /// The most bytes of stops waiting for the thread (see `event_bytes`).
+    pub(super) queue_bytes_limit: u64,
     pub(super) gzip: bool,
     pub(super) connect_timeout: Duration,
     pub(super) request_timeout: Duration,
@@ -193,6 +197,9 @@ pub(super) struct OtlpSink {
     control: Sender<Control>,
     shared: Arc<Shared>,
     queue_limit: u64,
+    /// The bytes of the stops taken and not yet sent or counted; the
+    /// export thread gives them back.
+    bytes: Arc<ByteBudget>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -208,6 +215,7 @@ impl OtlpSink {
             ledger: Mutex::new(Ledger::default()),
             counters,
         });
+        let bytes = Arc::new(ByteBudget::new(settings.queue_bytes_limit));
         let mut agent = ureq::AgentBuilder::new();
         if let Some(tls) = &settings.tls {
             agent = agent.tls_config(Arc::clone(tls));
@@ -226,6 +234,7 @@ impl OtlpSink {
             pending: VecDeque::new(),
             oldest: None,
             shared: Arc::clone(&shared),
+            bytes: Arc::clone(&bytes),
             agent,
             resource,
             scope: mapping::scope(),
@@ -244,6 +253,7 @@ impl OtlpSink {
             control,
             shared,
             queue_limit,
+            bytes,
             thread: Some(thread),
         })
     }
@@ -259,7 +269,9 @@ impl OtlpSink {
         }
         drop(ledger);
         // Free their memory now; they are counted.
-        while self.leftovers.try_recv().is_ok() {}
+        while let Ok(stops) = self.leftovers.try_recv() {
+            self.bytes.release(stops.iter().map(event_bytes).sum());
+        }
     }
 }
 
@@ -281,14 +293,23 @@ impl Sink for OtlpSink {
         // and the writer's thread, which the file sink shares, does less.
         let mut batch = Vec::with_capacity(stops().count().min(room as usize));
         let mut dropped = 0u64;
+        let mut over_bytes = 0u64;
+        let mut batch_bytes = 0u64;
         for event in stops() {
-            if (batch.len() as u64) < room {
-                batch.push(event.clone());
-            } else {
+            if (batch.len() as u64) >= room {
                 dropped += 1;
+                continue;
             }
+            let size = event_bytes(event);
+            if !self.bytes.try_take(size) {
+                over_bytes += 1;
+                continue;
+            }
+            batch_bytes += size;
+            batch.push(event.clone());
         }
         self.shared.counters.dropped(dropped);
+        self.shared.counters.dropped_over_bytes(over_bytes);
         if batch.is_empty() {
             return;
         }
@@ -299,6 +320,7 @@ impl Sink for OtlpSink {
         // One message per batch of the writer, not one per span: each send
         // may wake the export thread.
         if self.spans.send(batch).is_err() {
+            self.bytes.release(batch_bytes);
             self.shared.settle(Tally::dropped(n));
         }
     }
@@ -386,6 +408,8 @@ struct Exporter {
     /// When the oldest pending span came in.
     oldest: Option<Instant>,
     shared: Arc<Shared>,
+    /// Room in bytes, given back as stops leave the queue.
+    bytes: Arc<ByteBudget>,
     agent: ureq::Agent,
     resource: Resource,
     scope: InstrumentationScope,
@@ -484,7 +508,9 @@ impl Exporter {
         if alive {
             self.take_all();
             let left = self.pending.len() as u64;
+            let bytes = self.pending.iter().map(event_bytes).sum();
             self.pending.clear();
+            self.bytes.release(bytes);
             self.shared.settle(Tally::dropped(left));
         }
     }
@@ -497,10 +523,14 @@ impl Exporter {
             self.oldest = None;
             return true;
         }
+        let mut bytes = 0;
         let spans: Vec<Span> = self
             .pending
             .drain(..n)
-            .filter_map(|event| mapping::span(&event))
+            .filter_map(|event| {
+                bytes += event_bytes(&event);
+                mapping::span(&event)
+            })
             .collect();
         self.oldest = if self.pending.is_empty() {
             None
@@ -510,7 +540,11 @@ impl Exporter {
         // Only stops are queued, and every stop is a span.
         debug_assert_eq!(spans.len(), n);
         let count = n as u64;
-        if let Err(error) = self.encode(spans) {
+        let encoded = self.encode(spans);
+        // The stops are freed, their spans too (the body holds the batch
+        // now): their room is free for new stops while this one is tried.
+        self.bytes.release(bytes);
+        if let Err(error) = encoded {
             self.shared.counters.outage(&error);
             return self.shared.settle(Tally::failed(count));
         }

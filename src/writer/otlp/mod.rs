@@ -31,6 +31,7 @@ mod mapping;
 /// | spans in one request | 512 | [`with_batch_size`](Self::with_batch_size) |
 /// | longest a span waits for its batch to fill | 1 s | [`with_batch_timeout`](Self::with_batch_timeout) |
 /// | spans queued for the export thread (past it: dropped and counted) | 8192 | [`with_queue_limit`](Self::with_queue_limit) |
+/// | bytes of spans queued for the export thread, fields included (past it: dropped and counted) | 32 MiB | [`with_queue_bytes_limit`](Self::with_queue_bytes_limit) |
 /// | gzip request bodies | off (as osprofiler's exporter) | [`with_gzip`](Self::with_gzip) |
 /// | connect timeout | 2 s | [`with_connect_timeout`](Self::with_connect_timeout) |
 /// | timeout of one request | 10 s | [`with_request_timeout`](Self::with_request_timeout) |
@@ -75,6 +76,7 @@ pub struct Otlp {
     batch_size: usize,
     batch_timeout: Duration,
     queue_limit: usize,
+    queue_bytes_limit: u64,
     gzip: bool,
     connect_timeout: Duration,
     request_timeout: Duration,
@@ -101,6 +103,7 @@ impl fmt::Debug for Otlp {
             .field("batch_size", &self.batch_size)
             .field("batch_timeout", &self.batch_timeout)
             .field("queue_limit", &self.queue_limit)
+            .field("queue_bytes_limit", &self.queue_bytes_limit)
             .field("gzip", &self.gzip)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
@@ -139,6 +142,7 @@ impl Otlp {
             batch_size: 512,
             batch_timeout: Duration::from_secs(1),
             queue_limit: 8192,
+            queue_bytes_limit: 32 * 1024 * 1024,
             gzip: false,
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
@@ -176,6 +180,16 @@ impl Otlp {
     /// more are dropped and counted ([`SinkStats::dropped`](super::SinkStats::dropped)).
     pub fn with_queue_limit(mut self, spans: usize) -> Self {
         self.queue_limit = spans.max(1);
+        self
+    }
+
+    /// At most this many bytes of spans wait for the export thread (at
+    /// least 1), each counted with its fields, so that a collector that is
+    /// down or slow cannot make big fields hold the queue limit times their
+    /// size. More are dropped and counted
+    /// ([`SinkStats::dropped_over_bytes`](super::SinkStats::dropped_over_bytes)).
+    pub fn with_queue_bytes_limit(mut self, bytes: u64) -> Self {
+        self.queue_bytes_limit = bytes.max(1);
         self
     }
 
@@ -328,6 +342,7 @@ impl SinkConfig for Otlp {
             batch_size: self.batch_size,
             batch_timeout: sane(self.batch_timeout),
             queue_limit: self.queue_limit,
+            queue_bytes_limit: self.queue_bytes_limit,
             gzip: self.gzip,
             connect_timeout: sane(self.connect_timeout),
             request_timeout: sane(self.request_timeout),
