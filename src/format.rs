@@ -1126,7 +1126,11 @@ mod tests {
         fields.u64("n", 7);
         assert_eq!(fields.values_cut(), 1);
         let json = fields.finish().unwrap();
-        assert!(json.len() < JsonFields::DEFAULT_MAX_VALUE_BYTES + 200, "{}", json.len());
+        assert!(
+            json.len() < JsonFields::DEFAULT_MAX_VALUE_BYTES + 200,
+            "{}",
+            json.len()
+        );
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         let body = parsed["body"].as_str().unwrap();
         let kept = body.strip_suffix(&format!("…[cut from {} bytes]", value.len()));

@@ -187,7 +187,10 @@ impl fmt::Debug for WriterStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriterStats")
             .field("events_dropped", &self.events_dropped())
-            .field("events_dropped_over_bytes", &self.events_dropped_over_bytes())
+            .field(
+                "events_dropped_over_bytes",
+                &self.events_dropped_over_bytes(),
+            )
             .field("sinks", &self.sinks().collect::<Vec<_>>())
             .finish()
     }
