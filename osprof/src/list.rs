@@ -144,6 +144,11 @@ pub struct RequestRow {
     pub unfinished: u64,
     /// The root point's name.
     pub root: String,
+    /// Why tail capture kept the request (`slow` or `error`), when its root
+    /// says so (a start line's `capture.kept` field, Redis' `info.capture`);
+    /// `None` for a request profiled by its caller's token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<&'static str>,
     /// The logs it appears in: indexes into [`List::logs`] (the order
     /// given), so that a name is held once however many requests.
     pub logs: Vec<usize>,
@@ -174,6 +179,8 @@ struct Acc {
     /// Starts less the stops matched to them (shown as at least 0).
     unfinished: i64,
     root: Option<Root>,
+    /// Why tail capture kept it, from a root's start line.
+    kept: Option<&'static str>,
     /// Most requests are in one log: no allocation for them.
     source: usize,
     more_sources: Vec<usize>,
@@ -208,6 +215,7 @@ impl Acc {
             points: 0,
             unfinished: 0,
             root: None,
+            kept: None,
             source,
             more_sources: Vec::new(),
         }
@@ -235,6 +243,7 @@ impl Acc {
         self.span(part.first, part.last);
         self.points += part.points;
         self.unfinished += part.unfinished;
+        self.kept = self.kept.or(part.kept);
         if let Some(root) = part.root {
             let root = Root {
                 name: name(root.name),
@@ -283,6 +292,7 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
                     .root
                     .map(|r| names.text(r.name).into_owned())
                     .unwrap_or_default(),
+                kept: a.kept,
                 logs,
             }
         })
@@ -392,7 +402,7 @@ impl ChunkReader for ListReader {
             parser,
             chunk.bytes,
             #[inline(always)]
-            |index, _, line| {
+            |index, at_len, line| {
                 let line = match line {
                     Ok(line) => line,
                     Err(why) => return sum.unreadable.push((index, why)),
@@ -438,6 +448,13 @@ impl ChunkReader for ListReader {
                 };
                 match line.phase {
                     Phase::Start => {
+                        if line.parent_is_base {
+                            // A request's first point: did capture keep it?
+                            let (from, len) = (at_len.0 as usize, at_len.1 as usize);
+                            if let Some(text) = chunk.bytes.get(from..from + len) {
+                                acc.kept = acc.kept.or(kept_by_capture(text));
+                            }
+                        }
                         acc.points += 1;
                         acc.unfinished += 1;
                         acc.span(t, t);
@@ -664,5 +681,21 @@ mod tests {
             let cut = ChunkOptions { workers, chunk_bytes: chunk, window: 3 * chunk, mmap };
             prop_assert_eq!(listed(&inputs, &cut), listed(&inputs, &whole));
         }
+    }
+}
+
+/// Why capture kept a request, read from its root's start line: the
+/// `"capture.kept":"slow"` or `"error"` member of the line's fields
+/// (tracing-osprofiler writes it there when fields are on).
+pub(crate) fn kept_by_capture(line: &[u8]) -> Option<&'static str> {
+    const KEY: &[u8] = b"\"capture.kept\":\"";
+    let at = memchr::memmem::find(line, KEY)?;
+    let value = &line[at + KEY.len()..];
+    if value.starts_with(b"slow\"") {
+        Some("slow")
+    } else if value.starts_with(b"error\"") {
+        Some("error")
+    } else {
+        None
     }
 }

@@ -38,7 +38,17 @@ use tracing_osprofiler::{HmacAlgorithm, Id};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The longest value read from a Redis store, in bytes: a longer one is
+    /// not kept, but named on stderr with its length and skipped.
+    #[cfg(feature = "redis")]
+    #[arg(long, global = true, value_name = "BYTES",
+          default_value_t = RedisSource::DEFAULT_MAX_VALUE_BYTES)]
+    max_value_bytes: u64,
 }
+
+/// `--max-value-bytes`, set once in `main` for `inputs`.
+#[cfg(feature = "redis")]
+static MAX_VALUE_BYTES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
@@ -367,7 +377,10 @@ fn show_error(kind: clap::error::ErrorKind, message: impl std::fmt::Display) -> 
 }
 
 fn main() -> ExitCode {
-    let job = Cli::parse().into_job().unwrap_or_else(|e| e.exit());
+    let cli = Cli::parse();
+    #[cfg(feature = "redis")]
+    let _ = MAX_VALUE_BYTES.set(cli.max_value_bytes);
+    let job = cli.into_job().unwrap_or_else(|e| e.exit());
     #[cfg(unix)]
     report_sigbus();
     match run(job) {
@@ -435,7 +448,14 @@ fn inputs(logs: &[OsString], store: Option<&str>, request: Option<Id>) -> Result
         .collect();
     #[cfg(feature = "redis")]
     if let Some(connection_string) = store {
-        let mut redis = RedisSource::new(connection_string).map_err(|e| e.to_string())?;
+        let mut redis = RedisSource::new(connection_string)
+            .map_err(|e| e.to_string())?
+            .with_max_value_bytes(
+                MAX_VALUE_BYTES
+                    .get()
+                    .copied()
+                    .unwrap_or(RedisSource::DEFAULT_MAX_VALUE_BYTES),
+            );
         if let Some(base_id) = request {
             redis = redis.with_request(base_id);
         }
@@ -508,7 +528,9 @@ fn run(job: Job) -> Result<(), String> {
             }
             let request = found.request;
             let tree = Tree::new(&request);
-            let options = options.with_log_names(inputs.sources().iter().map(ToString::to_string));
+            let options = options
+                .with_log_names(inputs.sources().iter().map(ToString::to_string))
+                .with_kept(found.kept);
             emit(output.as_ref(), |out| show::write(&tree, &options, out))
         }
         Job::Headers {

@@ -363,13 +363,27 @@ pub fn merge_intervals(spans: &mut Vec<(i64, i64)>) {
 /// [`Error::Open`] or [`Error::Read`] when a log cannot be opened or
 /// read to its end.
 pub fn load_request(inputs: &Inputs, base_id: Id) -> Result<Option<Request>, Error> {
+    Ok(load_request_kept(inputs, base_id)?.map(|(request, _)| request))
+}
+
+/// As [`load_request`], with why tail capture kept the request (`slow` or
+/// `error`) when its root's start line says so (`capture.kept` in its
+/// fields); `None` for a request its caller signed.
+pub(crate) fn load_request_kept(
+    inputs: &Inputs,
+    base_id: Id,
+) -> Result<Option<(Request, Option<&'static str>)>, Error> {
     let mut points: Vec<Point> = Vec::new();
     let mut by_trace: HashMap<Id, usize> = HashMap::new();
     let mut sources: Vec<usize> = Vec::new();
+    let mut kept = None;
     let mut unreadable = Unreadable::default();
     for_each_parsed(inputs, &mut unreadable, |source, line| {
         if line.ids.base_id != base_id {
             return;
+        }
+        if line.phase == Phase::Start && line.ids.parent_id == base_id && kept.is_none() {
+            kept = crate::list::kept_by_capture(line.extra.as_bytes());
         }
         if !sources.contains(&source) {
             sources.push(source);
@@ -398,11 +412,14 @@ pub fn load_request(inputs: &Inputs, base_id: Id) -> Result<Option<Request>, Err
         return Ok(None);
     }
     sources.sort_unstable();
-    Ok(Some(Request {
-        base_id,
-        points,
-        sources,
-    }))
+    Ok(Some((
+        Request {
+            base_id,
+            points,
+            sources,
+        },
+        kept,
+    )))
 }
 
 #[cfg(test)]

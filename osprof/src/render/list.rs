@@ -17,6 +17,15 @@ impl ListOptions {
     }
 }
 
+/// The root's name, and why tail capture kept the request if it did:
+/// `wsgi (kept: slow)`. JSON has `kept` as a member of its own.
+fn root_cell(row: &RequestRow) -> std::borrow::Cow<'_, str> {
+    match row.kept {
+        Some(why) => format!("{} (kept: {why})", row.root).into(),
+        None => row.root.as_str().into(),
+    }
+}
+
 impl List {
     fn log_names(&self, row: &RequestRow, separator: &str) -> String {
         row.logs
@@ -57,7 +66,7 @@ impl List {
                         r.first,
                         unit.of(r.wall),
                         r.points,
-                        text(&r.root),
+                        text(&root_cell(r)),
                         text(&self.log_names(r, ","))
                     )?;
                 }
@@ -78,7 +87,7 @@ impl List {
                         r.first,
                         unit.of(r.wall),
                         r.points,
-                        markdown(&r.root),
+                        markdown(&root_cell(r)),
                         markdown(&self.log_names(r, ", "))
                     )?;
                 }
@@ -103,7 +112,7 @@ impl List {
                         unit.of(r.wall),
                         r.points,
                         r.unfinished,
-                        csv(&r.root),
+                        csv(&root_cell(r)),
                         csv(&self.log_names(r, ";"))
                     )?;
                 }

@@ -89,11 +89,13 @@ pub enum ShowFormat {
 /// |---|---|
 /// | `format` | [`ShowFormat::Tree`] |
 /// | `log_names` | none: logs are numbered only (`log 0`) |
+/// | `kept` | none: the tree says nothing of tail capture |
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ShowOptions {
     format: ShowFormat,
     log_names: Vec<String>,
+    kept: Option<String>,
 }
 
 impl ShowOptions {
@@ -107,6 +109,14 @@ impl ShowOptions {
     #[must_use]
     pub fn with_format(mut self, format: ShowFormat) -> Self {
         self.format = format;
+        self
+    }
+
+    /// Says in the text tree that tail capture kept the request, and why
+    /// (`slow`, `error`: [`Found::kept`](select::Found::kept)).
+    #[must_use]
+    pub fn with_kept(mut self, kept: Option<&str>) -> Self {
+        self.kept = kept.map(str::to_owned);
         self
     }
 
@@ -152,7 +162,7 @@ impl ShowOptions {
 pub fn write(tree: &Tree<'_>, options: &ShowOptions, out: &mut dyn Write) -> io::Result<()> {
     let logs = &options.log_names;
     match options.format {
-        ShowFormat::Tree => tree::write(tree, logs, out),
+        ShowFormat::Tree => tree::write(tree, logs, options.kept.as_deref(), out),
         ShowFormat::Json => write_osprofiler_json(tree, out),
         ShowFormat::Chrome => chrome::write(tree, logs, out),
         ShowFormat::Svg => timeline::write_svg_named(tree, logs, out),

@@ -246,6 +246,9 @@ pub struct Found {
     /// many (`showing the latest of 3 requests: 6f9e... (began ..., 0.012345 s,
     /// root wsgi)`); `None` for a whole `base_id`, which picks nothing.
     pub note: Option<String>,
+    /// Why tail capture kept the request (`slow` or `error`), when its
+    /// root's start line says so; `None` for a request its caller signed.
+    pub kept: Option<&'static str>,
 }
 
 /// [`find_request`], and a note saying which request was picked, so that a
@@ -256,7 +259,8 @@ pub struct Found {
 /// Those of [`find_request`].
 pub fn find_request_noted(inputs: &Inputs, selector: &Selector) -> Result<Found, SelectError> {
     let (id, row) = select_row(inputs, selector)?;
-    let request = load_request(inputs, id)?.ok_or(SelectError::NotFound(Selector::Id(id)))?;
+    let (request, kept) = crate::model::load_request_kept(inputs, id)?
+        .ok_or(SelectError::NotFound(Selector::Id(id)))?;
     let note = row.map(|(row, total)| {
         let which = match selector {
             Selector::Latest => format!(
@@ -278,7 +282,11 @@ pub fn find_request_noted(inputs: &Inputs, selector: &Selector) -> Result<Found,
             text(&row.root)
         )
     });
-    Ok(Found { request, note })
+    Ok(Found {
+        request,
+        note,
+        kept,
+    })
 }
 
 /// The points of the request `selector` names, from every log: [`select`],

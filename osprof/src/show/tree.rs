@@ -32,12 +32,17 @@ use super::{fmt_ms, logs_legend, point_cells, preorder};
 ///
 /// Any error from `out`.
 pub fn write_text_tree(tree: &Tree<'_>, out: &mut dyn Write) -> io::Result<()> {
-    write(tree, &[], out)
+    write(tree, &[], None, out)
 }
 
 /// [`write_text_tree`], with a last line naming the logs when `logs` names
 /// them (see [`ShowOptions::with_log_names`](super::ShowOptions::with_log_names)).
-pub(super) fn write(tree: &Tree<'_>, logs: &[String], out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn write(
+    tree: &Tree<'_>,
+    logs: &[String],
+    kept: Option<&str>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let request = tree.request();
     let first = request.first_micros();
     let wall = match (first, request.last_micros()) {
@@ -55,6 +60,12 @@ pub(super) fn write(tree: &Tree<'_>, logs: &[String], out: &mut dyn Write) -> io
         plural(request.sources.len()),
         fmt_ms(wall),
     )?;
+    if let Some(why) = kept {
+        writeln!(
+            out,
+            "kept by tail capture: {why} (recorded without a token, written when its root closed)"
+        )?;
+    }
     writeln!(
         out,
         "{:>12} {:>12} {:>12} {:>4}     name",

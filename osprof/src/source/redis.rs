@@ -46,8 +46,10 @@
 //! the rest of the store is still read. A list full of bad entries gets
 //! [`ENTRIES_SHOWN_PER_KEY`] messages and a count; after [`PROBLEMS_SHOWN`]
 //! messages in all, only a count. Nothing in a store makes
-//! the reader panic. A single value is read whole (Redis bounds it with its
-//! `proto-max-bulk-len`, 512 MB by default).
+//! the reader panic. A value longer than the per-value limit
+//! ([`RedisSource::with_max_value_bytes`], 1 MiB by default; Redis allows
+//! 512 MB) is not kept: its bytes are read and dropped, and the entry is
+//! named with its length and the limit, and skipped.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -62,6 +64,11 @@ use tracing_osprofiler::format::{
 use tracing_osprofiler::Id;
 
 use crate::Error;
+
+#[path = "resp.rs"]
+mod resp;
+
+use resp::Value as Reply;
 
 /// Entries of one list read at once.
 pub(crate) const SLICE: usize = 1_000;
@@ -101,6 +108,12 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A Redis store holding osprofiler's events, read as one log.
 ///
+/// | setting | default | setter |
+/// |---|---|---|
+/// | server | the connection string given to [`new`](Self::new) | |
+/// | only one request | no: the whole store | [`with_request`](Self::with_request) |
+/// | longest value read | 1 MiB ([`DEFAULT_MAX_VALUE_BYTES`](Self::DEFAULT_MAX_VALUE_BYTES)) | [`with_max_value_bytes`](Self::with_max_value_bytes) |
+///
 /// ```no_run
 /// use osprof::source::{Inputs, RedisSource, Source};
 ///
@@ -116,10 +129,15 @@ pub struct RedisSource {
     client: redis::Client,
     /// Only this request, or the whole store.
     request: Option<Id>,
+    max_value_bytes: u64,
     problems: Arc<Problems>,
 }
 
 impl RedisSource {
+    /// The longest value kept by default: 1 MiB. An event document is a
+    /// few hundred bytes, a few KiB with fields or a traceback.
+    pub const DEFAULT_MAX_VALUE_BYTES: u64 = 1024 * 1024;
+
     /// The store at `redis://[:password@]host[:port][/db]`; nothing is
     /// connected yet.
     ///
@@ -158,6 +176,7 @@ impl RedisSource {
             shown,
             client,
             request: None,
+            max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
             problems: Arc::default(),
         })
     }
@@ -169,6 +188,16 @@ impl RedisSource {
         self
     }
 
+    /// The longest value (an event document) read from the store, in
+    /// bytes (at least 1). A longer one is not kept in memory: it is named
+    /// on standard error with its length and this limit, counted in
+    /// [`problems`](Self::problems), and skipped.
+    #[must_use]
+    pub fn with_max_value_bytes(mut self, bytes: u64) -> Self {
+        self.max_value_bytes = bytes.max(1);
+        self
+    }
+
     /// How many entries could not be read, over every read so far.
     #[must_use]
     pub fn problems(&self) -> u64 {
@@ -177,18 +206,16 @@ impl RedisSource {
 
     /// Connects, and returns the store's events as Mistral lines.
     pub(crate) fn open(&self) -> Result<Box<dyn Read>, Error> {
-        let err = |e: redis::RedisError| Error::Open {
+        let connection = resp::Connection::open(
+            self.client.get_connection_info(),
+            CONNECT_TIMEOUT,
+            IO_TIMEOUT,
+            self.max_value_bytes,
+        )
+        .map_err(|e| Error::Open {
             name: self.shown.clone(),
-            source: io::Error::other(hide_password(&e.to_string(), &self.shown)),
-        };
-        let connection = self
-            .client
-            .get_connection_with_timeout(CONNECT_TIMEOUT)
-            .map_err(err)?;
-        connection.set_read_timeout(Some(IO_TIMEOUT)).map_err(err)?;
-        connection
-            .set_write_timeout(Some(IO_TIMEOUT))
-            .map_err(err)?;
+            source: io::Error::new(e.kind(), hide_password(&e.to_string(), &self.shown)),
+        })?;
         let walk = match self.request {
             Some(base_id) => Walk::One(base_id),
             None => Walk::Store(Scan {
@@ -201,6 +228,7 @@ impl RedisSource {
         };
         Ok(Box::new(StoreReader {
             connection,
+            max_value_bytes: self.max_value_bytes,
             shown: self.shown.clone(),
             problems: Arc::clone(&self.problems),
             walk,
@@ -228,6 +256,7 @@ impl fmt::Debug for RedisSource {
         f.debug_struct("RedisSource")
             .field("connection_string", &self.shown)
             .field("request", &self.request)
+            .field("max_value_bytes", &self.max_value_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -300,7 +329,7 @@ struct Scan {
     cursor: u64,
     started: bool,
     /// Keys of the current page, each with its first slice.
-    pending: VecDeque<(Vec<u8>, redis::Value)>,
+    pending: VecDeque<(Vec<u8>, Reply)>,
     /// Requests read, for the keys `SCAN` returns twice.
     seen: HashSet<Id>,
     /// Keys read whose name holds no id (rare: a foreign key).
@@ -333,7 +362,8 @@ struct LegacyRead {
 }
 
 struct StoreReader {
-    connection: redis::Connection,
+    connection: resp::Connection,
+    max_value_bytes: u64,
     shown: String,
     problems: Arc<Problems>,
     walk: Walk,
@@ -405,8 +435,22 @@ impl StoreReader {
         self.problems.summary(&self.shown);
     }
 
-    fn io_error(&self, e: &redis::RedisError) -> io::Error {
-        io::Error::other(hide_password(&e.to_string(), &self.shown))
+    fn io_error(&self, e: &io::Error) -> io::Error {
+        io::Error::new(e.kind(), hide_password(&e.to_string(), &self.shown))
+    }
+
+    /// One command's reply; an I/O error names no password.
+    fn query(&mut self, args: &[&[u8]]) -> io::Result<Reply> {
+        self.connection.query(args).map_err(|e| self.io_error(&e))
+    }
+
+    /// Why a value was not read: longer than the limit.
+    fn too_long(&self, len: u64) -> String {
+        format!(
+            "a value of {len} bytes, longer than the {} bytes read per value \
+             (--max-value-bytes)",
+            self.max_value_bytes
+        )
     }
 
     fn report(&self, what: String) {
@@ -415,28 +459,56 @@ impl StoreReader {
 
     /// One `SCAN` page of keys matching `pattern`.
     fn scan(&mut self, cursor: u64, pattern: &str) -> io::Result<(u64, Vec<Vec<u8>>)> {
-        redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query(&mut self.connection)
-            .map_err(|e| self.io_error(&e))
+        let cursor = cursor.to_string();
+        let count = SCAN_COUNT.to_string();
+        let reply = self.query(&[
+            b"SCAN",
+            cursor.as_bytes(),
+            b"MATCH",
+            pattern.as_bytes(),
+            b"COUNT",
+            count.as_bytes(),
+        ])?;
+        let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+        let (next, keys) = match reply {
+            Reply::Array(mut parts) if parts.len() == 2 => {
+                let keys = parts.pop();
+                (parts.pop(), keys)
+            }
+            Reply::Error(e) => return Err(bad(format!("SCAN refused: {e}"))),
+            _ => return Err(bad("SCAN: not a cursor and keys".into())),
+        };
+        let next = match next {
+            Some(Reply::Bulk(cursor)) => std::str::from_utf8(&cursor)
+                .ok()
+                .and_then(|c| c.parse().ok()),
+            _ => None,
+        }
+        .ok_or_else(|| bad("SCAN: a cursor that is not a number".into()))?;
+        let Some(Reply::Array(keys)) = keys else {
+            return Err(bad("SCAN: no array of keys".into()));
+        };
+        let mut names = Vec::with_capacity(keys.len());
+        for key in keys {
+            match key {
+                Reply::Bulk(key) => names.push(key),
+                Reply::TooLong(len) => self.report(format!("a key name: {}", self.too_long(len))),
+                _ => {}
+            }
+        }
+        Ok((next, names))
     }
 
     /// Starts reading the list `key`; whether it holds anything.
     fn begin_list(&mut self, key: Vec<u8>) -> io::Result<bool> {
-        let len: Result<usize, redis::RedisError> =
-            redis::cmd("LLEN").arg(&key).query(&mut self.connection);
-        let len = match len {
-            Ok(len) => len,
+        let len = match self.query(&[b"LLEN", &key])? {
+            Reply::Int(len) => usize::try_from(len).unwrap_or(0),
             // WRONGTYPE: a key of another type under the prefix.
-            Err(e) if e.code().is_some() => {
+            Reply::Error(_) => {
                 self.report_not_a_list(&key);
                 return Ok(false);
             }
-            Err(e) => return Err(self.io_error(&e)),
+            _ => return Ok(false),
         };
         if len == 0 {
             return Ok(false);
@@ -458,20 +530,17 @@ impl StoreReader {
         // move while the list grows.
         let start = -isize::try_from(list.read + n).unwrap_or(isize::MAX);
         let stop = -isize::try_from(list.read + 1).unwrap_or(isize::MAX);
-        let entries: Result<Vec<Vec<u8>>, redis::RedisError> = redis::cmd("LRANGE")
-            .arg(&list.key)
-            .arg(start)
-            .arg(stop)
-            .query(&mut self.connection);
+        let (start, stop) = (start.to_string(), stop.to_string());
+        let reply = self.query(&[b"LRANGE", &list.key, start.as_bytes(), stop.as_bytes()])?;
         let key = String::from_utf8_lossy(&list.key).into_owned();
-        let entries = match entries {
-            Ok(entries) => entries,
+        let entries = match reply {
+            Reply::Array(entries) => entries,
             // The key changed type meanwhile.
-            Err(e) if e.code().is_some() => {
+            Reply::Error(e) => {
                 self.report(format!("{key}: {e}"));
                 return Ok(());
             }
-            Err(e) => return Err(self.io_error(&e)),
+            _ => Vec::new(),
         };
         let first_index = list.read;
         list.read += n;
@@ -489,12 +558,16 @@ impl StoreReader {
 
     /// Turns a slice of `list` (as `LRANGE` gives it, newest first) whose
     /// oldest entry is `first_index` from the tail into lines, oldest first.
-    fn take_entries(&mut self, list: &mut ListRead, first_index: usize, entries: Vec<Vec<u8>>) {
+    fn take_entries(&mut self, list: &mut ListRead, first_index: usize, entries: Vec<Reply>) {
         let key = String::from_utf8_lossy(&list.key).into_owned();
         for (k, entry) in entries.iter().rev().enumerate() {
-            let result = serde_json::from_slice::<Value>(entry)
-                .map_err(|e| format!("not JSON ({e})"))
-                .and_then(|doc| write_event(&doc, &mut list.open, &mut self.out));
+            let result = match entry {
+                Reply::Bulk(entry) => serde_json::from_slice::<Value>(entry)
+                    .map_err(|e| format!("not JSON ({e})"))
+                    .and_then(|doc| write_event(&doc, &mut list.open, &mut self.out)),
+                Reply::TooLong(len) => Err(self.too_long(*len)),
+                _ => Err("not a string".to_owned()),
+            };
             if let Err(why) = result {
                 list.bad += 1;
                 if list.bad <= ENTRIES_SHOWN_PER_KEY {
@@ -533,28 +606,22 @@ impl StoreReader {
                 None => scan.seen_names.insert(key.clone()),
             })
             .collect();
-        let first = -isize::try_from(FIRST_SLICE).unwrap_or(isize::MAX);
-        let mut pipe = redis::pipe();
+        let first = (-isize::try_from(FIRST_SLICE).unwrap_or(isize::MAX)).to_string();
+        let mut packed = Vec::new();
         for key in &keys {
-            pipe.cmd("LRANGE").arg(key).arg(first).arg(-1);
+            resp::pack(&mut packed, &[b"LRANGE", key, first.as_bytes(), b"-1"]);
         }
-        let replies = self.each_reply(&pipe, keys.len())?;
+        let replies = self.each_reply(&packed, keys.len())?;
         scan.pending.extend(keys.into_iter().zip(replies));
         Ok(())
     }
 
     /// A key of the page with its first slice: lines, and the rest of the
     /// list to read if it is longer.
-    fn take_first_slice(&mut self, key: Vec<u8>, reply: redis::Value) -> io::Result<()> {
-        let entries: Vec<Vec<u8>> = match reply {
-            redis::Value::Array(items) => items
-                .into_iter()
-                .filter_map(|item| match item {
-                    redis::Value::BulkString(bytes) => Some(bytes),
-                    _ => None,
-                })
-                .collect(),
-            redis::Value::ServerError(_) => {
+    fn take_first_slice(&mut self, key: Vec<u8>, reply: Reply) -> io::Result<()> {
+        let entries: Vec<Reply> = match reply {
+            Reply::Array(items) => items,
+            Reply::Error(_) => {
                 // WRONGTYPE: a key of another type under the prefix.
                 self.report_not_a_list(&key);
                 return Ok(());
@@ -571,18 +638,14 @@ impl StoreReader {
         };
         self.take_entries(&mut list, 0, entries);
         if full {
-            let len: Result<usize, redis::RedisError> = redis::cmd("LLEN")
-                .arg(&list.key)
-                .query(&mut self.connection);
-            match len {
-                Ok(len) if len > list.read => {
-                    list.left = len - list.read;
+            match self.query(&[b"LLEN", &list.key])? {
+                Reply::Int(len) if usize::try_from(len).is_ok_and(|len| len > list.read) => {
+                    list.left = usize::try_from(len).unwrap_or(0) - list.read;
                     self.list = Some(list);
                     return Ok(());
                 }
-                Ok(_) => {}
-                Err(e) if e.code().is_some() => self.report_not_a_list(&list.key),
-                Err(e) => return Err(self.io_error(&e)),
+                Reply::Error(_) => self.report_not_a_list(&list.key),
+                _ => {}
             }
         }
         self.end_list(&list);
@@ -590,10 +653,10 @@ impl StoreReader {
     }
 
     fn report_not_a_list(&mut self, key: &[u8]) {
-        let kind: String = redis::cmd("TYPE")
-            .arg(key)
-            .query(&mut self.connection)
-            .unwrap_or_else(|_| "key of another type".into());
+        let kind = match self.connection.query(&[b"TYPE", key]) {
+            Ok(Reply::Status(kind)) => kind,
+            _ => "key of another type".into(),
+        };
         self.report(format!(
             "{}: a {kind}, not a list",
             String::from_utf8_lossy(key)
@@ -646,32 +709,20 @@ impl StoreReader {
 
     /// `GET` of each key, pipelined; each reply on its own, so that one
     /// key of another type spoils nothing else.
-    fn get_each(&mut self, keys: &[Vec<u8>]) -> io::Result<Vec<redis::Value>> {
-        let mut pipe = redis::pipe();
+    fn get_each(&mut self, keys: &[Vec<u8>]) -> io::Result<Vec<Reply>> {
+        let mut packed = Vec::new();
         for key in keys {
-            pipe.cmd("GET").arg(key);
+            resp::pack(&mut packed, &[b"GET", key]);
         }
-        self.each_reply(&pipe, keys.len())
+        self.each_reply(&packed, keys.len())
     }
 
-    /// Sends `pipe` (of `n` commands) and reads the `n` replies one by one:
+    /// Sends `packed` (`n` commands) and reads the `n` replies one by one:
     /// an error reply stays with its command.
-    fn each_reply(&mut self, pipe: &redis::Pipeline, n: usize) -> io::Result<Vec<redis::Value>> {
-        if n == 0 {
-            return Ok(Vec::new());
-        }
+    fn each_reply(&mut self, packed: &[u8], n: usize) -> io::Result<Vec<Reply>> {
         self.connection
-            .send_packed_command(&pipe.get_packed_pipeline())
-            .map_err(|e| self.io_error(&e))?;
-        let mut values = Vec::with_capacity(n);
-        for _ in 0..n {
-            values.push(
-                self.connection
-                    .recv_response()
-                    .map_err(|e| self.io_error(&e))?,
-            );
-        }
-        Ok(values)
+            .pipeline(packed, n)
+            .map_err(|e| self.io_error(&e))
     }
 }
 
@@ -688,14 +739,18 @@ impl LegacyRead {
     }
 
     /// Keeps one legacy event, or reports why it cannot be read.
-    fn gather(&mut self, key: &[u8], value: redis::Value, reader: &StoreReader) {
+    fn gather(&mut self, key: &[u8], value: Reply, reader: &StoreReader) {
         let name = String::from_utf8_lossy(key);
         let bytes = match value {
-            redis::Value::BulkString(bytes) => bytes,
+            Reply::Bulk(bytes) => bytes,
             // Removed meanwhile.
-            redis::Value::Nil => return,
-            redis::Value::ServerError(e) => {
-                reader.report(format!("{name}: {}", redis::RedisError::from(e)));
+            Reply::Nil => return,
+            Reply::Error(e) => {
+                reader.report(format!("{name}: {e}"));
+                return;
+            }
+            Reply::TooLong(len) => {
+                reader.report(format!("{name}: {}", reader.too_long(len)));
                 return;
             }
             _ => {
@@ -770,7 +825,16 @@ fn write_event(
         if open.len() < OPEN_STARTS_MAX {
             open.insert(ids.trace_id, timestamp);
         }
-        write_start(out, timestamp, &ids, PointName::new(name), None);
+        // A root kept by tail capture says why in `info.capture`: carried
+        // over as the line's fields, where the log writer puts it.
+        let kept = object
+            .get("info")
+            .and_then(|info| info.get("capture"))
+            .and_then(|capture| capture.get("kept"))
+            .and_then(Value::as_str)
+            .and_then(|why| ["slow", "error"].into_iter().find(|k| *k == why))
+            .map(|why| format!("{{\"capture.kept\":\"{why}\"}}"));
+        write_start(out, timestamp, &ids, PointName::new(name), kept.as_deref());
         Ok(())
     } else if let Some(name) = full_name.strip_suffix("-stop") {
         let started = open.remove(&ids.trace_id);

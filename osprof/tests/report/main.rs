@@ -15,6 +15,7 @@ mod support {
     pub use super::system_support as system;
 }
 
+mod capture;
 mod cli;
 mod docs;
 mod durations;
