@@ -113,6 +113,7 @@ pub enum NameSource {
 /// | point name | the span name | [`with_name_source`](Self::with_name_source) |
 /// | slow marker ` <- !!!` | on stop lines of 0.5 s or more (Mistral's rule) | [`with_slow_threshold`](Self::with_slow_threshold) |
 /// | span fields (JSON on start lines, attributes in OTLP) | off (fields can hold secrets) | [`with_fields`](Self::with_fields) |
+/// | longest field value kept (longer ones are cut, marked and counted) | 16 KiB | [`with_max_field_bytes`](Self::with_max_field_bytes) |
 ///
 /// # Where the points go
 ///
@@ -161,6 +162,7 @@ struct Config {
     name_source: NameSource,
     slow_threshold: Option<Duration>,
     record_fields: bool,
+    max_field_bytes: usize,
 }
 
 impl Default for Config {
@@ -169,6 +171,7 @@ impl Default for Config {
             name_source: NameSource::SpanName,
             slow_threshold: Some(Duration::from_millis(500)),
             record_fields: false,
+            max_field_bytes: JsonFields::DEFAULT_MAX_VALUE_BYTES,
         }
     }
 }
@@ -182,6 +185,7 @@ struct Shared {
     /// has anything to do (`may_see_points`).
     points_stopped: AtomicU64,
     events_refused: AtomicU64,
+    field_values_cut: AtomicU64,
     /// Set while the output refuses events, so that an outage is reported
     /// once.
     failing: AtomicBool,
@@ -214,6 +218,13 @@ impl LayerStats {
         let stopped = self.shared.points_stopped.load(Ordering::Relaxed);
         let started = self.shared.points_started.load(Ordering::Relaxed);
         started.saturating_sub(stopped)
+    }
+
+    /// Span field values cut at the layer's cap
+    /// ([`OsProfilerLayer::with_max_field_bytes`]).
+    #[must_use]
+    pub fn field_values_cut(&self) -> u64 {
+        self.shared.field_values_cut.load(Ordering::Relaxed)
     }
 
     /// Starts and stops the output refused: an I/O error of a `MakeWriter`,
@@ -410,6 +421,26 @@ impl<S, O> OsProfilerLayer<S, O> {
     pub fn with_fields(mut self, record: bool) -> Self {
         self.config.record_fields = record;
         self
+    }
+
+    /// The longest a recorded field value may be, in bytes as written in
+    /// JSON (default 16 KiB): a longer one is cut on a character boundary,
+    /// ends with `…[cut from N bytes]`, and is counted in
+    /// [`LayerStats::field_values_cut`]. A field holding a whole request
+    /// body then costs the queues and the sinks at most this much.
+    #[must_use]
+    pub fn with_max_field_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_field_bytes = bytes;
+        self
+    }
+
+    /// Where recorded fields go when the layer records them: the cap and
+    /// the counter of cuts.
+    fn field_json(&self) -> Option<FieldJson<'_>> {
+        self.config.record_fields.then(|| FieldJson {
+            max_bytes: self.config.max_field_bytes,
+            cut: &self.shared.field_values_cut,
+        })
     }
 
     /// A handle on the layer's counters that stays valid after the layer is
@@ -663,7 +694,7 @@ where
             point.open_in += 1;
             if self.config.record_fields && point.facts.as_ref().is_none_or(|f| f.fields.is_none())
             {
-                record_fields(point, attrs, true);
+                record_fields(point, attrs, self.field_json());
             }
             let event = self.record_start(metadata, point);
             drop(extensions);
@@ -727,7 +758,7 @@ where
             }
         };
         if self.config.record_fields || has_outcome_field(metadata) {
-            record_fields(&mut point, attrs, self.config.record_fields);
+            record_fields(&mut point, attrs, self.field_json());
         }
         let event = self.record_start(metadata, &point);
         extensions.insert(point);
@@ -767,7 +798,7 @@ where
         let Some(point) = extensions.get_mut::<Point>() else {
             return;
         };
-        record_fields(point, values, self.config.record_fields);
+        record_fields(point, values, self.field_json());
     }
 
     #[inline(never)]
@@ -954,16 +985,30 @@ fn has_outcome_field(metadata: &Metadata<'_>) -> bool {
     fields.field(STATUS_CODE_FIELD).is_some() || fields.field(ERROR_FIELD).is_some()
 }
 
+/// The cap of a recorded field value, and where cuts are counted.
+struct FieldJson<'a> {
+    max_bytes: usize,
+    cut: &'a AtomicU64,
+}
+
 /// Visits `values` into the point: the outcome fields always, every field
-/// into the JSON object when `all` is set.
-fn record_fields(point: &mut Point, values: &impl RecordValues, all: bool) {
+/// into the JSON object when `all` is given.
+fn record_fields(point: &mut Point, values: &impl RecordValues, all: Option<FieldJson<'_>>) {
     let facts = point.facts_mut();
     let mut visitor = FieldVisitor {
         facts,
-        json: all.then(JsonFields::new),
+        json: all
+            .as_ref()
+            .map(|all| JsonFields::with_max_value_bytes(all.max_bytes)),
     };
     values.record_into(&mut visitor);
     let FieldVisitor { facts, json } = visitor;
+    if let (Some(json), Some(all)) = (&json, &all) {
+        let cut = json.values_cut();
+        if cut > 0 {
+            all.cut.fetch_add(cut, Ordering::Relaxed);
+        }
+    }
     if let Some(added) = json.and_then(JsonFields::finish) {
         facts.fields = Some(match facts.fields.take() {
             // Fields recorded later join the object; a repeated name keeps
