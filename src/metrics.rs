@@ -15,6 +15,7 @@
 //! | `osprofiler_points_started` | counter | | trace points started ([`LayerStats::points_started`]) |
 //! | `osprofiler_points_live` | gauge | | trace points open now |
 //! | `osprofiler_events_refused` | counter | | starts and stops the output refused (writer shut down, I/O error of a `MakeWriter`) |
+//! | `osprofiler_field_values_cut` | counter | | span field values cut at the layer's cap ([`LayerStats::field_values_cut`]) |
 //! | `osprofiler_events_dropped` | counter | | starts and stops the writer's queue dropped (full, lossy or stalled) |
 //! | `osprofiler_events_dropped_over_bytes` | counter | | of those, dropped at the queue's limit in bytes |
 //! | `osprofiler_sink_written` | counter | `sink` = `file`, `otlp`, `redis` | delivered, in the sink's unit (lines, spans, events) |
@@ -110,6 +111,8 @@ impl MetricsPublisher {
         // A gauge is a float; counts of open points fit it exactly.
         metrics::gauge!("osprofiler_points_live").set(sum(LayerStats::points_live) as f64);
         metrics::counter!("osprofiler_events_refused").absolute(sum(LayerStats::events_refused));
+        metrics::counter!("osprofiler_field_values_cut")
+            .absolute(sum(LayerStats::field_values_cut));
         metrics::counter!("osprofiler_events_dropped").absolute(
             self.writers
                 .iter()
