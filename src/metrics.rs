@@ -27,6 +27,13 @@
 //! | `osprofiler_requests_without_token` | counter | | requests without a token |
 //! | `osprofiler_tokens_refused` | counter | `reason` = `oversized`, `bad_signature`, `malformed`, `over_limit`, `disabled_by_filter` | requests with a token served unprofiled, by why |
 //!
+//! | `osprofiler_capture_captured` | counter | | requests recorded by tail capture ([`CaptureStats`]) |
+//! | `osprofiler_capture_requests` | counter | `outcome` = `kept_slow`, `kept_error`, `discarded`, `rate_limited` | what became of them once their root closed |
+//! | `osprofiler_capture_not_captured` | counter | `reason` = `over_budget`, `sampled_out` | requests without a token that capture left alone |
+//! | `osprofiler_capture_points_truncated` | counter | | points not buffered: over the per-request cap or the memory budget |
+//! | `osprofiler_capture_kept_refused` | counter | | kept trees a writer refused whole (shut down) |
+//! | `osprofiler_capture_bytes` | gauge | | memory held by the requests being captured |
+//!
 //! Several handles of one kind (two layers, two writers) add up.
 //!
 //! ```
@@ -52,6 +59,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::capture::CaptureStats;
 use crate::layer::LayerStats;
 use crate::writer::{SinkKind, WriterStats};
 
@@ -62,6 +70,7 @@ use crate::writer::{SinkKind, WriterStats};
 pub struct MetricsPublisher {
     layers: Vec<LayerStats>,
     writers: Vec<WriterStats>,
+    captures: Vec<CaptureStats>,
     #[cfg(any(feature = "tower", feature = "actix"))]
     middlewares: Vec<crate::http::ProfilingStats>,
 }
@@ -71,7 +80,8 @@ impl fmt::Debug for MetricsPublisher {
         let mut debug = f.debug_struct("MetricsPublisher");
         debug
             .field("layers", &self.layers.len())
-            .field("writers", &self.writers.len());
+            .field("writers", &self.writers.len())
+            .field("captures", &self.captures.len());
         #[cfg(any(feature = "tower", feature = "actix"))]
         debug.field("middlewares", &self.middlewares.len());
         debug.finish()
@@ -93,6 +103,12 @@ impl MetricsPublisher {
     /// Publishes a writer's counters and its sinks'.
     pub fn with_writer(mut self, stats: WriterStats) -> Self {
         self.writers.push(stats);
+        self
+    }
+
+    /// Publishes a tail capture's counters ([`CaptureStats`]).
+    pub fn with_capture(mut self, stats: CaptureStats) -> Self {
+        self.captures.push(stats);
         self
     }
 
@@ -153,6 +169,40 @@ impl MetricsPublisher {
         }
         #[cfg(any(feature = "tower", feature = "actix"))]
         self.publish_middleware();
+        self.publish_capture();
+    }
+
+    fn publish_capture(&self) {
+        if self.captures.is_empty() {
+            return;
+        }
+        type Count = fn(&CaptureStats) -> u64;
+        let sum = |f: Count| self.captures.iter().map(f).sum::<u64>();
+        metrics::counter!("osprofiler_capture_captured").absolute(sum(CaptureStats::captured));
+        let outcomes: [(&'static str, Count); 4] = [
+            ("kept_slow", CaptureStats::kept_slow),
+            ("kept_error", CaptureStats::kept_error),
+            ("discarded", CaptureStats::discarded),
+            ("rate_limited", CaptureStats::rate_limited),
+        ];
+        for (outcome, count) in outcomes {
+            metrics::counter!("osprofiler_capture_requests", "outcome" => outcome)
+                .absolute(sum(count));
+        }
+        let skipped: [(&'static str, Count); 2] = [
+            ("over_budget", CaptureStats::over_budget),
+            ("sampled_out", CaptureStats::sampled_out),
+        ];
+        for (reason, count) in skipped {
+            metrics::counter!("osprofiler_capture_not_captured", "reason" => reason)
+                .absolute(sum(count));
+        }
+        metrics::counter!("osprofiler_capture_points_truncated")
+            .absolute(sum(CaptureStats::truncated));
+        metrics::counter!("osprofiler_capture_kept_refused")
+            .absolute(sum(CaptureStats::kept_refused));
+        metrics::gauge!("osprofiler_capture_bytes")
+            .set(self.captures.iter().map(CaptureStats::bytes_in_use).sum::<usize>() as f64);
     }
 
     #[cfg(any(feature = "tower", feature = "actix"))]

@@ -180,3 +180,87 @@ async fn the_python_client_signed_is_profiled_as_before_and_forged_is_only_captu
     assert_eq!(stats.discarded(), 1);
     assert_eq!(layer.stats().requests_profiled(), 1);
 }
+
+#[cfg(feature = "metrics")]
+#[test]
+fn the_capture_counters_are_published() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use tracing_osprofiler::metrics::MetricsPublisher;
+
+    let (lines, _serial) = global();
+    let capture = CapturePolicy::new()
+        .with_keep_slower_than(Some(Duration::from_millis(20)))
+        .with_max_points_per_request(0)
+        .build();
+    let publisher = MetricsPublisher::new().with_capture(capture.stats());
+    drop(capture.start(|| tracing::info_span!("fast")));
+    capture.start(|| tracing::info_span!("slow")).in_scope(|| {
+        let _child = tracing::info_span!("child").entered();
+        std::thread::sleep(Duration::from_millis(30));
+    });
+    assert_eq!(roots(&lines.lines()).len(), 0, "not named wsgi");
+    assert_eq!(lines.lines().len(), 2, "the slow root, without its child");
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || publisher.publish());
+    let values: Vec<(String, Vec<(String, String)>, f64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            let value = match value {
+                DebugValue::Counter(n) => n as f64,
+                DebugValue::Gauge(g) => g.0,
+                DebugValue::Histogram(_) => panic!("no histogram is published"),
+            };
+            (key.name().to_owned(), labels, value)
+        })
+        .collect();
+    let get = |name: &str, label: Option<(&str, &str)>| {
+        values
+            .iter()
+            .find(|(n, labels, _)| {
+                n == name
+                    && label.is_none_or(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|(_, _, value)| *value)
+            .unwrap_or_else(|| panic!("no {name} {label:?} in {values:#?}"))
+    };
+    assert_eq!(get("osprofiler_capture_captured", None), 2.0);
+    assert_eq!(
+        get(
+            "osprofiler_capture_requests",
+            Some(("outcome", "kept_slow"))
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "osprofiler_capture_requests",
+            Some(("outcome", "discarded"))
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "osprofiler_capture_requests",
+            Some(("outcome", "rate_limited"))
+        ),
+        0.0
+    );
+    assert_eq!(get("osprofiler_capture_points_truncated", None), 1.0);
+    assert_eq!(
+        get(
+            "osprofiler_capture_not_captured",
+            Some(("reason", "over_budget"))
+        ),
+        0.0
+    );
+    assert_eq!(get("osprofiler_capture_bytes", None), 0.0);
+}
