@@ -265,6 +265,7 @@ pub(crate) struct PointEvent {
 impl PointEvent {
     /// The time the point waited (its duration minus its busy time), when
     /// its busy time is known.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))] // read by the OTLP sink
     pub(crate) fn idle(&self) -> Option<Duration> {
         Some(self.duration.saturating_sub(self.busy?))
     }

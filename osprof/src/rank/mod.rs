@@ -87,6 +87,9 @@ pub enum Column {
     P95,
     /// 99th percentile (needs percentiles on).
     P99,
+    /// Sum of the known busy times (needs busy time on; names without any
+    /// known busy time last).
+    Busy,
     /// The trace name (sorted ascending; every other column descending).
     Name,
 }
@@ -97,6 +100,7 @@ pub enum Column {
 /// |---|---|
 /// | `self_time` | off |
 /// | `percentiles` | off |
+/// | `busy` | off |
 /// | `sort` | [`Column::Total`], descending |
 /// | `reverse` | off (flips the sort order) |
 /// | `top` | all rows |
@@ -111,6 +115,7 @@ pub struct RankOptions {
     mmap: bool,
     pub(crate) self_time: bool,
     pub(crate) percentiles: bool,
+    pub(crate) busy: bool,
     sort: Column,
     reverse: bool,
     top: Option<usize>,
@@ -136,6 +141,15 @@ impl RankOptions {
     #[must_use]
     pub fn with_percentiles(mut self, on: bool) -> Self {
         self.percentiles = on;
+        self
+    }
+
+    /// Adds the busy-time columns: per name the sum and the average of
+    /// the busy times the stop lines give, and how many points had none
+    /// (left out of both; unknown is not zero).
+    #[must_use]
+    pub fn with_busy(mut self, on: bool) -> Self {
+        self.busy = on;
         self
     }
 
@@ -215,8 +229,33 @@ pub struct Row {
     /// 99th percentile, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p99: Option<f64>,
+    /// The busy time, when asked for (`busy_total`, `busy_avg`,
+    /// `busy_known`, `busy_unknown` in JSON).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub busy: Option<BusyStats>,
     /// The trace name.
     pub name: String,
+}
+
+/// The busy time of one name's points (seconds): only the points whose
+/// stop line gives one count; the others are counted apart.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct BusyStats {
+    /// Sum of the known busy times; `None` (JSON `null`) when no point's
+    /// is known.
+    #[serde(rename = "busy_total")]
+    pub total: Option<f64>,
+    /// `total` divided by `known`; `None` when no point's is known.
+    #[serde(rename = "busy_avg")]
+    pub avg: Option<f64>,
+    /// Points whose busy time is known.
+    #[serde(rename = "busy_known")]
+    pub known: u64,
+    /// Points whose stop line gives no busy time (Python services, older
+    /// logs), left out of `total` and `avg`.
+    #[serde(rename = "busy_unknown")]
+    pub unknown: u64,
 }
 
 /// Points of one name that started and never stopped in the logs.
@@ -256,6 +295,9 @@ struct NameStats {
     first_stop: u64,
     self_micros: i64,
     durations: Sketch,
+    /// Sum of the known busy times, and how many were known.
+    busy_total: f64,
+    busy_known: u64,
 }
 
 /// Above this many child intervals, a parent's list is merged into
@@ -291,13 +333,18 @@ struct Scanned {
     unreadable: Unreadable,
 }
 
-/// Adds one stop line's duration to its name's figures; `seq` numbers the
-/// stop lines in reading order. (Durations for percentiles are counted
-/// apart, by [`CountedDurations`].)
+/// Adds one stop line's duration (and busy time, when known and asked
+/// for) to its name's figures; `seq` numbers the stop lines in reading
+/// order. (Durations for percentiles are counted apart, by
+/// [`CountedDurations`].)
 #[inline]
-fn record_stop(st: &mut NameStats, duration: f64, seq: u64) {
+fn record_stop(st: &mut NameStats, duration: f64, busy: Option<f64>, seq: u64) {
     if st.count == 0 {
         st.first_stop = seq;
+    }
+    if let Some(busy) = busy {
+        st.busy_total += busy;
+        st.busy_known += 1;
     }
     st.total += duration;
     if duration > st.max || st.count == 0 {
@@ -360,9 +407,9 @@ impl Agg {
 
     /// A stop line's duration added to its name's figures.
     #[inline]
-    fn record(&mut self, name: usize, duration: f64) {
+    fn record(&mut self, name: usize, duration: f64, busy: Option<f64>) {
         if let Some((_, st)) = self.stats.get_mut(name) {
-            record_stop(st, duration, self.stops);
+            record_stop(st, duration, busy, self.stops);
         }
         self.stops += 1;
     }
@@ -497,6 +544,15 @@ fn finish(
                     p50: q(0.5),
                     p95: q(0.95),
                     p99: q(0.99),
+                    busy: options.busy.then(|| {
+                        let known = s.busy_known > 0;
+                        BusyStats {
+                            total: known.then_some(s.busy_total),
+                            avg: known.then(|| s.busy_total / s.busy_known as f64),
+                            known: s.busy_known,
+                            unknown: s.count - s.busy_known,
+                        }
+                    }),
                     name: name.into_string(),
                 },
             )
@@ -515,6 +571,8 @@ fn finish(
             Column::P50 => r.p50.unwrap_or(0.0),
             Column::P95 => r.p95.unwrap_or(0.0),
             Column::P99 => r.p99.unwrap_or(0.0),
+            // Unknown sorts after every known total, even 0.
+            Column::Busy => r.busy.and_then(|b| b.total).unwrap_or(f64::NEG_INFINITY),
             Column::Name => 0.0,
         }
     };
@@ -617,7 +675,7 @@ mod reference {
                 Phase::Stop => {
                     let duration = line.duration.unwrap_or(0.0);
                     let st = &mut stats[name].1;
-                    record_stop(st, duration, stops);
+                    record_stop(st, duration, line.busy.filter(|_| options.busy), stops);
                     if options.percentiles {
                         st.durations
                             .record(secs_to_micros(duration).max(0).unsigned_abs());
@@ -736,6 +794,11 @@ mod tests {
                     out.extend_from_slice(b"-stop");
                     if r % 3 == 0 {
                         out.extend_from_slice(b"  <- !!! {}");
+                    } else if r % 5 < 3 {
+                        // A busy time, believable or not (longer than `d`).
+                        let busy = d * (r % 7) as f64 / 5.0;
+                        let marker = if r % 5 == 1 { "  <- !!!" } else { "" };
+                        out.extend_from_slice(format!("{marker} {{\"busy\":{busy}}}").as_bytes());
                     }
                 }
             }
@@ -775,6 +838,7 @@ mod tests {
             RankOptions::new(),
             RankOptions::new().with_mmap(true),
             RankOptions::new().with_percentiles(true),
+            RankOptions::new().with_busy(true),
             RankOptions::new().with_filter(
                 Filter::new()
                     .with_name(Some(crate::Pattern::new("*a*")))
@@ -784,6 +848,12 @@ mod tests {
             let whole = full_parser_report(&inputs, &options);
             assert!(whole.unreadable.count > 0 && !whole.unfinished.is_empty());
             assert!(whole.rows.iter().any(|r| r.name.contains('\u{fffd}')));
+            if options.busy {
+                assert!(whole
+                    .rows
+                    .iter()
+                    .any(|r| r.busy.is_some_and(|b| b.known > 0 && b.unknown > 0)));
+            }
             // The report as `rank` makes it (this thread alone: small logs).
             let report = rank(&inputs, &options).unwrap();
             assert_eq!(report.rows, whole.rows);
@@ -1081,6 +1151,7 @@ mod tests {
             let options = RankOptions::new()
                 .with_self_time(true)
                 .with_percentiles(true)
+                .with_busy(true)
                 .with_mmap(mmap);
             let whole = full_parser_report(&inputs, &options);
             let threaded = self_time_report(&inputs, &options, workers, chunk);
@@ -1098,6 +1169,7 @@ mod tests {
         let inputs = Inputs::from_paths([&a]).unwrap();
         for options in [
             RankOptions::new().with_self_time(true),
+            RankOptions::new().with_self_time(true).with_busy(true),
             RankOptions::new()
                 .with_self_time(true)
                 .with_filter(Filter::new().with_name(Some(crate::Pattern::new("*a*")))),

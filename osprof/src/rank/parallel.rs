@@ -39,8 +39,9 @@ pub(super) struct Summary {
     /// Names this worker met for the first time, in its index order, as
     /// read (not converted to UTF-8 yet).
     new_names: Vec<Box<[u8]>>,
-    /// (name, duration) of the stop lines kept, in reading order.
-    stops: Vec<(u32, f64)>,
+    /// (name, duration, busy time when asked for) of the stop lines kept,
+    /// in reading order.
+    stops: Vec<(u32, f64, Option<f64>)>,
     /// (0-based index in the chunk, reason) of the unreadable lines.
     unreadable: Vec<(u64, Unread)>,
     /// The points started in the chunk and not stopped (yet): trace id to
@@ -149,6 +150,7 @@ pub(super) fn scan_parallel(
     let reader = StopReader {
         filter: &options.filter,
         percentiles: options.percentiles,
+        busy: options.busy,
         counted: CountedDurations::default(),
     };
     read_chunks(inputs, &reader, &chunks, |done| {
@@ -175,8 +177,8 @@ fn add(
         map.push(agg.name(String::from_utf8_lossy(name).as_bytes()));
     }
     let name = |i: u32| map.get(i as usize).copied().unwrap_or(0);
-    for &(n, duration) in &sum.stops {
-        agg.record(name(n), duration);
+    for &(n, duration, busy) in &sum.stops {
+        agg.record(name(n), duration, busy);
     }
     let base = done.lines_before;
     for &(index, why) in &sum.unreadable {
@@ -207,6 +209,7 @@ fn add(
 struct StopReader<'f> {
     filter: &'f Filter,
     percentiles: bool,
+    busy: bool,
     counted: CountedDurations,
 }
 
@@ -219,6 +222,7 @@ impl<'f> ChunkReader for StopReader<'f> {
             parser: LineParser::default(),
             names: Interner::default(),
             durations: self.percentiles.then(Vec::new),
+            busy: self.busy,
             filter: self.filter,
         }
     }
@@ -251,6 +255,8 @@ struct Lines<'f> {
     names: Interner,
     /// The durations by name, when percentiles are asked for.
     durations: Option<Vec<Sketch>>,
+    /// Whether the busy times are asked for.
+    busy: bool,
     filter: &'f Filter,
 }
 
@@ -298,7 +304,9 @@ impl Lines<'_> {
                 if let Some(durations) = &mut self.durations {
                     CountedDurations::count(durations, name, duration);
                 }
-                sum.stops.push((name, duration));
+                // Read only when asked for: Mistral's report costs what it did.
+                let busy = if self.busy { fields.busy() } else { None };
+                sum.stops.push((name, duration, busy));
                 sum.stop(trace_id);
             }
         }
@@ -325,7 +333,8 @@ impl Lines<'_> {
                             if let Some(durations) = &mut self.durations {
                                 CountedDurations::count(durations, name, duration);
                             }
-                            sum.stops.push((name, duration));
+                            let busy = line.busy.filter(|_| self.busy);
+                            sum.stops.push((name, duration, busy));
                             sum.stop(trace_id);
                         }
                     }

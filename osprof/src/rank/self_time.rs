@@ -153,7 +153,9 @@ pub(super) struct Summary {
     new_names: Vec<Box<[u8]>>,
     /// (name, duration, self time in microseconds) of the stop lines kept,
     /// in reading order; the self time of an [`Event::Stop`] is 0 here.
-    stops: Vec<(u32, f64, i64)>,
+    /// The busy time is the stop line's, when it gives one (kept only when
+    /// asked for, where the stops are added up).
+    stops: Vec<(u32, f64, i64, Option<f64>)>,
     /// (index in the chunk, reason) of the unreadable lines.
     unreadable: Vec<(u64, Unread)>,
     events: Vec<Event>,
@@ -326,7 +328,7 @@ impl SelfTimeReader<'_> {
                     Touched::Closed => true,
                     Touched::Untouched => false,
                 };
-                sum.stops.push((name, duration, 0));
+                sum.stops.push((name, duration, 0, line.busy));
                 sum.events.push(Event::Stop {
                     stop: sum.stops.len() - 1,
                     trace: line.trace,
@@ -345,7 +347,7 @@ impl SelfTimeReader<'_> {
         let end = begin.saturating_add(micros);
         let self_micros = uncovered_micros(begin, end, &mut children);
         recycle(&mut worker.pool, children);
-        sum.stops.push((name, duration, self_micros));
+        sum.stops.push((name, duration, self_micros, line.busy));
         let late = !line.parent_is_base && !line.parent_is_trace;
         if let Some(parent) = sum.ids.open_mut(line.parent) {
             parent.children.push((begin, end));
@@ -443,10 +445,11 @@ impl Agg<'_, '_> {
         }
         let map = std::mem::take(&mut self.maps[done.worker]);
         let name = |n: u32| map.get(n as usize).copied().unwrap_or(0);
-        for &(n, duration, self_micros) in &sum.stops {
+        for &(n, duration, self_micros, busy) in &sum.stops {
             if let Some((_, st)) = self.stats.get_mut(name(n)) {
                 // The workers count the durations for percentiles.
-                record_stop(st, duration, self.stops);
+                let busy = busy.filter(|_| self.options.busy);
+                record_stop(st, duration, busy, self.stops);
                 st.self_micros = st.self_micros.saturating_add(self_micros);
             }
             self.stops += 1;
@@ -562,7 +565,8 @@ impl Agg<'_, '_> {
                     if let Some((_, st)) = self.stats.get_mut(n) {
                         // The worker that read the chunk counted the
                         // durations for percentiles.
-                        record_stop(st, duration, self.stops);
+                        let busy = line.busy.filter(|_| self.options.busy);
+                        record_stop(st, duration, busy, self.stops);
                     }
                     self.stops += 1;
                     let micros = secs_to_micros(duration).max(0);

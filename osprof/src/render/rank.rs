@@ -17,8 +17,19 @@ impl RankOptions {
     }
 }
 
-/// An optional column: its header and how to get its value.
-type ExtraColumn = (&'static str, fn(&Row) -> f64);
+/// An optional column: its header, whether it counts points (no unit),
+/// and how to get its value (`None`: unknown, written `-`, empty in CSV).
+type ExtraColumn = (&'static str, bool, fn(&Row) -> Option<f64>);
+
+/// An extra column's value as text, Markdown and CSV write it; `unknown`
+/// for a value that is not known, which is never written as 0.
+fn cell(col: &ExtraColumn, r: &Row, unit: Unit, decimals: usize, unknown: &str) -> String {
+    match ((col.2)(r), col.1) {
+        (None, _) => unknown.to_owned(),
+        (Some(count), true) => format!("{count:.0}"),
+        (Some(secs), false) => format!("{:.decimals$}", unit.of(secs)),
+    }
+}
 
 impl Rank {
     /// Writes the report in the format of its options.
@@ -42,12 +53,17 @@ impl Rank {
     fn extra_columns(&self) -> Vec<ExtraColumn> {
         let mut cols: Vec<ExtraColumn> = Vec::new();
         if self.options.self_time {
-            cols.push(("Self time", |r| r.self_time.unwrap_or(0.0)));
+            cols.push(("Self time", false, |r| r.self_time));
         }
         if self.options.percentiles {
-            cols.push(("p50", |r| r.p50.unwrap_or(0.0)));
-            cols.push(("p95", |r| r.p95.unwrap_or(0.0)));
-            cols.push(("p99", |r| r.p99.unwrap_or(0.0)));
+            cols.push(("p50", false, |r| r.p50));
+            cols.push(("p95", false, |r| r.p95));
+            cols.push(("p99", false, |r| r.p99));
+        }
+        if self.options.busy {
+            cols.push(("Busy total", false, |r| r.busy.and_then(|b| b.total)));
+            cols.push(("Busy avg", false, |r| r.busy.and_then(|b| b.avg)));
+            cols.push(("Busy unknown", true, |r| r.busy.map(|b| b.unknown as f64)));
         }
         cols
     }
@@ -69,9 +85,9 @@ impl Rank {
             ("Avg time", 10),
             ("Occurrences", 13),
         ];
-        let extra_headers = extra.iter().map(|(h, _)| (*h, 10));
+        let extra_headers = extra.iter().map(|(h, _, _)| (*h, 10));
         for (i, (h, least)) in base.into_iter().chain(extra_headers).enumerate() {
-            let name = if i == 3 {
+            let name = if i == 3 || (i > 3 && extra[i - 4].1) {
                 h.to_owned()
             } else {
                 format!("{h}{u}")
@@ -80,11 +96,7 @@ impl Rank {
                 0 => self.rows.iter().map(|r| r.total).fold(0.0, f64::max),
                 1 => self.rows.iter().map(|r| r.max).fold(0.0, f64::max),
                 2 => self.rows.iter().map(|r| r.avg).fold(0.0, f64::max),
-                3 => 0.0,
-                _ => {
-                    let get = extra[i - 4].1;
-                    self.rows.iter().map(get).fold(0.0, f64::max)
-                }
+                _ => 0.0,
             };
             let value_width = match i {
                 3 => self
@@ -95,6 +107,12 @@ impl Rank {
                     .unwrap_or(0)
                     .to_string()
                     .len(),
+                4.. => self
+                    .rows
+                    .iter()
+                    .map(|r| cell(&extra[i - 4], r, unit, p, "-").len())
+                    .max()
+                    .unwrap_or(0),
                 _ => format!("{:.p$}", unit.of(widest)).len(),
             };
             let width = least.max(name.len() + 2).max(value_width);
@@ -118,8 +136,8 @@ impl Rank {
                 w2 = widths[2],
                 w3 = widths[3],
             )?;
-            for ((_, get), w) in extra.iter().zip(&widths[4..]) {
-                write!(out, "{:<w$.p$} ", unit.of(get(r)))?;
+            for (col, w) in extra.iter().zip(&widths[4..]) {
+                write!(out, "{:<w$} ", cell(col, r, unit, p, "-"))?;
             }
             writeln!(out, "{}", text(&r.name))?;
         }
@@ -134,8 +152,12 @@ impl Rank {
             out,
             "| Total time ({u}) | Max time ({u}) | Avg time ({u}) | Occurrences |"
         )?;
-        for (h, _) in &extra {
-            write!(out, " {h} ({u}) |")?;
+        for (h, count, _) in &extra {
+            if *count {
+                write!(out, " {h} |")?;
+            } else {
+                write!(out, " {h} ({u}) |")?;
+            }
         }
         writeln!(out, " Trace name |")?;
         writeln!(
@@ -152,8 +174,8 @@ impl Rank {
                 unit.of(r.avg),
                 r.count
             )?;
-            for (_, get) in &extra {
-                write!(out, " {:.p$} |", unit.of(get(r)))?;
+            for col in &extra {
+                write!(out, " {} |", cell(col, r, unit, p, "-"))?;
             }
             writeln!(out, " {} |", markdown(&r.name))?;
         }
@@ -186,8 +208,13 @@ impl Rank {
         let unit = self.options.unit;
         let (u, p) = (unit.csv_suffix(), unit.csv_decimals());
         write!(out, "total{u},max{u},avg{u},count")?;
-        for (h, _) in &extra {
-            write!(out, ",{}{u}", h.to_lowercase().replace(' ', "_"))?;
+        for (h, count, _) in &extra {
+            let h = h.to_lowercase().replace(' ', "_");
+            if *count {
+                write!(out, ",{h}")?;
+            } else {
+                write!(out, ",{h}{u}")?;
+            }
         }
         writeln!(out, ",name")?;
         for r in &self.rows {
@@ -199,12 +226,29 @@ impl Rank {
                 unit.of(r.avg),
                 r.count
             )?;
-            for (_, get) in &extra {
-                write!(out, ",{:.p$}", unit.of(get(r)))?;
+            for col in &extra {
+                write!(out, ",{}", cell(col, r, unit, p, ""))?;
             }
             writeln!(out, ",{}", csv(&r.name))?;
         }
         Ok(())
+    }
+
+    /// With busy time on and some points without it: how many, and that
+    /// the busy columns leave them out.
+    fn busy_note(&self) -> Option<String> {
+        let (known, unknown) = self
+            .rows
+            .iter()
+            .filter_map(|r| r.busy)
+            .fold((0u64, 0u64), |(k, u), b| (k + b.known, u + b.unknown));
+        (unknown > 0).then(|| {
+            format!(
+                "busy time unknown for {unknown} of {} points (their stop lines give none: \
+                 Python services, older logs); the busy columns leave them out",
+                known + unknown
+            )
+        })
     }
 
     /// What text and CSV leave out, for stderr: one line about the
@@ -234,6 +278,9 @@ impl Rank {
                 ));
             }
             notes.push(s);
+        }
+        if let Some(note) = self.busy_note() {
+            notes.push(note);
         }
         if self.unreadable.count > 0 {
             notes.push(self.unreadable.to_string());

@@ -16,6 +16,7 @@ mod support {
 }
 
 mod capture;
+mod busy;
 mod cli;
 mod docs;
 mod durations;

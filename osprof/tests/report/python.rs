@@ -152,3 +152,57 @@ fn osprof_headers_are_accepted_by_python_osprofiler() {
     let wrong = common::run_python(script, &[info, hmac, "OTHER_KEY"]);
     assert_eq!(String::from_utf8_lossy(&wrong.stdout).trim(), "null");
 }
+
+#[test]
+fn mistral_rules_read_a_log_with_busy_times_as_rank_without_busy() {
+    // Rust services' lines (busy times after the name and after the slow
+    // marker) and Python services' lines (none), interleaved in one log.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Vec::new();
+    let mut logs: Vec<Vec<u8>> = Vec::new();
+    for base in 1..=40u128 {
+        let (with, _) = crate::busy::mixed_busy_log(base << 8);
+        logs.push(with);
+    }
+    for (i, python) in [1u32, 2].into_iter().enumerate() {
+        let path = python_log(dir.path(), python, true);
+        logs.insert(i * 7, std::fs::read(path).unwrap());
+    }
+    for part in logs {
+        log.extend_from_slice(&part);
+    }
+    let text = String::from_utf8(log.clone()).unwrap();
+    assert!(
+        text.contains(r#"-stop {"busy":0.001500}"#),
+        "a busy time after the name"
+    );
+    assert!(
+        text.contains(r#"-stop  <- !!! {"busy":0.040000}"#),
+        "after the slow marker"
+    );
+    let path = dir.path().join("busy.log");
+    std::fs::write(&path, &log).unwrap();
+    let expected = python_rank(&path, false);
+    assert!(
+        expected.len() > 500,
+        "{}",
+        String::from_utf8_lossy(&expected)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&rust_rank(&path)),
+        String::from_utf8_lossy(&expected)
+    );
+    // The busy times add columns and nothing else.
+    let inputs = Inputs::from_paths([&path]).unwrap();
+    let busy = rank(&inputs, &RankOptions::new().with_busy(true)).unwrap();
+    let plain = rank(&inputs, &RankOptions::new()).unwrap();
+    assert_eq!(busy.rows.len(), plain.rows.len());
+    for (a, b) in busy.rows.iter().zip(&plain.rows) {
+        assert_eq!(
+            (a.total, a.max, a.count, &a.name),
+            (b.total, b.max, b.count, &b.name)
+        );
+    }
+    assert!(busy.rows.iter().any(|r| r.busy.unwrap().known > 0));
+    assert!(busy.rows.iter().any(|r| r.busy.unwrap().unknown > 0));
+}

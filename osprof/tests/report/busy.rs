@@ -1,0 +1,206 @@
+//! Busy time in the reports (docs/reports.md): lines with and without it in
+//! one log, unknown never shown as 0 and left out of the busy figures with
+//! a count, and `rank` without `--busy` unchanged by it.
+#![cfg(feature = "cli")]
+
+use std::process::Command;
+use std::time::Duration;
+
+use osprof::rank::{rank, Column, RankOptions};
+use osprof::source::Inputs;
+use osprof::Format;
+use tracing_osprofiler::format::{
+    write_start, write_stop, write_stop_with_busy, PointIds, PointName, Timestamp,
+};
+use tracing_osprofiler::Id;
+
+fn id(n: u128) -> Id {
+    Id::parse(&format!("00000000-0000-4000-8000-{n:012x}")).unwrap()
+}
+
+/// One request, `base`, of a Rust service (busy times) calling a Python
+/// one (none): `wsgi` > `db` x2 (sleeps: busy far below wall), `hash`
+/// (CPU: busy close to wall), then the Python side's `py-wsgi` > `py-db`.
+/// Returns the log, and the same log without any busy time.
+pub fn mixed_busy_log(base: u128) -> (Vec<u8>, Vec<u8>) {
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    let t0 = 1_582_790_665_000_000 + (base as i64) * 10_000_000;
+    let ids = |parent: u128, trace: u128| PointIds {
+        base_id: id(base),
+        parent_id: id(parent),
+        trace_id: id(trace),
+    };
+    // (trace, parent, name, begin µs, wall µs, busy µs, slow)
+    let points: [(u128, u128, &str, i64, u64, Option<u64>, bool); 6] = [
+        (base + 1, base, "wsgi", 0, 900_000, Some(40_000), true),
+        (base + 2, base + 1, "db", 1_000, 200_000, Some(1_500), false),
+        (base + 3, base + 1, "db", 210_000, 100_000, Some(500), false),
+        (
+            base + 4,
+            base + 1,
+            "hash",
+            320_000,
+            30_000,
+            Some(29_000),
+            false,
+        ),
+        (base + 5, base + 1, "py-wsgi", 400_000, 300_000, None, false),
+        (base + 6, base + 5, "py-db", 410_000, 250_000, None, false),
+    ];
+    for out in [&mut with, &mut without] {
+        for &(trace, parent, name, begin, _, _, _) in &points {
+            write_start(
+                out,
+                Timestamp::from_unix_micros(t0 + begin),
+                &ids(parent, trace),
+                PointName::new(name),
+                None,
+            );
+        }
+    }
+    for &(trace, parent, name, begin, wall, busy, slow) in points.iter().rev() {
+        let at = Timestamp::from_unix_micros(t0 + begin + wall as i64);
+        let wall = Duration::from_micros(wall);
+        let ids = ids(parent, trace);
+        let busy = busy.map(Duration::from_micros);
+        write_stop_with_busy(&mut with, at, wall, busy, &ids, PointName::new(name), slow);
+        write_stop(&mut without, at, wall, &ids, PointName::new(name), slow);
+    }
+    (with, without)
+}
+
+fn write_log(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn lines_with_and_without_busy_time_in_one_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _) = mixed_busy_log(0x100);
+    let (b, _) = mixed_busy_log(0x200);
+    let log = write_log(dir.path(), "mixed.log", &[a, b].concat());
+    let inputs = Inputs::from_paths([&log]).unwrap();
+    for self_time in [false, true] {
+        let options = RankOptions::new().with_busy(true).with_self_time(self_time);
+        let report = rank(&inputs, &options).unwrap();
+        let row = |name: &str| report.rows.iter().find(|r| r.name == name).unwrap();
+        let db = row("db").busy.unwrap();
+        assert_eq!((db.known, db.unknown), (4, 0));
+        assert!((db.total.unwrap() - 0.004).abs() < 1e-9, "{db:?}");
+        assert!((db.avg.unwrap() - 0.001).abs() < 1e-9, "{db:?}");
+        let hash = row("hash");
+        assert!((hash.busy.unwrap().total.unwrap() - 0.058).abs() < 1e-9);
+        assert!((hash.total - 0.060).abs() < 1e-9);
+        // The Python side: unknown, not 0, and counted.
+        let py = row("py-db").busy.unwrap();
+        assert_eq!((py.total, py.avg, py.known, py.unknown), (None, None, 0, 2));
+    }
+
+    // JSON: the keys, in seconds; unknown is null.
+    let report = rank(
+        &inputs,
+        &RankOptions::new().with_busy(true).with_format(Format::Json),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    report.write(&mut out).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    let by_name = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap();
+    assert_eq!(by_name("wsgi")["busy_total"], 0.08);
+    assert_eq!(by_name("wsgi")["busy_avg"], 0.04);
+    assert_eq!(by_name("py-wsgi")["busy_total"], serde_json::Value::Null);
+    assert_eq!(by_name("py-wsgi")["busy_avg"], serde_json::Value::Null);
+    assert_eq!(by_name("py-wsgi")["busy_unknown"], 2);
+
+    // Text, CSV, Markdown through the binary: `-` (empty in CSV), never 0,
+    // and a note on stderr with the count.
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_osprof"))
+            .arg("rank")
+            .args(args)
+            .arg(&log)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (text, notes) = run(&["--busy"]);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains("Busy total | Busy avg | Busy unknown | Trace name"),
+        "{text}"
+    );
+    let py_line = text.lines().find(|l| l.ends_with(" py-db")).unwrap();
+    let cells: Vec<&str> = py_line.split_whitespace().collect();
+    assert_eq!(&cells[4..], ["-", "-", "2", "py-db"], "{text}");
+    let db_line = text.lines().find(|l| l.ends_with(" db")).unwrap();
+    let cells: Vec<&str> = db_line.split_whitespace().collect();
+    assert_eq!(&cells[4..], ["0.004", "0.001", "0", "db"], "{text}");
+    assert!(
+        notes.contains("busy time unknown for 4 of 12 points"),
+        "{notes}"
+    );
+    let (csv, _) = run(&["--busy", "--format", "csv"]);
+    assert!(csv.starts_with("total,max,avg,count,busy_total,busy_avg,busy_unknown,name\n"));
+    assert!(csv.contains(",,,2,py-db\n"), "{csv}");
+    let (md, _) = run(&["--busy", "--format", "markdown", "--unit", "ms"]);
+    assert!(
+        md.contains("| Busy total (ms) | Busy avg (ms) | Busy unknown |"),
+        "{md}"
+    );
+    assert!(md.contains("| - | - | 2 | py-db |"), "{md}");
+
+    // --sort busy: by known busy total, unknown last (and it turns --busy on).
+    let (sorted, _) = run(&["--sort", "busy"]);
+    let names: Vec<&str> = sorted
+        .lines()
+        .skip(2)
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(names[..3], ["wsgi", "hash", "db"], "{sorted}");
+    assert!(names[3..].iter().all(|n| n.starts_with("py-")), "{sorted}");
+}
+
+#[test]
+fn reports_without_busy_are_unchanged_by_busy_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let (with, without) = mixed_busy_log(0x300);
+    let with = write_log(dir.path(), "with.log", &with);
+    let without = write_log(dir.path(), "without.log", &without);
+    for args in [
+        &["rank"][..],
+        &["rank", "--self", "--percentiles"],
+        &["rank", "--format", "json"],
+        &["rank", "--format", "csv", "--unit", "us"],
+    ] {
+        let run = |log: &std::path::Path| {
+            let out = Command::new(env!("CARGO_BIN_EXE_osprof"))
+                .args(args)
+                .arg(log)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?} {out:?}");
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .replace(with.to_str().unwrap(), "LOG")
+                .replace(without.to_str().unwrap(), "LOG")
+        };
+        let (a, b) = (run(&with), run(&without));
+        assert!(!a.contains("usy"), "{args:?}: {a}");
+        assert_eq!(a, b, "{args:?}");
+    }
+    // The sort by busy is refused nowhere, also on a log without any.
+    let report = rank(
+        &Inputs::from_paths([&without]).unwrap(),
+        &RankOptions::new().with_busy(true).with_sort(Column::Busy),
+    )
+    .unwrap();
+    assert!(report.rows.iter().all(|r| r.busy.unwrap().total.is_none()));
+}
