@@ -99,3 +99,80 @@ fn an_unreachable_store_is_a_clear_error() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// The peak resident memory of this process, from `/proc/self/status`.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status");
+    kib * 1024
+}
+
+#[test]
+fn a_value_past_the_limit_is_named_with_its_length_and_skipped_not_kept() {
+    use osprof::list::{list, ListOptions};
+    use osprof::source::{Inputs, RedisSource, Source};
+
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (bases, _log) = rust_requests(&server.url(), dir.path(), 2);
+    let key = format!("osprofiler_opt:{}", bases[1]);
+    // A 48 MiB entry, made by the server itself (this process never holds
+    // it): newer than the request's 10 events, so entry 10 from the tail.
+    const HUGE: u64 = 48 << 20;
+    let made = server.command(&[
+        "EVAL",
+        "return redis.call('LPUSH', KEYS[1], string.rep('x', tonumber(ARGV[1])))",
+        "1",
+        &key,
+        &HUGE.to_string(),
+    ]);
+    assert_eq!(made, ":11");
+    let url = server.url();
+
+    // Through the library, in this process: the peak memory does not grow
+    // by the value (a client that buffers it grows by 48 MiB at least).
+    let store = RedisSource::new(&url).unwrap();
+    let inputs = Inputs::new(vec![Source::Redis(store.clone())]).unwrap();
+    let peak_before = peak_rss_bytes();
+    let report = list(&inputs, &ListOptions::new()).expect("the store is read");
+    let peak_after = peak_rss_bytes();
+    assert!(
+        peak_after < peak_before + HUGE / 2,
+        "peak memory grew from {peak_before} to {peak_after} bytes"
+    );
+    assert_eq!(store.problems(), 1, "the one entry past the limit");
+    drop(report);
+
+    // The CLI names the key, the entry, its length and the limit, and
+    // reports both requests.
+    let output = osprof(&["list", "--connection-string", &url, "--format", "csv"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        bases.iter().all(|b| stdout.contains(&b.to_string())),
+        "{stdout}"
+    );
+    let message = format!(
+        "{key} entry 10 from the tail: a value of {HUGE} bytes, longer than the 1048576 \
+         bytes read per value (--max-value-bytes)"
+    );
+    assert!(stderr.contains(&message), "{message:?} in\n{stderr}");
+
+    // With a higher limit the value is read, and found not to be JSON.
+    let output = osprof(&[
+        "list",
+        "--connection-string",
+        &url,
+        "--max-value-bytes",
+        &(HUGE * 2).to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{key} entry 10 from the tail: not JSON")),
+        "{stderr}"
+    );
+}
