@@ -32,12 +32,22 @@
 //! | `--connection-string URL` | none | another sink, as osprofiler's connection string (`otlp://host:port`, `http(s)://…`, `redis://…`); repeatable; each needs its cargo feature |
 //! | `--project NAME`, `--service NAME` | `osprofiler`, the executable's name | who the points are from (OTLP `service.name` is `{project}-{service}`) |
 //! | `--downstream URL` | none | `GET /` also calls this URL, signed, so the callee's points hang under the call |
+//! | `--keep-slower-than DURATION` | off | tail capture: a request without a token is recorded in memory and written only if it took at least this long (`150ms`, `2s`) |
+//! | `--keep-errors` | off | tail capture: a request without a token is written if it failed (a 5xx, an `ERROR` event) |
+//!
+//! `GET /?delay_ms=N` makes the handler's work take N ms longer, inside an
+//! instrumented span (`slow_work`): with `--keep-slower-than 150ms`,
+//! `curl 'http://127.0.0.1:8080/?delay_ms=200'` is written without any
+//! token, and `curl http://127.0.0.1:8080/` is not. `GET /?fail=1` answers
+//! 500.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use reqwest_middleware::ClientWithMiddleware;
@@ -45,7 +55,7 @@ use tracing::Instrument as _;
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::writer::{ProfileWriter, RollingFile};
-use tracing_osprofiler::{HmacKeys, OsProfilerLayer};
+use tracing_osprofiler::{CapturePolicy, HmacKeys, OsProfilerLayer};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
@@ -57,10 +67,31 @@ struct Args {
     project: Option<String>,
     service: Option<String>,
     downstream: Option<String>,
+    keep_slower_than: Option<Duration>,
+    keep_errors: bool,
 }
 
 const USAGE: &str = "usage: axum_service [--listen ADDR] [--log-dir DIR] [--hmac-keys K1,K2] \
-    [--connection-string URL]... [--project NAME] [--service NAME] [--downstream URL]";
+    [--connection-string URL]... [--project NAME] [--service NAME] [--downstream URL] \
+    [--keep-slower-than DURATION] [--keep-errors]";
+
+/// `150ms`, `2s`, `1.5s`, `500us`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{text:?}: give a unit (ms, s, us)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: not a number and a unit"))?;
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "us" | "µs" => number / 1e6,
+        _ => return Err(format!("{text:?}: the unit is one of s, ms, us")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -71,6 +102,8 @@ fn parse_args() -> Result<Args, String> {
         project: None,
         service: None,
         downstream: None,
+        keep_slower_than: None,
+        keep_errors: false,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -85,7 +118,17 @@ fn parse_args() -> Result<Args, String> {
             "--project" => args.project = Some(value()?),
             "--service" => args.service = Some(value()?),
             "--downstream" => args.downstream = Some(value()?),
-            "-h" | "--help" => return Err(USAGE.to_owned()),
+            "--keep-slower-than" => {
+                args.keep_slower_than = Some(
+                    parse_duration(&value()?).map_err(|e| format!("--keep-slower-than: {e}"))?,
+                );
+            }
+            "--keep-errors" => args.keep_errors = true,
+            "-h" | "--help" => {
+                // Asked for: the usage on stdout, and success.
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
@@ -138,7 +181,30 @@ struct App {
     downstream: Option<String>,
 }
 
-async fn index(State(app): State<App>) -> String {
+/// The extra work `GET /?delay_ms=N` asks for.
+#[tracing::instrument]
+async fn slow_work(delay_ms: u64) {
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+}
+
+async fn index(
+    State(app): State<App>,
+    Query(query): Query<HashMap<String, String>>,
+) -> (StatusCode, String) {
+    if let Some(delay) = query.get("delay_ms").and_then(|v| v.parse().ok()) {
+        slow_work(delay).await;
+    }
+    if query.contains_key("fail") {
+        tracing::error!("failing as asked (?fail)");
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed as asked\n".into(),
+        );
+    }
+    (StatusCode::OK, page(&app).await)
+}
+
+async fn page(app: &App) -> String {
     let bytes = load_user(42).await;
     let mut page = render(bytes).await;
     if let Some(url) = &app.downstream {
@@ -148,7 +214,18 @@ async fn index(State(app): State<App>) -> String {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // An error is one sentence with its cause on stderr, not a Debug dump.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("axum_service: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let mut builder = ProfileWriter::builder().with_file(RollingFile::new(&args.log_dir));
     for connection_string in &args.connection_strings {
@@ -165,7 +242,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Fields on start lines: the root's method and path, `user = 42`.
         .with(OsProfilerLayer::new(writer).with_fields(true))
         // The middleware's summary warnings about refused tokens.
-        .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::WARN))
+        // Colours only on a terminal: none in a file or a pipe.
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter(LevelFilter::WARN),
+        )
         .init();
 
     let keys = HmacKeys::from_comma_separated(&args.hmac_keys);
@@ -175,15 +258,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(ProfilingMiddleware::new())
         .build();
+    let mut profiling = ProfilingLayer::new(keys).with_method_and_path(true);
+    if args.keep_slower_than.is_some() || args.keep_errors {
+        // Requests without a token are recorded in memory and written only
+        // when slow or failed (docs/configuration.md, "Tail capture").
+        profiling = profiling.with_capture(
+            CapturePolicy::new()
+                .with_keep_slower_than(args.keep_slower_than)
+                .with_keep_errors(args.keep_errors)
+                .build(),
+        );
+    }
     let app = Router::new()
         .route("/", get(index))
         .with_state(App {
             client,
             downstream: args.downstream.clone(),
         })
-        .layer(ProfilingLayer::new(keys).with_method_and_path(true));
+        .layer(profiling);
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     println!(
         "listening on http://{}/ ; profiled requests are logged in {}{}",
         listener.local_addr()?,
