@@ -303,33 +303,223 @@ fn missing_feature(connection_string: &str, feature: &str) -> Error {
     )
 }
 
-/// A connection string as it may be shown in a message or a log: the
-/// credentials before the `@` replaced by `***`.
+/// A connection string as it may be shown in a message or a log, whatever
+/// its scheme: the user information (everything before the last `@`, since
+/// a password may hold `/`, `?` or `#` unencoded) replaced by `***`, every
+/// query value replaced by `***` but those of `db`, `protocol` and
+/// `timeout` (`?pass=…` is a password too), and a fragment replaced by
+/// `***`. A
+/// string without `://` is treated the same way (`user:pw@db` shows as
+/// `***@db`).
 ///
 /// ```
 /// use tracing_osprofiler::writer::redact_password;
 ///
 /// assert_eq!(redact_password("redis://:hunter2@db:6379/0"), "redis://***@db:6379/0");
+/// assert_eq!(redact_password("redis://:Zm9v/YmFy+cXV4@db:6379"), "redis://***@db:6379");
+/// assert_eq!(
+///     redact_password("redis+unix:///run/redis.sock?db=2&pass=hunter2"),
+///     "redis+unix:///run/redis.sock?db=2&pass=***"
+/// );
+/// assert_eq!(redact_password("mongodb://user:pw@db"), "mongodb://***@db");
 /// assert_eq!(redact_password("otlp://collector:4318"), "otlp://collector:4318");
 /// ```
 #[must_use]
 pub fn redact_password(connection_string: &str) -> String {
-    let Some((scheme, rest)) = connection_string.split_once("://") else {
-        return connection_string.to_owned();
+    let (scheme, rest) = match connection_string.split_once("://") {
+        // A "scheme" that is not one (`user:pw@host://…`) is part of what
+        // may hold a secret.
+        Some((scheme, rest))
+            if !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) =>
+        {
+            (Some(scheme), rest)
+        }
+        _ => (None, connection_string),
     };
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-        None => connection_string.to_owned(),
+    let mut shown = String::with_capacity(connection_string.len());
+    if let Some(scheme) = scheme {
+        shown.push_str(scheme);
+        shown.push_str("://");
     }
+    let rest = match rest.rfind('@') {
+        Some(at) => {
+            shown.push_str("***@");
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (rest, None),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    shown.push_str(path);
+    if let Some(query) = query {
+        shown.push('?');
+        for (i, parameter) in query.split('&').enumerate() {
+            if i > 0 {
+                shown.push('&');
+            }
+            match parameter.split_once('=') {
+                Some((name, value))
+                    if SHOWN_QUERY_PARAMETERS
+                        .iter()
+                        .any(|shown| name.eq_ignore_ascii_case(shown))
+                        || value.is_empty() =>
+                {
+                    shown.push_str(name);
+                    shown.push('=');
+                    shown.push_str(value);
+                }
+                Some((name, _)) => {
+                    shown.push_str(name);
+                    shown.push_str("=***");
+                }
+                // A bare word may be a secret itself.
+                None if parameter.is_empty() => {}
+                None => shown.push_str("***"),
+            }
+        }
+    }
+    if let Some(fragment) = fragment {
+        shown.push('#');
+        if !fragment.is_empty() {
+            shown.push_str("***");
+        }
+    }
+    shown
+}
+
+/// The query parameters whose values [`redact_password`] shows: the
+/// database number, the protocol version and timeouts, which name no
+/// secret. Every other value is hidden.
+const SHOWN_QUERY_PARAMETERS: &[&str] = &["db", "protocol", "timeout"];
+
+/// `text` (an error message of some library given `connection_string`)
+/// with every secret of `connection_string` replaced by `***`: the user
+/// information and its password (as written and percent-decoded) and the
+/// hidden query values, as [`redact_password`]
+/// hides them. For messages this crate does not write itself.
+#[must_use]
+pub fn hide_connection_secrets(text: &str, connection_string: &str) -> String {
+    let rest = connection_string
+        .split_once("://")
+        .map_or(connection_string, |(_, rest)| rest);
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some((userinfo, _)) = rest.rsplit_once('@') {
+        secrets.push(userinfo.to_owned());
+        // The user name is no secret, and replacing a short one everywhere
+        // would garble the message.
+        if let Some((_, password)) = userinfo.split_once(':') {
+            secrets.push(password.to_owned());
+        }
+    }
+    let query = rest.split_once('?').map(|(_, query)| query);
+    let query = query.map(|query| query.split('#').next().unwrap_or(query));
+    for parameter in query.into_iter().flat_map(|query| query.split('&')) {
+        let secret = match parameter.split_once('=') {
+            Some((name, _))
+                if SHOWN_QUERY_PARAMETERS
+                    .iter()
+                    .any(|shown| name.eq_ignore_ascii_case(shown)) =>
+            {
+                continue
+            }
+            Some((_, value)) => value,
+            None => parameter,
+        };
+        secrets.push(secret.to_owned());
+    }
+    let decoded: Vec<String> = secrets.iter().filter_map(|s| percent_decode(s)).collect();
+    secrets.extend(decoded);
+    // Longest first, so that a secret holding another is replaced whole.
+    secrets.retain(|secret| !secret.is_empty() && secret != "***");
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    let mut text = text.to_owned();
+    for secret in &secrets {
+        text = text.replace(secret.as_str(), "***");
+    }
+    text
+}
+
+/// `text` with `%XX` escapes decoded, `None` if it has none or they make no
+/// UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h)? * 16 + hex(l)?) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_secrets_whatever_the_scheme_and_wherever_they_sit() {
+        for (given, shown) in [
+            ("redis://:Zm9v/YmFy+cXV4@db:6379", "redis://***@db:6379"),
+            ("redis://:Zm9v/YmFy+cXV4@db:6379/2", "redis://***@db:6379/2"),
+            ("otlp://user:Zm9v/YmFy@host:4318", "otlp://***@host:4318"),
+            ("redis://:pa?ss#word@db", "redis://***@db"),
+            (
+                "redis+unix:///run/redis.sock?pass=hunter2",
+                "redis+unix:///run/redis.sock?pass=***",
+            ),
+            (
+                "unix:///run/redis.sock?db=1&user=u&pass=hunter2&token",
+                "unix:///run/redis.sock?db=1&user=***&pass=***&***",
+            ),
+            ("mongodb://user:pw@db", "mongodb://***@db"),
+            (
+                "postgres://u:p@db/x?sslpassword=s3#frag",
+                "postgres://***@db/x?sslpassword=***#***",
+            ),
+            ("user:hunter2@db:6379", "***@db:6379"),
+            ("us:er:pw@host://x", "***@host://x"),
+            ("no scheme", "no scheme"),
+            ("", ""),
+            (
+                "redis://db:6379/0?protocol=resp3",
+                "redis://db:6379/0?protocol=resp3",
+            ),
+        ] {
+            assert_eq!(redact_password(given), shown, "{given}");
+        }
+    }
+
+    #[test]
+    fn connection_secrets_are_hidden_in_foreign_messages() {
+        let text = "cannot open redis://al%69ce:Zm9v/YmFy@db?pass=hunter2: user alice, password Zm9v/YmFy, pass hunter2";
+        let hidden =
+            hide_connection_secrets(text, "redis://al%69ce:Zm9v/YmFy@db?pass=hunter2&db=2");
+        for secret in ["al%69ce:Zm9v", "Zm9v/YmFy", "hunter2"] {
+            assert!(!hidden.contains(secret), "{secret} in {hidden}");
+        }
+        assert!(hidden.contains("@db"), "{hidden}");
+    }
 
     #[test]
     fn redacts_passwords() {

@@ -70,7 +70,7 @@ mod redis;
 mod sink;
 mod worker;
 
-pub use builder::{redact_password, Builder};
+pub use builder::{hide_connection_secrets, redact_password, Builder};
 pub use error::Error;
 pub use file::RollingFile;
 #[cfg(feature = "otlp")]

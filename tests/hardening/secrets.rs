@@ -111,3 +111,67 @@ async fn neither_keys_nor_headers_nor_query_reach_any_log() {
         assert!(!debug.contains(headers.trace_hmac()), "{debug}");
     }
 }
+
+/// Connection strings with a secret wherever one can sit (a password
+/// holding `/`, `?` or `+`, a query value, an unknown scheme, no scheme at
+/// all): no error, `Debug` output or source chain of the builder and the
+/// sinks shows it.
+#[test]
+fn connection_strings_show_no_secret_in_any_error_or_debug() {
+    use tracing_osprofiler::writer::{redact_password, Builder};
+
+    const SECRET: &str = "S3CR3T";
+    let strings = [
+        "redis://:Zm9v/S3CR3T+cXV4@db:6379",
+        "redis://user:Zm9v/S3CR3T@db:6379/0",
+        "redis://:S3CR3T@db:6379/0?pass=S3CR3T",
+        "redis://:S3CR3T@db:notaport",
+        "redis://:pa?S3CR3T@db",
+        "redis://:pa#S3CR3T@db",
+        "rediss://:Zm9v/S3CR3T@db",
+        "redis+unix:///run/redis.sock?pass=S3CR3T",
+        "unix:///run/redis.sock?db=1&pass=S3CR3T",
+        "otlp://user:Zm9v/S3CR3T@host:4318",
+        "http://user:S3CR3T@host:4318",
+        "https://user:Zm9v/S3CR3T@host",
+        "otlp://host:4318/?token=S3CR3T",
+        "mongodb://user:S3CR3T@db",
+        "mongodb://user:Zm9v/S3CR3T@db/x?authSource=S3CR3T",
+        "user:S3CR3T@db:6379",
+        "not a url user:S3CR3T@db",
+    ];
+    let chain = |error: &dyn std::error::Error| {
+        let mut text = format!("{error} | {error:?}");
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(&format!(" | {cause} | {cause:?}"));
+            source = cause.source();
+        }
+        text
+    };
+    let mut checked = 0;
+    for string in strings {
+        let shown = redact_password(string);
+        assert!(!shown.contains(SECRET), "{string} shows as {shown}");
+        let mut texts = vec![shown];
+        match Builder::new().with_connection_string(string) {
+            Ok(builder) => texts.push(format!("{builder:?}")),
+            Err(error) => texts.push(chain(&error)),
+        }
+        #[cfg(feature = "redis")]
+        match tracing_osprofiler::writer::Redis::new(string) {
+            Ok(redis) => texts.push(format!("{redis:?}")),
+            Err(error) => texts.push(chain(&error)),
+        }
+        #[cfg(feature = "otlp")]
+        match tracing_osprofiler::writer::Otlp::new(string) {
+            Ok(otlp) => texts.push(format!("{otlp:?}")),
+            Err(error) => texts.push(chain(&error)),
+        }
+        for text in texts {
+            assert!(!text.contains(SECRET), "{string}: {text}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= strings.len() * 2, "{checked}");
+}

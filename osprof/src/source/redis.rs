@@ -861,19 +861,11 @@ fn write_event(
     }
 }
 
-/// `text` with the password of `connection_string` replaced, in case an
-/// error message quotes it.
+/// `text` with the secrets of `connection_string` replaced, in case an
+/// error message quotes them: the password (one holding `/` included) and
+/// query values, as `redact_password` hides them.
 fn hide_password(text: &str, connection_string: &str) -> String {
-    let password = connection_string
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split('/').next())
-        .and_then(|authority| authority.rsplit_once('@'))
-        .map(|(credentials, _)| credentials.rsplit(':').next().unwrap_or(credentials))
-        .filter(|password| !password.is_empty() && *password != "***");
-    match password {
-        Some(password) => text.replace(password, "***"),
-        None => text.to_owned(),
-    }
+    tracing_osprofiler::writer::hide_connection_secrets(text, connection_string)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod support {
 mod capture;
 mod busy;
 mod cli;
+mod connection_secrets;
 mod docs;
 mod durations;
 mod golden;
