@@ -33,6 +33,10 @@ pub struct Point {
     pub stop: Option<Timestamp>,
     /// The duration the stop line gives, in seconds.
     pub duration: Option<f64>,
+    /// The busy time the stop line gives, in seconds (the time the point's
+    /// span was entered on at least one thread); `None` when it gives none
+    /// (Python services, older logs): unknown, not 0.
+    pub busy: Option<f64>,
     /// Index of the log (in the order given) the point's first line came from.
     pub source: usize,
 }
@@ -395,6 +399,7 @@ pub(crate) fn load_request_kept(
                 start: None,
                 stop: None,
                 duration: None,
+                busy: None,
                 source,
             });
             points.len() - 1
@@ -405,6 +410,7 @@ pub(crate) fn load_request_kept(
             Phase::Stop => {
                 point.stop = Some(line.timestamp);
                 point.duration = line.duration;
+                point.busy = line.busy;
             }
         }
     })?;
@@ -437,6 +443,7 @@ mod tests {
             start: Some(Timestamp::from_unix_micros(begin)),
             stop: Some(Timestamp::from_unix_micros(begin + secs_to_micros(secs))),
             duration: Some(secs),
+            busy: None,
             source: 0,
         }
     }

@@ -32,6 +32,7 @@
 //!         start: Some(Timestamp::from_unix_micros(1_000_000)),
 //!         stop: Some(Timestamp::from_unix_micros(1_250_000)),
 //!         duration: Some(0.25),
+//!         busy: None,
 //!         source: 0,
 //!     }],
 //!     sources: vec![0],
@@ -212,6 +213,21 @@ fn point_cells(tree: &Tree<'_>, index: usize, first: Option<i64>) -> [String; 3]
         "-".to_owned()
     };
     [start, duration, self_time]
+}
+
+/// Whether some point of the tree gives its busy time: only then do the
+/// tree, the table and the timeline show it (a log without any stays as it
+/// was shown before busy times existed).
+fn has_busy(tree: &Tree<'_>) -> bool {
+    tree.request().points.iter().any(|p| p.busy.is_some())
+}
+
+/// The busy cell of a point: its busy time in ms, or `-` when its stop
+/// line gives none (unknown, never 0).
+fn busy_cell(tree: &Tree<'_>, index: usize) -> String {
+    tree.point(index)
+        .busy
+        .map_or_else(|| "-".to_owned(), |b| fmt_ms(secs_to_micros(b)))
 }
 
 /// Microseconds as milliseconds with three decimals (`1234567` ->

@@ -10,7 +10,11 @@
 //! the log a point came from (one hue per log, varied by name); the
 //! critical path has a dark red outline; an unfinished point (start or stop
 //! line missing) is grey with a dashed outline. Every bar has a `<title>`
-//! tooltip with its name, times, self time and ids.
+//! tooltip with its name, times, self time and ids. When the log gives
+//! busy times, a point whose busy time is known is drawn pale (idle) with
+//! a solid part over its busy share, from its left end (the log gives the
+//! total, not when it fell); a point without one (a Python service) stays
+//! solid, its tooltip saying the busy time is unknown.
 //!
 //! Nothing is loaded from anywhere: no fonts (generic families only), no
 //! scripts, no links. The HTML page carries a Content-Security-Policy that
@@ -25,7 +29,7 @@ use crate::model::{secs_to_micros, Tree};
 use crate::steps::step;
 
 use super::pack::{pack, FreeRows};
-use super::{escape_xml, fmt_ms, logs_legend, point_cells, preorder};
+use super::{busy_cell, escape_xml, fmt_ms, has_busy, logs_legend, point_cells, preorder};
 use crate::render::escape;
 
 /// Width of the SVG, in pixels.
@@ -46,6 +50,9 @@ const BAR: f64 = 19.0;
 const MIN_BAR: f64 = 3.0;
 /// Average width of a character of the 12 px label font, to fit labels.
 const CHAR_WIDTH: f64 = 6.8;
+
+/// How opaque the idle share of a bar is drawn (its busy share is solid).
+const IDLE_OPACITY: f64 = 0.35;
 
 /// One hue per log (degrees), cycled when a request spans more logs.
 const HUES: [f64; 6] = [24.0, 205.0, 130.0, 280.0, 48.0, 335.0];
@@ -122,8 +129,13 @@ tr.unfinished td {{ color: #777; font-style: italic; }}
         escape_xml(&summary(tree)),
     );
     html.push_str(&svg(tree, logs, false));
+    let busy = has_busy(tree);
+    html.push_str("<table>\n<thead><tr><th>start ms</th><th>duration ms</th>");
+    if busy {
+        html.push_str("<th>busy ms</th>");
+    }
     html.push_str(
-        "<table>\n<thead><tr><th>start ms</th><th>duration ms</th><th>self ms</th>\
+        "<th>self ms</th>\
          <th>log</th><th></th><th>name</th></tr></thead>\n<tbody>\n",
     );
     for (i, depth) in preorder(tree) {
@@ -142,9 +154,14 @@ tr.unfinished td {{ color: #777; font-style: italic; }}
         let _ = writeln!(
             html,
             "<tr class=\"{}\"><td class=\"num\">{start}</td><td class=\"num\">{duration}</td>\
-             <td class=\"num\">{self_time}</td><td class=\"num\">{}</td><td class=\"mark\">{marks}</td>\
+             {}<td class=\"num\">{self_time}</td><td class=\"num\">{}</td><td class=\"mark\">{marks}</td>\
              <td style=\"padding-left:{}px\">{}</td></tr>",
             class.join(" "),
+            if busy {
+                format!("<td class=\"num\">{}</td>", busy_cell(tree, i))
+            } else {
+                String::new()
+            },
             point.source,
             10 + 16 * depth.min(40),
             escape_xml(&point.name),
@@ -329,6 +346,17 @@ fn svg(tree: &Tree<'_>, logs: &[String], standalone: bool) -> String {
         "fill=\"#d9d9d9\" stroke=\"#555555\"".into(),
         " stroke-dasharray=\"3 2\"",
     ));
+    let busy = has_busy(tree);
+    if busy {
+        legend.push((
+            "idle share (pale)".into(),
+            format!(
+                "fill=\"{}\" fill-opacity=\"{IDLE_OPACITY}\" stroke=\"#000000\" stroke-opacity=\"0.3\"",
+                colour(request.sources.first().copied().unwrap_or(0), "")
+            ),
+            "",
+        ));
+    }
     let legend_width: f64 = legend
         .iter()
         .map(|(label, _, _)| 26.0 + label.chars().count() as f64 * CHAR_WIDTH)
@@ -411,8 +439,21 @@ fn svg(tree: &Tree<'_>, logs: &[String], standalone: bool) -> String {
                 "stroke=\"#ffffff\" stroke-width=\"1\"",
             )
         };
+        let busy_line = match point.busy {
+            _ if !busy => String::new(),
+            Some(b) => format!(
+                "\nbusy {} ms (entered on a thread), idle {} ms",
+                busy_cell(tree, i),
+                fmt_ms(
+                    secs_to_micros(point.duration.unwrap_or(b))
+                        .saturating_sub(secs_to_micros(b))
+                        .max(0)
+                )
+            ),
+            None => "\nbusy unknown (its log gives none)".to_owned(),
+        };
         let mut tip = format!(
-            "{}\nstart +{} ms, duration {} ms, self {} ms\nlog {}{}\ntrace_id {}\nparent_id {}",
+            "{}\nstart +{} ms, duration {} ms, self {} ms{busy_line}\nlog {}{}\ntrace_id {}\nparent_id {}",
             point.name,
             fmt_ms(begin),
             point
@@ -433,11 +474,33 @@ fn svg(tree: &Tree<'_>, logs: &[String], standalone: bool) -> String {
             (None, _) => tip.push_str("\nunfinished: no start line"),
             _ => {}
         }
+        // A known busy time: the bar pale (the point waited), and solid
+        // over the busy share of its length, from its left end (the log
+        // gives the busy total, not when it fell).
+        let busy_share = match (point.busy, point.duration) {
+            (Some(b), Some(d)) if point.is_finished() && d > 0.0 => Some((b / d).clamp(0.0, 1.0)),
+            (Some(_), Some(_)) if point.is_finished() => Some(1.0),
+            _ => None,
+        };
+        let opacity = if busy_share.is_some() {
+            format!(" fill-opacity=\"{IDLE_OPACITY}\"")
+        } else {
+            String::new()
+        };
         let _ = write!(
             s,
-            "<g><title>{}</title><rect x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{BAR}\" rx=\"2\" fill=\"{fill}\" {stroke}/>",
+            "<g><title>{}</title><rect x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{BAR}\" rx=\"2\" fill=\"{fill}\"{opacity} {stroke}/>",
             escape_xml(&tip)
         );
+        if let Some(share) = busy_share {
+            let _ = write!(
+                s,
+                "<rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{fill}\"/>",
+                y + 1.5,
+                (w * share).max(0.0),
+                BAR - 3.0,
+            );
+        }
         if let Some(label) = fit_label(&point.name, w - 8.0) {
             let _ = write!(
                 s,

@@ -7,6 +7,9 @@
 //!        5.000       70.000       70.000    0  *    db
 //! legend: * critical path  ! unfinished (start or stop line missing)  - unknown; times in ms from the first begin
 //! ```
+//!
+//! When some point's stop line gives its busy time, a `busy ms` column
+//! follows the duration (`-` for the points whose line gives none).
 
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -14,7 +17,7 @@ use std::io::{self, Write};
 use crate::model::Tree;
 use crate::render::escape::text;
 
-use super::{fmt_ms, logs_legend, point_cells, preorder};
+use super::{busy_cell, fmt_ms, has_busy, logs_legend, point_cells, preorder};
 
 /// Writes `tree` as an indented text tree.
 ///
@@ -66,11 +69,12 @@ pub(super) fn write(
             "kept by tail capture: {why} (recorded without a token, written when its root closed)"
         )?;
     }
-    writeln!(
-        out,
-        "{:>12} {:>12} {:>12} {:>4}     name",
-        "start ms", "duration ms", "self ms", "log"
-    )?;
+    let busy = has_busy(tree);
+    write!(out, "{:>12} {:>12} ", "start ms", "duration ms")?;
+    if busy {
+        write!(out, "{:>12} ", "busy ms")?;
+    }
+    writeln!(out, "{:>12} {:>4}     name", "self ms", "log")?;
     for (i, depth) in preorder(tree) {
         let point = tree.point(i);
         let [start, duration, self_time] = point_cells(tree, i, first);
@@ -86,9 +90,13 @@ pub(super) fn write(
         } else {
             (depth * 2, String::new())
         };
+        write!(out, "{start:>12} {duration:>12} ")?;
+        if busy {
+            write!(out, "{:>12} ", busy_cell(tree, i))?;
+        }
         writeln!(
             out,
-            "{start:>12} {duration:>12} {self_time:>12} {:>4}  {marks}  {:indent$}{deep}{}",
+            "{self_time:>12} {:>4}  {marks}  {:indent$}{deep}{}",
             point.source,
             "",
             text(&point.name),
@@ -99,6 +107,13 @@ pub(super) fn write(
         "legend: * critical path  ! unfinished (start or stop line missing)  - unknown; \
          times in ms from the first begin"
     )?;
+    if busy {
+        writeln!(
+            out,
+            "busy: the time a point's span was entered on a thread (the rest of its \
+             duration it waited); - where its log gives none"
+        )?;
+    }
     match logs_legend(tree, logs) {
         Some(named) => writeln!(out, "logs: {named}"),
         None => Ok(()),

@@ -204,3 +204,59 @@ fn reports_without_busy_are_unchanged_by_busy_times() {
     .unwrap();
     assert!(report.rows.iter().all(|r| r.busy.unwrap().total.is_none()));
 }
+
+fn osprof_stdout(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_osprof"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?} {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn show_prints_busy_beside_wall_and_draws_the_idle_share_pale() {
+    let dir = tempfile::tempdir().unwrap();
+    let (with, without) = mixed_busy_log(0x400);
+    let with = write_log(dir.path(), "with.log", &with);
+    let without = write_log(dir.path(), "without.log", &without);
+    let base = id(0x400).to_string();
+    let tree = osprof_stdout(&["show", &base, with.to_str().unwrap()]);
+    let header = tree.lines().nth(1).unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["start", "ms", "duration", "ms", "busy", "ms", "self", "ms", "log", "name"],
+        "{tree}"
+    );
+    let row = |name: &str| -> Vec<String> {
+        let line = tree
+            .lines()
+            .find(|l| l.trim_end().ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("{name} in {tree}"));
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    // start, duration, busy, self.
+    assert_eq!(row("hash")[..3], ["320.000", "30.000", "29.000"], "{tree}");
+    assert_eq!(row("wsgi")[..3], ["0.000", "900.000", "40.000"], "{tree}");
+    assert_eq!(row("py-db")[..3], ["410.000", "250.000", "-"], "{tree}");
+    assert!(
+        tree.contains("\nbusy: the time a point's span was entered"),
+        "{tree}"
+    );
+    // Without any busy time, the tree is as before.
+    let plain = osprof_stdout(&["show", &base, without.to_str().unwrap()]);
+    assert!(!plain.contains("busy"), "{plain}");
+
+    let svg = osprof_stdout(&["show", &base, "--format", "svg", with.to_str().unwrap()]);
+    assert!(svg.contains("idle share (pale)"), "legend");
+    assert!(svg.contains("busy 1.500 ms (entered on a thread), idle 198.500 ms"));
+    assert!(svg.contains("busy unknown (its log gives none)"));
+    // Five bars with a known busy time: pale, each with a solid busy part
+    // (`hash`'s nearly as long as its bar).
+    assert_eq!(svg.matches("fill-opacity=\"0.35\" stroke").count(), 4 + 1);
+    let plain_svg = osprof_stdout(&["show", &base, "--format", "svg", without.to_str().unwrap()]);
+    assert!(!plain_svg.contains("fill-opacity") && !plain_svg.contains("busy"));
+    let html = osprof_stdout(&["show", &base, "--format", "html", with.to_str().unwrap()]);
+    assert!(html.contains("<th>busy ms</th>"));
+    assert!(html.contains("<td class=\"num\">29.000</td>"));
+}

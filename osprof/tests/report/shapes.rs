@@ -35,6 +35,7 @@ pub fn point(trace: u64, parent: Option<u64>, begin: i64, end: i64) -> Point {
         start: Some(Timestamp::from_unix_micros(T0 + begin)),
         stop: Some(Timestamp::from_unix_micros(T0 + end)),
         duration: Some((end - begin) as f64 / 1e6),
+        busy: None,
         source: (trace % 3) as usize,
     }
 }

@@ -52,6 +52,7 @@ fn point(
         start: start_ms.map(at),
         stop: stop_ms.map(at),
         duration: duration_ms.map(|d| d / 1000.0),
+        busy: None,
         source,
     }
 }
