@@ -7,18 +7,22 @@
 //!
 //! This is the README's main job. Run without `--role`, the example starts
 //! itself twice as child processes (`--role b`, then `--role a` pointed at
-//! B), sends one unprofiled and one profiled request to A, stops both
+//! B), sends A two unprofiled requests (one fast, one 200 ms slower: A's
+//! tail capture keeps the slow one) and one profiled request, stops both
 //! services (they stop when their stdin closes, flushing their logs), and
 //! prints where the logs went, their lines, the rank report, and the
 //! profiled request rebuilt from both logs as one tree.
 
+use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use axum::extract::Query;
 use axum::routing::get;
 use axum::Router;
+use osprof::list::{list, ListOptions};
 use osprof::load_request;
 use osprof::model::Tree;
 use osprof::rank::{rank, RankOptions};
@@ -28,7 +32,9 @@ use tracing_osprofiler::format::parse_line;
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::writer::RollingFile;
-use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, OsProfilerLayer, Signer, TraceInfo};
+use tracing_osprofiler::{
+    CapturePolicy, HmacAlgorithm, HmacKeys, Id, OsProfilerLayer, Signer, TraceInfo,
+};
 use tracing_subscriber::prelude::*;
 
 type Error = Box<dyn std::error::Error>;
@@ -41,28 +47,41 @@ struct Args {
     downstream: Option<String>,
 }
 
+const USAGE: &str = "usage: service_pair [--log-dir DIR] [--hmac-keys KEY]";
+
 fn parse_args() -> Result<Args, Error> {
     let mut args = Args::default();
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
+        if matches!(flag.as_str(), "-h" | "--help") {
+            // Asked for: the usage on stdout, and success.
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
         let value = iter.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--role" => args.role = Some(value),
             "--log-dir" => args.log_dir = Some(PathBuf::from(value)),
             "--hmac-keys" => args.hmac_keys = Some(value),
             "--downstream" => args.downstream = Some(value),
-            other => {
-                return Err(format!(
-                "unknown argument {other:?}; usage: service_pair [--log-dir DIR] [--hmac-keys KEY]"
-            )
-                .into())
-            }
+            other => return Err(format!("unknown argument {other:?}; {USAGE}").into()),
         }
     }
     Ok(args)
 }
 
-fn main() -> Result<(), Error> {
+fn main() -> std::process::ExitCode {
+    // An error is one sentence with its cause on stderr, not a Debug dump.
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("service_pair: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Error> {
     let args = parse_args()?;
     let keys = args
         .hmac_keys
@@ -99,8 +118,21 @@ async fn a_call_b(client: &reqwest_middleware::ClientWithMiddleware, url: &str) 
     }
 }
 
+/// The extra work `GET /?delay_ms=N` asks A for.
+#[tracing::instrument]
+async fn slow_work(delay_ms: u64) {
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+}
+
 #[tracing::instrument(skip_all)]
-async fn a_handle(client: reqwest_middleware::ClientWithMiddleware, url: String) -> String {
+async fn a_handle(
+    client: reqwest_middleware::ClientWithMiddleware,
+    url: String,
+    delay_ms: Option<u64>,
+) -> String {
+    if let Some(delay) = delay_ms {
+        slow_work(delay).await;
+    }
     let cached = db_query(3).await;
     let from_b = a_call_b(&client, &url).await;
     format!("A read {cached} rows; {from_b}\n")
@@ -114,15 +146,28 @@ async fn serve(
 ) -> Result<(), Error> {
     let (writer, _guard) = RollingFile::new(log_dir).build()?;
     tracing_subscriber::registry()
-        .with(OsProfilerLayer::new(writer))
+        // Fields on: a request kept by tail capture says why on its root's
+        // start line (`{"capture.kept":"slow"}`), which `osprof list` reads.
+        .with(OsProfilerLayer::new(writer).with_fields(true))
         .init();
-    let layer = ProfilingLayer::new(HmacKeys::from_comma_separated(keys));
+    // Requests without a token are recorded in memory and written only if
+    // they took 150 ms or more (tail capture).
+    let capture = CapturePolicy::new()
+        .with_keep_slower_than(Some(Duration::from_millis(150)))
+        .build();
+    let layer = ProfilingLayer::new(HmacKeys::from_comma_separated(keys)).with_capture(capture);
     let app = if role == "a" {
         let url = downstream.ok_or("--downstream is required for --role a")?;
         let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
             .with(ProfilingMiddleware::new())
             .build();
-        Router::new().route("/", get(move || a_handle(client.clone(), url.clone())))
+        Router::new().route(
+            "/",
+            get(move |Query(query): Query<HashMap<String, String>>| {
+                let delay = query.get("delay_ms").and_then(|v| v.parse().ok());
+                a_handle(client.clone(), url.clone(), delay)
+            }),
+        )
     } else {
         Router::new().route("/", get(b_lookup))
     }
@@ -155,7 +200,9 @@ impl Service {
         keys: &str,
         downstream: Option<&str>,
     ) -> Result<Self, Error> {
-        let mut command = Command::new(std::env::current_exe()?);
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find this program to start service {role}: {e}"))?;
+        let mut command = Command::new(exe);
         command
             .args(["--role", role, "--hmac-keys", keys, "--log-dir"])
             .arg(log_dir)
@@ -164,7 +211,9 @@ impl Service {
         if let Some(url) = downstream {
             command.args(["--downstream", url]);
         }
-        let mut child = command.spawn()?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start service {role}: {e}"))?;
         let mut line = String::new();
         let stdout = child.stdout.take().ok_or("no stdout")?;
         BufReader::new(stdout).read_line(&mut line)?;
@@ -228,8 +277,10 @@ fn orchestrate(log_dir: Option<PathBuf>, keys: &str) -> Result<(), Error> {
         },
     };
     let (dir_a, dir_b) = (root.path.join("a"), root.path.join("b"));
-    std::fs::create_dir_all(&dir_a)?;
-    std::fs::create_dir_all(&dir_b)?;
+    for dir in [&dir_a, &dir_b] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
+    }
 
     let b = Service::start("b", &dir_b, keys, None)?;
     let b_url = format!("http://127.0.0.1:{}/", b.port);
@@ -240,20 +291,24 @@ fn orchestrate(log_dir: Option<PathBuf>, keys: &str) -> Result<(), Error> {
     let info = TraceInfo::new_request();
     let headers = Signer::new(first_key, HmacAlgorithm::Sha1).sign(&info);
     let runtime = tokio::runtime::Runtime::new()?;
-    let (plain, profiled) = runtime.block_on(async {
+    let (plain, slow, profiled) = runtime.block_on(async {
         let client = reqwest::Client::new();
         let plain = client.get(&a_url).send().await?.text().await?;
+        let slow_url = format!("{a_url}?delay_ms=200");
+        let slow = client.get(&slow_url).send().await?.text().await?;
         let mut request = client.get(&a_url);
         for (name, value) in headers.iter() {
             request = request.header(name, value);
         }
         let profiled = request.send().await?.text().await?;
-        Ok::<_, reqwest::Error>((plain, profiled))
+        Ok::<_, reqwest::Error>((plain, slow, profiled))
     })?;
     a.stop();
     b.stop();
 
-    print!("unprofiled call: {plain}profiled call:   {profiled}");
+    print!(
+        "unprofiled call: {plain}unprofiled call taking 200 ms more: {slow}profiled call:   {profiled}"
+    );
     println!("profiled request: base_id {}", info.base_id());
     show_logs(&[("A", &dir_a), ("B", &dir_b)], info.base_id())
 }
@@ -273,9 +328,16 @@ fn show_logs(services: &[(&str, &Path)], base_id: Id) -> Result<(), Error> {
                 .filter_map(|l| parse_line(l.as_bytes()).ok())
                 .filter(|l| l.ids.base_id != base_id)
                 .count();
+            // A keeps the slow unsigned request; its call to B carries no
+            // token (a captured request signs nothing), so B writes none.
+            let why = if foreign == 0 {
+                "the unprofiled calls wrote nothing here"
+            } else {
+                "the slow unprofiled call, kept by tail capture; the fast one wrote nothing"
+            };
             println!(
                 "\nservice {service} logged {lines} lines to {} ({foreign} from other requests: \
-                 the unprofiled call wrote nothing)",
+                 {why})",
                 path.display()
             );
             for line in text.lines() {
@@ -286,6 +348,8 @@ fn show_logs(services: &[(&str, &Path)], base_id: Id) -> Result<(), Error> {
     }
     let inputs = Inputs::from_paths(&files)?;
     let mut out = std::io::stdout().lock();
+    writeln!(out, "\n$ osprof list LOGS")?;
+    list(&inputs, &ListOptions::new())?.write(&mut out)?;
     writeln!(out, "\n$ osprof rank --self LOGS")?;
     rank(&inputs, &RankOptions::new().with_self_time(true))?.write(&mut out)?;
     writeln!(out, "\n$ osprof show {base_id} LOGS")?;
