@@ -423,6 +423,26 @@ fn flatten(request: ExportTraceServiceRequest) -> Vec<Received> {
     out
 }
 
+/// The resident memory of this process, in bytes (Linux: /proc/self/statm;
+/// fails the test elsewhere, never passes without measuring).
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm (Linux)");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("resident pages in /proc/self/statm");
+    // The page size of every Linux this runs on in CI; getconf says so.
+    let page = std::process::Command::new("getconf")
+        .arg("PAGESIZE")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    pages * page
+}
+
 /// A loopback port nothing listens on (bound, then released).
 pub fn dead_port() -> u16 {
     let listener = StdListener::bind("127.0.0.1:0").expect("bind");
@@ -547,6 +567,7 @@ pub fn named<'a>(spans: &'a [Received], name: &str) -> &'a Received {
 /// (fields on). Install it on a thread with [`Node::enter`].
 pub struct Node {
     pub writer: tracing_osprofiler::ProfileWriter,
+    pub layer: tracing_osprofiler::LayerStats,
     pub guard: Option<tracing_osprofiler::writer::WriterGuard>,
     pub dispatch: tracing::Dispatch,
     pub log_dir: tempfile::TempDir,
@@ -568,6 +589,22 @@ impl Node {
         project: &str,
         service: &str,
     ) -> Node {
+        Node::with_field_cap(
+            builder,
+            project,
+            service,
+            tracing_osprofiler::format::JsonFields::DEFAULT_MAX_VALUE_BYTES,
+        )
+    }
+
+    /// As [`with_builder`](Self::with_builder), the layer keeping field
+    /// values of up to `max_field_bytes`.
+    pub fn with_field_cap(
+        builder: tracing_osprofiler::writer::Builder,
+        project: &str,
+        service: &str,
+        max_field_bytes: usize,
+    ) -> Node {
         use tracing_subscriber::prelude::*;
         let log_dir = tempfile::tempdir().expect("tempdir");
         let (writer, guard) = builder
@@ -580,10 +617,14 @@ impl Node {
             .with_host("test-host")
             .build()
             .expect("build the writer");
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_osprofiler::OsProfilerLayer::new(writer.clone()).with_fields(true));
+        let layer = tracing_osprofiler::OsProfilerLayer::new(writer.clone())
+            .with_fields(true)
+            .with_max_field_bytes(max_field_bytes);
+        let layer_stats = layer.stats();
+        let subscriber = tracing_subscriber::registry().with(layer);
         Node {
             writer,
+            layer: layer_stats,
             guard: Some(guard),
             dispatch: tracing::Dispatch::new(subscriber),
             log_dir,
