@@ -144,6 +144,11 @@ pub struct RequestRow {
     pub unfinished: u64,
     /// The root point's name.
     pub root: String,
+    /// The root point's busy time in seconds (the time its span was
+    /// entered on a thread), when its stop line gives one; absent from
+    /// JSON when unknown (a Python service, an older log), never 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy: Option<f64>,
     /// Why tail capture kept the request (`slow` or `error`), when its root
     /// says so (a start line's `capture.kept` field, Redis' `info.capture`);
     /// `None` for a request profiled by its caller's token.
@@ -181,6 +186,9 @@ struct Acc {
     root: Option<Root>,
     /// Why tail capture kept it, from a root's start line.
     kept: Option<&'static str>,
+    /// (trace id key, busy time) of the stop lines, whose parent is the
+    /// request, that give a busy time: the root's is among them.
+    root_busy: Vec<(u128, f64)>,
     /// Most requests are in one log: no allocation for them.
     source: usize,
     more_sources: Vec<usize>,
@@ -196,6 +204,8 @@ struct Root {
     at: u64,
     /// Its name's index.
     name: u32,
+    /// Its trace id key (to find its busy time).
+    trace: u128,
 }
 
 impl Root {
@@ -216,6 +226,7 @@ impl Acc {
             unfinished: 0,
             root: None,
             kept: None,
+            root_busy: Vec::new(),
             source,
             more_sources: Vec::new(),
         }
@@ -244,6 +255,7 @@ impl Acc {
         self.points += part.points;
         self.unfinished += part.unfinished;
         self.kept = self.kept.or(part.kept);
+        self.root_busy.extend_from_slice(&part.root_busy);
         if let Some(root) = part.root {
             let root = Root {
                 name: name(root.name),
@@ -293,6 +305,12 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
                     .map(|r| names.text(r.name).into_owned())
                     .unwrap_or_default(),
                 kept: a.kept,
+                busy: a.root.and_then(|r| {
+                    a.root_busy
+                        .iter()
+                        .find(|(trace, _)| *trace == r.trace)
+                        .map(|&(_, busy)| busy)
+                }),
                 logs,
             }
         })
@@ -436,6 +454,7 @@ impl ChunkReader for ListReader {
                         begin,
                         at: chunk.seq << 32 | index,
                         name: 0,
+                        trace: line.trace,
                     };
                     if acc.would_take(&root) {
                         let (n, new) = names.intern(line.name);
@@ -462,6 +481,9 @@ impl ChunkReader for ListReader {
                         sum.ids.start(line.trace, t);
                     }
                     Phase::Stop => {
+                        if let (true, Some(busy)) = (line.parent_is_base, line.busy) {
+                            acc.root_busy.push((line.trace, busy));
+                        }
                         let micros = secs_to_micros(line.duration.unwrap_or(0.0));
                         match sum.ids.stop(line.trace) {
                             Touched::Open(begin) => {
@@ -489,6 +511,7 @@ impl ChunkReader for ListReader {
                                         begin: t.saturating_sub(micros),
                                         at: chunk.seq << 32 | index,
                                         name: n,
+                                        trace: line.trace,
                                     },
                                 });
                             }

@@ -49,22 +49,42 @@ impl List {
             Unit::Seconds => 6,
             unit => unit.decimals(),
         };
+        // The root's busy time, in a column of its own when some request
+        // has one; `-` (empty in CSV) where unknown, never 0.
+        let busy = self.requests.iter().any(|r| r.busy.is_some());
+        let busy_cell = |r: &RequestRow, p: usize, unknown: &str| {
+            r.busy
+                .map_or_else(|| unknown.to_owned(), |b| format!("{:.p$}", unit.of(b)))
+        };
         match self.format {
             Format::Text => {
                 let wall = format!("Wall time ({})", unit.symbol());
                 let w = wall.len().max(12);
-                writeln!(
+                let busy_header = format!("Busy ({})", unit.symbol());
+                let bw = busy_header.len().max(12);
+                write!(
                     out,
-                    "{:<36} {:<26} {wall:>w$} {:>7} {:<40} Logs",
-                    "Base id", "First timestamp", "Points", "Root name"
+                    "{:<36} {:<26} {wall:>w$} ",
+                    "Base id", "First timestamp"
                 )?;
+                if busy {
+                    write!(out, "{busy_header:>bw$} ")?;
+                }
+                writeln!(out, "{:>7} {:<40} Logs", "Points", "Root name")?;
                 for r in &self.requests {
-                    writeln!(
+                    write!(
                         out,
-                        "{:<36} {:<26} {:>w$.p$} {:>7} {:<40} {}",
+                        "{:<36} {:<26} {:>w$.p$} ",
                         r.base_id,
                         r.first,
-                        unit.of(r.wall),
+                        unit.of(r.wall)
+                    )?;
+                    if busy {
+                        write!(out, "{:>bw$} ", busy_cell(r, p, "-"))?;
+                    }
+                    writeln!(
+                        out,
+                        "{:>7} {:<40} {}",
                         r.points,
                         text(&root_cell(r)),
                         text(&self.log_names(r, ","))
@@ -73,16 +93,26 @@ impl List {
                 Ok(())
             }
             Format::Markdown => {
+                let (busy_header, busy_rule) = if busy {
+                    (format!(" Busy ({}) |", unit.symbol()), "---:|")
+                } else {
+                    (String::new(), "")
+                };
                 writeln!(
                     out,
-                    "| Base id | First timestamp | Wall time ({}) | Points | Root name | Logs |",
+                    "| Base id | First timestamp | Wall time ({}) |{busy_header} Points | Root name | Logs |",
                     unit.symbol()
                 )?;
-                writeln!(out, "|---|---|---:|---:|---|---|")?;
+                writeln!(out, "|---|---|---:|{busy_rule}---:|---|---|")?;
                 for r in &self.requests {
+                    let busy = if busy {
+                        format!(" {} |", busy_cell(r, p, "-"))
+                    } else {
+                        String::new()
+                    };
                     writeln!(
                         out,
-                        "| {} | {} | {:.p$} | {} | {} | {} |",
+                        "| {} | {} | {:.p$} |{busy} {} | {} | {} |",
                         r.base_id,
                         r.first,
                         unit.of(r.wall),
@@ -97,16 +127,26 @@ impl List {
                 Ok(())
             }
             Format::Csv => {
+                let busy_header = if busy {
+                    format!("busy{},", unit.csv_suffix())
+                } else {
+                    String::new()
+                };
                 writeln!(
                     out,
-                    "base_id,first,wall{},points,unfinished,root,logs",
+                    "base_id,first,wall{},{busy_header}points,unfinished,root,logs",
                     unit.csv_suffix()
                 )?;
                 let p = unit.csv_decimals();
                 for r in &self.requests {
+                    let busy = if busy {
+                        format!("{},", busy_cell(r, p, ""))
+                    } else {
+                        String::new()
+                    };
                     writeln!(
                         out,
-                        "{},{},{:.p$},{},{},{},{}",
+                        "{},{},{:.p$},{busy}{},{},{},{}",
                         r.base_id,
                         r.first,
                         unit.of(r.wall),

@@ -260,3 +260,55 @@ fn show_prints_busy_beside_wall_and_draws_the_idle_share_pale() {
     assert!(html.contains("<th>busy ms</th>"));
     assert!(html.contains("<td class=\"num\">29.000</td>"));
 }
+
+#[test]
+fn list_has_a_busy_column_for_the_roots_that_give_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (with, _) = mixed_busy_log(0x500);
+    let (_, without) = mixed_busy_log(0x600);
+    let log = write_log(dir.path(), "list.log", &[with, without].concat());
+    let log = log.to_str().unwrap();
+    let text = osprof_stdout(&["list", log]);
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header[..8],
+        [
+            "Base",
+            "id",
+            "First",
+            "timestamp",
+            "Wall",
+            "time",
+            "(s)",
+            "Busy"
+        ]
+    );
+    let row = |base: u128| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&id(base).to_string()))
+            .unwrap();
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    // base_id, first, wall, busy, points.
+    assert_eq!(row(0x500)[2..5], ["0.900000", "0.040000", "6"], "{text}");
+    assert_eq!(row(0x600)[2..5], ["0.900000", "-", "6"], "{text}");
+    let csv = osprof_stdout(&["list", "--format", "csv", log]);
+    assert!(csv.starts_with("base_id,first,wall,busy,points,"), "{csv}");
+    assert!(csv.contains(",0.900000,,6,"), "{csv}");
+    let json: serde_json::Value =
+        serde_json::from_str(&osprof_stdout(&["list", "--format", "json", log])).unwrap();
+    let requests = json["requests"].as_array().unwrap();
+    let by_base = |base: u128| {
+        requests
+            .iter()
+            .find(|r| r["base_id"] == id(base).to_string())
+            .unwrap()
+    };
+    assert_eq!(by_base(0x500)["busy"], 0.04);
+    assert!(by_base(0x600).get("busy").is_none());
+    // A log without any busy time lists as before.
+    let (_, plain) = mixed_busy_log(0x700);
+    let plain = write_log(dir.path(), "plain.log", &plain);
+    assert!(!osprof_stdout(&["list", plain.to_str().unwrap()]).contains("Busy"));
+}
