@@ -36,7 +36,8 @@
 //! store equals a report from the log), or its timestamp minus its start's
 //! (osprofiler's Python services write no duration), or 0 when the start
 //! is not in the store (osprofiler's own rule for a point missing its
-//! start).
+//! start). A stop's `info.busy` (the Rust sink's) becomes the line's busy
+//! time; without it the busy time is unknown.
 //!
 //! # Hostile stores
 //!
@@ -59,7 +60,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tracing_osprofiler::format::{
-    check_duration, parse_timestamp, write_start, write_stop, PointIds, PointName, Timestamp,
+    check_duration, parse_timestamp, write_start, write_stop_with_busy, PointIds, PointName,
+    Timestamp,
 };
 use tracing_osprofiler::Id;
 
@@ -852,7 +854,24 @@ fn write_event(
             // osprofiler: a point missing its start lasted nothing.
             (None, None) => Duration::ZERO,
         };
-        write_stop(out, timestamp, duration, &ids, PointName::new(name), false);
+        // The Rust sink's `info.busy`, as the log line's `{"busy":…}`:
+        // kept only within the duration, and absent means unknown.
+        let busy = object
+            .get("info")
+            .and_then(|info| info.get("busy"))
+            .and_then(Value::as_f64)
+            .and_then(|secs| check_duration(secs).ok())
+            .map(Duration::from_secs_f64)
+            .filter(|busy| *busy <= duration);
+        write_stop_with_busy(
+            out,
+            timestamp,
+            duration,
+            busy,
+            &ids,
+            PointName::new(name),
+            false,
+        );
         Ok(())
     } else {
         Err(format!(
@@ -908,6 +927,22 @@ mod tests {
             stop.starts_with("2020-02-27T08:04:25.961298 0.006782 "),
             "{stop}"
         );
+
+        // The Rust sink's busy time, within the duration; absent otherwise.
+        let stop = line(
+            &format!(r#"{{"name": "db-stop", {IDS}, "timestamp": "2020-02-27T08:04:25.961298", "info": {{"duration": 0.006782, "busy": 0.000123}}}}"#),
+            &mut open,
+        )
+        .unwrap();
+        assert!(stop.ends_with(" db-stop {\"busy\":0.000123}\n"), "{stop}");
+        for busy in ["0.5", "-1", "\"x\""] {
+            let stop = line(
+                &format!(r#"{{"name": "db-stop", {IDS}, "timestamp": "2020-02-27T08:04:25.961298", "info": {{"duration": 0.006782, "busy": {busy}}}}}"#),
+                &mut open,
+            )
+            .unwrap();
+            assert!(stop.ends_with(" db-stop\n"), "{stop}");
+        }
 
         // No start, no duration: osprofiler's rule, 0.
         let stop = line(
