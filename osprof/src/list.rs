@@ -32,7 +32,7 @@ use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done}
 use crate::source::Inputs;
 use crate::source::LineRef;
 use crate::{Error, Filter, Format, Unreadable};
-use tracing_osprofiler::format::{Phase, Timestamp};
+use tracing_osprofiler::format::{Phase, Timestamp, MAX_DURATION_SECS};
 use tracing_osprofiler::Id;
 
 /// What `list` sorts by (`--sort` with the `cli` feature).
@@ -136,8 +136,17 @@ pub struct RequestRow {
     /// The earliest begin (written in the log's form).
     #[serde(serialize_with = "display")]
     pub first: Timestamp,
-    /// From the earliest begin to the latest end, in seconds.
+    /// From the earliest begin to the latest end, in seconds; 0 when that
+    /// is more than 100 years (`wall_too_long`).
     pub wall: f64,
+    /// The request's points span more than 100 years
+    /// ([`MAX_DURATION_SECS`](tracing_osprofiler::format::MAX_DURATION_SECS),
+    /// the bound of a duration): their timestamps cannot all be true (a
+    /// clock at year 1 or 9999), so the wall time is unknown and shown as
+    /// 0, as for a point missing its stop, and the request is named in
+    /// [`List::walls_too_long`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub wall_too_long: bool,
     /// Number of points.
     pub points: u64,
     /// Points with a start line and no stop line.
@@ -169,11 +178,74 @@ pub struct List {
     pub requests: Vec<RequestRow>,
     /// Lines that could not be read.
     pub unreadable: Unreadable,
+    /// Requests whose points span more than 100 years (before `top` cuts
+    /// the rows): their wall time is unknown.
+    #[serde(skip_serializing_if = "WallsTooLong::is_empty")]
+    pub walls_too_long: WallsTooLong,
     #[serde(skip)]
     pub(crate) format: Format,
     #[serde(skip)]
     pub(crate) unit: crate::Unit,
 }
+
+/// Requests whose points span more than 100 years, the bound of a
+/// duration: how many, and the first [`UNREADABLE_KEPT`](crate::UNREADABLE_KEPT)
+/// of them, as the unreadable lines are reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct WallsTooLong {
+    /// How many requests.
+    pub count: u64,
+    /// The first few, in the order of the rows.
+    #[serde(serialize_with = "display_all")]
+    pub first: Vec<Id>,
+}
+
+impl WallsTooLong {
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn note(&mut self, base_id: Id) {
+        self.count += 1;
+        if self.first.len() < crate::UNREADABLE_KEPT {
+            self.first.push(base_id);
+        }
+    }
+}
+
+impl std::fmt::Display for WallsTooLong {
+    /// `1 request spans more than 100 years, its wall time unknown (shown
+    /// as 0): f12e…`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let one = self.count == 1;
+        write!(
+            f,
+            "{} request{} more than 100 years (timestamps that cannot all be true), {} wall time unknown (shown as 0)",
+            self.count,
+            if one { " spans" } else { "s span" },
+            if one { "its" } else { "their" },
+        )?;
+        for (i, id) in self.first.iter().enumerate() {
+            f.write_str(if i == 0 { ": " } else { ", " })?;
+            write!(f, "{id}")?;
+        }
+        if self.count > self.first.len() as u64 {
+            f.write_str(", ...")?;
+        }
+        Ok(())
+    }
+}
+
+fn display_all<S: serde::Serializer>(ids: &[Id], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(ids.iter().map(ToString::to_string))
+}
+
+/// The longest wall time a request may have, in microseconds: 100 years,
+/// as a duration.
+const MAX_WALL_MICROS: i64 = (MAX_DURATION_SECS * 1e6) as i64;
 
 /// A request's figures as far as read.
 #[derive(Debug, Clone)]
@@ -289,15 +361,22 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
             let mut logs = a.more_sources;
             logs.push(a.source);
             logs.sort_unstable();
-            let wall = if a.last > a.first {
-                a.last.saturating_sub(a.first) as f64 / 1e6
+            let span = if a.last > a.first {
+                a.last.saturating_sub(a.first)
             } else {
+                0
+            };
+            let wall_too_long = span > MAX_WALL_MICROS;
+            let wall = if wall_too_long {
                 0.0
+            } else {
+                span as f64 / 1e6
             };
             RequestRow {
                 base_id: key_id(base),
                 first: Timestamp::from_unix_micros(a.first),
                 wall,
+                wall_too_long,
                 points: a.points,
                 unfinished: a.unfinished.max(0).unsigned_abs(),
                 root: a
@@ -334,6 +413,10 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
             (true, _) => column.reverse().then(ties),
         }
     });
+    let mut walls_too_long = WallsTooLong::default();
+    for row in requests.iter().filter(|row| row.wall_too_long) {
+        walls_too_long.note(row.base_id);
+    }
     if let Some(top) = options.top {
         requests.truncate(top);
     }
@@ -341,6 +424,7 @@ pub fn list(inputs: &Inputs, options: &ListOptions) -> Result<List, Error> {
         logs: inputs.sources().iter().map(ToString::to_string).collect(),
         requests,
         unreadable,
+        walls_too_long,
         format: options.format,
         unit: options.unit,
     })

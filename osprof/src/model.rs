@@ -124,12 +124,30 @@ impl Request {
         self.points.iter().filter_map(Point::end_micros).max()
     }
 
-    /// From the first begin to the last end, in seconds.
+    /// From the first begin to the last end, in seconds; 0 (unknown) when
+    /// that is more than 100 years, the bound of a duration
+    /// ([`wall_too_long`](Self::wall_too_long)).
     #[must_use]
     pub fn wall_secs(&self) -> f64 {
         match (self.first_micros(), self.last_micros()) {
-            (Some(a), Some(b)) if b > a => b.saturating_sub(a) as f64 / 1e6,
+            (Some(a), Some(b)) if b > a && !self.wall_too_long() => {
+                b.saturating_sub(a) as f64 / 1e6
+            }
             _ => 0.0,
+        }
+    }
+
+    /// Whether the points span more than 100 years
+    /// ([`MAX_DURATION_SECS`](tracing_osprofiler::format::MAX_DURATION_SECS)):
+    /// their timestamps cannot all be true (a clock at year 1 or 9999), and
+    /// the wall time is unknown.
+    #[must_use]
+    pub fn wall_too_long(&self) -> bool {
+        match (self.first_micros(), self.last_micros()) {
+            (Some(a), Some(b)) => {
+                b.saturating_sub(a) as f64 / 1e6 > tracing_osprofiler::format::MAX_DURATION_SECS
+            }
+            _ => false,
         }
     }
 }

@@ -121,8 +121,8 @@ impl List {
                         markdown(&self.log_names(r, ", "))
                     )?;
                 }
-                if self.unreadable.count > 0 {
-                    writeln!(out, "\n{}", markdown(&self.unreadable.to_string()))?;
+                for note in self.note_texts() {
+                    writeln!(out, "\n{}", markdown(&note))?;
                 }
                 Ok(())
             }
@@ -165,13 +165,24 @@ impl List {
         }
     }
 
-    /// What text and CSV leave out, for stderr: the unreadable lines.
+    /// What text and CSV leave out, for stderr: the unreadable lines, the
+    /// requests whose wall time is unknown (spanning more than 100 years).
     #[must_use]
     pub fn notes(&self) -> Vec<String> {
+        self.note_texts()
+            .iter()
+            .map(|note| text(note).into_owned())
+            .collect()
+    }
+
+    fn note_texts(&self) -> Vec<String> {
+        let mut notes = Vec::new();
         if self.unreadable.count > 0 {
-            vec![text(&self.unreadable.to_string()).into_owned()]
-        } else {
-            Vec::new()
+            notes.push(self.unreadable.to_string());
         }
+        if !self.walls_too_long.is_empty() {
+            notes.push(self.walls_too_long.to_string());
+        }
+        notes
     }
 }

@@ -49,19 +49,22 @@ pub(super) fn write(
     let request = tree.request();
     let first = request.first_micros();
     let wall = match (first, request.last_micros()) {
-        (Some(a), Some(b)) if b > a => b - a,
-        _ => 0,
+        // The bound of a duration: timestamps 100 years apart cannot all be
+        // true (`Request::wall_too_long`).
+        _ if request.wall_too_long() => "unknown (the points span more than 100 years)".to_owned(),
+        (Some(a), Some(b)) if b > a => fmt_ms(b.saturating_sub(a)),
+        _ => fmt_ms(0),
     };
     let critical: HashSet<usize> = tree.critical_path().into_iter().collect();
     writeln!(
         out,
-        "request {}: {} point{} from {} log{}, wall {} ms",
+        "request {}: {} point{} from {} log{}, wall {wall}{}",
         request.base_id,
         request.points.len(),
         plural(request.points.len()),
         request.sources.len(),
         plural(request.sources.len()),
-        fmt_ms(wall),
+        if request.wall_too_long() { "" } else { " ms" },
     )?;
     if let Some(why) = kept {
         writeln!(

@@ -27,3 +27,4 @@ mod parse_prop;
 mod python;
 mod shapes;
 mod show;
+mod wall_times;
