@@ -137,7 +137,8 @@ fn parse_args() -> Result<Args, String> {
 
 #[tracing::instrument(skip_all)]
 async fn db_query(statement: &'static str, millis: u64) -> usize {
-    // Stands in for a database round trip.
+    // Stands in for a database round trip: it waits, so its busy time is
+    // far below its wall time.
     tokio::time::sleep(Duration::from_millis(millis)).await;
     statement.len()
 }
@@ -161,9 +162,18 @@ async fn load_user(user: u32) -> usize {
     profile.await.unwrap_or(0) + permissions.await.unwrap_or(0)
 }
 
+/// Real CPU work (a checksum of the page): unlike `db_query`, which
+/// waits, its busy time is close to its wall time (`osprof rank --busy`).
 #[tracing::instrument]
 async fn render(bytes: usize) -> String {
-    format!("hello, user 42 ({bytes} bytes of data)\n")
+    let mut sum = bytes as u64;
+    for i in 0..1_500_000u64 {
+        sum = std::hint::black_box(sum.rotate_left(5) ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    format!(
+        "hello, user 42 ({bytes} bytes of data, checksum {:04x})\n",
+        sum & 0xffff
+    )
 }
 
 /// Calls the next service; its points hang under this call's `http` point.

@@ -99,15 +99,30 @@ fn run() -> Result<(), Error> {
 
 // ---- the two services -------------------------------------------------
 
+/// Stands in for a database round trip: it waits, so its busy time (the
+/// span entered on a thread) is far below its wall time.
 #[tracing::instrument(skip_all)]
 async fn db_query(millis: u64) -> u64 {
     tokio::time::sleep(Duration::from_millis(millis)).await;
     millis
 }
 
+/// Real CPU work (a checksum over the rows): its busy time is close to its
+/// wall time.
+#[tracing::instrument]
+fn checksum(rows: u64) -> u64 {
+    let mut sum = rows;
+    for i in 0..1_500_000u64 {
+        sum = std::hint::black_box(sum.rotate_left(5) ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    sum
+}
+
 #[tracing::instrument]
 async fn b_lookup() -> String {
-    format!("B looked up {} rows", db_query(7).await)
+    let rows = db_query(7).await;
+    std::hint::black_box(checksum(rows));
+    format!("B looked up {rows} rows")
 }
 
 #[tracing::instrument(skip_all)]
@@ -350,8 +365,13 @@ fn show_logs(services: &[(&str, &Path)], base_id: Id) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "\n$ osprof list LOGS")?;
     list(&inputs, &ListOptions::new())?.write(&mut out)?;
-    writeln!(out, "\n$ osprof rank --self LOGS")?;
-    rank(&inputs, &RankOptions::new().with_self_time(true))?.write(&mut out)?;
+    // Busy time: the sleeping database calls wait, the checksum works.
+    writeln!(out, "\n$ osprof rank --self --busy LOGS")?;
+    rank(
+        &inputs,
+        &RankOptions::new().with_self_time(true).with_busy(true),
+    )?
+    .write(&mut out)?;
     writeln!(out, "\n$ osprof show {base_id} LOGS")?;
     let request = load_request(&inputs, base_id)?.ok_or("the profiled request is in no log")?;
     write_text_tree(&Tree::new(&request), &mut out)?;
