@@ -140,7 +140,7 @@ pub struct RequestRow {
     /// is more than 100 years (`wall_too_long`).
     pub wall: f64,
     /// The request's points span more than 100 years
-    /// ([`MAX_DURATION_SECS`](tracing_osprofiler::format::MAX_DURATION_SECS),
+    /// ([`MAX_DURATION_SECS`],
     /// the bound of a duration): their timestamps cannot all be true (a
     /// clock at year 1 or 9999), so the wall time is unknown and shown as
     /// 0, as for a point missing its stop, and the request is named in
