@@ -11,6 +11,7 @@
 //! | `otlp_bounds` | 512 KiB fields to a silent collector: the queue held to its byte limit (process memory measured); field values cut at the layer's cap |
 //! | `otlp_retries` | a slow collector gets each batch once (unconfirmed, not failed); retried timeouts back off; retries bounded by time |
 //! | `otlp_tls` | https to a collector signed by a fleet's own CA: trusted with `with_ca_file`, refused without it |
+//! | `receiver` | `examples/otlp_receiver.rs`, the built binary, fed by the sink (protobuf, gzip) and by hand (JSON): each trace printed as a tree |
 //! | `traceparent` | the opt-in W3C `traceparent` header on outgoing calls; an incoming one never starts profiling |
 #![cfg(all(feature = "otlp", feature = "tower", feature = "reqwest"))]
 
@@ -24,4 +25,5 @@ mod otlp_faults;
 mod otlp_python;
 mod otlp_retries;
 mod otlp_tls;
+mod receiver;
 mod traceparent;
