@@ -128,6 +128,9 @@ impl Target {
         if host.is_empty() {
             return Err("no host".to_owned());
         }
+        if host.contains(':') && !authority.starts_with('[') {
+            return Err("an IPv6 address goes in brackets: redis://[::1]:6379".to_owned());
+        }
         if host.contains(|c: char| c.is_whitespace() || c.is_control()) {
             return Err("the host name holds spaces or control characters".to_owned());
         }
@@ -537,6 +540,7 @@ mod tests {
             "redis://h:0",
             "redis://h/x",
             "redis://[::1",
+            "redis://::1:6379",
             "redis://h?protocol=resp3",
             "redis://:p%zz@h",
         ] {
