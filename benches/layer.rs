@@ -223,8 +223,13 @@ fn main() {
             ),
         ),
     };
-    // `LAYER_BENCH_ONLY=c` measures one case alone, for a profiler.
+    // `LAYER_BENCH_ONLY=c` measures one case alone, for a profiler;
+    // `LAYER_BENCH_ONLY=busy` the busy-time cases alone.
     let only = std::env::var("LAYER_BENCH_ONLY").ok();
+    if only.as_deref() == Some("busy") {
+        busy_cases(iterations, rounds);
+        return;
+    }
     let dispatches: Vec<(Case, Dispatch)> = Case::ALL
         .iter()
         .filter(|c| only.is_none() || only.as_deref() == Some(c.letter()))
@@ -327,4 +332,388 @@ fn main() {
         process_medians[2] / process_medians[3]
     );
     println!("profile lines dropped: {lines_check} (lossless writer: must be 0)");
+    if only.is_none() {
+        capture_cases(iterations, rounds);
+        busy_cases(iterations, rounds);
+    }
+}
+
+/// Spans per request in the tail-capture cases.
+const SPANS_PER_REQUEST: u32 = 20;
+
+/// The tail-capture cases, each a loop of whole requests (a root, then
+/// `SPANS_PER_REQUEST` spans as in `span_loop`, then the root's close, where
+/// a captured request is decided), so that the decision and the buffer's
+/// fate are paid for in the figures. Per span: the loop's time over
+/// requests × spans.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CaptureCase {
+    /// Registry + no-op layer, plain roots: the floor.
+    Floor,
+    /// OsProfilerLayer, plain roots (no capture, no token).
+    Unprofiled,
+    /// Signed requests (`Profile::start`), written to a RollingFile.
+    Signed,
+    /// Captured, then discarded (a threshold no request reaches).
+    Discarded,
+    /// Captured and kept (threshold 0, no per-second cap), written.
+    Kept,
+    /// Sampled out of capture (one in `u32::MAX`).
+    SampledOut,
+}
+
+impl CaptureCase {
+    const ALL: [CaptureCase; 6] = [
+        CaptureCase::Floor,
+        CaptureCase::Unprofiled,
+        CaptureCase::Signed,
+        CaptureCase::Discarded,
+        CaptureCase::Kept,
+        CaptureCase::SampledOut,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CaptureCase::Floor => "(a-req) Registry + no-op layer",
+            CaptureCase::Unprofiled => "(b-req) OsProfilerLayer, unprofiled",
+            CaptureCase::Signed => "(c-req) signed request, RollingFile",
+            CaptureCase::Discarded => "(e) captured, then discarded",
+            CaptureCase::Kept => "(f) captured and kept, RollingFile",
+            CaptureCase::SampledOut => "(g) sampled out of capture",
+        }
+    }
+}
+
+fn capture_cases(iterations: u32, rounds: u32) {
+    use tracing_osprofiler::CapturePolicy;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (writer, guard) = RollingFile::new(dir.path()).build().expect("rolling file");
+    let discard = CapturePolicy::new()
+        .with_keep_slower_than(Some(Duration::from_secs(3600)))
+        .build();
+    let keep = CapturePolicy::new()
+        .with_keep_slower_than(Some(Duration::ZERO))
+        .with_max_kept_per_second(u32::MAX)
+        .build();
+    let sample = CapturePolicy::new()
+        .with_keep_slower_than(Some(Duration::ZERO))
+        .with_sample_one_in(u32::MAX)
+        .build();
+    let signer = Signer::new("SECRET_KEY", HmacAlgorithm::Sha1);
+    let layered =
+        || Dispatch::new(tracing_subscriber::registry().with(OsProfilerLayer::new(writer.clone())));
+    let dispatches: Vec<(CaptureCase, Dispatch)> = CaptureCase::ALL
+        .iter()
+        .map(|&c| {
+            let d = match c {
+                CaptureCase::Floor => Dispatch::new(tracing_subscriber::registry().with(NoopLayer)),
+                _ => layered(),
+            };
+            (c, d)
+        })
+        .collect();
+    let requests = (iterations / SPANS_PER_REQUEST).max(1);
+    let spans = f64::from(requests * SPANS_PER_REQUEST);
+    let one_round = |case: CaptureCase, d: &Dispatch, requests: u32| -> (f64, Option<f64>) {
+        tracing::dispatcher::with_default(d, || {
+            let cpu_before = thread_cpu_ns();
+            let started = Instant::now();
+            for _ in 0..requests {
+                let root = match case {
+                    CaptureCase::Floor | CaptureCase::Unprofiled => info_span!("request"),
+                    CaptureCase::Signed => {
+                        Profile::new(signer.clone()).start(|| info_span!("request"))
+                    }
+                    CaptureCase::Discarded => discard.start(|| info_span!("request")),
+                    CaptureCase::Kept => keep.start(|| info_span!("request")),
+                    CaptureCase::SampledOut => sample.start(|| info_span!("request")),
+                };
+                let entered = root.enter();
+                for _ in 0..SPANS_PER_REQUEST {
+                    let s = info_span!("work");
+                    let e = s.enter();
+                    drop(e);
+                    drop(s);
+                }
+                drop(entered);
+                drop(root);
+            }
+            let wall = started.elapsed().as_nanos() as f64;
+            let cpu = thread_cpu_ns()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before) as f64);
+            (wall, cpu)
+        })
+    };
+    for (case, d) in &dispatches {
+        one_round(*case, d, requests / 10 + 1);
+    }
+    wait_for_writers(dir.path());
+    let n = dispatches.len();
+    let (mut wall, mut cpu, mut all) = (
+        vec![Vec::new(); n],
+        vec![Vec::new(); n],
+        vec![Vec::new(); n],
+    );
+    for round in 0..rounds {
+        for k in 0..n {
+            let i = (round as usize + k) % n;
+            let (case, d) = &dispatches[i];
+            let before = process_cpu_ns();
+            let (w, c) = one_round(*case, d, requests);
+            wait_for_writers(dir.path());
+            if let (Some(before), Some(after)) = (before, process_cpu_ns()) {
+                all[i].push((after - before) as f64 / spans);
+            }
+            wall[i].push(w / spans);
+            cpu[i].extend(c.map(|c| c / spans));
+        }
+    }
+    drop(dispatches);
+    let dropped = writer.stats().events_dropped();
+    drop(guard);
+
+    println!();
+    println!(
+        "tail capture, per span of requests of {SPANS_PER_REQUEST} spans (root start and close included)"
+    );
+    println!(
+        "{:<56} {:>9} {:>9} {:>9}",
+        "subscriber (per span)", "median ns", "app cpu", "all cpu"
+    );
+    let med: Vec<[f64; 3]> = (0..n)
+        .map(|i| {
+            [
+                support::median(&wall[i]),
+                support::median(&cpu[i]),
+                support::median(&all[i]),
+            ]
+        })
+        .collect();
+    for (i, case) in CaptureCase::ALL.iter().enumerate() {
+        println!(
+            "{:<56} {:>9.0} {:>9.0} {:>9.0}",
+            case.label(),
+            med[i][0],
+            med[i][1],
+            med[i][2]
+        );
+    }
+    let [floor, unprofiled, signed, discarded, kept, sampled] = [0, 1, 2, 3, 4, 5];
+    let ratio = |x: usize, y: usize, target: f64, what: &str| {
+        let r = |k: usize| med[x][k] / med[y][k];
+        println!(
+            "{what:<8} wall {:.3}, app cpu {:.3}, all cpu {:.3} (target <= {target}: {})",
+            r(0),
+            r(1),
+            r(2),
+            if r(1) <= target && r(2) <= target {
+                "met on cpu"
+            } else {
+                "MISSED on cpu"
+            }
+        );
+    };
+    ratio(discarded, floor, 2.0, "e/a-req");
+    ratio(discarded, signed, 0.6, "e/c-req");
+    ratio(kept, signed, 1.1, "f/c-req");
+    ratio(sampled, floor, 1.03, "g/a-req");
+    ratio(sampled, unprofiled, 1.03, "g/b-req");
+    println!("capture lines dropped: {dropped} (lossless writer: must be 0)");
+}
+
+/// The busy-time cases (issue #22): what counting enters and exits adds,
+/// measured side by side. Each case is `span_loop`'s span under an entered
+/// root, with (`enter`) and without (`no enter`) the span's enter and exit;
+/// the difference is what an enter and an exit cost under that subscriber.
+/// What busy time adds to a profiled span is that difference above the
+/// floor's, plus what the `{"busy":…}` of its stop line costs to format,
+/// measured on the line writer alone (with and without a busy time).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BusyCase {
+    Floor,
+    FloorNoEnter,
+    Unprofiled,
+    UnprofiledNoEnter,
+    Profiled,
+    ProfiledNoEnter,
+}
+
+impl BusyCase {
+    const ALL: [BusyCase; 6] = [
+        BusyCase::Floor,
+        BusyCase::FloorNoEnter,
+        BusyCase::Unprofiled,
+        BusyCase::UnprofiledNoEnter,
+        BusyCase::Profiled,
+        BusyCase::ProfiledNoEnter,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            BusyCase::Floor => "(a) Registry + no-op layer, enter",
+            BusyCase::FloorNoEnter => "(a-ne) as (a), no enter",
+            BusyCase::Unprofiled => "(b) OsProfilerLayer, unprofiled, enter",
+            BusyCase::UnprofiledNoEnter => "(b-ne) as (b), no enter",
+            BusyCase::Profiled => "(c-sink) OsProfilerLayer, profiled, io::sink, enter",
+            BusyCase::ProfiledNoEnter => "(c-sink-ne) as (c-sink), no enter",
+        }
+    }
+
+    fn enters(self) -> bool {
+        matches!(
+            self,
+            BusyCase::Floor | BusyCase::Unprofiled | BusyCase::Profiled
+        )
+    }
+}
+
+fn busy_cases(iterations: u32, rounds: u32) {
+    let dispatches: Vec<(BusyCase, Dispatch)> = BusyCase::ALL
+        .iter()
+        .map(|&c| {
+            let d = match c {
+                BusyCase::Floor | BusyCase::FloorNoEnter => {
+                    Dispatch::new(tracing_subscriber::registry().with(NoopLayer))
+                }
+                _ => Dispatch::new(
+                    tracing_subscriber::registry()
+                        .with(OsProfilerLayer::from_make_writer(std::io::sink)),
+                ),
+            };
+            (c, d)
+        })
+        .collect();
+    let one_round = |case: BusyCase, d: &Dispatch, n: u32| -> (f64, Option<f64>) {
+        tracing::dispatcher::with_default(d, || {
+            let root = if matches!(case, BusyCase::Profiled | BusyCase::ProfiledNoEnter) {
+                Profile::new(Signer::new("SECRET_KEY", HmacAlgorithm::Sha1))
+                    .start(|| info_span!("request"))
+            } else {
+                info_span!("request")
+            };
+            let _root = root.enter();
+            // The thread's CPU clock: a round of a few milliseconds is too
+            // short for `schedstat`, which lags by up to a tick.
+            let cpu_before = support::thread_cpu_clock_ns();
+            let started = Instant::now();
+            if case.enters() {
+                for _ in 0..n {
+                    let s = info_span!("work");
+                    let e = s.enter();
+                    drop(e);
+                    drop(s);
+                }
+            } else {
+                for _ in 0..n {
+                    let s = info_span!("work");
+                    drop(std::hint::black_box(s));
+                }
+            }
+            let wall = started.elapsed().as_nanos() as f64 / f64::from(n);
+            let cpu = support::thread_cpu_clock_ns()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before) as f64 / f64::from(n));
+            (wall, cpu)
+        })
+    };
+    for (case, d) in &dispatches {
+        one_round(*case, d, iterations / 10 + 1);
+    }
+    let n = dispatches.len();
+    let (mut wall, mut cpu) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    for round in 0..rounds {
+        for k in 0..n {
+            let i = (round as usize + k) % n;
+            let (case, d) = &dispatches[i];
+            let (w, c) = one_round(*case, d, iterations);
+            wall[i].push(w);
+            cpu[i].extend(c);
+        }
+    }
+    // The stop line's formatting, with and without its busy time.
+    let (line_plain, line_busy) = {
+        use tracing_osprofiler::format::{write_stop, write_stop_with_busy, PointIds, PointName};
+        let ids = PointIds {
+            base_id: tracing_osprofiler::Id::new_v4(),
+            parent_id: tracing_osprofiler::Id::new_v4(),
+            trace_id: tracing_osprofiler::Id::new_v4(),
+        };
+        let at = tracing_osprofiler::format::Timestamp::now();
+        let d = Duration::from_nanos(1_234_567);
+        let mut out = Vec::with_capacity(256);
+        let mut time = |busy: bool| {
+            let mut samples = Vec::new();
+            for _ in 0..rounds {
+                let started = Instant::now();
+                for _ in 0..iterations {
+                    out.clear();
+                    if busy {
+                        let b = Some(Duration::from_nanos(234_567));
+                        write_stop_with_busy(
+                            &mut out,
+                            at,
+                            d,
+                            b,
+                            &ids,
+                            PointName::new("work"),
+                            false,
+                        );
+                    } else {
+                        write_stop(&mut out, at, d, &ids, PointName::new("work"), false);
+                    }
+                    std::hint::black_box(&out);
+                }
+                samples.push(started.elapsed().as_nanos() as f64 / f64::from(iterations));
+            }
+            support::median(&samples)
+        };
+        (time(false), time(true))
+    };
+
+    println!();
+    println!("busy time: enter and exit, side by side (per span)");
+    println!(
+        "{:<56} {:>9} {:>9}",
+        "subscriber (per span)", "median ns", "app cpu"
+    );
+    let med: Vec<[f64; 2]> = (0..n)
+        .map(|i| [support::median(&wall[i]), support::median(&cpu[i])])
+        .collect();
+    for (i, case) in BusyCase::ALL.iter().enumerate() {
+        println!("{:<56} {:>9.0} {:>9.0}", case.label(), med[i][0], med[i][1]);
+    }
+    println!(
+        "{:<56} {:>9.0}\n{:<56} {:>9.0}",
+        "stop line formatted, without busy time",
+        line_plain,
+        "stop line formatted, with busy time",
+        line_busy
+    );
+    let [a, a_ne, b, b_ne, c, c_ne] = [0, 1, 2, 3, 4, 5];
+    for (k, clock) in [(0, "wall"), (1, "app cpu")] {
+        let m = |i: usize| med[i][k];
+        let floor_enter = m(a) - m(a_ne);
+        let added = (m(c) - m(c_ne)) - floor_enter + (line_busy - line_plain);
+        let before = m(c) - added;
+        println!(
+            "on {clock}: b/a = {:.3} (target <= 1.03: {}); enter+exit: floor {:.0} ns, \
+             unprofiled {:.0} ns, profiled {:.0} ns; busy time adds {:.0} ns to a profiled \
+             span of {:.0} ns: {:.1} % (target <= 15 %: {})",
+            m(b) / m(a),
+            if m(b) / m(a) <= 1.03 { "met" } else { "MISSED" },
+            floor_enter,
+            m(b) - m(b_ne),
+            m(c) - m(c_ne),
+            added,
+            before,
+            100.0 * added / before,
+            if added / before <= 0.15 {
+                "met"
+            } else {
+                "MISSED"
+            },
+        );
+    }
 }
