@@ -698,6 +698,22 @@ fn scan(
     Ok((requests, names, unreadable))
 }
 
+/// Why capture kept a request, read from its root's start line: the
+/// `"capture.kept":"slow"` or `"error"` member of the line's fields
+/// (tracing-osprofiler writes it there when fields are on).
+pub(crate) fn kept_by_capture(line: &[u8]) -> Option<&'static str> {
+    const KEY: &[u8] = b"\"capture.kept\":\"";
+    let at = memchr::memmem::find(line, KEY)?;
+    let value = &line[at + KEY.len()..];
+    if value.starts_with(b"slow\"") {
+        Some("slow")
+    } else if value.starts_with(b"error\"") {
+        Some("error")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,21 +804,5 @@ mod tests {
             let cut = ChunkOptions { workers, chunk_bytes: chunk, window: 3 * chunk, mmap };
             prop_assert_eq!(listed(&inputs, &cut), listed(&inputs, &whole));
         }
-    }
-}
-
-/// Why capture kept a request, read from its root's start line: the
-/// `"capture.kept":"slow"` or `"error"` member of the line's fields
-/// (tracing-osprofiler writes it there when fields are on).
-pub(crate) fn kept_by_capture(line: &[u8]) -> Option<&'static str> {
-    const KEY: &[u8] = b"\"capture.kept\":\"";
-    let at = memchr::memmem::find(line, KEY)?;
-    let value = &line[at + KEY.len()..];
-    if value.starts_with(b"slow\"") {
-        Some("slow")
-    } else if value.starts_with(b"error\"") {
-        Some("error")
-    } else {
-        None
     }
 }
