@@ -11,6 +11,8 @@
 //! setups:
 //!
 //! * `bare`: the app without the middleware;
+//! * `no-op`: the app behind a middleware that only passes the request on
+//!   (what any actix middleware costs, for scale);
 //! * `unprofiled`: `App::wrap(ProfilingMiddleware)`, requests without a
 //!   token (the case the ≤ 1.05 × target is about);
 //! * `bad token`: behind the middleware, a token that fails its signature;
@@ -92,6 +94,48 @@ where
     };
     let per = f64::from(REQUESTS_PER_ROUND);
     (wall / per, cpu / per)
+}
+
+/// A middleware that passes requests and responses on untouched.
+#[derive(Clone, Copy)]
+struct Noop;
+
+struct NoopService<S> {
+    inner: S,
+}
+
+impl<S, B> actix_web::dev::Transform<S, actix_web::dev::ServiceRequest> for Noop
+where
+    S: Service<
+        actix_web::dev::ServiceRequest,
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = NoopService<S>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<NoopService<S>, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(NoopService { inner: service }))
+    }
+}
+
+impl<S, R> Service<R> for NoopService<S>
+where
+    S: Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    actix_web::dev::forward_ready!(inner);
+
+    fn call(&self, request: R) -> Self::Future {
+        self.inner.call(request)
+    }
 }
 
 fn token_headers(key: &str) -> Vec<(String, String)> {
@@ -253,16 +297,19 @@ fn main() {
 
     let results = actix_web::rt::System::new().block_on(async {
         let bare = test::init_service(App::new().route("/", web::get().to(handler))).await;
+        let noop =
+            test::init_service(App::new().wrap(Noop).route("/", web::get().to(handler))).await;
         let wrapped = test::init_service(
             App::new()
                 .wrap(profiling.clone())
                 .route("/", web::get().to(handler)),
         )
         .await;
-        let mut results = [(); 4].map(|()| Vec::with_capacity(ROUNDS));
+        let mut results = [(); 5].map(|()| Vec::with_capacity(ROUNDS));
         for index in 0..=ROUNDS {
             let times = [
                 round(&bare, &none).await,
+                round(&noop, &none).await,
                 round(&wrapped, &none).await,
                 round(&wrapped, &forged).await,
                 round(&wrapped, &valid).await,
@@ -294,7 +341,7 @@ fn main() {
             loadavg()
         ),
         "thread CPU",
-        &["bare", "unprofiled", "bad token", "profiled"],
+        &["bare", "no-op", "unprofiled", "bad token", "profiled"],
         &results,
     );
     println!();

@@ -61,6 +61,10 @@
     feature = "reqwest",
     doc = "| [`reqwest`] | profiling outgoing reqwest calls |"
 )]
+#![cfg_attr(
+    feature = "actix",
+    doc = "| [`actix`] | the actix-web middleware and the awc client middleware |"
+)]
 //!
 //! # Feature flags
 //!
@@ -68,6 +72,7 @@
 //! |---|---|---|
 //! | `tower` | no | the `http` module: a tower `Layer`/`Service` for http 1.x servers (axum, hyper, tonic) |
 //! | `reqwest` | no | the `reqwest` module: a reqwest-middleware that signs outgoing calls |
+//! | `actix` | no | the `actix` module: an actix-web 4 middleware (`App::wrap`) and an awc middleware that signs outgoing calls; the `http` module's destination policy and counters, without tower |
 //! | `metrics` | no | the `metrics` module: every counter published through the `metrics` facade |
 //! | `otlp` | no | `writer::Otlp`: every trace point also sent as an OpenTelemetry span over OTLP/HTTP, as osprofiler's `otlp` driver sends them (docs/fleet.md) |
 //!
