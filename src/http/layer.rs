@@ -97,7 +97,7 @@ impl<M> ProfilingLayer<M> {
     }
 
     /// Builds the root span with `make_span` instead of the default `wsgi`
-    /// span (see [`MakeRootSpan`]).
+    /// span (see [`MakeRootSpan`](super::MakeRootSpan)).
     #[must_use]
     pub fn with_make_span<M2>(self, make_span: M2) -> ProfilingLayer<M2> {
         ProfilingLayer {
