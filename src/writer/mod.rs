@@ -140,8 +140,8 @@ impl fmt::Debug for ProfileWriter {
 ///
 /// Every event the layer hands over is, in the end, exactly one of:
 /// dropped by the queue ([`events_dropped`](Self::events_dropped)), or
-/// handed to every sink, where it is written, dropped or failed
-/// ([`SinkStats`]). Events still on their way are in none of these yet.
+/// handed to every sink, where it is written, dropped, failed or
+/// unconfirmed ([`SinkStats`]). Events still on their way are in none of these yet.
 #[derive(Clone)]
 pub struct WriterStats {
     queue: Arc<Queue>,
