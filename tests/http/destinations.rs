@@ -181,3 +181,64 @@ async fn hosts_predicate_any_and_none_decide_which_calls_carry_a_token() {
         );
     }
 }
+
+mod agreement {
+    use proptest::prelude::*;
+    use tracing_osprofiler::http::{Destination, Destinations};
+
+    /// Hosts made of the pieces that change how a host is read: numbers in
+    /// every base, dots, dashes, letters of reserved names, `%`, `:` and
+    /// brackets.
+    fn host() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("0x".to_owned()),
+            Just("0".to_owned()),
+            Just(".".to_owned()),
+            Just("-".to_owned()),
+            Just("_".to_owned()),
+            Just("%".to_owned()),
+            Just("%2e".to_owned()),
+            Just(":".to_owned()),
+            Just("::".to_owned()),
+            Just("[".to_owned()),
+            Just("]".to_owned()),
+            Just("localhost".to_owned()),
+            Just("internal".to_owned()),
+            Just("local".to_owned()),
+            Just("metadata".to_owned()),
+            Just("google".to_owned()),
+            Just("xn--".to_owned()),
+            Just("fe80".to_owned()),
+            Just("fd00".to_owned()),
+            "[0-9]{1,11}",
+            "[a-fA-F]{1,4}",
+            "[a-z]{1,6}",
+        ];
+        prop::collection::vec(piece, 1..8).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// `allows_uri` and `allows_url` agree on every URL both read, and
+        /// the URI read alone (a build without a URL parser) never allows
+        /// what the URL parser's reading refuses.
+        #[test]
+        fn allows_uri_and_allows_url_agree_on_any_host(host in host(), port in prop::option::of(0u16..3)) {
+            let port = port.map(|p| format!(":{}", [80, 443, 8080][p as usize])).unwrap_or_default();
+            let text = format!("http://{host}{port}/p?q");
+            let (Ok(uri), Ok(url)) = (text.parse::<http::Uri>(), reqwest::Url::parse(&text)) else {
+                return Ok(());
+            };
+            for policy in [
+                Destinations::internal(),
+                Destinations::hosts(["*.internal", "localhost:8080", "10.0.0.1"]).unwrap(),
+            ] {
+                let by_url = policy.allows_url(&url);
+                prop_assert_eq!(policy.allows_uri(&uri), by_url, "{} {:?}", text, policy);
+                let alone = Destination::from_uri(&uri).is_some_and(|to| policy.allows(&to));
+                prop_assert!(!alone || by_url, "{} {:?}: the URI alone allows it", text, policy);
+            }
+        }
+    }
+}
