@@ -15,19 +15,23 @@ use tracing_osprofiler::writer::Otlp;
 
 use crate::support::otlp::Node;
 
-/// The example's binary, which `cargo test` builds before it runs tests:
-/// `<target>/<profile>/examples/otlp_receiver`.
-fn receiver_binary() -> PathBuf {
+/// An example's binary, which `cargo test` builds before it runs tests:
+/// `<target>/<profile>/examples/NAME`.
+fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's path");
     let profile_dir = exe.ancestors().nth(2).expect("target/<profile>");
-    let path = profile_dir.join("examples").join("otlp_receiver");
+    let path = profile_dir.join("examples").join(name);
     assert!(
         path.is_file(),
         "{} is not built: run `cargo test --all-features` (which builds the examples), \
-         or `cargo build --all-features --example otlp_receiver` first",
+         or `cargo build --all-features --example {name}` first",
         path.display()
     );
     path
+}
+
+fn receiver_binary() -> PathBuf {
+    example("otlp_receiver")
 }
 
 /// The receiver on a free port; its stdout, line by line.
@@ -245,4 +249,63 @@ fn post(addr: SocketAddr, content_type: &str, body: &[u8]) -> String {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer
+}
+
+/// A sink pointed at nothing says so when the service starts, on stderr,
+/// with the connection string's password left out; not with the first
+/// profiled request, which this service never gets.
+#[test]
+fn a_sink_pointed_at_nothing_says_so_at_start() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("its address").port()
+        // Closed here: nothing listens on it.
+    };
+    let mut cases = vec![(
+        format!("otlp://127.0.0.1:{port}"),
+        format!("the otlp sink cannot deliver to http://127.0.0.1:{port}/v1/traces (nothing answers there at start: "),
+    )];
+    #[cfg(feature = "redis")]
+    cases.push((
+        format!("redis://:hunter2@127.0.0.1:{port}"),
+        format!("the redis sink cannot deliver to redis://***@127.0.0.1:{port} ("),
+    ));
+    for (connection_string, said) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(example("axum_service"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--connection-string",
+                &connection_string,
+            ])
+            .arg("--log-dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the example service");
+        let stderr = child.stderr.take().expect("stderr");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = lines.recv_timeout(Duration::from_secs(10));
+        let _ = child.kill();
+        let _ = child.wait();
+        let line = line.unwrap_or_else(|_| {
+            panic!("{connection_string}: nothing on stderr within 10 s of the start")
+        });
+        assert!(
+            line.starts_with(&format!("tracing-osprofiler: {said}")),
+            "{connection_string}: {line}"
+        );
+        assert!(!line.contains("hunter2"), "{line}");
+    }
 }

@@ -91,6 +91,39 @@ pub(super) struct Settings {
     pub(super) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// Whether a TCP connection to `url`'s host and port opens within
+/// `timeout` (per address); why not.
+fn reachable(url: &str, timeout: Duration) -> Result<(), String> {
+    use std::net::{TcpStream, ToSocketAddrs as _};
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    // A port is after the last `:` outside an IPv6 literal's brackets.
+    let has_port = authority
+        .rfind(':')
+        .is_some_and(|at| !authority[at..].contains(']'));
+    let target = if has_port {
+        authority.to_owned()
+    } else if scheme.eq_ignore_ascii_case("https") {
+        format!("{authority}:443")
+    } else {
+        format!("{authority}:80")
+    };
+    let addresses = target
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {target}: {e}"))?;
+    let mut last = None;
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, timeout) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => format!("cannot connect to {target}: {e}"),
+        None => format!("{target} resolves to no address"),
+    })
+}
+
 /// The most of a response body read (a partial success is a few bytes).
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 
@@ -419,6 +452,15 @@ struct Exporter {
 
 impl Exporter {
     fn run(mut self) {
+        // Reachability at start: a sink pointed at nothing says so now, as
+        // an outage (which the first delivered batch ends), not with the
+        // first profiled request. On this thread, so the service's startup
+        // never waits for it.
+        if let Err(why) = reachable(&self.settings.url, self.settings.connect_timeout) {
+            self.shared
+                .counters
+                .outage(&format_args!("nothing answers there at start: {why}"));
+        }
         loop {
             if let Some(command) = self.stashed.take() {
                 if !self.obey(command) {

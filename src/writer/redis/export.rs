@@ -241,6 +241,11 @@ impl Exporter {
     }
 
     pub(super) fn run(mut self) {
+        // Reachability at start: a sink pointed at nothing says so now (the
+        // outage line), not with the first profiled request. On this
+        // thread, so the service's startup never waits; the connection is
+        // kept for the first batch.
+        self.connect();
         let mut batch: Vec<Entry> = Vec::with_capacity(self.batch_size);
         loop {
             if batch.is_empty() && !self.take(&mut batch) {
