@@ -353,11 +353,26 @@ pub fn write_stop_with_busy(
 }
 
 /// Seconds with 6 decimals, rounded to the nearest microsecond.
+///
+/// In 64-bit arithmetic and without `fmt` for durations under 10^9 s: a
+/// stop line writes two of these (the duration and the busy time), and a
+/// 128-bit division and a formatter call cost more than the rest of it.
 fn write_duration(out: &mut Vec<u8>, duration: Duration) {
-    let micros = duration.as_nanos().saturating_add(500) / 1000;
-    let secs = micros / 1_000_000;
-    let frac = (micros % 1_000_000) as u32;
-    let _ = write!(out, "{secs}");
+    let mut secs = duration.as_secs();
+    let mut frac = (duration.subsec_nanos() + 500) / 1000;
+    if frac == 1_000_000 {
+        secs = secs.saturating_add(1);
+        frac = 0;
+    }
+    match u32::try_from(secs) {
+        Ok(secs) if secs < 1_000_000_000 => {
+            let width = secs.checked_ilog10().unwrap_or(0) as usize + 1;
+            push_digits(out, secs, width);
+        }
+        _ => {
+            let _ = write!(out, "{secs}");
+        }
+    }
     out.push(b'.');
     push_digits(out, frac, 6);
 }
@@ -1098,6 +1113,34 @@ mod tests {
             let line = parse_line(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(line.busy, busy, "{text}");
         }
+    }
+
+    #[test]
+    fn durations_are_written_as_the_rounded_microseconds() {
+        for nanos in [
+            0u64,
+            499,
+            500,
+            999_999_499,
+            999_999_500,
+            9_999_999_999_500,
+            999_999_999_999_999_999,
+            u64::MAX,
+        ] {
+            let d = Duration::from_nanos(nanos);
+            let micros = (d.as_nanos() + 500) / 1000;
+            let mut out = Vec::new();
+            write_duration(&mut out, d);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000),
+                "{nanos}"
+            );
+        }
+        // The one duration whose rounding would pass u64 seconds saturates.
+        let mut out = Vec::new();
+        write_duration(&mut out, Duration::MAX);
+        assert_eq!(String::from_utf8(out).unwrap(), "18446744073709551615.000000");
     }
 
     #[test]

@@ -477,6 +477,16 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
         started != stopped || STARTING_ROOTS.load(Ordering::Acquire) != 0
     }
 
+    /// Whether the layer has points alive: a span entered or left can only
+    /// be one of its points then (a root is a point from its creation,
+    /// before any enter), so its enter and exit need two of
+    /// `may_see_points`' three loads.
+    #[inline]
+    fn has_points_alive(&self) -> bool {
+        let stopped = self.shared.points_stopped.load(Ordering::Acquire);
+        self.shared.points_started.load(Ordering::Relaxed) != stopped
+    }
+
     /// This layer, as the points it counts the busy time of know it.
     #[inline]
     fn id(&self) -> usize {
@@ -943,14 +953,14 @@ where
 
     #[inline]
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
-        if self.may_see_points() {
+        if self.has_points_alive() {
             self.enter_while_active(id, ctx);
         }
     }
 
     #[inline]
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
-        if self.may_see_points() {
+        if self.has_points_alive() {
             self.exit_while_active(id, ctx);
         }
     }
