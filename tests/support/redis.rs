@@ -458,17 +458,12 @@ fn serve(
             // Blocking reads: a command may arrive in pieces.
             let _ = stream.set_read_timeout(None);
             let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            loop {
-                match read_command(&mut reader) {
-                    Ok(Some(_)) => {
-                        stats.commands.fetch_add(1, Ordering::SeqCst);
-                        if stream.write_all(b":1\r\n").is_err() {
-                            break;
-                        }
-                        sent(4);
-                    }
-                    Ok(None) | Err(_) => break,
+            while let Ok(Some(_)) = read_command(&mut reader) {
+                stats.commands.fetch_add(1, Ordering::SeqCst);
+                if stream.write_all(b":1\r\n").is_err() {
+                    break;
                 }
+                sent(4);
             }
             closed(stats);
         }
