@@ -133,3 +133,83 @@ fn shapes_leave_out_what_changes() {
     );
     assert_eq!(shape("legend: * critical path"), "legend: * critical path");
 }
+
+/// The README's Quick start resolves as written: the crate is not on
+/// crates.io, so its dependency on this repository is a path (to a clone
+/// beside the new crate) with features this package has, and the
+/// `cargo install` line names the `osprof` package from that clone. The
+/// program itself is compiled as a doctest (src/lib.rs).
+#[test]
+fn readme_quick_start_depends_on_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let quick_start = &readme[readme.find("## Quick start").expect("a Quick start")..];
+    let toml_start = quick_start.find("```toml\n").expect("its dependencies") + 8;
+    let toml =
+        &quick_start[toml_start..toml_start + quick_start[toml_start..].find("```").unwrap()];
+    let line = toml
+        .lines()
+        .find(|l| l.starts_with("tracing-osprofiler"))
+        .expect("a dependency on this crate");
+    assert!(
+        line.contains(r#"path = "../tracing-osprofiler""#) && !line.contains("version"),
+        "{line}"
+    );
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let features = &line[line.find("features = [").expect("features") + 12..];
+    for feature in features[..features.find(']').unwrap()].split(',') {
+        let feature = feature.trim().trim_matches('"');
+        assert!(
+            manifest.contains(&format!("\n{feature} = [")),
+            "feature {feature} is not in Cargo.toml"
+        );
+    }
+    // Run from the new crate, beside the clone.
+    assert!(quick_start.contains("cargo install --locked --path ../tracing-osprofiler/osprof"));
+    assert!(root.join("osprof/Cargo.toml").is_file());
+}
+
+/// The README's two commands after cloning: the main job and `.ci/test`,
+/// which installs what the tests need and which `.ci/run` calls.
+#[test]
+fn readme_two_commands_are_the_main_job_and_ci_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let two = &readme[readme.find("## Two commands").expect("Two commands")..];
+    let block = &two[two.find("```sh\n").unwrap() + 6..];
+    let commands: Vec<&str> = block[..block.find("```").unwrap()]
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "cargo run --all-features --example service_pair",
+            ".ci/test"
+        ]
+    );
+    let script = root.join(".ci/test");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&script).unwrap().permissions().mode();
+        assert!(mode & 0o111 != 0, ".ci/test is not executable");
+    }
+    let text = std::fs::read_to_string(&script).unwrap();
+    for package in [
+        "chromium",
+        "libfaketime",
+        "redis-server",
+        "util-linux",
+        "python3-venv",
+    ] {
+        assert!(
+            text.contains(package),
+            ".ci/test does not install {package}"
+        );
+    }
+    assert!(text.contains("tests/python/requirements.txt"));
+    assert!(text.contains("cargo test --all-features"));
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(ci.contains(".ci/test"), ".ci/run does not call .ci/test");
+}
