@@ -106,6 +106,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
+/// One invalid-token case: what it is, its headers, the counter it lands in.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a str);
+
 pub fn keys() -> HmacKeys {
     HmacKeys::from_comma_separated(KEY)
 }
@@ -213,7 +216,7 @@ async fn invalid_tokens_are_served_untouched_and_counted() {
     let non_ascii_hmac = b"d29648d0dacbf236f51755e51cc054eb5350b5\xe9\xe9".to_vec();
     let long_info = base64::engine::general_purpose::STANDARD.encode("x".repeat(5000));
     let long_hmac = "a".repeat(200);
-    let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "info only",
             vec![(X_TRACE_INFO, info.as_bytes())],
