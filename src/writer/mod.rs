@@ -295,8 +295,16 @@ impl Drop for WriterGuard {
         if !finished_in_time || left > 0 {
             eprintln!(
                 "tracing-osprofiler: the profile writer did not finish within {:?}; \
-                 {left} queued events are counted as dropped",
-                self.timeout
+                 {left} queued events are counted as dropped{}",
+                self.timeout,
+                // The events its thread holds are not in the queue: they
+                // are counted by the sink that holds them, when it lets go.
+                if finished_in_time {
+                    ""
+                } else {
+                    "; those its thread still holds are counted when the sink holding \
+                     them lets go"
+                }
             );
         }
     }
