@@ -102,6 +102,8 @@ fn shutdown_with_a_silent_redis_ends_by_its_deadline_with_every_event_counted() 
     for _ in 0..2_000 {
         service.request(3);
     }
+    // A batch is on the wire, waiting for an answer that never comes.
+    assert!(fake.wait_received(Duration::from_secs(10)));
     let started = Instant::now();
     let stats = service.shut_down();
     let took = started.elapsed();

@@ -329,6 +329,8 @@ pub struct FakeStats {
     pub commands: std::sync::atomic::AtomicU64,
     /// Bytes of replies written.
     pub bytes_sent: std::sync::atomic::AtomicU64,
+    /// Bytes read by a silent fake.
+    pub bytes_received: std::sync::atomic::AtomicU64,
     /// When the client closed a connection (read 0 or a write failed).
     pub closed: std::sync::Mutex<Vec<Instant>>,
 }
@@ -398,6 +400,24 @@ impl FakeRedis {
         self.stats
             .bytes_sent
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits up to `within` for a silent fake to receive bytes; whether
+    /// it did.
+    pub fn wait_received(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self
+            .stats
+            .bytes_received
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 
     pub fn closed(&self) -> Vec<Instant> {
@@ -470,7 +490,9 @@ fn serve(
         Behaviour::Silent => loop {
             match stream.read(&mut buf) {
                 Ok(0) => return closed(stats),
-                Ok(_) => {}
+                Ok(n) => {
+                    stats.bytes_received.fetch_add(n as u64, Ordering::SeqCst);
+                }
                 Err(e) if is_wait(&e) && !stop.load(Ordering::Relaxed) => {}
                 Err(_) => return closed(stats),
             }
