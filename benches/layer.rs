@@ -198,6 +198,12 @@ fn main() {
         .map(|a| a.parse::<u32>().expect("numeric arguments"));
     let iterations = args.next().unwrap_or(20_000);
     let rounds = args.next().unwrap_or(15);
+    // `CAPTURE_BENCH_ONLY=Discarded` (a tail-capture case's name) measures
+    // that case alone, for a profiler.
+    if std::env::var_os("CAPTURE_BENCH_ONLY").is_some() {
+        capture_cases(iterations, rounds);
+        return;
+    }
 
     let dir = tempfile::tempdir().expect("temp dir");
     let (profile_writer, profile_guard) = RollingFile::new(dir.path().join("osprofiler"))
@@ -403,8 +409,10 @@ fn capture_cases(iterations: u32, rounds: u32) {
     let signer = Signer::new("SECRET_KEY", HmacAlgorithm::Sha1);
     let layered =
         || Dispatch::new(tracing_subscriber::registry().with(OsProfilerLayer::new(writer.clone())));
+    let only = std::env::var("CAPTURE_BENCH_ONLY").ok();
     let dispatches: Vec<(CaptureCase, Dispatch)> = CaptureCase::ALL
         .iter()
+        .filter(|c| only.is_none() || only.as_deref() == Some(format!("{c:?}").as_str()))
         .map(|&c| {
             let d = match c {
                 CaptureCase::Floor => Dispatch::new(tracing_subscriber::registry().with(NoopLayer)),
@@ -417,7 +425,9 @@ fn capture_cases(iterations: u32, rounds: u32) {
     let spans = f64::from(requests * SPANS_PER_REQUEST);
     let one_round = |case: CaptureCase, d: &Dispatch, requests: u32| -> (f64, Option<f64>) {
         tracing::dispatcher::with_default(d, || {
-            let cpu_before = thread_cpu_ns();
+            // The thread's CPU clock: `schedstat` lags by up to a tick, too
+            // coarse for rounds of a few milliseconds.
+            let cpu_before = support::thread_cpu_clock_ns();
             let started = Instant::now();
             for _ in 0..requests {
                 let root = match case {
@@ -440,7 +450,7 @@ fn capture_cases(iterations: u32, rounds: u32) {
                 drop(root);
             }
             let wall = started.elapsed().as_nanos() as f64;
-            let cpu = thread_cpu_ns()
+            let cpu = support::thread_cpu_clock_ns()
                 .zip(cpu_before)
                 .map(|(after, before)| after.saturating_sub(before) as f64);
             (wall, cpu)
@@ -470,6 +480,7 @@ fn capture_cases(iterations: u32, rounds: u32) {
             cpu[i].extend(c.map(|c| c / spans));
         }
     }
+    let cases: Vec<CaptureCase> = dispatches.iter().map(|(c, _)| *c).collect();
     drop(dispatches);
     let dropped = writer.stats().events_dropped();
     drop(guard);
@@ -491,7 +502,7 @@ fn capture_cases(iterations: u32, rounds: u32) {
             ]
         })
         .collect();
-    for (i, case) in CaptureCase::ALL.iter().enumerate() {
+    for (i, case) in cases.iter().enumerate() {
         println!(
             "{:<56} {:>9.0} {:>9.0} {:>9.0}",
             case.label(),
@@ -499,6 +510,9 @@ fn capture_cases(iterations: u32, rounds: u32) {
             med[i][1],
             med[i][2]
         );
+    }
+    if cases.len() != CaptureCase::ALL.len() {
+        return;
     }
     let [floor, unprofiled, signed, discarded, kept, sampled] = [0, 1, 2, 3, 4, 5];
     let ratio = |x: usize, y: usize, target: f64, what: &str| {
@@ -643,33 +657,33 @@ fn busy_cases(iterations: u32, rounds: u32) {
         let at = tracing_osprofiler::format::Timestamp::now();
         let d = Duration::from_nanos(1_234_567);
         let mut out = Vec::with_capacity(256);
-        let mut time = |busy: bool| {
-            let mut samples = Vec::new();
-            for _ in 0..rounds {
-                let started = Instant::now();
-                for _ in 0..iterations {
-                    out.clear();
-                    if busy {
-                        let b = Some(Duration::from_nanos(234_567));
-                        write_stop_with_busy(
-                            &mut out,
-                            at,
-                            d,
-                            b,
-                            &ids,
-                            PointName::new("work"),
-                            false,
-                        );
-                    } else {
-                        write_stop(&mut out, at, d, &ids, PointName::new("work"), false);
-                    }
-                    std::hint::black_box(&out);
+        let mut once = |busy: bool| {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                out.clear();
+                if busy {
+                    let b = Some(Duration::from_nanos(234_567));
+                    write_stop_with_busy(&mut out, at, d, b, &ids, PointName::new("work"), false);
+                } else {
+                    write_stop(&mut out, at, d, &ids, PointName::new("work"), false);
                 }
-                samples.push(started.elapsed().as_nanos() as f64 / f64::from(iterations));
+                std::hint::black_box(&out);
             }
-            support::median(&samples)
+            started.elapsed().as_nanos() as f64 / f64::from(iterations)
         };
-        (time(false), time(true))
+        // Warmed up, then in alternating order, as the cases above.
+        once(false);
+        once(true);
+        let (mut plain, mut busy) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let first = round % 2 == 0;
+            let a = once(first);
+            let b = once(!first);
+            let (p, b2) = if first { (b, a) } else { (a, b) };
+            plain.push(p);
+            busy.push(b2);
+        }
+        (support::median(&plain), support::median(&busy))
     };
 
     println!();

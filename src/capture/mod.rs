@@ -665,6 +665,13 @@ impl Captured {
             state.reserved += chunk;
         }
         state.used += bytes;
+        if state.buffer.capacity() == 0 {
+            // Most requests hold tens of points: skip the first doublings
+            // (each a copy of the whole buffer) on the request's thread.
+            state
+                .buffer
+                .reserve_exact(policy.max_points_per_request.min(32));
+        }
         state.buffer.push(stop);
         None
     }
