@@ -12,6 +12,7 @@ mod support;
 
 mod capture;
 mod client;
+mod example;
 mod middleware;
 mod python;
 mod server;
