@@ -11,6 +11,14 @@
 //! [`Destinations`] policy of which outgoing calls may carry a token
 //! (`destination.rs`).
 //!
+//! It also owns what every server middleware shares, whatever the
+//! framework: the admission of one request (`admission.rs`: the token
+//! from plain header values, keys, the fair limit, tail capture, the
+//! counters, the refusal summary) and the default root span
+//! ([`DefaultRootSpan`], `root.rs`). With the `actix` feature alone, only
+//! these shared parts, [`ProfilingStats`] and the destination policy are
+//! compiled (no tower, no `http` 1.x); `crate::actix` builds on them.
+//!
 //! # Incoming requests
 //!
 //! ```no_run
