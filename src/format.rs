@@ -500,6 +500,20 @@ impl JsonFields {
     }
 }
 
+/// `text` cut to at most `max` bytes on a character boundary, ending with
+/// the same `…[cut from N bytes]` marker as [`JsonFields`]; `None` when it
+/// fits. For texts kept as they are rather than as JSON (an error message).
+pub(crate) fn cut_text(text: &str, max: usize) -> Option<String> {
+    if text.len() <= max {
+        return None;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(format!("{}…[cut from {} bytes]", &text[..end], text.len()))
+}
+
 fn push_json_string(out: &mut String, s: &str) {
     push_json_string_capped(out, s, usize::MAX);
 }
@@ -1191,6 +1205,13 @@ mod tests {
             parsed["c"].as_str().unwrap(),
             format!("{}…[cut from 4 bytes]", "\u{1}".repeat(3))
         );
+    }
+
+    #[test]
+    fn long_texts_are_cut_on_a_character() {
+        assert_eq!(cut_text("short", 5), None);
+        assert_eq!(cut_text("ééé", 3).unwrap(), "é…[cut from 6 bytes]");
+        assert_eq!(cut_text("ab", 0).unwrap(), "…[cut from 2 bytes]");
     }
 
     #[test]

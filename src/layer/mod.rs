@@ -113,7 +113,7 @@ pub enum NameSource {
 /// | point name | the span name | [`with_name_source`](Self::with_name_source) |
 /// | slow marker ` <- !!!` | on stop lines of 0.5 s or more (Mistral's rule) | [`with_slow_threshold`](Self::with_slow_threshold) |
 /// | span fields (JSON on start lines, attributes in OTLP) | off (fields can hold secrets) | [`with_fields`](Self::with_fields) |
-/// | longest field value kept (longer ones are cut, marked and counted) | 16 KiB | [`with_max_field_bytes`](Self::with_max_field_bytes) |
+/// | longest field value or error text kept (longer ones are cut, marked and counted) | 16 KiB | [`with_max_field_bytes`](Self::with_max_field_bytes) |
 ///
 /// # Where the points go
 ///
@@ -220,7 +220,7 @@ impl LayerStats {
         started.saturating_sub(stopped)
     }
 
-    /// Span field values cut at the layer's cap
+    /// Span field values, and error texts, cut at the layer's cap
     /// ([`OsProfilerLayer::with_max_field_bytes`]).
     #[must_use]
     pub fn field_values_cut(&self) -> u64 {
@@ -427,20 +427,23 @@ impl<S, O> OsProfilerLayer<S, O> {
     /// JSON (default 16 KiB): a longer one is cut on a character boundary,
     /// ends with `…[cut from N bytes]`, and is counted in
     /// [`LayerStats::field_values_cut`]. A field holding a whole request
-    /// body then costs the queues and the sinks at most this much.
+    /// body then costs the queues and the sinks at most this much. The
+    /// text of an error (an `error` field, an `ERROR` event's message) is
+    /// kept to the same length, fields recorded or not.
     #[must_use]
     pub fn with_max_field_bytes(mut self, bytes: usize) -> Self {
         self.config.max_field_bytes = bytes;
         self
     }
 
-    /// Where recorded fields go when the layer records them: the cap and
-    /// the counter of cuts.
-    fn field_json(&self) -> Option<FieldJson<'_>> {
-        self.config.record_fields.then(|| FieldJson {
+    /// Whether every field is recorded, the cap of a value (an `error`
+    /// text too), and the counter of cuts.
+    fn field_json(&self) -> FieldJson<'_> {
+        FieldJson {
+            all: self.config.record_fields,
             max_bytes: self.config.max_field_bytes,
             cut: &self.shared.field_values_cut,
-        })
+        }
     }
 
     /// A handle on the layer's counters that stays valid after the layer is
@@ -828,7 +831,8 @@ where
         }
         let mut message = ErrorMessage::default();
         event.record(&mut message);
-        point.facts_mut().error = Some(message.finish(event.metadata().name()));
+        let text = message.finish(event.metadata().name());
+        point.facts_mut().error = Some(self.field_json().error_text(text));
     }
 
     #[inline(never)]
@@ -902,6 +906,9 @@ where
     }
 }
 
+// Each argument is a separate fact of the stop, from two callers that hold
+// them in different shapes (a point, a captured stop).
+#[allow(clippy::too_many_arguments)]
 fn stop_event(
     ids: &PointIds,
     name: PointName<'static>,
@@ -995,28 +1002,45 @@ fn has_outcome_field(metadata: &Metadata<'_>) -> bool {
     fields.field(STATUS_CODE_FIELD).is_some() || fields.field(ERROR_FIELD).is_some()
 }
 
-/// The cap of a recorded field value, and where cuts are counted.
+/// Whether every field is recorded, the cap of a value, and where cuts
+/// are counted.
 struct FieldJson<'a> {
+    all: bool,
     max_bytes: usize,
     cut: &'a AtomicU64,
 }
 
+impl FieldJson<'_> {
+    /// An error text as kept in the point's facts: cut past the cap, and
+    /// counted.
+    fn error_text(&self, text: String) -> String {
+        match crate::format::cut_text(&text, self.max_bytes) {
+            Some(cut) => {
+                self.cut.fetch_add(1, Ordering::Relaxed);
+                cut
+            }
+            None => text,
+        }
+    }
+}
+
 /// Visits `values` into the point: the outcome fields always, every field
-/// into the JSON object when `all` is given.
-fn record_fields(point: &mut Point, values: &impl RecordValues, all: Option<FieldJson<'_>>) {
+/// into the JSON object when `fields.all` is set.
+fn record_fields(point: &mut Point, values: &impl RecordValues, fields: FieldJson<'_>) {
     let facts = point.facts_mut();
     let mut visitor = FieldVisitor {
         facts,
-        json: all
-            .as_ref()
-            .map(|all| JsonFields::with_max_value_bytes(all.max_bytes)),
+        json: fields
+            .all
+            .then(|| JsonFields::with_max_value_bytes(fields.max_bytes)),
+        fields: &fields,
     };
     values.record_into(&mut visitor);
-    let FieldVisitor { facts, json } = visitor;
-    if let (Some(json), Some(all)) = (&json, &all) {
+    let FieldVisitor { facts, json, .. } = visitor;
+    if let Some(json) = &json {
         let cut = json.values_cut();
         if cut > 0 {
-            all.cut.fetch_add(cut, Ordering::Relaxed);
+            fields.cut.fetch_add(cut, Ordering::Relaxed);
         }
     }
     if let Some(added) = json.and_then(JsonFields::finish) {
@@ -1052,6 +1076,7 @@ impl RecordValues for Record<'_> {
 struct FieldVisitor<'a> {
     facts: &'a mut PointFacts,
     json: Option<JsonFields>,
+    fields: &'a FieldJson<'a>,
 }
 
 impl FieldVisitor<'_> {
@@ -1065,7 +1090,7 @@ impl FieldVisitor<'_> {
 impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == ERROR_FIELD {
-            self.facts.error = Some(value.to_owned());
+            self.facts.error = Some(self.fields.error_text(value.to_owned()));
         }
         if let Some(json) = &mut self.json {
             json.str(field.name(), value);
@@ -1103,7 +1128,7 @@ impl Visit for FieldVisitor<'_> {
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         if field.name() == ERROR_FIELD {
-            self.facts.error = Some(value.to_string());
+            self.facts.error = Some(self.fields.error_text(value.to_string()));
         }
         if let Some(json) = &mut self.json {
             json.str(field.name(), &value.to_string());
@@ -1113,7 +1138,7 @@ impl Visit for FieldVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let text = format!("{value:?}");
         if field.name() == ERROR_FIELD {
-            self.facts.error = Some(text.clone());
+            self.facts.error = Some(self.fields.error_text(text.clone()));
         }
         if let Some(json) = &mut self.json {
             json.str(field.name(), &text);

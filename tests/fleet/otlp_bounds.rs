@@ -128,4 +128,29 @@ fn a_field_value_past_the_cap_is_cut_marked_and_counted() {
         let body = part.str_attr("body").expect("body attribute");
         assert!(body.ends_with(&marker) && body.len() < 16 * 1024 + 100);
     }
+
+    // An error's text is cut too, fields recorded or not: the field's
+    // JSON and the span's status, each counted; so is an ERROR event's.
+    let failing = node.layer.field_values_cut();
+    tracing::dispatcher::with_default(&node.dispatch, || {
+        let profile = Profile::new(Signer::new("SECRET_KEY", HmacAlgorithm::Sha1));
+        let root = profile.start(|| tracing::info_span!("failing"));
+        let _entered = root.enter();
+        let _field = tracing::info_span!("field", error = value.as_str()).entered();
+        drop(_field);
+        let _event = tracing::info_span!("event").entered();
+        tracing::error!(message = value.as_str());
+    });
+    node.flush(Duration::from_secs(20));
+    assert_eq!(node.layer.field_values_cut() - failing, 3);
+    let spans = collector.wait_for(7, Duration::from_secs(10));
+    for name in ["field", "event"] {
+        let span = spans.iter().find(|s| s.span.name == name).expect(name);
+        let status = span.span.status.as_ref().expect("an error status");
+        assert!(
+            status.message.ends_with(&marker) && status.message.len() < 16 * 1024 + 100,
+            "{name}: {} bytes",
+            status.message.len()
+        );
+    }
 }
