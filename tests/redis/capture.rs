@@ -20,7 +20,7 @@ fn a_kept_request_is_stored_whole_and_says_why_and_a_discarded_one_leaves_no_key
     let capture = CapturePolicy::new()
         .with_keep_slower_than(Some(Duration::from_millis(40)))
         .build();
-    let mut request = |sleep: u64| -> Id {
+    let request = |sleep: u64| -> Id {
         service.in_service(|| {
             let info = RequestInfo::new("GET", "/v2/items", "http");
             let root = capture.start_request(info, || tracing::info_span!("wsgi"));
