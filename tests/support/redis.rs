@@ -4,7 +4,7 @@
 //! or to misbehave (`DEBUG SLEEP`, `CLIENT PAUSE`) without a client crate.
 //!
 //! Without `redis-server` on the `PATH` (Debian's package `redis-server`;
-//! `.ci/run` installs it) the test fails and says so: never a silent pass.
+//! `.ci/test` installs it) the test fails and says so: never a silent pass.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -294,12 +294,12 @@ fn binary() -> PathBuf {
         Some(path) => path,
         None if std::env::var_os("CI").is_some() => {
             panic!(
-                "redis-server is missing in CI: .ci/run installs the Debian package redis-server"
+                "redis-server is missing in CI: .ci/test installs the Debian package redis-server"
             )
         }
         None => panic!(
             "this test needs redis-server on the PATH: install the Debian package \
-             `redis-server` (apt-get install redis-server); it is not skipped"
+             `redis-server` (apt-get install redis-server, or run .ci/test, which does); it is not skipped"
         ),
     }
 }
