@@ -127,6 +127,31 @@ fn shutdown_with_a_silent_redis_ends_by_its_deadline_with_every_event_counted() 
     assert_eq!(service.redis_stats(), redis);
 }
 
+#[test]
+fn shutdown_during_an_outage_takes_one_more_try_not_the_flush_timeout() {
+    let url = format!("redis://127.0.0.1:{}", RedisServer::unused_port());
+    let flush_timeout = Duration::from_secs(5);
+    let mut service = Service::with_flush_timeout(Redis::new(&url).unwrap(), flush_timeout);
+    // Half a second of requests while Redis is down: the sink's tries are
+    // spaced by then (its next one is 400 ms to 800 ms away).
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        service.request(1);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    let stats = service.shut_down();
+    let took = started.elapsed();
+    let redis = service.assert_counted(&stats);
+    assert_eq!(redis.dropped, service.events, "{redis:?}");
+    // One try at once, refused: what waited is dropped then, not at the
+    // deadline (a newcomer waited 6.5 s for an unreachable Redis).
+    assert!(
+        took < Duration::from_secs(1),
+        "dropping the guard took {took:?} with Redis down"
+    );
+}
+
 /// Runs the ignored test `name` of this binary in a child process with
 /// `env`, and returns its standard error (it must pass).
 fn child(name: &str, env: &[(&str, String)]) -> String {

@@ -291,7 +291,7 @@ impl Exporter {
                     Err(_) => return false,
                 },
                 recv(self.stop_requests) -> stop => {
-                    self.stop = Some(stop.unwrap_or_else(|_| Instant::now()));
+                    self.stopping(stop.unwrap_or_else(|_| Instant::now()));
                 }
                 recv(ends) -> _ => self.delivered(),
             }
@@ -312,13 +312,14 @@ impl Exporter {
         if now < self.next_try {
             match self.stop {
                 None => match self.stop_requests.recv_deadline(self.next_try) {
-                    Ok(stop) => self.stop = Some(stop),
+                    Ok(stop) => self.stopping(stop),
                     Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => self.stop = Some(now),
+                    Err(RecvTimeoutError::Disconnected) => self.stopping(now),
                 },
-                Some(stop) => {
-                    std::thread::sleep(self.next_try.min(stop).saturating_duration_since(now));
-                }
+                // No try left before the deadline: give up now, not at it
+                // (an unreachable Redis does not hold up the shutdown).
+                Some(stop) if self.next_try >= stop => self.stop = Some(now),
+                Some(_) => std::thread::sleep(self.next_try.saturating_duration_since(now)),
             }
             return false;
         }
@@ -335,6 +336,15 @@ impl Exporter {
                 }
                 false
             }
+        }
+    }
+
+    /// Shutting down by `stop`: without a connection, one more try at once,
+    /// whatever the backoff (Redis may be back); see [`failing`](Self::failing).
+    fn stopping(&mut self, stop: Instant) {
+        self.stop = Some(stop);
+        if self.connection.is_none() {
+            self.next_try = Instant::now();
         }
     }
 
@@ -456,9 +466,15 @@ impl Exporter {
     }
 
     /// A connection could not be made or broke: begins an outage (reported
-    /// once) or goes on with it, and waits longer before the next try.
+    /// once) or goes on with it, and waits longer before the next try. When
+    /// shutting down, gives up at once: what is left is dropped now rather
+    /// than at the deadline (an unreachable Redis does not hold up the
+    /// service's exit).
     fn failing(&mut self, error: &Broken) {
         let now = Instant::now();
+        if self.stop.is_some() {
+            self.stop = Some(now);
+        }
         match &mut self.outage {
             Some(outage) => outage.delivering_since = None,
             None => {

@@ -48,8 +48,11 @@
 //! with every event counted: its thread stops sending and reading at the
 //! deadline (a read in progress ends within a few milliseconds), and if
 //! it is still busy then, the sink counts what the thread holds itself
-//! (see `export.rs`) and leaves it to end on its own. What shutting down
-//! gave up on is said on standard error.
+//! (see `export.rs`) and leaves it to end on its own. Without a
+//! connection, shutting down tries once more at once, whatever the
+//! backoff, and a failure then (a connection refused or broken) ends the
+//! delivery: an unreachable Redis costs the exit one try, not the flush
+//! timeout. What shutting down gave up on is said on standard error.
 
 use std::fmt;
 use std::sync::Arc;
