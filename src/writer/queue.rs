@@ -6,9 +6,13 @@
 //!
 //! A bound in events alone lets a queue of big events (span fields of
 //! hundreds of KiB) grow to the limit times their size. Each queue also
-//! holds at most so many bytes, as [`event_bytes`] estimates them: what an
-//! event owns on the heap plus its own size. An event that would pass the
-//! byte limit is treated as one that finds the queue full.
+//! holds at most so many bytes of what its events own, as [`event_bytes`]
+//! estimates them (their facts: fields, an error, a request's path). An
+//! event that would pass the byte limit is treated as one that finds the
+//! queue full. The events' fixed size is bounded by the limit in events,
+//! so an event without facts (the common case without fields) costs the
+//! byte bound nothing: no shared counter is touched for it. A queue holds
+//! at most `limit × size_of::<PointEvent>() + byte limit`.
 //!
 //! The gate is what makes shutdown exact under load. A sender announces
 //! itself (`in_flight`) before it looks at `closed`; the guard sets `closed`
@@ -52,6 +56,9 @@ impl ByteBudget {
     /// (an event bigger than the whole limit never fits). A caller that
     /// then drops the event counts it with [`refuse`](Self::refuse).
     pub(crate) fn try_take(&self, bytes: u64) -> bool {
+        if bytes == 0 {
+            return true;
+        }
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|&after| after <= self.limit)
@@ -68,6 +75,9 @@ impl ByteBudget {
 
     /// Gives back room taken for `bytes`.
     pub(crate) fn release(&self, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
         // Never below zero, whatever a caller gets wrong.
         let _ = self
             .used
@@ -87,12 +97,13 @@ impl ByteBudget {
     }
 }
 
-/// What a queued event costs in memory, about: its own size and what it
-/// owns on the heap (the fields' JSON, an error message, a request's
-/// path and query). Shared parts (the fields' `Arc`, held by a start and
-/// its stop) are counted in each: an upper bound.
+/// What a queued event owns beyond its own fixed size, about: its facts
+/// and what they hold on the heap (the fields' JSON, an error message, a
+/// request's path and query); 0 without facts. Shared parts (the fields'
+/// `Arc`, held by a start and its stop) are counted in each: an upper
+/// bound.
 pub(crate) fn event_bytes(event: &PointEvent) -> u64 {
-    let mut bytes = std::mem::size_of::<PointEvent>();
+    let mut bytes = 0;
     if let Some(facts) = &event.facts {
         bytes += std::mem::size_of_val(&**facts);
         bytes += facts.fields.as_ref().map_or(0, |f| f.len());
@@ -359,7 +370,8 @@ mod tests {
         }
         assert_eq!((queue.dropped(), queue.dropped_over_bytes()), (7, 7));
         assert_eq!(queue.bytes.used(), 3 * size);
-        // Small events still fit in what is left.
+        // Events without facts cost the byte bound nothing.
+        assert_eq!(small, 0);
         queue.send(event()).unwrap();
         assert_eq!(queue.dropped(), 7);
         // Room comes back as the writer's thread gives it back.
