@@ -14,6 +14,9 @@ use tracing_osprofiler::format::{
 };
 use tracing_osprofiler::Id;
 
+/// (trace, parent, name, begin µs, wall µs, busy µs, slow)
+type TestPoint = (u128, u128, &'static str, i64, u64, Option<u64>, bool);
+
 fn id(n: u128) -> Id {
     Id::parse(&format!("00000000-0000-4000-8000-{n:012x}")).unwrap()
 }
@@ -31,8 +34,7 @@ pub fn mixed_busy_log(base: u128) -> (Vec<u8>, Vec<u8>) {
         parent_id: id(parent),
         trace_id: id(trace),
     };
-    // (trace, parent, name, begin µs, wall µs, busy µs, slow)
-    let points: [(u128, u128, &str, i64, u64, Option<u64>, bool); 6] = [
+    let points: [TestPoint; 6] = [
         (base + 1, base, "wsgi", 0, 900_000, Some(40_000), true),
         (base + 2, base + 1, "db", 1_000, 200_000, Some(1_500), false),
         (base + 3, base + 1, "db", 210_000, 100_000, Some(500), false),
