@@ -909,9 +909,6 @@ where
 // Each argument is a separate fact of the stop, from two callers that hold
 // them in different shapes (a point, a captured stop).
 #[allow(clippy::too_many_arguments)]
-// Each argument is a separate fact of the stop, from two callers that hold
-// them in different shapes (a point, a captured stop).
-#[allow(clippy::too_many_arguments)]
 fn stop_event(
     ids: &PointIds,
     name: PointName<'static>,
