@@ -169,8 +169,9 @@ impl Builder {
     }
 
     /// How many bytes of events may wait for the writer thread (at least
-    /// 1): an event counts its own size and what it owns (its fields'
-    /// JSON, an error message, a request's path). An event that would pass
+    /// 1), counting what events own beyond their fixed size (their fields'
+    /// JSON, an error message, a request's path; the fixed size is bounded
+    /// by [`with_queue_limit`](Self::with_queue_limit)). An event that would pass
     /// it is treated as one that finds the queue full, so that big span
     /// fields cannot make the queue hold its event limit times their size;
     /// those dropped for it are counted in
