@@ -6,8 +6,10 @@
 //! while serving it becomes an osprofiler trace point with a `base_id`,
 //! `parent_id` and `trace_id`, and gets a `-start` and a `-stop` line in the
 //! Mistral profiler log format. Requests without a valid token write nothing
-//! and cost almost nothing. Calls to other services carry new signed headers,
-//! so one request can be followed across services, Rust or Python.
+//! and cost almost nothing, unless the operator turns on tail capture
+//! ([`CapturePolicy`]): then they are recorded in memory and written only if
+//! slow or failed. Calls to other services carry new signed headers, so one
+//! request can be followed across services, Rust or Python.
 //!
 //! # Quick start
 //!
