@@ -200,6 +200,8 @@ pub(super) struct Exporter {
     backoff: Duration,
     /// Set once the sink shuts down: deliver what can be until then.
     stop: Option<Instant>,
+    /// A broken connection got its one new try while shutting down.
+    retried_at_stop: bool,
     outage: Option<Outage>,
     /// The kinds of refusal reported so far (command and error code).
     refusals_reported: Vec<String>,
@@ -234,6 +236,7 @@ impl Exporter {
             next_try: Instant::now(),
             backoff: FIRST_BACKOFF,
             stop: None,
+            retried_at_stop: false,
             outage: None,
             refusals_reported: Vec::new(),
             packed: Vec::new(),
@@ -330,7 +333,7 @@ impl Exporter {
                 true
             }
             Err(error) => {
-                self.failing(&error);
+                self.failing(&error, false);
                 if let Some(outage) = &mut self.outage {
                     outage.failed_connections += 1;
                 }
@@ -458,7 +461,7 @@ impl Exporter {
     fn broken(&mut self, written: u64, failed: u64, unanswered: u64, error: &Broken) -> bool {
         self.connection = None;
         let going_on = self.shared.settle(written, failed + unanswered, 0);
-        self.failing(error);
+        self.failing(error, true);
         if let Some(outage) = &mut self.outage {
             outage.broken_connections += 1;
         }
@@ -470,11 +473,11 @@ impl Exporter {
     /// shutting down, gives up at once: what is left is dropped now rather
     /// than at the deadline (an unreachable Redis does not hold up the
     /// service's exit).
-    fn failing(&mut self, error: &Broken) {
+    ///
+    /// A connection that `broke` gets one new try at once when shutting
+    /// down (it may have died while idle, and Redis be back since).
+    fn failing(&mut self, error: &Broken, broke: bool) {
         let now = Instant::now();
-        if self.stop.is_some() {
-            self.stop = Some(now);
-        }
         match &mut self.outage {
             Some(outage) => outage.delivering_since = None,
             None => {
@@ -497,6 +500,14 @@ impl Exporter {
         }
         self.next_try = now + self.backoff;
         self.backoff = (self.backoff * 2).min(self.max_backoff);
+        if self.stop.is_some() {
+            if broke && !self.retried_at_stop {
+                self.retried_at_stop = true;
+                self.next_try = now;
+            } else {
+                self.stop = Some(now);
+            }
+        }
     }
 
     /// A batch was answered: during an outage, the outage ends once Redis
