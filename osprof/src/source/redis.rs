@@ -900,6 +900,31 @@ mod tests {
     const IDS: &str = r#""base_id": "f12e75d5-5d59-4cbc-b74d-357f19290dd7", "parent_id": "603f1fab-be78-438d-af13-d94ed3b7e416", "trace_id": "b1d0a77a-52f5-4415-a6c4-f16b3591a47d""#;
 
     #[test]
+    fn a_start_kept_by_capture_says_so_in_its_fields_and_nothing_else_is_carried() {
+        let mut open = HashMap::new();
+        let kept = line(
+            &format!(r#"{{"name": "wsgi-start", {IDS}, "timestamp": "2020-02-27T08:04:25.954502", "info": {{"host": "h", "capture": {{"kept": "slow", "truncated": 0}}}}}}"#),
+            &mut open,
+        )
+        .unwrap();
+        assert!(
+            kept.ends_with(" wsgi-start {\"capture.kept\":\"slow\"}\n"),
+            "{kept}"
+        );
+        assert_eq!(
+            crate::list::kept_by_capture(kept.as_bytes()),
+            Some("slow")
+        );
+        // Only the two reasons are carried: another value is no JSON to inject.
+        let other = line(
+            &format!(r#"{{"name": "wsgi-start", {IDS}, "timestamp": "2020-02-27T08:04:25.954502", "info": {{"capture": {{"kept": "x\"}}"}}}}}}"#),
+            &mut open,
+        )
+        .unwrap();
+        assert!(other.ends_with(" wsgi-start\n"), "{other}");
+    }
+
+    #[test]
     fn python_stops_take_their_duration_from_their_start_rust_stops_from_info() {
         let mut open = HashMap::new();
         let start = line(
