@@ -911,10 +911,7 @@ mod tests {
             kept.ends_with(" wsgi-start {\"capture.kept\":\"slow\"}\n"),
             "{kept}"
         );
-        assert_eq!(
-            crate::list::kept_by_capture(kept.as_bytes()),
-            Some("slow")
-        );
+        assert_eq!(crate::list::kept_by_capture(kept.as_bytes()), Some("slow"));
         // Only the two reasons are carried: another value is no JSON to inject.
         let other = line(
             &format!(r#"{{"name": "wsgi-start", {IDS}, "timestamp": "2020-02-27T08:04:25.954502", "info": {{"capture": {{"kept": "x\"}}"}}}}}}"#),
