@@ -18,10 +18,12 @@ use crate::http::{DefaultRootSpan, ProfilingStats};
 use crate::limit::ProfileLimit;
 use crate::token::HmacKeys;
 
-/// `X-Trace-Info` as actix-web's header name (stored lower-case).
-const TRACE_INFO: HeaderName = HeaderName::from_static("x-trace-info");
+/// `X-Trace-Info` as actix-web's header name (stored lower-case). Statics,
+/// borrowed by each look-up, rather than a name built and dropped per
+/// request.
+static TRACE_INFO: HeaderName = HeaderName::from_static("x-trace-info");
 /// `X-Trace-HMAC` as actix-web's header name.
-const TRACE_HMAC: HeaderName = HeaderName::from_static("x-trace-hmac");
+static TRACE_HMAC: HeaderName = HeaderName::from_static("x-trace-hmac");
 
 /// Builds the root span of a profiled actix-web request.
 ///
@@ -262,8 +264,8 @@ where
             query: (!query.is_empty()).then_some(query),
         };
         let admitted = self.admission.admit(
-            headers.get_all(TRACE_INFO).map(|v| v.as_bytes()),
-            headers.get_all(TRACE_HMAC).map(|v| v.as_bytes()),
+            headers.get_all(&TRACE_INFO).map(|v| v.as_bytes()),
+            headers.get_all(&TRACE_HMAC).map(|v| v.as_bytes()),
             facts,
             || self.make_span.make_span(&request),
         );
