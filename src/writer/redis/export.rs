@@ -548,3 +548,46 @@ impl Exporter {
         self.backoff = FIRST_BACKOFF;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::SinkKind;
+
+    fn shared() -> Shared {
+        Shared::new(Arc::new(SinkCounters::new(SinkKind::Redis, "test".into())))
+    }
+
+    #[test]
+    fn an_abandoned_thread_is_counted_once_by_the_sink_and_its_later_counts_are_void() {
+        let shared = shared();
+        // 30 events taken; 10 written; a batch of 8 on the wire.
+        assert!(shared.settle(10, 0, 0));
+        assert!(shared.on_the_wire(8));
+        assert!(!shared.wait_for(30, Instant::now()));
+        shared.abandon(30);
+        let stats = shared.counters.snapshot();
+        assert_eq!((stats.written, stats.failed, stats.dropped), (10, 8, 12));
+        assert!(shared.wait_for(30, Instant::now()));
+        // The thread comes back from its call: nothing more is counted,
+        // and it is told to stop.
+        assert!(!shared.settle(8, 0, 0));
+        assert!(!shared.on_the_wire(1));
+        assert_eq!(shared.counters.snapshot(), stats);
+        // A second abandon changes nothing.
+        shared.abandon(30);
+        assert_eq!(shared.counters.snapshot(), stats);
+    }
+
+    #[test]
+    fn a_thread_that_ended_is_not_abandoned() {
+        let shared = shared();
+        assert!(shared.settle(3, 1, 2));
+        shared.exit();
+        assert!(shared.wait_for_exit(Instant::now()));
+        shared.abandon(6);
+        let stats = shared.counters.snapshot();
+        assert_eq!((stats.written, stats.failed, stats.dropped), (3, 1, 2));
+        assert!(!shared.abandoned());
+    }
+}
