@@ -380,7 +380,7 @@ fn a_second_layer_whose_own_points_come_and_go_does_not_skew_the_count() {
         "{lower:?} <= {busy} <= {upper:?}"
     );
     assert!(wall - busy >= 0.040 - ROUNDING, "{wall} {busy}");
-    assert!(!String::from_utf8(second.bytes())
-        .unwrap()
-        .contains("watched"));
+    // (Whether the second layer writes `watched` depends on other tests of
+    // this binary starting roots at the same time: not checked here.)
+    drop(second);
 }

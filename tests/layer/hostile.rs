@@ -28,7 +28,9 @@ fn check_tokens(bytes: &[u8]) {
             assert_eq!(tokens.len(), 5, "{line:?}");
             tokens[4]
         } else {
-            assert_eq!(tokens.len(), 6, "{line:?}");
+            // A stop line ends with its busy time, one token after the name.
+            assert_eq!(tokens.len(), 7, "{line:?}");
+            assert!(tokens[6].starts_with("{\"busy\":"), "{line:?}");
             tokens[5]
         };
         assert!(
