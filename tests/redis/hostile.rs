@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tracing_osprofiler::writer::Redis;
 
-use crate::support::redis::{Behaviour, FakeRedis, RedisServer};
+use crate::support::redis::{Behaviour, FakeRedis, HangingListener, RedisServer};
 use crate::Service;
 
 /// The process's resident memory, from `/proc/self/status`.
@@ -150,6 +150,35 @@ fn shutdown_during_an_outage_takes_one_more_try_not_the_flush_timeout() {
         took < Duration::from_secs(1),
         "dropping the guard took {took:?} with Redis down"
     );
+}
+
+#[test]
+fn shutdown_while_a_connection_hangs_returns_on_time_with_every_event_counted() {
+    let hanging = HangingListener::start();
+    let flush_timeout = Duration::from_millis(300);
+    let mut service = Service::with_flush_timeout(
+        Redis::new(&hanging.url())
+            .unwrap()
+            .with_connect_timeout(Duration::from_millis(1500)),
+        flush_timeout,
+    );
+    for _ in 0..100 {
+        service.request(2);
+    }
+    let started = Instant::now();
+    let stats = service.shut_down();
+    let took = started.elapsed();
+    // The export thread is still in its connect (1.5 s): the sink counted
+    // what it held, and did not wait for it.
+    let redis = service.assert_counted(&stats);
+    assert_eq!(redis.dropped, service.events, "{redis:?}");
+    assert!(
+        took < flush_timeout + Duration::from_millis(500),
+        "dropping the guard took {took:?} for a flush timeout of {flush_timeout:?}"
+    );
+    // When the connect gives up, the thread counts nothing again.
+    std::thread::sleep(Duration::from_millis(1700));
+    assert_eq!(service.redis_stats(), redis);
 }
 
 /// Runs the ignored test `name` of this binary in a child process with

@@ -583,3 +583,40 @@ fn read_command(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<Vec<u8>
     }
     Ok(Some(args))
 }
+
+/// A loopback port where a connection never completes: a listener that
+/// never accepts, its accept queue filled (the kernel then drops the SYNs
+/// of further connections, which wait until their timeout). Nothing
+/// leaves the machine.
+pub struct HangingListener {
+    _listener: TcpListener,
+    _fillers: Vec<TcpStream>,
+    port: u16,
+}
+
+impl HangingListener {
+    pub fn start() -> HangingListener {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut fillers = Vec::new();
+        // The accept queue holds `somaxconn`-bounded backlog + 1 (129 with
+        // std's backlog of 128); stop at the first connection that hangs.
+        for _ in 0..4096 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
+                Ok(stream) => fillers.push(stream),
+                Err(_) => {
+                    return HangingListener {
+                        _listener: listener,
+                        _fillers: fillers,
+                        port: addr.port(),
+                    }
+                }
+            }
+        }
+        panic!("4096 connections were accepted by a listener that never accepts");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
