@@ -39,7 +39,7 @@ fn with_layer<T>(writer: ProfileWriter, f: impl FnOnce(&LayerStats) -> T) -> T {
 
 /// Every line of `bytes` is one whole line as the writer writes them: it
 /// starts with a timestamp and has exactly the tokens of a start line (5)
-/// or of a stop line (6). A fragment merged into another line fails this,
+/// or of a stop line (7, its busy time last). A fragment merged into another line fails this,
 /// even where the lenient reader would find a line in it.
 fn assert_whole_lines(bytes: &[u8]) -> u64 {
     assert!(
@@ -52,10 +52,17 @@ fn assert_whole_lines(bytes: &[u8]) -> u64 {
         let tokens = line.split_whitespace().count();
         let parsed = tracing_osprofiler::format::parse_line(line.as_bytes())
             .unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        // A stop line ends with its busy time, one token after the name.
         let expected = match parsed.phase {
             tracing_osprofiler::format::Phase::Start => 5,
-            tracing_osprofiler::format::Phase::Stop => 6,
+            tracing_osprofiler::format::Phase::Stop => 7,
         };
+        if parsed.phase == tracing_osprofiler::format::Phase::Stop {
+            assert!(
+                parsed.busy.is_some(),
+                "a stop line without its busy time: {line:?}"
+            );
+        }
         assert_eq!(tokens, expected, "a merged or torn line: {line:?}");
         assert!(
             line.starts_with("20"),
