@@ -7,8 +7,9 @@
 //! ```
 //!
 //! `GET /` does nested `#[instrument]`ed work: two spawned tasks that each
-//! make a simulated database call; `GET /?delay_ms=N` also waits N
-//! milliseconds (a slow request, for tail capture). A request with valid
+//! make a simulated database call; `GET /?delay_ms=N` makes the work take N
+//! ms longer, inside an instrumented span (`slow_work`), and `GET /?fail=1`
+//! answers 500 after an `ERROR` event (for tail capture). A request with valid
 //! `X-Trace-Info` / `X-Trace-HMAC` headers (from osprofiler's
 //! `web.get_trace_id_headers()`, or see docs/http.md for curl) writes its
 //! trace points to the log directory; any other request writes nothing,
@@ -23,14 +24,14 @@
 //! | `--connection-string URL` | none | another sink, as osprofiler's connection string (`otlp://host:port`, `http(s)://…`, `redis://…`); repeatable; each needs its cargo feature |
 //! | `--project NAME`, `--service NAME` | `osprofiler`, the executable's name | who the points are from (OTLP `service.name` is `{project}-{service}`) |
 //! | `--downstream URL` | none | `GET /` also calls this URL with awc, signed, so the callee's points hang under the call |
-//! | `--keep-slower-than DURATION` | off | tail capture: requests without a token are recorded in memory and kept when they take at least this long (`150ms`, `2s`) |
-//! | `--keep-errors` | off | tail capture: requests without a token are kept when they fail (status 500 or more) |
+//! | `--keep-slower-than DURATION` | off | tail capture: a request without a token is recorded in memory and written only if it took at least this long (`150ms`, `2s`) |
+//! | `--keep-errors` | off | tail capture: a request without a token is written if it failed (a 5xx, an `ERROR` event) |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpRequest, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use tracing::Instrument as _;
 use tracing_osprofiler::actix::{AwcProfiling, ProfilingMiddleware};
 use tracing_osprofiler::writer::{ProfileWriter, RollingFile};
@@ -54,21 +55,22 @@ const USAGE: &str = "usage: actix_service [--listen ADDR] [--log-dir DIR] [--hma
     [--connection-string URL]... [--project NAME] [--service NAME] [--downstream URL] \
     [--keep-slower-than DURATION] [--keep-errors]";
 
-/// `150ms`, `2s`, or a bare number of milliseconds.
+/// `150ms`, `2s`, `1.5s`, `500us` (as `axum_service` reads them).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("--keep-slower-than: {text:?} is not a duration like 150ms or 2s");
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse()
-            .map(Duration::from_millis)
-            .map_err(|_| bad());
-    }
-    if let Some(s) = text.strip_suffix('s') {
-        let seconds: f64 = s.trim().parse().map_err(|_| bad())?;
-        return Duration::try_from_secs_f64(seconds).map_err(|_| bad());
-    }
-    text.parse().map(Duration::from_millis).map_err(|_| bad())
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{text:?}: give a unit (ms, s, us)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: not a number and a unit"))?;
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "us" | "µs" => number / 1e6,
+        _ => return Err(format!("{text:?}: the unit is one of s, ms, us")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -96,7 +98,11 @@ fn parse_args() -> Result<Args, String> {
             "--project" => args.project = Some(value()?),
             "--service" => args.service = Some(value()?),
             "--downstream" => args.downstream = Some(value()?),
-            "--keep-slower-than" => args.keep_slower_than = Some(parse_duration(&value()?)?),
+            "--keep-slower-than" => {
+                args.keep_slower_than = Some(
+                    parse_duration(&value()?).map_err(|e| format!("--keep-slower-than: {e}"))?,
+                );
+            }
             "--keep-errors" => args.keep_errors = true,
             "-h" | "--help" => {
                 // Asked for: the usage on stdout, and success.
@@ -140,8 +146,9 @@ async fn render(bytes: usize) -> String {
     format!("hello, user 42 ({bytes} bytes of data)\n")
 }
 
+/// The extra work `GET /?delay_ms=N` asks for.
 #[tracing::instrument]
-async fn wait(delay_ms: u64) {
+async fn slow_work(delay_ms: u64) {
     actix_web::rt::time::sleep(Duration::from_millis(delay_ms)).await;
 }
 
@@ -154,28 +161,33 @@ async fn call_downstream(client: &awc::Client, url: &str) -> String {
     }
 }
 
-/// `delay_ms=N` in the query string, if any.
-fn delay_ms(query: &str) -> Option<u64> {
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("delay_ms="))
-        .and_then(|value| value.parse().ok())
+/// The value of `name` in the query string, if it is there.
+fn query_value<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
 }
 
 async fn index(
     request: HttpRequest,
     client: web::Data<awc::Client>,
     downstream: web::Data<Option<String>>,
-) -> String {
-    if let Some(delay) = delay_ms(request.query_string()) {
-        wait(delay).await;
+) -> HttpResponse {
+    let query = request.query_string();
+    if let Some(delay) = query_value(query, "delay_ms").and_then(|v| v.parse().ok()) {
+        slow_work(delay).await;
+    }
+    if query_value(query, "fail").is_some() {
+        tracing::error!("failing as asked (?fail)");
+        return HttpResponse::InternalServerError().body("failed as asked\n");
     }
     let bytes = load_user(42).await;
     let mut page = render(bytes).await;
     if let Some(url) = downstream.get_ref() {
         page.push_str(&call_downstream(&client, url).await);
     }
-    page
+    HttpResponse::Ok().body(page)
 }
 
 fn main() -> std::process::ExitCode {

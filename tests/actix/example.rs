@@ -1,7 +1,7 @@
 //! `examples/actix_service.rs`, run as a user runs it: two instances, the
 //! first calling the second through `--downstream`, a signed request
-//! profiled across both logs, tail capture keeping a slow unsigned request
-//! and not a fast one, the log flushed on Ctrl-C.
+//! profiled across both logs, tail capture keeping a slow and a failed
+//! unsigned request and not a fast one, the log flushed on Ctrl-C.
 
 use crate::middleware::{get_with, token_headers};
 use crate::support::http as http_support;
@@ -91,7 +91,13 @@ async fn the_actix_example_profiles_across_two_instances_and_captures_slow_reque
     let b = Service::start(b_dir.path(), &[]);
     let a = Service::start(
         a_dir.path(),
-        &["--downstream", &b.url, "--keep-slower-than", "150ms"],
+        &[
+            "--downstream",
+            &b.url,
+            "--keep-slower-than",
+            "150ms",
+            "--keep-errors",
+        ],
     );
 
     let (base, token) = new_token();
@@ -130,7 +136,7 @@ async fn the_actix_example_profiles_across_two_instances_and_captures_slow_reque
         "both instances did the work"
     );
 
-    // A's log: the signed request, and the one slow unsigned request.
+    // A's log: the signed request, the slow unsigned one and the failed one.
     let a_roots: Vec<_> = lines[..a_lines]
         .iter()
         .filter(|l| l.contains(" wsgi-start"))
