@@ -38,15 +38,10 @@ use tracing_osprofiler::{HmacAlgorithm, Id};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// The longest value read from a Redis store, in bytes: a longer one is
-    /// not kept, but named on stderr with its length and skipped.
-    #[cfg(feature = "redis")]
-    #[arg(long, global = true, value_name = "BYTES",
-          default_value_t = RedisSource::DEFAULT_MAX_VALUE_BYTES)]
-    max_value_bytes: u64,
 }
 
-/// `--max-value-bytes`, set once in `main` for `inputs`.
+/// `--max-value-bytes` of `rank`, `list` or `show`, set once by `into_job`
+/// for `inputs`.
 #[cfg(feature = "redis")]
 static MAX_VALUE_BYTES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 
@@ -74,6 +69,11 @@ struct Common {
     #[cfg(feature = "redis")]
     #[arg(long, value_name = "URL")]
     connection_string: Option<String>,
+    /// The longest value read from the Redis store, in bytes: a longer one
+    /// is not kept, but named on stderr with its length and skipped.
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "BYTES", default_value_t = RedisSource::DEFAULT_MAX_VALUE_BYTES)]
+    max_value_bytes: u64,
     /// Write the report to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -178,6 +178,11 @@ struct ShowArgs {
     #[cfg(feature = "redis")]
     #[arg(long, value_name = "URL")]
     connection_string: Option<String>,
+    /// The longest value read from the Redis store, in bytes: a longer one
+    /// is not kept, but named on stderr with its length and skipped.
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "BYTES", default_value_t = RedisSource::DEFAULT_MAX_VALUE_BYTES)]
+    max_value_bytes: u64,
     /// Show the request that began last.
     #[arg(long, conflicts_with = "slowest")]
     latest: bool,
@@ -276,6 +281,8 @@ impl Cli {
         Ok(match self.command {
             Command::Rank(args) => {
                 let c = args.common;
+                #[cfg(feature = "redis")]
+                let _ = MAX_VALUE_BYTES.set(c.max_value_bytes);
                 Job::Rank {
                     options: RankOptions::new()
                         .with_mmap(!args.no_mmap)
@@ -296,6 +303,8 @@ impl Cli {
             }
             Command::List(args) => {
                 let c = args.common;
+                #[cfg(feature = "redis")]
+                let _ = MAX_VALUE_BYTES.set(c.max_value_bytes);
                 Job::List {
                     options: ListOptions::new()
                         .with_mmap(!args.no_mmap)
@@ -314,6 +323,8 @@ impl Cli {
             Command::Show(args) => {
                 #[cfg(feature = "redis")]
                 let store = args.connection_string;
+                #[cfg(feature = "redis")]
+                let _ = MAX_VALUE_BYTES.set(args.max_value_bytes);
                 #[cfg(not(feature = "redis"))]
                 let store: Option<String> = None;
                 let mut logs = args.args;
@@ -377,10 +388,7 @@ fn show_error(kind: clap::error::ErrorKind, message: impl std::fmt::Display) -> 
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    #[cfg(feature = "redis")]
-    let _ = MAX_VALUE_BYTES.set(cli.max_value_bytes);
-    let job = cli.into_job().unwrap_or_else(|e| e.exit());
+    let job = Cli::parse().into_job().unwrap_or_else(|e| e.exit());
     #[cfg(unix)]
     report_sigbus();
     match run(job) {
