@@ -50,8 +50,9 @@
 //! it is still busy then, the sink counts what the thread holds itself
 //! (see `export.rs`) and leaves it to end on its own. Without a
 //! connection, shutting down tries once more at once, whatever the
-//! backoff, and a failure then (a connection refused or broken) ends the
-//! delivery: an unreachable Redis costs the exit one try, not the flush
+//! backoff, and a failure then ends the delivery (a connection refused; a
+//! connection that breaks gets one new try first, as it may have died
+//! while idle): an unreachable Redis costs the exit one try, not the flush
 //! timeout. What shutting down gave up on is said on standard error.
 
 use std::fmt;
