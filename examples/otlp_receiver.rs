@@ -36,7 +36,7 @@
 //! This is a tool for a desk, not a collector: it keeps nothing, forwards
 //! nothing, and listens on loopback unless told otherwise.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -74,6 +74,10 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 /// The most spans held before every pending trace is printed at once, so
 /// that memory stays bounded whatever is sent.
 const MAX_PENDING_SPANS: usize = 200_000;
+
+/// How many printed traces are remembered, to mark their late spans
+/// `continued`.
+const REMEMBERED: usize = 10_000;
 
 /// The longest attribute value printed whole.
 const MAX_VALUE_CHARS: usize = 80;
@@ -146,8 +150,10 @@ struct Pending {
 #[derive(Default)]
 struct Traces {
     pending: HashMap<String, Pending>,
-    /// Traces printed already, so that later spans say `continued`; bounded.
-    printed: std::collections::VecDeque<String>,
+    /// Traces printed already, so that later spans say `continued`: the
+    /// last [`REMEMBERED`] of them, oldest first, and the same as a set.
+    printed: VecDeque<String>,
+    printed_set: HashSet<String>,
     held: usize,
 }
 
@@ -261,7 +267,7 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         let now = Instant::now();
         for span in spans {
             traces.held += 1;
-            let continued = traces.printed.contains(&span.trace_id);
+            let continued = traces.printed_set.contains(&span.trace_id);
             let pending = traces.pending.entry(span.trace_id.clone()).or_default();
             pending.continued |= continued;
             pending.last = Some(now);
@@ -321,10 +327,12 @@ fn print_quiet(shared: &Shared, quiet: Option<Duration>) {
         for id in ids {
             if let Some(pending) = traces.pending.remove(&id) {
                 traces.held = traces.held.saturating_sub(pending.spans.len());
-                if !traces.printed.contains(&id) {
+                if traces.printed_set.insert(id.clone()) {
                     traces.printed.push_back(id.clone());
-                    if traces.printed.len() > 10_000 {
-                        traces.printed.pop_front();
+                    if traces.printed.len() > REMEMBERED {
+                        if let Some(oldest) = traces.printed.pop_front() {
+                            traces.printed_set.remove(&oldest);
+                        }
                     }
                 }
                 ready.push((id, pending));
