@@ -17,7 +17,7 @@ use osprof::list::{list, ListOptions, ListSort};
 use osprof::model::Tree;
 use osprof::output::write_to;
 use osprof::rank::{rank, Column, RankOptions};
-use osprof::show::{find_request_noted, Selector, ShowFormat, ShowOptions};
+use osprof::show::{find_request_noted, SelectError, Selector, ShowFormat, ShowOptions};
 #[cfg(feature = "redis")]
 use osprof::source::RedisSource;
 use osprof::source::{Inputs, Source};
@@ -529,7 +529,15 @@ fn run(job: Job) -> Result<(), String> {
                 _ => None,
             };
             let inputs = inputs(&logs, store.as_deref(), request)?;
-            let found = find_request_noted(&inputs, &selector).map_err(|e| e.to_string())?;
+            let found = match find_request_noted(&inputs, &selector) {
+                Ok(found) => found,
+                // A file that is no profiler log is the likeliest cause.
+                Err(e @ SelectError::NotFound(_)) => {
+                    osprof::check_logs(&inputs).map_err(|e| e.to_string())?;
+                    return Err(e.to_string());
+                }
+                Err(e) => return Err(e.to_string()),
+            };
             if let Some(note) = &found.note {
                 // --latest and --slowest pick one request among many: say which.
                 eprintln!("osprof: {note}");

@@ -671,6 +671,16 @@ fn a_file_that_is_no_profiler_log_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let notes = dir.path().join("notes.txt");
     std::fs::write(&notes, "\nservice started on port 8080\nGET / 200\n").unwrap();
+    let show = osprof(&["show", "--latest", notes.to_str().unwrap()], None);
+    assert_eq!(show.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&show.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "osprof: {} is not a profiler log",
+            notes.display()
+        )),
+        "show: {stderr}"
+    );
     for command in ["rank", "list"] {
         for args in [vec![command, notes.to_str().unwrap()], {
             // Beside a good log, too: the wrong file is named.
