@@ -10,8 +10,9 @@
 //!   (Perfetto mis-draws a lane whose slices overlap without nesting), so
 //!   concurrent siblings land on different lanes while a child that fits
 //!   inside its parent stays on the parent's lane;
-//! - `args`: `base_id`, `parent_id`, `trace_id`, `self_ms`, and
-//!   `critical_path: true` or `unfinished` where they apply.
+//! - `args`: `base_id`, `parent_id`, `trace_id`, `self_ms`, `busy_ms` when
+//!   the stop line gives a busy time, and `critical_path: true` or
+//!   `unfinished` where they apply.
 //!
 //! A point without a stop line is drawn with zero duration (osprofiler's
 //! rule); one without any time cannot be placed and is left out.
@@ -84,6 +85,9 @@ pub(super) fn write(tree: &Tree<'_>, logs: &[String], out: &mut dyn Write) -> io
         let ids = &point.ids;
         events.line(|s| {
             let _ = write!(s, r#"{{"args":{{"base_id":"{}","#, ids.base_id);
+            if let Some(busy) = point.busy {
+                let _ = write!(s, r#""busy_ms":{},"#, ms_number(secs_to_micros(busy)));
+            }
             if critical.contains(&p.index) {
                 s.push_str(r#""critical_path":true,"#);
             }

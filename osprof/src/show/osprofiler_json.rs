@@ -38,7 +38,7 @@
 //! |---|---|---|
 //! | `info.project`, `info.service`, `info.host` | `null` | the log line carries none of them |
 //! | `info.exception` | `"None"` when the stop line was seen | the log does not record exceptions |
-//! | `meta.raw_payload.*` | the line's fields; a stop line's duration (seconds) as `info.duration` | there is no notification payload, the line is the raw record |
+//! | `meta.raw_payload.*` | the line's fields; a stop line's duration (seconds) as `info.duration`, and its busy time as `info.busy` when it gives one | there is no notification payload, the line is the raw record |
 //! | `info.name` | the whole point name | osprofiler keeps only the part before the first `-` (`"engine-on-action-complete"` would become `"engine"`), which loses all of a Mistral name |
 
 use std::collections::HashMap;
@@ -244,9 +244,15 @@ fn node_info(point: &Point, (started, finished): (i64, i64)) -> J {
         info.push(("started".to_owned(), J::Int(started)));
     }
     if let Some(stop) = point.stop {
-        let extra = point
-            .duration
-            .map(|d| J::Obj(vec![("duration".to_owned(), J::Float(d))]));
+        // The busy time as the Redis sink stores it (`info.busy`), when
+        // the line gives one.
+        let extra = point.duration.map(|d| {
+            let mut info = vec![("duration".to_owned(), J::Float(d))];
+            if let Some(busy) = point.busy {
+                info.push(("busy".to_owned(), J::Float(busy)));
+            }
+            J::Obj(info)
+        });
         info.push(payload("stop", stop.to_string(), extra));
         info.push(("finished".to_owned(), J::Int(finished)));
         info.push(("exception".to_owned(), J::Str("None".to_owned())));

@@ -258,6 +258,13 @@ fn show_prints_busy_beside_wall_and_draws_the_idle_share_pale() {
     assert_eq!(svg.matches("fill-opacity=\"0.35\" stroke").count(), 4 + 1);
     let plain_svg = osprof_stdout(&["show", &base, "--format", "svg", without.to_str().unwrap()]);
     assert!(!plain_svg.contains("fill-opacity") && !plain_svg.contains("busy"));
+    // osprofiler's JSON and Chrome's: the busy time where it is known only.
+    let json = osprof_stdout(&["show", &base, "--format", "json", with.to_str().unwrap()]);
+    assert_eq!(json.matches("\"busy\": ").count(), 4, "{json}");
+    assert!(json.contains("\"busy\": 0.029"), "{json}");
+    let chrome = osprof_stdout(&["show", &base, "--format", "chrome", with.to_str().unwrap()]);
+    assert_eq!(chrome.matches("\"busy_ms\":").count(), 4, "{chrome}");
+    assert!(chrome.contains("\"busy_ms\":29.0,"), "{chrome}");
     let html = osprof_stdout(&["show", &base, "--format", "html", with.to_str().unwrap()]);
     assert!(html.contains("<th>busy ms</th>"));
     assert!(html.contains("<td class=\"num\">29.000</td>"));
