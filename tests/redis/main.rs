@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bounds;
 mod capture;
 mod faults;
 mod hostile;

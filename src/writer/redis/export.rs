@@ -26,6 +26,16 @@
 //! outage, and it is tried at growing intervals: the wait doubles after
 //! every failed connection and every break, and is reset only when the
 //! outage ends.
+//!
+//! # Bounded in bytes
+//!
+//! The sink takes room in [`Shared::bytes`] for each encoded event it
+//! queues; the thread gives it back when the event leaves its hands: its
+//! batch answered, failed on a broken connection, or dropped at shutdown.
+//! A batch waiting for a connection keeps its room, so the queue and the
+//! batch in hand hold at most the limit together. A batch's events are
+//! freed as soon as it is packed, so its packed copy on the wire stands in
+//! for them; the packing buffer does not keep a big batch's capacity.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -34,6 +44,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::resp::{self, Abort, Broken, Connection, Reply, Target};
 use super::{Redis, KEY_PREFIX};
+use crate::writer::queue::ByteBudget;
 use crate::writer::{SinkCounters, SinkStats};
 use crate::Id;
 
@@ -45,14 +56,30 @@ pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// count as over.
 pub(super) const STABLE: Duration = Duration::from_secs(2);
 
+/// The packing buffer's capacity kept from one batch to the next; a bigger
+/// batch's is given back once it is sent.
+const PACKED_KEPT: usize = 1024 * 1024;
+
 /// One encoded event.
 pub(super) struct Entry {
     pub(super) base_id: Id,
     pub(super) json: Box<str>,
 }
 
+impl Entry {
+    /// The room it takes in [`Shared::bytes`]: its document.
+    pub(super) fn bytes(&self) -> u64 {
+        self.json.len() as u64
+    }
+}
+
+/// The room taken by `entries`.
+fn bytes_of<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> u64 {
+    entries.into_iter().map(Entry::bytes).sum()
+}
+
 /// What the sink and its thread share: the ledger, the counters, the
-/// abort time.
+/// abort time, the bound in bytes.
 #[derive(Debug)]
 pub(super) struct Shared {
     ledger: Mutex<Ledger>,
@@ -60,6 +87,8 @@ pub(super) struct Shared {
     pub(super) counters: Arc<SinkCounters>,
     /// Set when the sink shuts down: every read and write ends by then.
     pub(super) abort: Abort,
+    /// The bytes of the events queued or in the thread's hands.
+    pub(super) bytes: ByteBudget,
 }
 
 #[derive(Debug, Default)]
@@ -73,12 +102,13 @@ struct Ledger {
 }
 
 impl Shared {
-    pub(super) fn new(counters: Arc<SinkCounters>) -> Self {
+    pub(super) fn new(counters: Arc<SinkCounters>, bytes_limit: u64) -> Self {
         Shared {
             ledger: Mutex::new(Ledger::default()),
             changed: Condvar::new(),
             counters,
             abort: Abort::default(),
+            bytes: ByteBudget::new(bytes_limit),
         }
     }
 
@@ -188,6 +218,7 @@ pub(super) struct Exporter {
     ttl_secs: Option<u64>,
     batch_size: usize,
     queue_limit: usize,
+    queue_bytes_limit: u64,
     connect_timeout: Duration,
     io_timeout: Duration,
     max_backoff: Duration,
@@ -226,6 +257,7 @@ impl Exporter {
             ttl_secs: settings.ttl.map(|ttl| ttl.as_secs().max(1)),
             batch_size: settings.batch_size,
             queue_limit: settings.queue_limit,
+            queue_bytes_limit: settings.queue_bytes_limit,
             connect_timeout: settings.connect_timeout,
             io_timeout: settings.io_timeout,
             max_backoff: settings.max_backoff,
@@ -265,7 +297,14 @@ impl Exporter {
             }
         }
         // Shutting down: what was not sent by the deadline is dropped.
-        let left = batch.len() as u64 + self.queue.try_iter().count() as u64;
+        let mut left = batch.len() as u64;
+        let mut bytes = bytes_of(&batch);
+        drop(batch);
+        for entry in self.queue.try_iter() {
+            left += 1;
+            bytes += entry.bytes();
+        }
+        self.shared.bytes.release(bytes);
         self.shared.settle(0, 0, left);
         self.shared.exit();
     }
@@ -360,9 +399,25 @@ impl Exporter {
         capped.max(Duration::from_millis(1))
     }
 
-    /// Sends `batch` on the connection and counts every event; empties it.
-    /// False when the sink has abandoned the thread.
+    /// Sends `batch` on the connection and counts every event; empties it
+    /// and gives its room back. False when the sink has abandoned the
+    /// thread.
     fn send(&mut self, batch: &mut Vec<Entry>) -> bool {
+        let bytes = bytes_of(batch.iter());
+        let going_on = self.exchange(batch);
+        if self.packed.capacity() > PACKED_KEPT {
+            self.packed = Vec::with_capacity(PACKED_KEPT);
+        }
+        if batch.is_empty() {
+            // Given back once its packed copy is gone too.
+            self.shared.bytes.release(bytes);
+        }
+        going_on
+    }
+
+    /// [`send`](Self::send) without the room (without a connection, the
+    /// batch is left as it is).
+    fn exchange(&mut self, batch: &mut Vec<Entry>) -> bool {
         // Out of `self` while in use; put back unless it broke.
         let Some(mut connection) = self.connection.take() else {
             return true;
@@ -483,11 +538,12 @@ impl Exporter {
             None => {
                 eprintln!(
                     "tracing-osprofiler: the redis sink cannot deliver to {} ({error}); \
-                     events wait in its queue (at most {}) and are written when Redis is \
-                     back, those that find the queue full are counted as dropped, a batch \
+                     events wait in its queue (at most {} events, {} bytes) and are written \
+                     when Redis is back, those that find the queue full are counted as dropped, \
+                     a batch \
                      that was on a connection when it broke is counted as failed (never \
                      sent twice); reported once, and once when it ends",
-                    self.destination, self.queue_limit
+                    self.destination, self.queue_limit, self.queue_bytes_limit
                 );
                 self.outage = Some(Outage {
                     since: now,
@@ -555,7 +611,10 @@ mod tests {
     use crate::writer::SinkKind;
 
     fn shared() -> Shared {
-        Shared::new(Arc::new(SinkCounters::new(SinkKind::Redis, "test".into())))
+        Shared::new(
+            Arc::new(SinkCounters::new(SinkKind::Redis, "test".into())),
+            1024,
+        )
     }
 
     #[test]

@@ -21,7 +21,9 @@
 //! without waiting; the export thread alone talks to Redis, with a timeout
 //! on every connect, write and read. So a slow, paused or dead Redis costs
 //! the service nothing: the queue absorbs it, and what does not fit is
-//! dropped and counted.
+//! dropped and counted. The queue is bounded in events and in bytes (each
+//! event's encoded document, which holds its fields), so big span fields
+//! cannot make it hold its limit in events times their size.
 //!
 //! # Every event is counted once
 //!
@@ -29,8 +31,9 @@
 //! [`SinkStats`](super::SinkStats)):
 //!
 //! * **written**: Redis answered its `LPUSH` with a length;
-//! * **dropped**: the sink's queue was full, or shutting down gave up on it
-//!   before it was sent;
+//! * **dropped**: the sink's queue was full (in events or in bytes: those
+//!   are `dropped_over_bytes` too), or shutting down gave up on it before
+//!   it was sent;
 //! * **failed**: Redis answered its `LPUSH` with an error (a key of another
 //!   type, out of memory, a read-only replica…), or the connection broke or
 //!   timed out while its batch was on the way. Such a batch is never sent
@@ -85,6 +88,7 @@ pub(crate) const KEY_PREFIX: &str = "osprofiler_opt:";
 /// | server | the connection string given to [`new`](Self::new): `redis://[:password@]host[:port][/db]` | |
 /// | time to live of each request's key | none (osprofiler sets none) | [`with_ttl`](Self::with_ttl) |
 /// | events queued for the export thread | 65 536 | [`with_queue_limit`](Self::with_queue_limit) |
+/// | bytes of events queued for the export thread, as encoded, fields included (past it: dropped and counted) | 32 MiB | [`with_queue_bytes_limit`](Self::with_queue_bytes_limit) |
 /// | events sent in one pipelined batch, at most | 1 000 | [`with_batch_size`](Self::with_batch_size) |
 /// | longest wait for a connection (and its `AUTH`, `SELECT`) | 1 s | [`with_connect_timeout`](Self::with_connect_timeout) |
 /// | longest wait for a batch to be written and all its answers read | 2 s | [`with_io_timeout`](Self::with_io_timeout) |
@@ -120,6 +124,7 @@ pub struct Redis {
     target: resp::Target,
     ttl: Option<Duration>,
     queue_limit: usize,
+    queue_bytes_limit: u64,
     batch_size: usize,
     connect_timeout: Duration,
     io_timeout: Duration,
@@ -163,6 +168,7 @@ impl Redis {
             target,
             ttl: None,
             queue_limit: 65_536,
+            queue_bytes_limit: 32 * 1024 * 1024,
             batch_size: 1_000,
             connect_timeout: Duration::from_secs(1),
             io_timeout: Duration::from_secs(2),
@@ -182,6 +188,16 @@ impl Redis {
     /// are dropped and counted.
     pub fn with_queue_limit(mut self, limit: usize) -> Self {
         self.queue_limit = limit.max(1);
+        self
+    }
+
+    /// At most this many bytes of events wait for the export thread (at
+    /// least 1), each counted as its encoded document (its fields
+    /// included), so that a Redis that is down or slow cannot make big
+    /// fields hold the queue limit times their size. More are dropped and
+    /// counted ([`SinkStats::dropped_over_bytes`](super::SinkStats::dropped_over_bytes)).
+    pub fn with_queue_bytes_limit(mut self, bytes: u64) -> Self {
+        self.queue_bytes_limit = bytes.max(1);
         self
     }
 
@@ -222,6 +238,7 @@ impl fmt::Debug for Redis {
             )
             .field("ttl", &self.ttl)
             .field("queue_limit", &self.queue_limit)
+            .field("queue_bytes_limit", &self.queue_bytes_limit)
             .field("batch_size", &self.batch_size)
             .field("connect_timeout", &self.connect_timeout)
             .field("io_timeout", &self.io_timeout)
@@ -257,7 +274,7 @@ impl SinkConfig for Redis {
         let counters = Arc::new(SinkCounters::new(SinkKind::Redis, destination.clone()));
         let (entries, queue) = crossbeam_channel::bounded(self.queue_limit);
         let (stop, stop_requests) = crossbeam_channel::bounded(1);
-        let shared = Arc::new(Shared::new(Arc::clone(&counters)));
+        let shared = Arc::new(Shared::new(Arc::clone(&counters), self.queue_bytes_limit));
         let exporter = Exporter::new(
             &self,
             destination.clone(),
@@ -335,20 +352,30 @@ impl Sink for RedisSink {
             self.counters.dropped(events.len() as u64);
             return;
         }
-        let mut dropped = 0;
+        let (mut dropped, mut over_bytes) = (0, 0);
         for event in events {
             self.scratch.clear();
             json::write_event(&mut self.scratch, event, &self.stamp);
+            // Room for the document itself: what the queue holds.
+            let size = self.scratch.len() as u64;
+            if !self.shared.bytes.try_take(size) {
+                over_bytes += 1;
+                continue;
+            }
             let entry = Entry {
                 base_id: event.ids.base_id,
                 json: self.scratch.as_str().into(),
             };
             match self.entries.try_send(entry) {
                 Ok(()) => self.accepted += 1,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => dropped += 1,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.shared.bytes.release(size);
+                    dropped += 1;
+                }
             }
         }
         self.counters.dropped(dropped);
+        self.counters.dropped_over_bytes(over_bytes);
     }
 
     fn flush(&mut self, deadline: Instant) -> bool {
@@ -377,7 +404,9 @@ impl Sink for RedisSink {
             drop(self.thread.take());
         }
         // Free what the thread left (already counted).
-        while self.queue.try_recv().is_ok() {}
+        while let Ok(entry) = self.queue.try_recv() {
+            self.shared.bytes.release(entry.bytes());
+        }
         self.report_losses(before);
     }
 }
@@ -453,12 +482,14 @@ mod tests {
         let redis = Redis::new("redis://127.0.0.1")
             .unwrap()
             .with_queue_limit(0)
+            .with_queue_bytes_limit(0)
             .with_batch_size(0)
             .with_ttl(Duration::ZERO)
             .with_connect_timeout(Duration::ZERO)
             .with_io_timeout(Duration::ZERO)
             .with_max_backoff(Duration::ZERO);
         assert_eq!(redis.queue_limit, 1);
+        assert_eq!(redis.queue_bytes_limit, 1);
         assert_eq!(redis.batch_size, 1);
         assert_eq!(redis.ttl, Some(Duration::from_secs(1)));
         assert!(redis.connect_timeout > Duration::ZERO);
