@@ -204,7 +204,8 @@ fn the_capture_counters_are_published() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || publisher.publish());
-    let values: Vec<(String, Vec<(String, String)>, f64)> = snapshotter
+    type Labels = Vec<(String, String)>;
+    let values: Vec<(String, Labels, f64)> = snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
