@@ -516,6 +516,7 @@ const CHUNK_BYTES: usize = 16 * 1024;
 
 /// The stop of a point of a captured request, as the layer hands it over:
 /// everything a layer needs to write its start and stop later.
+#[derive(Clone)]
 pub(crate) struct Stopped {
     pub(crate) ids: PointIds,
     pub(crate) metadata: &'static Metadata<'static>,
@@ -525,20 +526,6 @@ pub(crate) struct Stopped {
     pub(crate) busy: Duration,
     /// All the facts the point gathered (each layer keeps what it writes).
     pub(crate) facts: Option<Box<PointFacts>>,
-}
-
-impl Clone for Stopped {
-    fn clone(&self) -> Self {
-        Stopped {
-            ids: self.ids,
-            metadata: self.metadata,
-            started: self.started,
-            stopped: self.stopped,
-            duration: self.duration,
-            busy: self.busy,
-            facts: self.facts.clone(),
-        }
-    }
 }
 
 impl Stopped {
