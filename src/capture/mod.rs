@@ -614,7 +614,8 @@ impl Captured {
         }
     }
 
-    /// A point below the root stopped (its last layer closed it). Returns
+    /// A point below the root stopped (the first layer to close it says
+    /// so, once). Returns
     /// the stop back when the request is kept already, for the caller to
     /// write; buffers it while the request is open; drops it when discarded.
     pub(crate) fn stopped(&self, stop: Stopped) -> Option<Stopped> {
@@ -661,11 +662,6 @@ impl Captured {
         }
         state.buffer.push(stop);
         None
-    }
-
-    /// The decision, if made.
-    pub(crate) fn decision(&self) -> Decision {
-        self.lock().decision
     }
 
     /// Decides the request when its root stops (the first layer to close

@@ -266,6 +266,11 @@ struct Point {
     capture: Option<Arc<Captured>>,
     /// This point is the root of a captured request: its close decides.
     capture_root: bool,
+    /// What the first layer to close a captured point did with it: `false`,
+    /// handed it to the request's buffer (whose flush writes it for every
+    /// layer) or dropped it with a discarded request; `true`, found the
+    /// request kept already, so every layer writes its own copy.
+    capture_kept_at_stop: Option<bool>,
 }
 
 impl Point {
@@ -289,6 +294,7 @@ impl Point {
             busy_nanos: 0,
             capture: None,
             capture_root: false,
+            capture_kept_at_stop: None,
         }
     }
 
@@ -574,28 +580,10 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
             .then(|| self.start_event(metadata, point))
     }
 
-    /// The close of a point of a captured request, by one layer (see
-    /// `crate::capture`): the root's close decides and writes the kept
-    /// tree; a point below it waits in the buffer, or follows the decision
-    /// if it was made.
-    fn close_captured(&self, capture: &Captured, stop: Stopped, root: bool, last: bool) {
-        if !root {
-            // The point's last layer hands it to the buffer; before that,
-            // a layer writes it only if the request is kept already.
-            let kept = if last {
-                capture.stopped(stop)
-            } else {
-                matches!(capture.decision(), Decision::Kept(_)).then_some(stop)
-            };
-            if let Some(stop) = kept {
-                let mut events = Vec::with_capacity(2);
-                let (start, stop) = self.kept_events(stop, None);
-                events.extend(start);
-                events.push(stop);
-                self.send_kept(events, capture);
-            }
-            return;
-        }
+    /// The close of a captured request's root, by one layer (see
+    /// `crate::capture`): the first layer decides; each writes its own copy
+    /// of a kept tree, the last taking the buffer.
+    fn close_captured_root(&self, capture: &Captured, stop: Stopped, last: bool) {
         let Decision::Kept(mark) = capture.decide(&stop) else {
             return;
         };
@@ -870,10 +858,32 @@ where
                 busy,
                 facts,
             };
-            let root = point.capture_root;
-            drop(extensions);
-            if let Some(capture) = capture {
-                self.close_captured(&capture, stop, root, last);
+            if point.capture_root {
+                drop(extensions);
+                if let Some(capture) = capture {
+                    self.close_captured_root(&capture, stop, last);
+                }
+            } else if let Some(capture) = capture {
+                // Decided once, by the first layer to close the point, so
+                // that each layer writes it exactly once whatever the root
+                // does meanwhile on another thread.
+                let write = match point.capture_kept_at_stop {
+                    None => {
+                        let back = capture.stopped(stop);
+                        point.capture_kept_at_stop = Some(back.is_some());
+                        back
+                    }
+                    Some(true) => Some(stop),
+                    Some(false) => None,
+                };
+                drop(extensions);
+                if let Some(stop) = write {
+                    let mut events = Vec::with_capacity(2);
+                    let (start, stop) = self.kept_events(stop, None);
+                    events.extend(start);
+                    events.push(stop);
+                    self.send_kept(events, &capture);
+                }
             }
             self.shared.points_stopped.fetch_add(1, Ordering::Relaxed);
             return;

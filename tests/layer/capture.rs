@@ -412,3 +412,27 @@ fn shutdown_while_captured_requests_are_open_writes_a_kept_tree_whole_or_counts_
     );
     assert!(points.by_trace.values().all(|p| p.name != "open"));
 }
+
+#[test]
+fn with_two_layers_a_point_that_ends_after_the_decision_is_written_once_by_each() {
+    let (a, b) = (Lines::new(), Lines::new());
+    let capture = slow_policy(0).build();
+    let subscriber = tracing_subscriber::registry()
+        .with(OsProfilerLayer::from_make_writer(a.clone()))
+        .with(OsProfilerLayer::from_make_writer(b.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let root = capture.start(|| info_span!("root"));
+        let (early, late) = root.in_scope(|| (info_span!("early"), info_span!("late")));
+        drop(early);
+        drop(root);
+        // Kept by now: the late point is written by each layer, once.
+        drop(late);
+    });
+    for lines in [a, b] {
+        let points = lines.points();
+        assert_eq!(points.len(), 3, "{points:?}");
+        let root = points.named("root").ids.trace_id;
+        assert_eq!(points.named("early").ids.parent_id, root);
+        assert_eq!(points.named("late").ids.parent_id, root);
+    }
+}
