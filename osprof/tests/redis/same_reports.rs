@@ -46,12 +46,20 @@ fn every_report_from_the_store_equals_the_report_from_the_log() {
         vec!["list", "--sort", "points", "--format", "csv"],
         vec!["rank"],
         vec!["rank", "--self", "--percentiles"],
+        // The busy times: the stop line's `{"busy":…}`, the store's `info.busy`.
+        vec!["rank", "--busy", "--sort", "busy"],
+        vec!["rank", "--busy", "--format", "json"],
         vec!["rank", "--format", "json", "--name", "d*"],
     ] {
         let from_log = osprof(&[report.as_slice(), &[log.as_str()]].concat());
         let from_store = osprof(&[report.as_slice(), &store].concat());
         let from_log = named_as_store(&from_log.stdout, &log, &url);
         let from_store = String::from_utf8_lossy(&from_store.stdout);
+        if report.contains(&"--busy") && report.contains(&"json") {
+            // Every point of these Rust requests has its busy time.
+            assert!(from_store.contains("\"busy_unknown\": 0"), "{from_store}");
+            assert!(!from_store.contains("null"), "{from_store}");
+        }
         if report.contains(&"json") {
             // Totals are float sums, in reading order: requests come in
             // another order from a store, so the last bits may differ.
