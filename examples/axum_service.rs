@@ -265,7 +265,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if keys.is_empty() {
         return Err("--hmac-keys: no key given".into());
     }
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    // The middleware follows redirects itself, each hop checked against
+    // its destinations: the client must not follow them.
+    let inner = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let client = reqwest_middleware::ClientBuilder::new(inner)
         .with(ProfilingMiddleware::new())
         .build();
     let mut profiling = ProfilingLayer::new(keys).with_method_and_path(true);

@@ -173,7 +173,12 @@ async fn serve(
     let layer = ProfilingLayer::new(HmacKeys::from_comma_separated(keys)).with_capture(capture);
     let app = if role == "a" {
         let url = downstream.ok_or("--downstream is required for --role a")?;
-        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        // The middleware follows redirects itself, each hop checked against
+        // its destinations: the client must not follow them.
+        let inner = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let client = reqwest_middleware::ClientBuilder::new(inner)
             .with(ProfilingMiddleware::new())
             .build();
         Router::new().route(

@@ -73,7 +73,11 @@ fn caller(target: String, destinations: Destinations) -> ActixServer {
                 web::get().to(move || {
                     let url = reqwest_target.clone();
                     async move {
-                        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                        let inner = reqwest::Client::builder()
+                            .redirect(reqwest::redirect::Policy::none())
+                            .build()
+                            .expect("a reqwest client");
+                        let client = reqwest_middleware::ClientBuilder::new(inner)
                             .with(tracing_osprofiler::reqwest::ProfilingMiddleware::new())
                             .build();
                         match client.get(&url).send().await {

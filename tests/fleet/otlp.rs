@@ -24,7 +24,11 @@ use crate::support::otlp::{named, one_trace, Collector, Node, Received};
 
 /// A client that profiles its calls.
 pub(crate) fn client() -> ClientWithMiddleware {
-    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    let inner = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a reqwest client");
+    reqwest_middleware::ClientBuilder::new(inner)
         .with(ProfilingMiddleware::new())
         .build()
 }

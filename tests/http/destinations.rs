@@ -44,6 +44,7 @@ fn client(
 ) -> reqwest_middleware::ClientWithMiddleware {
     let inner = reqwest::Client::builder()
         .resolve(PARTNER, partner)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     reqwest_middleware::ClientBuilder::new(inner)

@@ -561,7 +561,11 @@ async fn reqwest_middleware_joins_two_services_into_one_tree() {
     let stats_b = layer_b.stats();
     let addr_b = http_support::serve_axum(app(layer_b)).await;
 
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    let inner = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a reqwest client");
+    let client = reqwest_middleware::ClientBuilder::new(inner)
         .with(ProfilingMiddleware::new())
         .build();
     let url_b = format!("http://{addr_b}/");

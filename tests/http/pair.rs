@@ -137,7 +137,11 @@ fn two_services_two_logs_one_tree() {
     let (addr_a, thread_a) = spawn_service(
         dir_a.clone(),
         move || {
-            let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            let inner = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("a reqwest client");
+            let client = reqwest_middleware::ClientBuilder::new(inner)
                 .with(ProfilingMiddleware::new())
                 .build();
             Router::new()

@@ -28,7 +28,11 @@ fn start_python_b(connection_string: &str) -> (PythonService, u16) {
 
 #[tracing::instrument]
 async fn call_b(url: String) -> String {
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    let inner = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a reqwest client");
+    let client = reqwest_middleware::ClientBuilder::new(inner)
         .with(ProfilingMiddleware::new())
         .build();
     let response = client.get(&url).send().await.expect("call B");
