@@ -1154,7 +1154,10 @@ mod tests {
         // The one duration whose rounding would pass u64 seconds saturates.
         let mut out = Vec::new();
         write_duration(&mut out, Duration::MAX);
-        assert_eq!(String::from_utf8(out).unwrap(), "18446744073709551615.000000");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "18446744073709551615.000000"
+        );
     }
 
     #[test]
