@@ -15,8 +15,8 @@ mod support {
     pub use super::system_support as system;
 }
 
-mod capture;
 mod busy;
+mod capture;
 mod cli;
 mod connection_secrets;
 mod docs;

@@ -170,7 +170,11 @@ fn osprof_show_says_the_wall_time_is_unknown() {
         .output()
         .expect("run osprof");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let header = stdout.lines().next().unwrap_or_default();
     assert!(
         header.ends_with("wall unknown (the points span more than 100 years)"),
