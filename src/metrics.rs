@@ -201,8 +201,12 @@ impl MetricsPublisher {
             .absolute(sum(CaptureStats::truncated));
         metrics::counter!("osprofiler_capture_kept_refused")
             .absolute(sum(CaptureStats::kept_refused));
-        metrics::gauge!("osprofiler_capture_bytes")
-            .set(self.captures.iter().map(CaptureStats::bytes_in_use).sum::<usize>() as f64);
+        metrics::gauge!("osprofiler_capture_bytes").set(
+            self.captures
+                .iter()
+                .map(CaptureStats::bytes_in_use)
+                .sum::<usize>() as f64,
+        );
     }
 
     #[cfg(any(feature = "tower", feature = "actix"))]
