@@ -199,7 +199,8 @@ fn main() {
     let iterations = args.next().unwrap_or(20_000);
     let rounds = args.next().unwrap_or(15);
     // `CAPTURE_BENCH_ONLY=Discarded` (a tail-capture case's name) measures
-    // that case alone, for a profiler.
+    // that case alone, for a profiler; `CAPTURE_BENCH_ONLY=all` the six
+    // tail-capture cases and their ratios, without the other tables.
     if std::env::var_os("CAPTURE_BENCH_ONLY").is_some() {
         capture_cases(iterations, rounds);
         return;
@@ -412,7 +413,11 @@ fn capture_cases(iterations: u32, rounds: u32) {
     let only = std::env::var("CAPTURE_BENCH_ONLY").ok();
     let dispatches: Vec<(CaptureCase, Dispatch)> = CaptureCase::ALL
         .iter()
-        .filter(|c| only.is_none() || only.as_deref() == Some(format!("{c:?}").as_str()))
+        .filter(|c| {
+            only.is_none()
+                || only.as_deref() == Some("all")
+                || only.as_deref() == Some(format!("{c:?}").as_str())
+        })
         .map(|&c| {
             let d = match c {
                 CaptureCase::Floor => Dispatch::new(tracing_subscriber::registry().with(NoopLayer)),
