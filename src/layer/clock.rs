@@ -79,6 +79,8 @@ pub(super) fn monotonic_nanos() -> i64 {
 /// `CLOCK_MONOTONIC` in nanoseconds (since boot, on Linux).
 #[cfg(target_os = "linux")]
 #[inline]
+// `time_t` and `c_long` are `i64` here, `i32` on 32-bit Linux targets.
+#[allow(clippy::useless_conversion)]
 fn read_monotonic() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
