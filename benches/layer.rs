@@ -604,6 +604,48 @@ impl BusyCase {
     }
 }
 
+/// One monotonic clock read as a number of nanoseconds, the way the layer
+/// read it before (an `Instant` since an origin, through `Duration`) and
+/// the way it reads it on Linux now (`clock_gettime(CLOCK_MONOTONIC)`, see
+/// src/layer/clock.rs): median ns per read over `rounds`, alternating.
+fn clock_reads(iterations: u32, rounds: u32) -> (f64, f64) {
+    let origin = Instant::now();
+    let via_instant = || -> i64 {
+        let d = Instant::now().saturating_duration_since(origin);
+        (d.as_secs() as i64) * 1_000_000_000 + i64::from(d.subsec_nanos())
+    };
+    let raw = || -> i64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime only writes the timespec it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    };
+    let once = |instant: bool| -> f64 {
+        let started = Instant::now();
+        let mut sum = 0i64;
+        for _ in 0..iterations {
+            sum = sum.wrapping_add(if instant { via_instant() } else { raw() });
+        }
+        std::hint::black_box(sum);
+        started.elapsed().as_nanos() as f64 / f64::from(iterations)
+    };
+    once(true);
+    once(false);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let first = round % 2 == 0;
+        let x = once(first);
+        let y = once(!first);
+        let (i, r) = if first { (x, y) } else { (y, x) };
+        a.push(i);
+        b.push(r);
+    }
+    (support::median(&a), support::median(&b))
+}
+
 fn busy_cases(iterations: u32, rounds: u32) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (file_writer, file_guard) = RollingFile::new(dir.path()).build().expect("rolling file");
@@ -724,6 +766,8 @@ fn busy_cases(iterations: u32, rounds: u32) {
         (support::median(&plain), support::median(&busy))
     };
 
+    let (clock_instant, clock_raw) = clock_reads(iterations, rounds);
+
     println!();
     println!("busy time: enter and exit, side by side (per span)");
     println!(
@@ -754,6 +798,13 @@ fn busy_cases(iterations: u32, rounds: u32) {
         line_plain,
         "stop line formatted, with busy time",
         line_busy
+    );
+    println!(
+        "{:<56} {:>9.1}\n{:<56} {:>9.1}",
+        "monotonic read: Instant since an origin, as nanoseconds",
+        clock_instant,
+        "monotonic read: clock_gettime, as nanoseconds (the layer)",
+        clock_raw
     );
     let [a, a_ne, b, b_ne, c, c_ne, cf, cf_ne] = [0, 1, 2, 3, 4, 5, 6, 7];
     for (k, clock) in [(0, "wall"), (1, "app cpu")] {
