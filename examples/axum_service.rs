@@ -265,13 +265,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if keys.is_empty() {
         return Err("--hmac-keys: no key given".into());
     }
-    // The middleware follows redirects itself, each hop checked against
-    // its destinations: the client must not follow them.
-    let inner = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let client = reqwest_middleware::ClientBuilder::new(inner)
-        .with(ProfilingMiddleware::new())
+    // The client is built with `redirect::Policy::none()` forced: the
+    // middleware follows redirects itself, each hop checked against its
+    // destinations.
+    let client = ProfilingMiddleware::new()
+        .client_builder(reqwest::Client::builder())?
         .build();
     let mut profiling = ProfilingLayer::new(keys).with_method_and_path(true);
     if args.keep_slower_than.is_some() || args.keep_errors {

@@ -173,13 +173,11 @@ async fn serve(
     let layer = ProfilingLayer::new(HmacKeys::from_comma_separated(keys)).with_capture(capture);
     let app = if role == "a" {
         let url = downstream.ok_or("--downstream is required for --role a")?;
-        // The middleware follows redirects itself, each hop checked against
-        // its destinations: the client must not follow them.
-        let inner = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let client = reqwest_middleware::ClientBuilder::new(inner)
-            .with(ProfilingMiddleware::new())
+        // The client is built with `redirect::Policy::none()` forced: the
+        // middleware follows redirects itself, each hop checked against its
+        // destinations.
+        let client = ProfilingMiddleware::new()
+            .client_builder(reqwest::Client::builder())?
             .build();
         Router::new().route(
             "/",

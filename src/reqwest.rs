@@ -1,28 +1,27 @@
 //! Profiling outgoing [`reqwest`] calls.
 //!
 //! This module owns the client point of an outgoing call:
-//! [`ProfilingMiddleware`], a [`reqwest_middleware::Middleware`] that, inside
-//! a profiled request, opens a child point named `http` around the call (the
-//! osprofiler client point; its `-start` and `-stop` lines bracket the call
-//! as osprofiler's `http-start`/`http-stop` do), and sends headers signed for
-//! that point, so the callee's points hang under it, if the call's
-//! destination is one its [`Destinations`] policy allows (by default internal
-//! addresses and names only: a token must not reach a third party). The
-//! point is a [client point](crate::point::client_point) with the call's
-//! method, host and port, and records the response status (a status of 500
-//! or more, or an error, marks it failed). Outside a profiled request it
-//! only forwards the call.
+//! [`ProfilingMiddleware`], the configuration of a
+//! [`reqwest_middleware::Middleware`] that, inside a profiled request, opens
+//! a child point named `http` around the call (the osprofiler client point;
+//! its `-start` and `-stop` lines bracket the call as osprofiler's
+//! `http-start`/`http-stop` do), and sends headers signed for that point, so
+//! the callee's points hang under it, if the call's destination is one its
+//! [`Destinations`] policy allows (by default internal addresses and names
+//! only: a token must not reach a third party). The point is a
+//! [client point](crate::point::client_point) with the call's method, host
+//! and port, and records the response status (a status of 500 or more, or an
+//! error, marks it failed). Outside a profiled request it only forwards the
+//! call.
+//!
+//! The middleware comes attached to a client that the crate builds from
+//! yours, with [`ProfilingMiddleware::client_builder`]:
 //!
 //! ```
-//! use reqwest_middleware::ClientBuilder;
 //! use tracing_osprofiler::reqwest::ProfilingMiddleware;
 //!
-//! // The middleware follows redirects, so that every hop is checked.
-//! let inner = reqwest::Client::builder()
-//!     .redirect(reqwest::redirect::Policy::none())
-//!     .build()?;
-//! let client = ClientBuilder::new(inner)
-//!     .with(ProfilingMiddleware::new())
+//! let client = ProfilingMiddleware::new()
+//!     .client_builder(reqwest::Client::builder())?
 //!     .build();
 //! # drop(client);
 //! # Ok::<(), reqwest::Error>(())
@@ -35,9 +34,13 @@
 //! and cookies when it follows a redirect to another host, so a client that
 //! follows redirects itself would hand `X-Trace-Info` / `X-Trace-HMAC` to
 //! whatever host an internal service redirects to (`302 Location:
-//! https://partner.example/…`). So **build the client with
-//! [`redirect::Policy::none()`](reqwest::redirect::Policy::none)**, as above:
-//! the middleware follows redirects itself (up to 10, reqwest's default;
+//! https://partner.example/…`), and a middleware cannot see or change how
+//! the client it is attached to was built. So [`ProfilingMiddleware`] is not
+//! a middleware itself: the signing middleware is only to be had attached to
+//! a client built by [`client_builder`](ProfilingMiddleware::client_builder),
+//! which sets [`redirect::Policy::none()`](reqwest::redirect::Policy::none)
+//! on your `reqwest::ClientBuilder` whatever redirect policy it had. The
+//! middleware follows redirects itself (up to 10, reqwest's default;
 //! [`with_max_redirects`](ProfilingMiddleware::with_max_redirects)), checks
 //! every hop against its policy, and sends the token headers (and
 //! `traceparent`) only to the hops the policy allows; a hop to any other
@@ -48,11 +51,12 @@
 //! `Authorization`, cookies and `Proxy-Authorization` are dropped on a hop
 //! to another host or port), and sends no `Referer`.
 //!
-//! The middleware cannot see or change how the client was built. A client
-//! that follows redirects itself is caught on the first signed call it
-//! redirects (the response comes from another URL than the one signed);
-//! that call's headers have gone to every hop by then. The middleware
-//! reports it once on standard error and from then on signs no call.
+//! Middleware you add to the returned builder runs inside this one, on each
+//! hop. One that follows redirects itself (resending the request to a
+//! `Location`) would again carry a signed hop's headers out of the policy's
+//! sight: such a call is noticed (its response comes from another URL than
+//! the one signed), reported once on standard error, and from then on the
+//! client signs no call. Put such a middleware before it, or none.
 //!
 //! Without reqwest-middleware, add the headers to a plain `reqwest::Request`
 //! with [`http::inject::inject_current`](crate::http::inject::inject_current)
@@ -71,7 +75,7 @@ use http::header::{
 };
 use http::{Method, StatusCode};
 use reqwest_middleware::reqwest::{Request, Response, Url};
-use reqwest_middleware::{Error, Middleware, Next, Result};
+use reqwest_middleware::{ClientBuilder, Error, Middleware, Next, Result};
 use tracing::{Instrument as _, Span};
 
 use crate::http::inject::{traceparent, TRACEPARENT_HEADER};
@@ -82,42 +86,28 @@ use crate::point::{client_point, ClientCall};
 /// reqwest's own default limit.
 const DEFAULT_MAX_REDIRECTS: usize = 10;
 
-/// A [`Middleware`] that signs every call made inside a profiled request and
-/// opens an `http` client point around it. See the [module docs](self).
+/// The configuration of the middleware that signs every call made inside a
+/// profiled request and opens an `http` client point around it; the
+/// middleware itself comes attached to a client, from
+/// [`client_builder`](Self::client_builder). See the [module docs](self).
 ///
 /// | setting | default | setter |
 /// |---|---|---|
 /// | destinations that get signed headers, on every hop | [`Destinations::internal`]: loopback and private IPs, `localhost`, names without a dot, `*.internal`, `*.local`, `*.home.arpa` | [`with_destinations`](Self::with_destinations) |
-/// | redirects followed (by the middleware, each hop checked; the client must be built with `redirect::Policy::none()`) | 10, as reqwest | [`with_max_redirects`](Self::with_max_redirects) |
+/// | redirects followed (by the middleware, each hop checked; the client never follows one) | 10, as reqwest | [`with_max_redirects`](Self::with_max_redirects) |
 /// | method and URL path on the `http` point | off (paths can name resources) | [`with_method_and_path`](Self::with_method_and_path) |
 /// | W3C `traceparent` header besides the token (to the same destinations) | off | [`with_traceparent`](Self::with_traceparent) |
 /// | query string, headers | never recorded | - |
 ///
 /// A call to another destination is still made and still gets its `http`
 /// point, without token headers.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
+#[must_use = "a ProfilingMiddleware signs nothing until `client_builder` attaches it to a client"]
 pub struct ProfilingMiddleware {
     method_and_path: bool,
     traceparent: bool,
     destinations: Destinations,
     max_redirects: usize,
-    /// Set once the client was seen following a redirect of a signed call
-    /// itself: from then on nothing is signed (fail closed).
-    client_follows_redirects: AtomicBool,
-}
-
-impl Clone for ProfilingMiddleware {
-    fn clone(&self) -> Self {
-        ProfilingMiddleware {
-            method_and_path: self.method_and_path,
-            traceparent: self.traceparent,
-            destinations: self.destinations.clone(),
-            max_redirects: self.max_redirects,
-            client_follows_redirects: AtomicBool::new(
-                self.client_follows_redirects.load(Ordering::Relaxed),
-            ),
-        }
-    }
 }
 
 impl Default for ProfilingMiddleware {
@@ -128,15 +118,61 @@ impl Default for ProfilingMiddleware {
 
 impl ProfilingMiddleware {
     /// A middleware with the defaults of the table above.
-    #[must_use]
     pub const fn new() -> Self {
         ProfilingMiddleware {
             method_and_path: false,
             traceparent: false,
             destinations: Destinations::internal(),
             max_redirects: DEFAULT_MAX_REDIRECTS,
-            client_follows_redirects: AtomicBool::new(false),
         }
+    }
+
+    /// Builds the client from `builder` with
+    /// [`redirect::Policy::none()`](reqwest::redirect::Policy::none), and
+    /// returns a reqwest-middleware builder with the signing middleware
+    /// attached to it: add more middleware if you like, then `build()`.
+    ///
+    /// The redirect policy is forced, whatever `builder` had, because a
+    /// client that follows redirects itself sends a call's token headers to
+    /// every hop, out of the middleware's sight; the middleware follows
+    /// redirects instead, each hop checked against the
+    /// [destinations](Self::with_destinations) (see
+    /// [Redirects](self#redirects)). Everything else in `builder` (timeouts,
+    /// TLS, proxies, `resolve`, ...) is kept.
+    ///
+    /// # Errors
+    ///
+    /// The error of [`reqwest::ClientBuilder::build`] (a TLS backend or
+    /// resolver that cannot be set up, a bad certificate).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tracing_osprofiler::reqwest::ProfilingMiddleware;
+    ///
+    /// // The redirect policy given here is replaced: the middleware follows
+    /// // up to 5 redirects itself and signs only the hops its policy allows.
+    /// let client = ProfilingMiddleware::new()
+    ///     .with_max_redirects(5)
+    ///     .client_builder(
+    ///         reqwest::Client::builder()
+    ///             .timeout(Duration::from_secs(10))
+    ///             .redirect(reqwest::redirect::Policy::limited(10)),
+    ///     )?
+    ///     .build();
+    /// # drop(client);
+    /// # Ok::<(), reqwest::Error>(())
+    /// ```
+    pub fn client_builder(
+        self,
+        builder: reqwest::ClientBuilder,
+    ) -> std::result::Result<ClientBuilder, reqwest::Error> {
+        let client = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(ClientBuilder::new(client).with(SigningMiddleware {
+            config: self,
+            client_follows_redirects: AtomicBool::new(false),
+        }))
     }
 
     /// Which destinations get signed headers (default:
@@ -148,13 +184,15 @@ impl ProfilingMiddleware {
     /// use tracing_osprofiler::reqwest::ProfilingMiddleware;
     ///
     /// // Services that call each other by public names, as well as internal ones.
-    /// let middleware = ProfilingMiddleware::new().with_destinations(
-    ///     Destinations::internal().or(Destinations::hosts(["*.cloud.example.com"])?),
-    /// );
-    /// # drop(middleware);
-    /// # Ok::<(), tracing_osprofiler::http::InvalidHostError>(())
+    /// let client = ProfilingMiddleware::new()
+    ///     .with_destinations(
+    ///         Destinations::internal().or(Destinations::hosts(["*.cloud.example.com"])?),
+    ///     )
+    ///     .client_builder(reqwest::Client::builder())?
+    ///     .build();
+    /// # drop(client);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[must_use]
     pub fn with_destinations(mut self, destinations: Destinations) -> Self {
         self.destinations = destinations;
         self
@@ -163,9 +201,7 @@ impl ProfilingMiddleware {
     /// How many redirects of one call the middleware follows (default: 10,
     /// reqwest's default); one more is an error naming the last URL, as
     /// reqwest's "too many redirects". `0` follows none: the caller gets
-    /// the `3xx` response, as from a client built with
-    /// `redirect::Policy::none()` alone. See [Redirects](self#redirects).
-    #[must_use]
+    /// the `3xx` response. See [Redirects](self#redirects).
     pub const fn with_max_redirects(mut self, max: usize) -> Self {
         self.max_redirects = max;
         self
@@ -173,7 +209,6 @@ impl ProfilingMiddleware {
 
     /// Records the method and URL path (never the query) as the `http`
     /// span's `http.method` and `http.path` fields (default: off).
-    #[must_use]
     pub const fn with_method_and_path(mut self, record: bool) -> Self {
         self.method_and_path = record;
         self
@@ -184,12 +219,23 @@ impl ProfilingMiddleware {
     /// [`http::inject::traceparent`](crate::http::inject::traceparent)),
     /// to the destinations that get the token (default: off). A callee
     /// traced with OpenTelemetry alone then joins the same trace.
-    #[must_use]
     pub const fn with_traceparent(mut self, send: bool) -> Self {
         self.traceparent = send;
         self
     }
+}
 
+/// The signing middleware: made only by
+/// [`ProfilingMiddleware::client_builder`], on a client that follows no
+/// redirect itself.
+struct SigningMiddleware {
+    config: ProfilingMiddleware,
+    /// Set once a middleware inside this one was seen following a redirect
+    /// of a signed call: from then on nothing is signed (fail closed).
+    client_follows_redirects: AtomicBool,
+}
+
+impl SigningMiddleware {
     fn client_span(&self, request: &Request) -> Option<Span> {
         Span::current().point_ids()?;
         let url = request.url();
@@ -199,7 +245,7 @@ impl ProfilingMiddleware {
             url.port_or_known_default(),
         );
         let span = client_point(call, || {
-            if self.method_and_path {
+            if self.config.method_and_path {
                 tracing::info_span!(
                     "http",
                     http.method = request.method().as_str(),
@@ -234,7 +280,7 @@ impl ProfilingMiddleware {
         let token = caller.trace_headers()?;
         let info = HeaderValue::from_str(token.trace_info()).ok()?;
         let hmac = HeaderValue::from_str(token.trace_hmac()).ok()?;
-        let traceparent = if self.traceparent {
+        let traceparent = if self.config.traceparent {
             traceparent(&caller)
         } else {
             None
@@ -257,7 +303,7 @@ impl ProfilingMiddleware {
     ) -> Result<Response> {
         let mut redirects = 0;
         loop {
-            let allowed = self.destinations.allows_url(request.url());
+            let allowed = self.config.destinations.allows_url(request.url());
             let signed = match &signature {
                 Some(signature) if allowed => {
                     signature.insert(request.headers_mut());
@@ -271,7 +317,7 @@ impl ProfilingMiddleware {
                 }
                 _ => false,
             };
-            let template = (self.max_redirects > 0).then(|| Template::of(&request));
+            let template = (self.config.max_redirects > 0).then(|| Template::of(&request));
             let sent = request.url().clone();
             let response = next.clone().run(request, extensions).await?;
             if signed && !same_resource(&sent, response.url()) {
@@ -284,9 +330,9 @@ impl ProfilingMiddleware {
                 return Ok(response);
             };
             redirects += 1;
-            if redirects > self.max_redirects {
+            if redirects > self.config.max_redirects {
                 return Err(Error::middleware(TooManyRedirects {
-                    max: self.max_redirects,
+                    max: self.config.max_redirects,
                     url: without_userinfo(response.url()),
                 }));
             }
@@ -294,17 +340,18 @@ impl ProfilingMiddleware {
         }
     }
 
-    /// The client followed a redirect of a signed call itself: the
-    /// middleware cannot check the hops such a client makes, so it stops
-    /// signing, and says so once.
+    /// A middleware added inside this one followed a redirect of a signed
+    /// call itself (the client built by `client_builder` follows none): the
+    /// hops it makes cannot be checked, so this client stops signing, and
+    /// says so once.
     fn client_followed(&self, sent: &Url, received: &Url) {
         if !self.client_follows_redirects.swap(true, Ordering::Relaxed) {
             eprintln!(
-                "tracing-osprofiler: the reqwest client followed a redirect of a profiled call \
-                 from {} to {} itself, with its signed token headers; this ProfilingMiddleware \
-                 signs no more calls. Build the client with \
-                 `.redirect(reqwest::redirect::Policy::none())`: the middleware then follows \
-                 redirects itself and sends the token only to destinations its policy allows.",
+                "tracing-osprofiler: a middleware added after ProfilingMiddleware followed a \
+                 redirect of a profiled call from {} to {} itself, with its signed token \
+                 headers; this client signs no more calls. Add a middleware that follows \
+                 redirects before ProfilingMiddleware, or none: it follows redirects itself \
+                 and sends the token only to destinations its policy allows.",
                 origin(sent),
                 origin(received),
             );
@@ -468,7 +515,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 // Written out as `#[async_trait]` would expand it, to avoid a dependency on
 // the macro crate.
-impl Middleware for ProfilingMiddleware {
+impl Middleware for SigningMiddleware {
     fn handle<'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
         request: Request,

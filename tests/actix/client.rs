@@ -73,12 +73,9 @@ fn caller(target: String, destinations: Destinations) -> ActixServer {
                 web::get().to(move || {
                     let url = reqwest_target.clone();
                     async move {
-                        let inner = reqwest::Client::builder()
-                            .redirect(reqwest::redirect::Policy::none())
-                            .build()
-                            .expect("a reqwest client");
-                        let client = reqwest_middleware::ClientBuilder::new(inner)
-                            .with(tracing_osprofiler::reqwest::ProfilingMiddleware::new())
+                        let client = tracing_osprofiler::reqwest::ProfilingMiddleware::new()
+                            .client_builder(reqwest::Client::builder())
+                            .expect("a reqwest client")
                             .build();
                         match client.get(&url).send().await {
                             Ok(response) => response.text().await.unwrap_or_default(),

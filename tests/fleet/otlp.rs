@@ -24,12 +24,9 @@ use crate::support::otlp::{named, one_trace, Collector, Node, Received};
 
 /// A client that profiles its calls.
 pub(crate) fn client() -> ClientWithMiddleware {
-    let inner = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a reqwest client");
-    reqwest_middleware::ClientBuilder::new(inner)
-        .with(ProfilingMiddleware::new())
+    ProfilingMiddleware::new()
+        .client_builder(reqwest::Client::builder())
+        .expect("a reqwest client")
         .build()
 }
 

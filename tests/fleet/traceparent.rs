@@ -51,12 +51,10 @@ async fn outgoing_calls_carry_a_traceparent_naming_the_exported_span_only_when_a
     let node = Node::new(otlp, "nova", "api");
     let _default = node.enter();
     let url = echo_service().await;
-    let inner = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a reqwest client");
-    let with = reqwest_middleware::ClientBuilder::new(inner)
-        .with(ProfilingMiddleware::new().with_traceparent(true))
+    let with = ProfilingMiddleware::new()
+        .with_traceparent(true)
+        .client_builder(reqwest::Client::builder())
+        .expect("a reqwest client")
         .build();
     let without = super::otlp::client();
 

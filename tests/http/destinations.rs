@@ -42,13 +42,9 @@ fn client(
     middleware: ProfilingMiddleware,
     partner: SocketAddr,
 ) -> reqwest_middleware::ClientWithMiddleware {
-    let inner = reqwest::Client::builder()
-        .resolve(PARTNER, partner)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    reqwest_middleware::ClientBuilder::new(inner)
-        .with(middleware)
+    middleware
+        .client_builder(reqwest::Client::builder().resolve(PARTNER, partner))
+        .expect("client")
         .build()
 }
 

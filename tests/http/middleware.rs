@@ -561,12 +561,9 @@ async fn reqwest_middleware_joins_two_services_into_one_tree() {
     let stats_b = layer_b.stats();
     let addr_b = http_support::serve_axum(app(layer_b)).await;
 
-    let inner = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a reqwest client");
-    let client = reqwest_middleware::ClientBuilder::new(inner)
-        .with(ProfilingMiddleware::new())
+    let client = ProfilingMiddleware::new()
+        .client_builder(reqwest::Client::builder())
+        .expect("a reqwest client")
         .build();
     let url_b = format!("http://{addr_b}/");
     let app_a = Router::new()

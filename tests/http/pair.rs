@@ -137,12 +137,9 @@ fn two_services_two_logs_one_tree() {
     let (addr_a, thread_a) = spawn_service(
         dir_a.clone(),
         move || {
-            let inner = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("a reqwest client");
-            let client = reqwest_middleware::ClientBuilder::new(inner)
-                .with(ProfilingMiddleware::new())
+            let client = ProfilingMiddleware::new()
+                .client_builder(reqwest::Client::builder())
+                .expect("a reqwest client")
                 .build();
             Router::new()
                 .route("/", get(move || a_handle(client.clone(), url_b.clone())))

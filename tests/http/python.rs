@@ -111,12 +111,9 @@ async fn rust_client_profiles_a_python_wsgi_service() {
     let notifications = dir.path().join("notifications.jsonl");
     let (_service, port) = start_wsgi_service(&notifications);
     let url = format!("http://127.0.0.1:{port}/hello?q=1");
-    let inner = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a reqwest client");
-    let client = reqwest_middleware::ClientBuilder::new(inner)
-        .with(ProfilingMiddleware::new())
+    let client = ProfilingMiddleware::new()
+        .client_builder(reqwest::Client::builder())
+        .expect("a reqwest client")
         .build();
 
     // Unprofiled first: the Python service must notify nothing.

@@ -1,6 +1,8 @@
 //! A profiled call that is redirected: every hop is checked against the
 //! destination policy, and a hop the policy refuses gets the call without
-//! `X-Trace-Info` / `X-Trace-HMAC` / `traceparent`.
+//! `X-Trace-Info` / `X-Trace-HMAC` / `traceparent`; whatever redirect
+//! policy the user's `reqwest::ClientBuilder` had, the client that
+//! `ProfilingMiddleware::client_builder` builds follows none itself.
 //!
 //! Two real loopback servers: "internal" (reached as `127.0.0.1`, allowed by
 //! the default policy) redirects in every way HTTP can to "the partner"
@@ -159,7 +161,7 @@ async fn servers() -> Servers {
     }
 }
 
-/// A client as the module docs build it: redirects left to the middleware.
+/// A client as the module docs build it, `PARTNER` resolved to the partner.
 fn no_redirect_client(
     middleware: ProfilingMiddleware,
     servers: &Servers,
@@ -167,18 +169,19 @@ fn no_redirect_client(
     client_with(middleware, servers, reqwest::redirect::Policy::none())
 }
 
+/// A client built from a `reqwest::ClientBuilder` with `policy`.
 fn client_with(
     middleware: ProfilingMiddleware,
     servers: &Servers,
     policy: reqwest::redirect::Policy,
 ) -> reqwest_middleware::ClientWithMiddleware {
-    let inner = reqwest::Client::builder()
-        .resolve(PARTNER, servers.partner)
-        .redirect(policy)
-        .build()
-        .expect("client");
-    reqwest_middleware::ClientBuilder::new(inner)
-        .with(middleware)
+    middleware
+        .client_builder(
+            reqwest::Client::builder()
+                .resolve(PARTNER, servers.partner)
+                .redirect(policy),
+        )
+        .expect("client")
         .build()
 }
 
@@ -373,17 +376,124 @@ fn client_none(servers: &Servers, max: usize) -> reqwest_middleware::ClientWithM
     no_redirect_client(ProfilingMiddleware::new().with_max_redirects(max), servers)
 }
 
+/// The user's own redirect setting cannot bring the leak back:
+/// `client_builder` replaces it, and the middleware checks every hop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_follows_redirects_itself_stops_the_signing() {
+async fn a_builder_that_follows_redirects_is_overridden_and_the_partner_never_sees_the_token() {
     let (_lines, _serial) = global();
     let servers = servers().await;
-    // reqwest's default client follows redirects itself, out of the
-    // middleware's sight.
-    let client = client_with(
-        ProfilingMiddleware::new(),
-        &servers,
+    let internal = |path: &str| format!("http://{}{path}", servers.internal);
+    let (base, root) = profile();
+    for policy in [
+        reqwest::redirect::Policy::limited(10),
         reqwest::redirect::Policy::default(),
-    );
+    ] {
+        let client = client_with(ProfilingMiddleware::new(), &servers, policy);
+        let call = |path: String| {
+            let client = client.clone();
+            let root = root.clone();
+            async move {
+                client
+                    .get(path)
+                    .send()
+                    .instrument(root)
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            }
+        };
+        // Called twice: the first redirected call is as safe as the next,
+        // and signing goes on for the hops the policy allows.
+        for _ in 0..2 {
+            assert_eq!(call(internal("/to/302/a")).await, "partner");
+            assert_eq!(call(internal("/to/307/back")).await, "internal");
+            assert_eq!(call(internal("/echo")).await, "internal");
+        }
+        let once = [
+            hop("GET", "/to/302/a", Some(base), ""),
+            hop("GET", "/to/307/back", Some(base), ""),
+            hop("GET", "/echo", Some(base), ""),
+            hop("GET", "/echo", Some(base), ""),
+        ];
+        assert_eq!(
+            hops(&servers.partner_log),
+            [
+                hop("GET", "/a", None, ""),
+                hop("GET", "/back", None, ""),
+                hop("GET", "/a", None, ""),
+                hop("GET", "/back", None, ""),
+            ],
+            "the partner never sees a token"
+        );
+        assert_eq!(hops(&servers.internal_log), [once.clone(), once].concat());
+    }
+    drop(root);
+}
+
+/// A middleware added after the signing one that follows redirects itself,
+/// as a client would: the one way left to carry a signed hop's headers out
+/// of the policy's sight, and so the second line of defence.
+struct NaiveRedirects;
+
+impl NaiveRedirects {
+    async fn follow(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut axum::http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        loop {
+            let copy = request.try_clone().expect("a body sent twice");
+            let response = next.clone().run(request, extensions).await?;
+            let location = match response.headers().get("location") {
+                Some(location) if response.status().is_redirection() => location,
+                _ => return Ok(response),
+            };
+            let to = response
+                .url()
+                .join(location.to_str().unwrap())
+                .expect("a Location");
+            request = copy;
+            *request.url_mut() = to;
+        }
+    }
+}
+
+// Written out as `#[async_trait]` would expand it (no dependency on it).
+impl reqwest_middleware::Middleware for NaiveRedirects {
+    fn handle<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        request: reqwest::Request,
+        extensions: &'life1 mut axum::http::Extensions,
+        next: reqwest_middleware::Next<'life2>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = reqwest_middleware::Result<reqwest::Response>>
+                + Send
+                + 'async_trait,
+        >,
+    >
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.follow(request, extensions, next))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_middleware_inside_that_follows_redirects_stops_the_signing() {
+    let (_lines, _serial) = global();
+    let servers = servers().await;
+    let client = ProfilingMiddleware::new()
+        .client_builder(reqwest::Client::builder().resolve(PARTNER, servers.partner))
+        .expect("client")
+        .with(NaiveRedirects)
+        .build();
     let internal = |path: &str| format!("http://{}{path}", servers.internal);
     let (base, root) = profile();
     let call = |path: String| {
@@ -406,12 +516,15 @@ async fn a_client_that_follows_redirects_itself_stops_the_signing() {
         hops(&servers.internal_log),
         [hop("GET", "/echo", Some(base), "")]
     );
-    // The first redirected call: the client made the hops, so that call's
-    // headers went to them all (the documented limit of this setup) ...
+    // The first redirected call: the inner middleware made the hops with
+    // the first hop's headers (the documented limit of such a setup) ...
     assert_eq!(call(internal("/to/302/a")).await, "partner");
     servers.internal_log.take();
-    servers.partner_log.take();
-    // ... and it is the last: no call of this middleware is signed again.
+    assert_eq!(
+        hops(&servers.partner_log),
+        [hop("GET", "/a", Some(base), "")]
+    );
+    // ... and it is the last: this client signs no call again.
     for path in ["/echo", "/to/302/a"] {
         call(internal(path)).await;
     }

@@ -28,12 +28,9 @@ fn start_python_b(connection_string: &str) -> (PythonService, u16) {
 
 #[tracing::instrument]
 async fn call_b(url: String) -> String {
-    let inner = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a reqwest client");
-    let client = reqwest_middleware::ClientBuilder::new(inner)
-        .with(ProfilingMiddleware::new())
+    let client = ProfilingMiddleware::new()
+        .client_builder(reqwest::Client::builder())
+        .expect("a reqwest client")
         .build();
     let response = client.get(&url).send().await.expect("call B");
     response.text().await.expect("B's body")
