@@ -56,7 +56,7 @@
 //! `Location`) would again carry a signed hop's headers out of the policy's
 //! sight: such a call is noticed (its response comes from another URL than
 //! the one signed), reported once on standard error, and from then on the
-//! client signs no call. Put such a middleware before it, or none.
+//! client signs no call: add no such middleware.
 //!
 //! Without reqwest-middleware, add the headers to a plain `reqwest::Request`
 //! with [`http::inject::inject_current`](crate::http::inject::inject_current)
@@ -349,9 +349,9 @@ impl SigningMiddleware {
             eprintln!(
                 "tracing-osprofiler: a middleware added after ProfilingMiddleware followed a \
                  redirect of a profiled call from {} to {} itself, with its signed token \
-                 headers; this client signs no more calls. Add a middleware that follows \
-                 redirects before ProfilingMiddleware, or none: it follows redirects itself \
-                 and sends the token only to destinations its policy allows.",
+                 headers; this client signs no more calls. Remove that middleware: \
+                 ProfilingMiddleware follows redirects itself and sends the token only to \
+                 destinations its policy allows.",
                 origin(sent),
                 origin(received),
             );
