@@ -42,8 +42,6 @@
 //! 500.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -54,86 +52,8 @@ use reqwest_middleware::ClientWithMiddleware;
 use tracing::Instrument as _;
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
-use tracing_osprofiler::writer::{ProfileWriter, RollingFile};
-use tracing_osprofiler::{CapturePolicy, HmacKeys, OsProfilerLayer};
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::prelude::*;
 
-struct Args {
-    listen: SocketAddr,
-    log_dir: PathBuf,
-    hmac_keys: String,
-    connection_strings: Vec<String>,
-    project: Option<String>,
-    service: Option<String>,
-    downstream: Option<String>,
-    keep_slower_than: Option<Duration>,
-    keep_errors: bool,
-}
-
-const USAGE: &str = "usage: axum_service [--listen ADDR] [--log-dir DIR] [--hmac-keys K1,K2] \
-    [--connection-string URL]... [--project NAME] [--service NAME] [--downstream URL] \
-    [--keep-slower-than DURATION] [--keep-errors]";
-
-/// `150ms`, `2s`, `1.5s`, `500us`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("{text:?}: give a unit (ms, s, us)"))?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: not a number and a unit"))?;
-    let seconds = match unit {
-        "s" => number,
-        "ms" => number / 1e3,
-        "us" | "µs" => number / 1e6,
-        _ => return Err(format!("{text:?}: the unit is one of s, ms, us")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-        log_dir: PathBuf::from("osprofiler-logs"),
-        hmac_keys: "SECRET_KEY".to_owned(),
-        connection_strings: Vec::new(),
-        project: None,
-        service: None,
-        downstream: None,
-        keep_slower_than: None,
-        keep_errors: false,
-    };
-    let mut iter = std::env::args().skip(1);
-    while let Some(flag) = iter.next() {
-        let mut value = || iter.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--listen" => {
-                args.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?;
-            }
-            "--log-dir" => args.log_dir = PathBuf::from(value()?),
-            "--hmac-keys" => args.hmac_keys = value()?,
-            "--connection-string" => args.connection_strings.push(value()?),
-            "--project" => args.project = Some(value()?),
-            "--service" => args.service = Some(value()?),
-            "--downstream" => args.downstream = Some(value()?),
-            "--keep-slower-than" => {
-                args.keep_slower_than = Some(
-                    parse_duration(&value()?).map_err(|e| format!("--keep-slower-than: {e}"))?,
-                );
-            }
-            "--keep-errors" => args.keep_errors = true,
-            "-h" | "--help" => {
-                // Asked for: the usage on stdout, and success.
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
-        }
-    }
-    Ok(args)
-}
+mod common;
 
 #[tracing::instrument(skip_all)]
 async fn db_query(statement: &'static str, millis: u64) -> usize {
@@ -236,35 +156,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
-    let mut builder = ProfileWriter::builder().with_file(RollingFile::new(&args.log_dir));
-    for connection_string in &args.connection_strings {
-        builder = builder.with_connection_string(connection_string)?;
-    }
-    if let Some(project) = &args.project {
-        builder = builder.with_project(project);
-    }
-    if let Some(service) = &args.service {
-        builder = builder.with_service(service);
-    }
-    let (writer, _guard) = builder.build()?;
-    tracing_subscriber::registry()
-        // Fields on start lines: the root's method and path, `user = 42`.
-        .with(OsProfilerLayer::new(writer).with_fields(true))
-        // The middleware's summary warnings about refused tokens.
-        // Colours only on a terminal: none in a file or a pipe.
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_filter(LevelFilter::WARN),
-        )
-        .init();
-
-    let keys = HmacKeys::from_comma_separated(&args.hmac_keys);
-    if keys.is_empty() {
-        return Err("--hmac-keys: no key given".into());
-    }
+    let args = common::Args::parse("axum_service")?;
+    let keys = args.keys()?;
+    let _guard = args.init_profiling()?;
     // The client is built with `redirect::Policy::none()` forced: the
     // middleware follows redirects itself, each hop checked against its
     // destinations.
@@ -272,15 +166,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .client_builder(reqwest::Client::builder())?
         .build();
     let mut profiling = ProfilingLayer::new(keys).with_method_and_path(true);
-    if args.keep_slower_than.is_some() || args.keep_errors {
-        // Requests without a token are recorded in memory and written only
-        // when slow or failed (docs/configuration.md, "Tail capture").
-        profiling = profiling.with_capture(
-            CapturePolicy::new()
-                .with_keep_slower_than(args.keep_slower_than)
-                .with_keep_errors(args.keep_errors)
-                .build(),
-        );
+    if let Some(capture) = args.capture() {
+        profiling = profiling.with_capture(capture);
     }
     let app = Router::new()
         .route("/", get(index))
@@ -293,16 +180,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    println!(
-        "listening on http://{}/ ; profiled requests are logged in {}{}",
-        listener.local_addr()?,
-        args.log_dir.display(),
-        // Connection strings may hold passwords: not printed.
-        match args.connection_strings.len() {
-            0 => String::new(),
-            n => format!(" and sent to {n} more sink(s)"),
-        }
-    );
+    println!("{}", args.listening(listener.local_addr()?));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
