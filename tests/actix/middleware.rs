@@ -14,12 +14,13 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use base64::Engine as _;
-use http_support::{global, new_token, only, tree, warnings, KEY};
+pub use http_support::{get_with, keys, token_headers};
+use http_support::{global, new_token, only, tree, warnings, RefusalCase, KEY};
 use tracing::Instrument as _;
-use tracing_osprofiler::actix::{ProfilingMiddleware, ProfilingStats};
+use tracing_osprofiler::actix::ProfilingMiddleware;
 use tracing_osprofiler::limit::ProfileLimit;
 use tracing_osprofiler::{
-    HmacAlgorithm, HmacKeys, Id, Signer, TraceHeaders, TraceInfo, X_TRACE_HMAC, X_TRACE_INFO,
+    HmacAlgorithm, HmacKeys, Id, Signer, TraceInfo, X_TRACE_HMAC, X_TRACE_INFO,
 };
 
 #[tracing::instrument]
@@ -106,34 +107,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
-/// One invalid-token case: what it is, its headers, the counter it lands in.
-type Case<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a str);
-
-pub fn keys() -> HmacKeys {
-    HmacKeys::from_comma_separated(KEY)
-}
-
-pub async fn get_with(url: &str, headers: &[(&str, &[u8])]) -> (u16, String) {
-    let client = reqwest::Client::new();
-    let mut request = client.get(url);
-    for (name, value) in headers {
-        request = request.header(
-            *name,
-            reqwest::header::HeaderValue::from_bytes(value).expect("header value"),
-        );
-    }
-    let response = request.send().await.expect("send");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
-}
-
-pub fn token_headers(headers: &TraceHeaders) -> Vec<(&'static str, &[u8])> {
-    headers
-        .iter()
-        .map(|(name, value)| (name, value.as_bytes()))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_request_is_one_tree_under_a_wsgi_root() {
     let (lines, _serial) = global();
@@ -216,7 +189,7 @@ async fn invalid_tokens_are_served_untouched_and_counted() {
     let non_ascii_hmac = b"d29648d0dacbf236f51755e51cc054eb5350b5\xe9\xe9".to_vec();
     let long_info = base64::engine::general_purpose::STANDARD.encode("x".repeat(5000));
     let long_hmac = "a".repeat(200);
-    let cases: Vec<Case<'_>> = vec![
+    let cases: Vec<RefusalCase<'_>> = vec![
         (
             "info only",
             vec![(X_TRACE_INFO, info.as_bytes())],
@@ -289,29 +262,7 @@ async fn invalid_tokens_are_served_untouched_and_counted() {
             "malformed",
         ),
     ];
-    let count = |s: &ProfilingStats, reason: &str| match reason {
-        "missing" => s.requests_without_token(),
-        "bad_signature" => s.tokens_bad_signature(),
-        "malformed" => s.tokens_malformed(),
-        "oversized" => s.tokens_oversized(),
-        other => panic!("{other}"),
-    };
-    for (what, headers, reason) in &cases {
-        let before = count(&stats, reason);
-        assert_eq!(get_with(&url, headers).await, expected, "{what}");
-        assert_eq!(
-            count(&stats, reason),
-            before + 1,
-            "{what} counted as {reason}"
-        );
-    }
-    assert_eq!(
-        lines.lines(),
-        Vec::<String>::new(),
-        "no invalid token wrote a line"
-    );
-    assert_eq!(stats.requests_profiled(), 0);
-    assert_eq!(warnings(), 1, "one summary warning for the whole flood");
+    http_support::assert_every_case_refused(&url, &cases, &stats, &lines, &expected).await;
 
     // The good token itself works, so each case failed for its own reason.
     assert_eq!(get_with(&url, &token_headers(&good)).await, expected);

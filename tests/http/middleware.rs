@@ -17,13 +17,15 @@ use base64::Engine as _;
 use bytes::Bytes;
 use hmac::Mac as _;
 use http_body::Frame;
-use http_support::{global, new_token, only, tree, warnings, KEY};
+use http_support::{
+    get_with, global, keys, new_token, only, token_headers, tree, warnings, RefusalCase, KEY,
+};
 use tower::{Layer as _, Service as _, ServiceExt as _};
 use tracing::Instrument as _;
-use tracing_osprofiler::http::{ProfilingLayer, ProfilingStats};
+use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::limit::{ProfileLimit, Rate};
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
-use tracing_osprofiler::{HmacKeys, Id, X_TRACE_HMAC, X_TRACE_INFO};
+use tracing_osprofiler::{Id, X_TRACE_HMAC, X_TRACE_INFO};
 
 #[tracing::instrument]
 async fn db_query() {
@@ -91,31 +93,6 @@ where
             }),
         )
         .layer(layer)
-}
-
-fn keys() -> HmacKeys {
-    HmacKeys::from_comma_separated(KEY)
-}
-
-async fn get_with(url: &str, headers: &[(&str, &[u8])]) -> (u16, String) {
-    let client = reqwest::Client::new();
-    let mut request = client.get(url);
-    for (name, value) in headers {
-        request = request.header(
-            *name,
-            reqwest::header::HeaderValue::from_bytes(value).expect("header value"),
-        );
-    }
-    let response = request.send().await.expect("send");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
-}
-
-fn token_headers(headers: &tracing_osprofiler::TraceHeaders) -> Vec<(&'static str, &[u8])> {
-    headers
-        .iter()
-        .map(|(name, value)| (name, value.as_bytes()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,8 +309,7 @@ async fn every_invalid_token_is_served_normally_and_writes_nothing() {
     let mut non_ascii_info = info.clone().into_bytes();
     non_ascii_info[0] = 0xff;
 
-    type Case<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a str);
-    let cases: Vec<Case<'_>> = vec![
+    let cases: Vec<RefusalCase<'_>> = vec![
         (
             "only info",
             vec![(X_TRACE_INFO, info.as_bytes())],
@@ -482,29 +458,7 @@ async fn every_invalid_token_is_served_normally_and_writes_nothing() {
             "malformed",
         ),
     ];
-    let count = |s: &ProfilingStats, reason: &str| match reason {
-        "missing" => s.requests_without_token(),
-        "bad_signature" => s.tokens_bad_signature(),
-        "malformed" => s.tokens_malformed(),
-        "oversized" => s.tokens_oversized(),
-        other => panic!("{other}"),
-    };
-    for (what, headers, reason) in &cases {
-        let before = count(&stats, reason);
-        assert_eq!(get_with(&url, headers).await, expected, "{what}");
-        assert_eq!(
-            count(&stats, reason),
-            before + 1,
-            "{what} counted as {reason}"
-        );
-    }
-    assert_eq!(
-        lines.lines(),
-        Vec::<String>::new(),
-        "no invalid token wrote a line"
-    );
-    assert_eq!(stats.requests_profiled(), 0);
-    assert_eq!(warnings(), 1, "one summary warning for the whole flood");
+    http_support::assert_every_case_refused(&url, &cases, &stats, &lines, &expected).await;
 
     // The good token itself still works, so the cases above failed for
     // their own reason.

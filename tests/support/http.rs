@@ -190,3 +190,69 @@ pub async fn serve_axum(app: axum::Router) -> SocketAddr {
     });
     addr
 }
+
+/// The keys every test service accepts.
+pub fn keys() -> tracing_osprofiler::HmacKeys {
+    tracing_osprofiler::HmacKeys::from_comma_separated(KEY)
+}
+
+/// `GET url` with these raw header values (any bytes, so that non-ASCII and
+/// non-UTF-8 values reach the server as sent): its status and body.
+pub async fn get_with(url: &str, headers: &[(&str, &[u8])]) -> (u16, String) {
+    let client = reqwest::Client::new();
+    let mut request = client.get(url);
+    for (name, value) in headers {
+        request = request.header(
+            *name,
+            reqwest::header::HeaderValue::from_bytes(value).expect("header value"),
+        );
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+/// Signed headers as `get_with` takes them.
+pub fn token_headers(headers: &TraceHeaders) -> Vec<(&'static str, &[u8])> {
+    headers
+        .iter()
+        .map(|(name, value)| (name, value.as_bytes()))
+        .collect()
+}
+
+/// One invalid-token case: what it is, its headers, the counter it lands in
+/// (`missing`, `bad_signature`, `malformed` or `oversized`).
+pub type RefusalCase<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a str);
+
+/// Sends every case to `url` (a middleware with `stats`, in front of a
+/// handler answering `expected`), one at a time, and checks what any
+/// middleware of this crate must do with a token it refuses: the request is
+/// served as if it had none, counted under its reason, nothing is written,
+/// and the whole flood makes one summary warning.
+pub async fn assert_every_case_refused(
+    url: &str,
+    cases: &[RefusalCase<'_>],
+    stats: &tracing_osprofiler::http::ProfilingStats,
+    lines: &Collector,
+    expected: &(u16, String),
+) {
+    let count = |reason: &str| match reason {
+        "missing" => stats.requests_without_token(),
+        "bad_signature" => stats.tokens_bad_signature(),
+        "malformed" => stats.tokens_malformed(),
+        "oversized" => stats.tokens_oversized(),
+        other => panic!("unknown refusal {other}"),
+    };
+    for (what, headers, reason) in cases {
+        let before = count(reason);
+        assert_eq!(&get_with(url, headers).await, expected, "{what}");
+        assert_eq!(count(reason), before + 1, "{what} counted as {reason}");
+    }
+    assert_eq!(
+        lines.lines(),
+        Vec::<String>::new(),
+        "no invalid token wrote a line"
+    );
+    assert_eq!(stats.requests_profiled(), 0);
+    assert_eq!(warnings(), 1, "one summary warning for the whole flood");
+}
