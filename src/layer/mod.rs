@@ -588,16 +588,30 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
             return;
         };
         let buffered = capture.buffered(last);
-        let mut events = Vec::with_capacity(2 * buffered.len() + 2);
-        let (root_start, root_stop) = self.kept_events(stop, Some(mark));
-        events.extend(root_start);
-        for stop in buffered {
-            let (start, stop) = self.kept_events(stop, None);
-            events.extend(start);
-            events.push(stop);
-        }
-        events.push(root_stop);
-        self.send_kept(events, capture);
+        let count = self.kept_event_count(buffered.len() + 1);
+        // Made one by one as the output queues them: a tree of hundreds of
+        // points is never gathered into a second buffer on this thread.
+        let make = |push: &mut dyn FnMut(PointEvent)| {
+            let (root_start, root_stop) = self.kept_events(stop, Some(mark));
+            if let Some(start) = root_start {
+                push(start);
+            }
+            for stop in buffered {
+                let (start, stop) = self.kept_events(stop, None);
+                if let Some(start) = start {
+                    push(start);
+                }
+                push(stop);
+            }
+            push(root_stop);
+        };
+        self.send_kept(make, count, capture);
+    }
+
+    /// The events this layer writes for `points` points of a kept request.
+    fn kept_event_count(&self, points: usize) -> u64 {
+        let per_point = if self.output.wants_starts() { 2 } else { 1 };
+        (points as u64).saturating_mul(per_point)
     }
 
     /// The start (if this output wants starts) and the stop this layer
@@ -650,11 +664,15 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
         (start, stop)
     }
 
-    /// Hands a kept tree (or a point of it) to the output in one batch:
-    /// taken whole or refused whole, and counted.
-    fn send_kept(&self, events: Vec<PointEvent>, capture: &Captured) {
-        let count = events.len() as u64;
-        match self.output.send_batch(events) {
+    /// Hands a kept tree (or a point of it), `count` events, to the output
+    /// in one batch: taken whole or refused whole, and counted.
+    fn send_kept(
+        &self,
+        make: impl FnOnce(&mut dyn FnMut(PointEvent)),
+        count: u64,
+        capture: &Captured,
+    ) {
+        match self.output.send_batch(make) {
             Ok(()) => {
                 if self.shared.failing.load(Ordering::Relaxed)
                     && self.shared.failing.swap(false, Ordering::Relaxed)
@@ -878,11 +896,14 @@ where
                 };
                 drop(extensions);
                 if let Some(stop) = write {
-                    let mut events = Vec::with_capacity(2);
-                    let (start, stop) = self.kept_events(stop, None);
-                    events.extend(start);
-                    events.push(stop);
-                    self.send_kept(events, &capture);
+                    let make = |push: &mut dyn FnMut(PointEvent)| {
+                        let (start, stop) = self.kept_events(stop, None);
+                        if let Some(start) = start {
+                            push(start);
+                        }
+                        push(stop);
+                    };
+                    self.send_kept(make, self.kept_event_count(1), &capture);
                 }
             }
             self.shared.points_stopped.fetch_add(1, Ordering::Relaxed);

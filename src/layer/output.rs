@@ -19,9 +19,9 @@ use crate::writer::ProfileWriter;
 /// a [`ProfileWriter`] or an [`InlineWriter`]. Sealed.
 pub trait Output: sealed::Sealed + Send + Sync + 'static {}
 
-// The method takes the crate's own event type: the trait is public only as
+// The methods take the crate's own event type: the trait is public only as
 // a bound, and nobody outside the crate can implement or call it.
-#[allow(private_interfaces)]
+#[allow(private_interfaces, private_bounds)]
 mod sealed {
     pub trait Sealed {
         /// Takes one start or stop; an error means the event was not taken
@@ -35,14 +35,20 @@ mod sealed {
         }
 
         /// Takes a kept request's events whole, or refuses them whole (the
-        /// writer was shut down): never a part of them.
-        fn send_batch(&self, events: Vec<crate::point::PointEvent>) -> std::io::Result<()>;
+        /// writer was shut down): never a part of them. `make` hands them
+        /// one by one to the function it is given, as they are made: a
+        /// kept tree is never gathered into a second buffer on the
+        /// service's thread. A refused batch is not made at all.
+        fn send_batch(
+            &self,
+            make: impl FnOnce(&mut dyn FnMut(crate::point::PointEvent)),
+        ) -> std::io::Result<()>;
     }
 }
 
 impl Output for ProfileWriter {}
 
-#[allow(private_interfaces)]
+#[allow(private_interfaces, private_bounds)]
 impl sealed::Sealed for ProfileWriter {
     fn send(&self, event: PointEvent) -> io::Result<()> {
         self.send_event(event)
@@ -52,8 +58,8 @@ impl sealed::Sealed for ProfileWriter {
         ProfileWriter::wants_starts(self)
     }
 
-    fn send_batch(&self, events: Vec<PointEvent>) -> io::Result<()> {
-        self.send_events(events)
+    fn send_batch(&self, make: impl FnOnce(&mut dyn FnMut(PointEvent))) -> io::Result<()> {
+        self.send_events(make)
     }
 }
 
@@ -88,7 +94,7 @@ thread_local! {
 
 impl<W> Output for InlineWriter<W> where W: for<'w> MakeWriter<'w> + Send + Sync + 'static {}
 
-#[allow(private_interfaces)]
+#[allow(private_interfaces, private_bounds)]
 impl<W> sealed::Sealed for InlineWriter<W>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -109,9 +115,16 @@ where
         })
     }
 
-    fn send_batch(&self, events: Vec<PointEvent>) -> io::Result<()> {
+    fn send_batch(&self, make: impl FnOnce(&mut dyn FnMut(PointEvent))) -> io::Result<()> {
         // Still one `write_all` per line, as promised above: a `MakeWriter`
-        // has no shutdown to be whole against, only its own I/O errors.
-        events.into_iter().try_for_each(|event| self.send(event))
+        // has no shutdown to be whole against, only its own I/O errors. The
+        // first one ends the batch.
+        let mut result = Ok(());
+        make(&mut |event| {
+            if result.is_ok() {
+                result = self.send(event);
+            }
+        });
+        result
     }
 }

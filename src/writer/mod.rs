@@ -117,8 +117,11 @@ impl ProfileWriter {
     }
 
     /// Queues the events of a kept request whole, or refuses them whole.
-    pub(crate) fn send_events(&self, events: Vec<PointEvent>) -> io::Result<()> {
-        self.queue.send_all(events)
+    pub(crate) fn send_events(
+        &self,
+        make: impl FnOnce(&mut dyn FnMut(PointEvent)),
+    ) -> io::Result<()> {
+        self.queue.send_all(make)
     }
 
     /// Whether any sink does something with a point's start.

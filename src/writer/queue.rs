@@ -189,10 +189,11 @@ impl Queue {
         result
     }
 
-    /// Queues several events behind one pass of the gate: either all of
-    /// them reach the queue before the writer's last drain, or all are
-    /// refused (a kept request's tree is written whole or counted).
-    pub(super) fn send_all(&self, events: Vec<PointEvent>) -> io::Result<()> {
+    /// Queues several events behind one pass of the gate, as `make` makes
+    /// them: either all of them reach the queue before the writer's last
+    /// drain, or all are refused, unmade (a kept request's tree is written
+    /// whole or counted).
+    pub(super) fn send_all(&self, make: impl FnOnce(&mut dyn FnMut(PointEvent))) -> io::Result<()> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let result = if self.closed.load(Ordering::SeqCst) {
             Err(io::Error::new(
@@ -200,9 +201,7 @@ impl Queue {
                 "the profile writer was shut down (its WriterGuard was dropped)",
             ))
         } else {
-            for event in events {
-                self.send_open(event);
-            }
+            make(&mut |event| self.send_open(event));
             Ok(())
         };
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
