@@ -390,6 +390,13 @@ fn write_duration(out: &mut Vec<u8>, duration: Duration) {
 /// field holding a whole request body costs the queues and the sinks at
 /// most the cap.
 ///
+/// The whole object can be capped too
+/// ([`with_max_object_bytes`](Self::with_max_object_bytes)): a member that
+/// would make it longer is left out, counted in
+/// [`members_left_out`](Self::members_left_out), and the object ends with
+/// the member `"fields_left_out":true` (beyond the cap), so that a reader
+/// knows it is not whole.
+///
 /// ```
 /// use tracing_osprofiler::format::JsonFields;
 ///
@@ -406,8 +413,13 @@ fn write_duration(out: &mut Vec<u8>, duration: Duration) {
 pub struct JsonFields {
     out: String,
     max_value_bytes: usize,
+    max_object_bytes: usize,
     cut: u64,
+    left_out: u64,
 }
+
+/// The member that ends an object some members were left out of.
+pub(crate) const LEFT_OUT_MEMBER: &str = "\"fields_left_out\":true";
 
 impl Default for JsonFields {
     fn default() -> Self {
@@ -433,8 +445,32 @@ impl JsonFields {
         JsonFields {
             out: String::new(),
             max_value_bytes: max,
+            max_object_bytes: usize::MAX,
             cut: 0,
+            left_out: 0,
         }
+    }
+
+    /// Caps the whole object at `max` bytes, braces included (default: no
+    /// cap): a member that would make it longer is left out and counted,
+    /// and the finished object ends with `"fields_left_out":true`, which
+    /// the cap does not count. Any other value may be given; below 2, every
+    /// member is left out.
+    ///
+    /// ```
+    /// use tracing_osprofiler::format::JsonFields;
+    ///
+    /// let mut fields = JsonFields::new().with_max_object_bytes(16);
+    /// fields.u64("a", 1);
+    /// fields.str("long", "does not fit");
+    /// fields.u64("b", 2);
+    /// assert_eq!(fields.members_left_out(), 1);
+    /// assert_eq!(fields.finish().unwrap(), r#"{"a":1,"b":2,"fields_left_out":true}"#);
+    /// ```
+    #[must_use]
+    pub fn with_max_object_bytes(mut self, max: usize) -> Self {
+        self.max_object_bytes = max;
+        self
     }
 
     /// How many values were cut so far.
@@ -443,24 +479,40 @@ impl JsonFields {
         self.cut
     }
 
-    fn key(&mut self, name: &str) {
+    /// How many members were left out for the object's cap.
+    #[must_use]
+    pub fn members_left_out(&self) -> u64 {
+        self.left_out
+    }
+
+    /// Adds one member, written by `value` after its key, unless it makes
+    /// the object (closed) longer than its cap.
+    fn member(&mut self, name: &str, value: impl FnOnce(&mut String) -> bool) {
+        let before = self.out.len();
         self.out.push(if self.out.is_empty() { '{' } else { ',' });
         push_json_string(&mut self.out, name);
         self.out.push(':');
-    }
-
-    /// Adds a string value (cut past the cap).
-    pub fn str(&mut self, name: &str, value: &str) {
-        self.key(name);
-        if push_json_string_capped(&mut self.out, value, self.max_value_bytes) {
+        let cut = value(&mut self.out);
+        if self.out.len() + 1 > self.max_object_bytes {
+            self.out.truncate(before);
+            self.left_out += 1;
+        } else if cut {
             self.cut += 1;
         }
     }
 
+    /// Adds a string value (cut past the cap).
+    pub fn str(&mut self, name: &str, value: &str) {
+        let max = self.max_value_bytes;
+        self.member(name, |out| push_json_string_capped(out, value, max));
+    }
+
     /// Adds a raw JSON value (a number, `true`, `false`, `null`).
     fn raw(&mut self, name: &str, value: fmt::Arguments<'_>) {
-        self.key(name);
-        let _ = fmt::Write::write_fmt(&mut self.out, value);
+        self.member(name, |out| {
+            let _ = fmt::Write::write_fmt(out, value);
+            false
+        });
     }
 
     /// Adds a signed integer.
@@ -488,9 +540,14 @@ impl JsonFields {
         self.raw(name, format_args!("{value}"));
     }
 
-    /// The finished object, or `None` when no field was added.
+    /// The finished object, or `None` when no field was added (nor left
+    /// out).
     #[must_use]
     pub fn finish(mut self) -> Option<String> {
+        if self.left_out > 0 {
+            self.out.push(if self.out.is_empty() { '{' } else { ',' });
+            self.out.push_str(LEFT_OUT_MEMBER);
+        }
         if self.out.is_empty() {
             None
         } else {

@@ -77,7 +77,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::capture::{CaptureMark, Captured, Decision, Stopped};
-use crate::format::{JsonFields, Phase, PointIds, PointName, Timestamp};
+use crate::format::{JsonFields, Phase, PointIds, PointName, Timestamp, LEFT_OUT_MEMBER};
 use crate::point::{take_pending_call, PointEvent, PointFacts, PointKind, RequestInfo};
 use crate::token::{Profile, Signer};
 use crate::writer::ProfileWriter;
@@ -114,6 +114,7 @@ pub enum NameSource {
 /// | slow marker ` <- !!!` | on stop lines of 0.5 s or more (Mistral's rule) | [`with_slow_threshold`](Self::with_slow_threshold) |
 /// | span fields (JSON on start lines, attributes in OTLP) | off (fields can hold secrets) | [`with_fields`](Self::with_fields) |
 /// | longest field value or error text kept (longer ones are cut, marked and counted) | 16 KiB | [`with_max_field_bytes`](Self::with_max_field_bytes) |
+/// | most a point's fields object holds (further members are left out, marked and counted) | four values at that cap (64 KiB), at least 1 KiB | [`with_max_field_bytes`](Self::with_max_field_bytes) |
 ///
 /// # Where the points go
 ///
@@ -221,7 +222,8 @@ impl LayerStats {
     }
 
     /// Span field values, and error texts, cut at the layer's cap
-    /// ([`OsProfilerLayer::with_max_field_bytes`]).
+    /// ([`OsProfilerLayer::with_max_field_bytes`]), and fields left out of
+    /// a point's full fields object.
     #[must_use]
     pub fn field_values_cut(&self) -> u64 {
         self.shared.field_values_cut.load(Ordering::Relaxed)
@@ -436,6 +438,13 @@ impl<S, O> OsProfilerLayer<S, O> {
     /// body then costs the queues and the sinks at most this much. The
     /// text of an error (an `error` field, an `ERROR` event's message) is
     /// kept to the same length, fields recorded or not.
+    ///
+    /// A point's whole fields object holds at most four values at this cap
+    /// (and at least 1 KiB), so that a span whose fields are recorded again
+    /// and again (`Span::record` in a loop) cannot grow without end: a
+    /// member past it is left out, counted in
+    /// [`LayerStats::field_values_cut`] too, and the object ends with
+    /// `"fields_left_out":true`.
     #[must_use]
     pub fn with_max_field_bytes(mut self, bytes: usize) -> Self {
         self.config.max_field_bytes = bytes;
@@ -1033,6 +1042,10 @@ fn has_outcome_field(metadata: &Metadata<'_>) -> bool {
     fields.field(STATUS_CODE_FIELD).is_some() || fields.field(ERROR_FIELD).is_some()
 }
 
+/// The least a point's fields object may hold, whatever the cap of a
+/// value: room for a few small fields.
+const MIN_FIELDS_OBJECT_BYTES: usize = 1024;
+
 /// Whether every field is recorded, the cap of a value, and where cuts
 /// are counted.
 struct FieldJson<'a> {
@@ -1042,6 +1055,15 @@ struct FieldJson<'a> {
 }
 
 impl FieldJson<'_> {
+    /// The most a point's fields object may hold: four values at their
+    /// cap. `record()` called again and again on a long-lived span then
+    /// cannot grow it without end.
+    fn max_object_bytes(&self) -> usize {
+        self.max_bytes
+            .saturating_mul(4)
+            .max(MIN_FIELDS_OBJECT_BYTES)
+    }
+
     /// An error text as kept in the point's facts: cut past the cap, and
     /// counted.
     fn error_text(&self, text: String) -> String {
@@ -1059,32 +1081,59 @@ impl FieldJson<'_> {
 /// into the JSON object when `fields.all` is set.
 fn record_fields(point: &mut Point, values: &impl RecordValues, fields: FieldJson<'_>) {
     let facts = point.facts_mut();
+    // The object as merged below is `before` and `added` less one brace
+    // each plus a comma: `added` may take what `before` left of the cap,
+    // plus one byte.
+    let room = match &facts.fields {
+        Some(before) => (fields.max_object_bytes() + 1).saturating_sub(before.len()),
+        None => fields.max_object_bytes(),
+    };
     let mut visitor = FieldVisitor {
         facts,
-        json: fields
-            .all
-            .then(|| JsonFields::with_max_value_bytes(fields.max_bytes)),
+        json: fields.all.then(|| {
+            JsonFields::with_max_value_bytes(fields.max_bytes).with_max_object_bytes(room)
+        }),
         fields: &fields,
     };
     values.record_into(&mut visitor);
     let FieldVisitor { facts, json, .. } = visitor;
     if let Some(json) = &json {
-        let cut = json.values_cut();
+        let cut = json.values_cut() + json.members_left_out();
         if cut > 0 {
             fields.cut.fetch_add(cut, Ordering::Relaxed);
         }
     }
     if let Some(added) = json.and_then(JsonFields::finish) {
-        facts.fields = Some(match facts.fields.take() {
+        facts.fields = match facts.fields.take() {
             // Fields recorded later join the object; a repeated name keeps
-            // its last value, as JSON readers do.
-            Some(before) => format!("{},{}", &before[..before.len() - 1], &added[1..]).into(),
-            None => added.into(),
-        });
+            // its last value, as JSON readers do. The object says once that
+            // members were left out.
+            Some(before) => Some(join_fields(&before, &added).into()),
+            None => Some(added.into()),
+        };
     }
     if point.facts.as_deref() == Some(&PointFacts::default()) {
         point.facts = None;
     }
+}
+
+/// `before` and `added`, two JSON objects, as one; a `fields_left_out`
+/// member in both is kept once.
+fn join_fields(before: &str, added: &str) -> String {
+    let marked_before = before.contains(LEFT_OUT_MEMBER);
+    let added = match added.strip_suffix('}') {
+        Some(members) if marked_before => members.strip_suffix(LEFT_OUT_MEMBER).unwrap_or(members),
+        Some(members) => members,
+        None => return before.to_owned(),
+    };
+    // What is left of `added` starts with `{` and ends with `,` or `{`
+    // when its last member was the marker.
+    let added = added.strip_prefix('{').unwrap_or(added);
+    let added = added.strip_suffix(',').unwrap_or(added);
+    if added.is_empty() {
+        return before.to_owned();
+    }
+    format!("{},{added}}}", &before[..before.len() - 1])
 }
 
 /// `Attributes` and `Record` both visit their values.
@@ -1289,4 +1338,31 @@ fn start_pending(pending: PendingRoot, make_root: impl FnOnce() -> Span) -> Span
     STARTING_ROOTS.fetch_add(1, Ordering::Release);
     let _reset = Reset;
     make_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_fields;
+
+    #[test]
+    fn joined_fields_say_once_that_members_were_left_out() {
+        let marked = r#"{"a":1,"fields_left_out":true}"#;
+        assert_eq!(join_fields(r#"{"a":1}"#, r#"{"b":2}"#), r#"{"a":1,"b":2}"#);
+        assert_eq!(
+            join_fields(r#"{"a":1}"#, r#"{"b":2,"fields_left_out":true}"#),
+            r#"{"a":1,"b":2,"fields_left_out":true}"#
+        );
+        assert_eq!(join_fields(marked, r#"{"fields_left_out":true}"#), marked);
+        assert_eq!(
+            join_fields(marked, r#"{"b":2,"fields_left_out":true}"#),
+            r#"{"a":1,"fields_left_out":true,"b":2}"#
+        );
+        for joined in [
+            join_fields(r#"{"a":1}"#, r#"{"fields_left_out":true}"#),
+            join_fields(marked, r#"{"b":2}"#),
+        ] {
+            let value: serde_json::Value = serde_json::from_str(&joined).expect(&joined);
+            assert_eq!(value["fields_left_out"], true, "{joined}");
+        }
+    }
 }

@@ -149,3 +149,49 @@ fn hostile_field_values_stay_inside_their_json() {
     assert_eq!(fields["neg"], i64::MIN);
     assert!(!root.slow, "a marker inside a field is not the slow marker");
 }
+
+/// A long-lived span whose fields are recorded again and again (a loop
+/// calling `record`) keeps a bounded fields object: four values at their
+/// cap (at least 1 KiB), then members are left out, counted, and the object
+/// says so once. A kept request's start lines are made from their stops,
+/// so they show every field recorded up to the close.
+#[test]
+fn fields_recorded_again_and_again_stay_bounded_and_say_what_was_left_out() {
+    let lines = Capture::new();
+    let layer = OsProfilerLayer::from_make_writer(lines.clone())
+        .with_fields(true)
+        .with_max_field_bytes(64);
+    let stats = layer.stats();
+    let capture = tracing_osprofiler::CapturePolicy::new()
+        .with_keep_slower_than(Some(std::time::Duration::ZERO))
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        capture.start(|| info_span!("consume")).in_scope(|| {
+            let worker = info_span!("worker", round = tracing::field::Empty, first = 1);
+            for round in 0..10_000u64 {
+                worker.record("round", round);
+            }
+        });
+    });
+    let points = lines.points();
+    let worker = points.named("worker");
+    let extra = &worker.start_extra;
+    assert!(
+        extra.len() <= 1024 + r#","fields_left_out":true"#.len(),
+        "{} bytes: {extra}",
+        extra.len()
+    );
+    let fields: serde_json::Value =
+        serde_json::from_str(extra).unwrap_or_else(|e| panic!("{e}: {extra}"));
+    assert_eq!(fields["first"], 1, "{extra}");
+    assert_eq!(fields["fields_left_out"], true, "{extra}");
+    assert_eq!(
+        extra.matches("fields_left_out").count(),
+        1,
+        "said once: {extra}"
+    );
+    // Every `round` member written is one record; the rest were left out.
+    let written = extra.matches("\"round\":").count() as u64;
+    assert!(written > 10, "{extra}");
+    assert_eq!(stats.field_values_cut(), 10_000 - written, "{extra}");
+}
