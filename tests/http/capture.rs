@@ -5,7 +5,7 @@
 #![cfg(all(feature = "tower", feature = "reqwest"))]
 
 use crate::support::http as http_support;
-use crate::support::python as common;
+use crate::support::python_client::python_client_get;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,8 +18,6 @@ use http_support::{global, only, tree, KEY};
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::{Capture, CapturePolicy, HmacKeys, Id};
-
-const CLIENT: &str = include_str!("../python/http_client.py");
 
 #[tracing::instrument]
 async fn work(delay_ms: u64) -> &'static str {
@@ -129,21 +127,15 @@ async fn the_python_client_signed_is_profiled_as_before_and_forged_is_only_captu
         .build();
     let stats = capture.stats();
     let (addr, layer) = capturing_service(capture).await;
-    let run = |key: &'static str, query: &'static str| {
-        let url = format!("http://{addr}/?{query}");
-        tokio::task::spawn_blocking(move || {
-            let output = common::run_python(CLIENT, &[key, &url]);
-            let reply: serde_json::Value =
-                serde_json::from_slice(&output.stdout).expect("client prints JSON");
-            assert_eq!(reply["status"], 200, "{reply}");
-            reply
-        })
+    let run = |key: &'static str, query: &'static str| async move {
+        let reply = python_client_get(key, format!("http://{addr}/?{query}")).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply
     };
 
     // Signed with the service's key, fast: profiled and written, as today.
-    let reply = run(KEY, "delay_ms=0").await.expect("python client");
-    let base = Id::parse(reply["base_id"].as_str().unwrap()).unwrap();
-    let client_point = Id::parse(reply["trace_id"].as_str().unwrap()).unwrap();
+    let reply = run(KEY, "delay_ms=0").await;
+    let (base, client_point) = (reply.base_id, reply.trace_id);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let points = tree(&lines.lines(), base, client_point);
     assert_eq!(only(&points, "wsgi").parent_id, client_point);
@@ -154,19 +146,14 @@ async fn the_python_client_signed_is_profiled_as_before_and_forged_is_only_captu
     lines.clear();
 
     // Signed with another key (forged), fast: captured, discarded.
-    run("NOT_THE_KEY", "delay_ms=0")
-        .await
-        .expect("python client");
+    run("NOT_THE_KEY", "delay_ms=0").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(lines.lines().is_empty(), "{:#?}", lines.lines());
     assert_eq!(layer.stats().tokens_bad_signature(), 1);
 
     // Forged and slow: kept by capture, under a base_id of its own, never
     // the forged one.
-    let reply = run("NOT_THE_KEY", "delay_ms=200")
-        .await
-        .expect("python client");
-    let forged = Id::parse(reply["base_id"].as_str().unwrap()).unwrap();
+    let forged = run("NOT_THE_KEY", "delay_ms=200").await.base_id;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let lines = lines.lines();
     let roots = roots(&lines);

@@ -17,12 +17,11 @@ use poem::{
     get, handler, Endpoint, EndpointExt as _, IntoResponse, Middleware, Request, Response, Route,
 };
 use support::http::{global, new_token, only, tree, KEY};
-use support::python as python_support;
+use support::python_client::assert_python_client_profiles;
 use tracing::Instrument as _;
 use tracing_osprofiler::http::{Destination, Destinations};
 use tracing_osprofiler::limit::{ProfileLimit, ProfileLimiter};
 use tracing_osprofiler::point::{client_point, ClientCall, RequestInfo};
-use tracing_osprofiler::Id;
 use tracing_osprofiler::{
     current_trace_headers, HmacKeys, ProfileExt as _, X_TRACE_HMAC, X_TRACE_INFO,
 };
@@ -267,22 +266,8 @@ async fn outgoing_calls_carry_headers_signed_for_their_client_point() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_osprofiler_client_profiles_the_poem_service() {
-    const CLIENT: &str = include_str!("../python/http_client.py");
     let (lines, _serial) = global();
     let url = format!("{}/", serve().await);
-    let output =
-        tokio::task::spawn_blocking(move || python_support::run_python(CLIENT, &[KEY, &url]))
-            .await
-            .expect("python client");
-    let reply: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("client prints JSON");
-    assert_eq!(reply["status"], 200);
-    assert_eq!(reply["body"], "poem ok");
-    let base = Id::parse(reply["base_id"].as_str().expect("base_id")).expect("uuid");
-    let client_point = Id::parse(reply["trace_id"].as_str().expect("trace_id")).expect("uuid");
-    // The root hangs under the Python client's point.
-    let points = tree(&lines.lines(), base, client_point);
-    let root = only(&points, "wsgi");
-    assert_eq!(root.parent_id, client_point);
-    assert_eq!(only(&points, "work").parent_id, root.trace_id);
+    // The root hangs under the Python client's point, `work` under it.
+    assert_python_client_profiles(&lines, url, "poem ok", "work").await;
 }
