@@ -5,6 +5,8 @@
 //! | this file | a capturing `MakeWriter`, a checker that parses every captured line back and verifies the trace trees, an independent HMAC, the downstream-header check |
 //! | [`python`] | the real Python osprofiler (a venv made on first use) |
 //! | [`http`] | one global subscriber for the HTTP tests, tokens, servers on loopback |
+//! | [`python_client`] | the Python osprofiler client calling a Rust service, a Python WSGI service called by a Rust client, and the checks of their trees, whatever the framework |
+//! | [`memory`] | the resident memory of the test process |
 //! | [`redis`] | a real `redis-server` per test, and raw commands into it |
 //! | [`system`] | programs from Debian packages some tests need; a missing one fails the test, naming the package |
 //! | [`otlp`] | an in-process OTLP/HTTP collector, faulty peers, trace checks |
@@ -12,9 +14,12 @@
 
 #[cfg(all(feature = "tower", feature = "reqwest"))]
 pub mod http;
+pub mod memory;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 pub mod python;
+#[cfg(all(feature = "tower", feature = "reqwest"))]
+pub mod python_client;
 pub mod redis;
 pub mod system;
 
