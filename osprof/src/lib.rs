@@ -11,7 +11,7 @@
 //! | [`model`] | points, requests, trees, self time; [`load_request`] gathers one request |
 //! | [`Filter`], [`Pattern`], [`parse_time`] | which lines a report looks at |
 //! | [`Unreadable`] | the lines no report could read, and why |
-//! | [`check_logs`] | whether a file is a profiler log at all |
+//! | [`check_logs`] | whether a file, standard input or a store is a profiler log at all |
 //! | [`rank`] | time per trace name (Mistral's report, self time, percentiles) |
 //! | [`list`] | one row per request |
 //! | [`show`] | one request found (by `base_id`, prefix, latest, slowest) and rendered: tree, osprofiler JSON, Chrome trace, SVG, HTML |
@@ -70,7 +70,7 @@ mod unreadable;
 pub use filter::{parse_time, Filter, Pattern};
 pub use model::load_request;
 pub use render::Unit;
-pub use sniff::check_logs;
+pub use sniff::{check_logs, stdin_was_empty};
 pub use unreadable::{LinePlace, Unreadable, UNREADABLE_KEPT};
 
 /// The former name of [`source`], kept so that code written against it
@@ -99,10 +99,10 @@ pub enum Error {
     },
     /// The report could not be written.
     Write(io::Error),
-    /// A file holds lines, and none of them is a profiler line: it is no
-    /// profiler log ([`check_logs`]).
+    /// A file, or standard input, holds lines, and none of them is a
+    /// profiler line: it is no profiler log ([`check_logs`]).
     NotALog {
-        /// The log as named.
+        /// The log as named (`standard input` for `-`).
         name: String,
         /// The 1-based number of its first non-blank line.
         line: u64,
@@ -110,6 +110,16 @@ pub enum Error {
         first_line: String,
         /// Why that line is no profiler line.
         reason: String,
+    },
+    /// A Redis store was read to its end and gave no osprofiler event for
+    /// what was asked (the whole store, or one request's key)
+    /// ([`check_logs`]).
+    NoEvents {
+        /// The store as shown (no password), with the request's key when
+        /// one was asked for.
+        name: String,
+        /// Whether one request was asked for, not the whole store.
+        one_request: bool,
     },
 }
 
@@ -130,6 +140,24 @@ impl fmt::Display for Error {
                  line (line {line}) is \"{first_line}\" ({reason}). Give the files the writer \
                  makes (osprofiler.YYYY-MM-DD-HH.log) or a Mistral profiler log"
             ),
+            Error::NoEvents {
+                name,
+                one_request: false,
+            } => write!(
+                f,
+                "{name} holds no osprofiler event (no osprofiler_opt:* or osprofiler:* key \
+                 with an entry that can be read): check the host, port and database number \
+                 (/N) of the connection string"
+            ),
+            Error::NoEvents {
+                name,
+                one_request: true,
+            } => write!(
+                f,
+                "{name} holds no osprofiler event of that request: it was not profiled or \
+                 not kept, its key expired, or the connection string names another database \
+                 (/N) than the services'"
+            ),
         }
     }
 }
@@ -139,7 +167,7 @@ impl std::error::Error for Error {
         match self {
             Error::Open { source, .. } | Error::Read { source, .. } => Some(source),
             Error::Write(e) => Some(e),
-            Error::NotALog { .. } => None,
+            Error::NotALog { .. } | Error::NoEvents { .. } => None,
         }
     }
 }

@@ -474,15 +474,34 @@ fn inputs(logs: &[OsString], store: Option<&str>, request: Option<Id>) -> Result
     Inputs::new(sources).map_err(|e| e.to_string())
 }
 
-/// A file in which no line is a trace point was named by mistake: an error,
-/// not an empty report. Only looked for when some line was unreadable, so a
-/// clean log costs nothing more; a mixed file still reports, its unreadable
-/// lines counted in the notes.
+/// A file or standard input in which no line is a trace point, or a store
+/// without an event, was named by mistake: an error, not an empty report.
+/// Files are read again only when some line was unreadable (a log or stdin
+/// without one cannot be foreign), so a clean log costs nothing more; a
+/// store is judged by what the report read of it, at no cost. A mixed log
+/// still reports, its unreadable lines counted in the notes.
 fn check_files(inputs: &Inputs, unreadable: &osprof::Unreadable) -> Result<(), String> {
-    if unreadable.count == 0 {
+    note_empty_stdin(inputs);
+    #[cfg(feature = "redis")]
+    let store = inputs
+        .sources()
+        .iter()
+        .any(|s| matches!(s, Source::Redis(_)));
+    #[cfg(not(feature = "redis"))]
+    let store = false;
+    if unreadable.count == 0 && !store {
         return Ok(());
     }
     osprof::check_logs(inputs).map_err(|e| e.to_string())
+}
+
+/// An empty standard input reports as an empty file does (nothing, exit
+/// 0), but is said on stderr: on a pipe it usually means the command
+/// before failed.
+fn note_empty_stdin(inputs: &Inputs) {
+    if osprof::stdin_was_empty(inputs) {
+        eprintln!("osprof: standard input was empty: no line was read from it");
+    }
 }
 
 fn run(job: Job) -> Result<(), String> {
@@ -533,6 +552,7 @@ fn run(job: Job) -> Result<(), String> {
                 Ok(found) => found,
                 // A file that is no profiler log is the likeliest cause.
                 Err(e @ SelectError::NotFound(_)) => {
+                    note_empty_stdin(&inputs);
                     osprof::check_logs(&inputs).map_err(|e| e.to_string())?;
                     return Err(e.to_string());
                 }

@@ -1,10 +1,22 @@
-//! Whether a file is a profiler log at all. The reports skip and count the
+//! Whether a log is a profiler log at all. The reports skip and count the
 //! lines they cannot read, so that a log with a few torn or foreign lines
-//! still reports; but a file in which no line is a profiler line (a wrong
+//! still reports; but a log in which no line is a profiler line (a wrong
 //! file, the service's own log, a config) is a mistake to name, not an
-//! empty report. This module owns that check and its message.
+//! empty report. This module owns that check, its messages, and the
+//! following of what standard input and a Redis store gave.
+//!
+//! A file is read again for the check (cheap for a log: its first line is
+//! a trace point). Standard input and a Redis store cannot be read twice:
+//! [`source::open`](crate::source::open) hands them out through
+//! [`Sniffing`], which looks at their lines *as the report reads them*
+//! (each line until the first trace point, then nothing more), so they are
+//! still streamed, and [`check_logs`] judges them afterwards from what was
+//! seen. One [`LineSniff`] makes both judgements, so a file and standard
+//! input holding the same bytes get the same answer.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
+use std::ops::Deref;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tracing_osprofiler::format::parse_line;
 
@@ -15,10 +27,24 @@ use crate::Error;
 /// How much of a foreign first line an error quotes.
 const QUOTED_CHARS: usize = 80;
 
-/// Checks that every file among `inputs` that holds any line holds a
-/// profiler line too. Each file is read up to its first profiler line, which
-/// is its first line in a log: cheap for logs; a file with none is read to its
-/// end. Stdin and the Redis store are not checked (they cannot be read twice).
+/// How standard input is named in messages (`-` on the command line).
+pub(crate) const STDIN_NAME: &str = "standard input";
+
+/// What the reading of standard input saw: stdin is one stream per
+/// process, so this is too.
+pub(crate) static STDIN: Seen = Seen::new();
+
+/// Checks that every log among `inputs` that holds any line holds a
+/// profiler line too.
+///
+/// * A file is read up to its first profiler line, which is its first
+///   line in a log: cheap for logs; a file with none is read to its end.
+/// * Standard input (`-`) is judged by what the last reading of it saw
+///   (it cannot be read twice): call this *after* a report read `inputs`.
+///   Standard input not read to its end yet is not judged.
+/// * A Redis store ([`Source::Redis`], feature `redis`) read to its end
+///   without giving one event is an [`Error::NoEvents`]: the connection
+///   string names an empty store, or another database than the services'.
 ///
 /// ```
 /// use osprof::read::Inputs;
@@ -34,100 +60,249 @@ const QUOTED_CHARS: usize = 80;
 ///
 /// # Errors
 ///
-/// [`Error::NotALog`] for the first file without a profiler line (blank
-/// lines do not count; an empty file is fine), [`Error::Open`] or
+/// [`Error::NotALog`] for the first file, or standard input, without a
+/// profiler line (blank lines do not count; an empty log is fine),
+/// [`Error::NoEvents`] for a store without an event, [`Error::Open`] or
 /// [`Error::Read`] when a file cannot be read.
 pub fn check_logs(inputs: &Inputs) -> Result<(), Error> {
     for source in inputs.sources() {
-        if let Source::Path(_) = source {
-            check_one(source)?;
+        match source {
+            Source::Path(_) => check_file(source)?,
+            Source::Stdin => STDIN.lock().verdict(STDIN_NAME)?,
+            #[cfg(feature = "redis")]
+            Source::Redis(store) => {
+                let seen = store.seen().lock();
+                if seen.ended && !seen.found {
+                    return Err(Error::NoEvents {
+                        name: store.to_string(),
+                        one_request: store.one_request(),
+                    });
+                }
+            }
         }
     }
     Ok(())
 }
 
-fn check_one(source: &Source) -> Result<(), Error> {
-    let read_error = |e| Error::Read {
-        name: source.to_string(),
-        source: e,
-    };
-    let mut reader = BufReader::new(open(source)?);
-    let mut first: Option<(u64, String, String)> = None;
-    let mut line = Vec::new();
-    let mut line_no = 0u64;
-    while let Some(oversized) = next_line(&mut reader, &mut line).map_err(read_error)? {
-        line_no += 1;
-        if line.trim_ascii().is_empty() {
-            continue;
+/// Whether `inputs` name standard input (`-`) and it was read to its end
+/// without a single byte: an empty report, as from an empty file, but on a
+/// pipe usually the sign that the command before it failed, which a
+/// person cannot see afterwards as they can see an empty file. Call it
+/// after a report read `inputs`.
+#[must_use]
+pub fn stdin_was_empty(inputs: &Inputs) -> bool {
+    if !inputs.sources().iter().any(|s| matches!(s, Source::Stdin)) {
+        return false;
+    }
+    let seen = STDIN.lock();
+    seen.ended && seen.bytes == 0
+}
+
+fn check_file(source: &Source) -> Result<(), Error> {
+    let mut reader = open(source)?;
+    let mut sniff = LineSniff::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::Read {
+                    name: source.to_string(),
+                    source: e,
+                })
+            }
+        };
+        sniff.feed(&buf[..n]);
+        if sniff.found {
+            return Ok(());
+        }
+    }
+    sniff.finish();
+    sniff.verdict(&source.to_string())
+}
+
+/// The first foreign line of a log: where, what (escaped, cut), why.
+#[derive(Debug)]
+struct Foreign {
+    line: u64,
+    first_line: String,
+    reason: String,
+}
+
+/// Follows a log's lines, fed in pieces of any size: whether one is a
+/// trace point, and the first non-blank one if none is. Holds at most one
+/// line of [`MAX_LINE_LEN`] bytes; once a trace point is seen it only
+/// counts bytes.
+#[derive(Debug)]
+pub(crate) struct LineSniff {
+    /// The current line's first [`MAX_LINE_LEN`] bytes.
+    line: Vec<u8>,
+    /// The current line is longer than that.
+    oversized: bool,
+    line_no: u64,
+    bytes: u64,
+    found: bool,
+    /// The log was read to its end (at least once).
+    ended: bool,
+    first: Option<Foreign>,
+}
+
+impl LineSniff {
+    pub(crate) const fn new() -> Self {
+        LineSniff {
+            line: Vec::new(),
+            oversized: false,
+            line_no: 0,
+            bytes: 0,
+            found: false,
+            ended: false,
+            first: None,
+        }
+    }
+
+    /// Takes the next bytes of the log.
+    pub(crate) fn feed(&mut self, mut data: &[u8]) {
+        self.bytes = self.bytes.saturating_add(data.len() as u64);
+        while !self.found && !data.is_empty() {
+            match memchr::memchr(b'\n', data) {
+                Some(at) => {
+                    self.push(&data[..at]);
+                    self.end_line();
+                    data = &data[at + 1..];
+                }
+                None => {
+                    self.push(data);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The log ended: its last line, if it had no `\n`, is judged too.
+    pub(crate) fn finish(&mut self) {
+        if !self.found && (!self.line.is_empty() || self.oversized) {
+            self.end_line();
+        }
+        self.ended = true;
+    }
+
+    fn push(&mut self, part: &[u8]) {
+        if self.oversized {
+            return;
+        }
+        let room = MAX_LINE_LEN - self.line.len();
+        if part.len() > room {
+            self.line.extend_from_slice(&part[..room]);
+            self.oversized = true;
+        } else {
+            self.line.extend_from_slice(part);
+        }
+    }
+
+    fn end_line(&mut self) {
+        self.line_no += 1;
+        let oversized = std::mem::take(&mut self.oversized);
+        if self.line.trim_ascii().is_empty() {
+            self.line.clear();
+            return;
         }
         let why = if oversized {
             format!("longer than {MAX_LINE_LEN} bytes")
         } else {
-            match parse_line(&line) {
-                Ok(_) => return Ok(()),
+            match parse_line(&self.line) {
+                Ok(_) => {
+                    self.found = true;
+                    // Nothing more is looked at: free the line.
+                    self.line = Vec::new();
+                    self.first = None;
+                    return;
+                }
                 Err(why) => why.to_string(),
             }
         };
-        if first.is_none() {
-            let shown: String = String::from_utf8_lossy(line.trim_ascii())
+        if self.first.is_none() {
+            let shown: String = String::from_utf8_lossy(self.line.trim_ascii())
                 .chars()
                 .take(QUOTED_CHARS)
                 .collect();
-            first = Some((line_no, text(&shown).into_owned(), why));
+            self.first = Some(Foreign {
+                line: self.line_no,
+                first_line: text(&shown).into_owned(),
+                reason: why,
+            });
         }
+        self.line.clear();
     }
-    match first {
-        None => Ok(()),
-        Some((line, first_line, reason)) => Err(Error::NotALog {
-            name: source.to_string(),
-            line,
-            first_line,
-            reason,
-        }),
+
+    /// [`Error::NotALog`] for a log read to its end that holds lines and
+    /// no trace point.
+    fn verdict(&self, name: &str) -> Result<(), Error> {
+        match &self.first {
+            Some(first) if self.ended && !self.found => Err(Error::NotALog {
+                name: name.to_owned(),
+                line: first.line,
+                first_line: first.first_line.clone(),
+                reason: first.reason.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
-/// Reads the next line into `line`, without its `\n`, keeping at most
-/// [`MAX_LINE_LEN`] bytes of it: `Some(true)` when it was longer (the rest
-/// is skipped), `None` at the end.
-fn next_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<Option<bool>> {
-    line.clear();
-    let limit = MAX_LINE_LEN as u64 + 1;
-    let n = reader.by_ref().take(limit).read_until(b'\n', line)?;
-    if n == 0 {
-        return Ok(None);
+/// A [`LineSniff`] shared between the reader that feeds it and the check
+/// made afterwards.
+#[derive(Debug)]
+pub(crate) struct Seen(Mutex<LineSniff>);
+
+impl Seen {
+    pub(crate) const fn new() -> Self {
+        Seen(Mutex::new(LineSniff::new()))
     }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-        return Ok(Some(false));
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, LineSniff> {
+        // A panic elsewhere cannot leave a LineSniff half-updated in a way
+        // that matters: it is only a verdict.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    if line.len() <= MAX_LINE_LEN {
-        // The last line, without a `\n`.
-        return Ok(Some(false));
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen::new()
     }
-    // Skip the rest of an oversized line without holding it.
-    loop {
-        let buf = reader.fill_buf()?;
+}
+
+/// A log's reader that shows each piece it reads to a [`Seen`], and
+/// passes it on unchanged: what it reads is not held, nor read again.
+pub(crate) struct Sniffing<R, S> {
+    inner: R,
+    seen: S,
+}
+
+impl<R: Read, S: Deref<Target = Seen>> Sniffing<R, S> {
+    pub(crate) fn new(inner: R, seen: S) -> Self {
+        Sniffing { inner, seen }
+    }
+}
+
+impl<R: Read, S: Deref<Target = Seen>> Read for Sniffing<R, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
         if buf.is_empty() {
-            break;
+            return Ok(n);
         }
-        match memchr_newline(buf) {
-            Some(at) => {
-                reader.consume(at + 1);
-                break;
-            }
-            None => {
-                let len = buf.len();
-                reader.consume(len);
-            }
+        let mut seen = self.seen.lock();
+        if n == 0 {
+            seen.finish();
+        } else if !seen.found {
+            seen.feed(&buf[..n]);
+        } else {
+            seen.bytes = seen.bytes.saturating_add(n as u64);
         }
+        Ok(n)
     }
-    line.truncate(MAX_LINE_LEN);
-    Ok(Some(true))
-}
-
-fn memchr_newline(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
 }
 
 #[cfg(test)]
@@ -180,6 +355,106 @@ mod tests {
         let mut content = vec![b'x'; MAX_LINE_LEN * 3];
         content.extend_from_slice(format!("\n{LINE}").as_bytes());
         check(&content).unwrap();
+    }
+
+    /// `content` read through [`Sniffing`], `piece` bytes at a time, as
+    /// standard input is: the verdict, and whether the bytes came through
+    /// unchanged.
+    fn sniffed(content: &[u8], piece: usize) -> Result<(), Error> {
+        let seen = std::sync::Arc::new(Seen::new());
+        let mut reader = Sniffing::new(Pieces(content, piece), std::sync::Arc::clone(&seen));
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        assert_eq!(out, content);
+        let verdict = seen.lock().verdict("standard input");
+        verdict
+    }
+
+    /// A reader that gives at most `.1` bytes a read, as a pipe may.
+    struct Pieces<'a>(&'a [u8], usize);
+
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_stream_gets_the_verdict_of_a_file_whatever_its_pieces() {
+        let mut oversized = vec![b'x'; MAX_LINE_LEN * 3];
+        oversized.extend_from_slice(b"\nshort\n");
+        let cases: [&[u8]; 8] = [
+            b"",
+            b"\n\n",
+            b"\n  hello world  \nsecond\n",
+            b"no newline at the end",
+            b"\x1b[31mred\x07\r\n",
+            format!("junk\nmore junk\n{LINE}\n").leak().as_bytes(),
+            format!("{LINE}").leak().as_bytes(),
+            oversized.leak(),
+        ];
+        for content in cases {
+            let file = check(content).map_err(|e| e.to_string());
+            for piece in [1, 3, 4096, usize::MAX] {
+                let stream = sniffed(content, piece).map_err(|e| e.to_string());
+                // Same verdict, same message but the name.
+                let stream = stream.map_err(|e| e.replace("standard input", "x.log"));
+                let file = file
+                    .clone()
+                    .map_err(|e| e.replace(&e[..e.find(" is not").unwrap()], "x.log"));
+                assert_eq!(stream, file, "{piece} bytes a read");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_not_read_to_its_end_is_not_judged() {
+        let seen = Seen::new();
+        let mut reader = Sniffing::new(&b"junk\nmore junk\n"[..], &seen);
+        let mut buf = [0u8; 5];
+        reader.read_exact(&mut buf).unwrap();
+        seen.lock().verdict("standard input").unwrap();
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        let message = seen
+            .lock()
+            .verdict("standard input")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(
+                "standard input is not a profiler log: none of its lines is a \
+                 trace point; its first line (line 1) is \"junk\" ("
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_stream_holds_no_more_than_one_line_and_stops_looking_at_a_trace_point() {
+        // 10 MiB of junk in lines of 1 KiB, 3 MiB in one line: the line
+        // kept never exceeds the limit.
+        let mut sniff = LineSniff::new();
+        let junk = [vec![b'j'; 1023], vec![b'\n']].concat();
+        for _ in 0..10 * 1024 {
+            sniff.feed(&junk);
+        }
+        for _ in 0..3 * 1024 {
+            sniff.feed(&[b'k'; 1024]);
+            assert!(sniff.line.capacity() <= 2 * MAX_LINE_LEN);
+        }
+        sniff.feed(format!("\n{LINE}\n").as_bytes());
+        assert!(sniff.found && sniff.line.capacity() == 0);
+        sniff.feed(b"more junk\n");
+        sniff.finish();
+        sniff.verdict("x").unwrap();
+        assert_eq!(
+            sniff.bytes,
+            10 * 1024 * 1024 + 3 * 1024 * 1024 + LINE.len() as u64 + 12
+        );
     }
 
     #[test]

@@ -26,11 +26,14 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+#[cfg(feature = "redis")]
+use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
 use tracing_osprofiler::format::{parse_line, Timestamp};
 
+use crate::sniff::{self, Sniffing};
 use crate::Error;
 
 pub(crate) mod chunks;
@@ -226,8 +229,14 @@ pub fn open(source: &Source) -> Result<Box<dyn Read>, Error> {
     let raw: Box<dyn Read> = match source {
         Source::Path(p) => Box::new(File::open(p).map_err(err)?),
         Source::Stdin => Box::new(io::stdin().lock()),
+        // What a store gives is followed for `check_logs` as it is read.
         #[cfg(feature = "redis")]
-        Source::Redis(store) => return store.open(),
+        Source::Redis(store) => {
+            return Ok(Box::new(Sniffing::new(
+                store.open()?,
+                Arc::clone(store.seen()),
+            )))
+        }
     };
     let mut reader = BufReader::with_capacity(BUF_LEN, raw);
     let head = loop {
@@ -237,14 +246,20 @@ pub fn open(source: &Source) -> Result<Box<dyn Read>, Error> {
             Err(e) => return Err(err(e)),
         }
     };
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(BufReader::with_capacity(
+    let decoded: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::with_capacity(
             BUF_LEN,
             MultiGzDecoder::new(reader),
-        )))
+        ))
     } else {
-        Ok(Box::new(reader))
+        Box::new(reader)
+    };
+    if let Source::Stdin = source {
+        // Stdin cannot be read twice: its (decoded) lines are followed
+        // for `check_logs` as the report reads them.
+        return Ok(Box::new(Sniffing::new(decoded, &sniff::STDIN)));
     }
+    Ok(decoded)
 }
 
 /// The first timestamp of a readable line among the first lines of a file.

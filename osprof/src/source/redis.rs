@@ -133,6 +133,8 @@ pub struct RedisSource {
     request: Option<Id>,
     max_value_bytes: u64,
     problems: Arc<Problems>,
+    /// What the reports read of it, for `check_logs` (`sniff.rs`).
+    seen: Arc<crate::sniff::Seen>,
 }
 
 impl RedisSource {
@@ -180,6 +182,7 @@ impl RedisSource {
             request: None,
             max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
             problems: Arc::default(),
+            seen: Arc::default(),
         })
     }
 
@@ -198,6 +201,16 @@ impl RedisSource {
     pub fn with_max_value_bytes(mut self, bytes: u64) -> Self {
         self.max_value_bytes = bytes.max(1);
         self
+    }
+
+    /// What the reports read of the store, over every read so far.
+    pub(crate) fn seen(&self) -> &Arc<crate::sniff::Seen> {
+        &self.seen
+    }
+
+    /// Whether only one request is read ([`with_request`](Self::with_request)).
+    pub(crate) fn one_request(&self) -> bool {
+        self.request.is_some()
     }
 
     /// How many entries could not be read, over every read so far.
