@@ -22,7 +22,7 @@
 //! | `osprofiler_sink_dropped` | counter | `sink` | never tried: the sink's queue was full, or shutting down gave up |
 //! | `osprofiler_sink_dropped_over_bytes` | counter | `sink` | of those, dropped at the sink queue's limit in bytes |
 //! | `osprofiler_sink_failed` | counter | `sink` | tried and failed for good |
-//! | `osprofiler_sink_unconfirmed` | counter | `sink` | sent, and no answer said whether they were taken (a timeout after sending) |
+//! | `osprofiler_sink_unconfirmed` | counter | `sink` | sent, and no answer said whether they were taken (a timeout or a broken connection after sending) |
 //! | `osprofiler_requests_profiled` | counter | | requests served profiled (`tower` feature) |
 //! | `osprofiler_requests_without_token` | counter | | requests without a token |
 //! | `osprofiler_tokens_refused` | counter | `reason` = `oversized`, `bad_signature`, `malformed`, `over_limit`, `disabled_by_filter` | requests with a token served unprofiled, by why |

@@ -81,8 +81,9 @@ pub struct SinkStats {
     /// service was unreachable or refused them after every retry.
     pub failed: u64,
     /// Sent, but no answer said whether they were taken: the request timed
-    /// out, or the connection broke, after it went out (OTLP). The
-    /// service may hold them; they were not sent again.
+    /// out, or the connection broke, after it went out (OTLP); the
+    /// connection broke or timed out after their `LPUSH` went out whole
+    /// (Redis). The service may hold them; they were not sent again.
     pub unconfirmed: u64,
 }
 

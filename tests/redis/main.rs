@@ -138,7 +138,7 @@ impl Service {
         assert_eq!(file.written, self.events, "file: {file:?}");
         let redis = stats.sink(SinkKind::Redis).expect("redis sink");
         assert_eq!(
-            redis.written + redis.dropped + redis.failed,
+            redis.written + redis.dropped + redis.failed + redis.unconfirmed,
             self.events,
             "redis counters: {redis:?}"
         );

@@ -314,6 +314,10 @@ pub enum Behaviour {
     /// Reads the first bytes of each connection and closes it: a batch
     /// breaks mid-pipeline every time.
     CloseAfterRead,
+    /// Reads everything sent until nothing comes for `quiet`, counts the
+    /// whole commands in it (`commands`), and closes the connection
+    /// without an answer: every command was read, none answered.
+    ReadThenClose { quiet: Duration },
     /// Answers the first command with a bulk string announced as
     /// `announced` bytes, then streams up to `at_most` bytes of it.
     HugeBulk { announced: u64, at_most: u64 },
@@ -393,6 +397,13 @@ impl FakeRedis {
     pub fn connections(&self) -> u64 {
         self.stats
             .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whole commands read (answered, or read by `ReadThenClose`).
+    pub fn commands(&self) -> u64 {
+        self.stats
+            .commands
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
@@ -500,6 +511,32 @@ fn serve(
         Behaviour::CloseAfterRead => {
             first_read(&mut stream);
             // Dropped here: closed mid-pipeline.
+        }
+        Behaviour::ReadThenClose { quiet } => {
+            let mut received = Vec::new();
+            // The first bytes, however long they take; then until quiet.
+            let _ = stream.set_read_timeout(None);
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => return closed(stats),
+                    Ok(n) => {
+                        received.extend_from_slice(&buf[..n]);
+                        if stream.set_read_timeout(Some(quiet)).is_err() {
+                            return closed(stats);
+                        }
+                    }
+                    Err(e) if is_wait(&e) => break,
+                    Err(_) => return closed(stats),
+                }
+            }
+            stats
+                .bytes_received
+                .fetch_add(received.len() as u64, Ordering::SeqCst);
+            let mut reader = &received[..];
+            while let Ok(Some(_)) = read_command(&mut reader) {
+                stats.commands.fetch_add(1, Ordering::SeqCst);
+            }
+            // Dropped here: closed, nothing answered.
         }
         Behaviour::HugeBulk { announced, at_most } => {
             if !first_read(&mut stream) {

@@ -1,8 +1,19 @@
 //! The Redis sink's export thread: takes encoded events off the sink's
 //! queue, sends them as pipelined `LPUSH`es (one per run of events of the
-//! same request), reads every answer, and counts each event as written or
-//! failed; keeps one connection, and reconnects with a growing wait when
-//! it cannot connect or the connection breaks.
+//! same request), reads every answer, and counts each event as written,
+//! failed or unconfirmed; keeps one connection, and reconnects with a
+//! growing wait when it cannot connect or the connection breaks.
+//!
+//! # What a broken connection costs
+//!
+//! Redis runs a command once it has read it whole, and answers it later.
+//! So when a connection breaks (or times out) in the middle of a batch,
+//! the events of the commands that went out whole and got no answer may
+//! well be stored: they are **unconfirmed**, as the OTLP sink counts a
+//! request that went out without an answer. Those of commands that never
+//! went out whole cannot have been run: they are **failed**. Neither is
+//! sent again (`LPUSH` is not idempotent: a resend could store a point
+//! twice).
 //!
 //! # Counting, exactly once, even when shutting down gives up
 //!
@@ -11,10 +22,10 @@
 //! sink's shutdown gave up on it (*abandoned*). Every count goes through
 //! it under one lock: once the sink abandons the thread (its deadline
 //! passed while the thread was still busy), the sink counts every event
-//! not settled yet (those on the wire as failed, the others as dropped)
-//! and the thread's later counts are ignored. So when the sink's
-//! `shutdown` returns, written + dropped + failed equals the events it
-//! took, and no event is counted twice.
+//! not settled yet (those on the wire as unconfirmed, the others as
+//! dropped) and the thread's later counts are ignored. So when the sink's
+//! `shutdown` returns, written + dropped + failed + unconfirmed equals the
+//! events it took, and no event is counted twice.
 //!
 //! # Outages, reported once
 //!
@@ -31,7 +42,7 @@
 //!
 //! The sink takes room in [`Shared::bytes`] for each encoded event it
 //! queues; the thread gives it back when the event leaves its hands: its
-//! batch answered, failed on a broken connection, or dropped at shutdown.
+//! batch answered, ended by a broken connection, or dropped at shutdown.
 //! A batch waiting for a connection keeps its room, so the queue and the
 //! batch in hand hold at most the limit together. A batch's events are
 //! freed as soon as it is packed, so its packed copy on the wire stands in
@@ -91,9 +102,28 @@ pub(super) struct Shared {
     pub(super) bytes: ByteBudget,
 }
 
+/// Events the thread is done with, by what became of them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Tally {
+    /// Answered by Redis with a length.
+    pub(super) written: u64,
+    /// Refused by Redis, or never sent whole on a connection that broke.
+    pub(super) failed: u64,
+    /// Sent whole on a connection that broke before their answer.
+    pub(super) unconfirmed: u64,
+    /// Never sent: shutting down gave up on them.
+    pub(super) dropped: u64,
+}
+
+impl Tally {
+    fn total(self) -> u64 {
+        self.written + self.failed + self.unconfirmed + self.dropped
+    }
+}
+
 #[derive(Debug, Default)]
 struct Ledger {
-    /// Events counted (written, dropped or failed).
+    /// Events counted (written, dropped, failed or unconfirmed).
     settled: u64,
     /// Events of the batch on the wire, not counted yet.
     on_the_wire: u64,
@@ -121,15 +151,16 @@ impl Shared {
 
     /// Counts events the thread is done with; false (and nothing counted)
     /// when the sink has abandoned the thread, which then stops.
-    fn settle(&self, written: u64, failed: u64, dropped: u64) -> bool {
+    fn settle(&self, tally: Tally) -> bool {
         let mut ledger = self.ledger();
         if ledger.abandoned {
             return false;
         }
-        self.counters.written(written);
-        self.counters.failed(failed);
-        self.counters.dropped(dropped);
-        ledger.settled += written + failed + dropped;
+        self.counters.written(tally.written);
+        self.counters.failed(tally.failed);
+        self.counters.unconfirmed(tally.unconfirmed);
+        self.counters.dropped(tally.dropped);
+        ledger.settled += tally.total();
         ledger.on_the_wire = 0;
         self.changed.notify_all();
         true
@@ -178,8 +209,9 @@ impl Shared {
     }
 
     /// Gives up on the thread unless it has ended: counts every event not
-    /// settled yet of the `accepted` ones (those on the wire as failed, the
-    /// others as dropped), and makes the thread's later counts void.
+    /// settled yet of the `accepted` ones (those on the wire as
+    /// unconfirmed: their fate is unknown; the others as dropped), and
+    /// makes the thread's later counts void.
     pub(super) fn abandon(&self, accepted: u64) {
         let mut ledger = self.ledger();
         if ledger.exited || ledger.abandoned {
@@ -187,9 +219,9 @@ impl Shared {
         }
         ledger.abandoned = true;
         let outstanding = accepted.saturating_sub(ledger.settled);
-        let failed = ledger.on_the_wire.min(outstanding);
-        self.counters.failed(failed);
-        self.counters.dropped(outstanding - failed);
+        let unconfirmed = ledger.on_the_wire.min(outstanding);
+        self.counters.unconfirmed(unconfirmed);
+        self.counters.dropped(outstanding - unconfirmed);
         ledger.settled += outstanding;
         ledger.on_the_wire = 0;
         self.changed.notify_all();
@@ -238,6 +270,33 @@ pub(super) struct Exporter {
     refusals_reported: Vec<String>,
     /// The commands of one batch, packed (reused from batch to batch).
     packed: Vec<u8>,
+}
+
+/// One command of a packed batch.
+struct Run {
+    /// The events it carries (none for an `EXPIRE`).
+    events: u64,
+    is_expire: bool,
+    /// Where it ends in the packed batch.
+    end: usize,
+}
+
+impl Run {
+    fn events_of(runs: &[Run]) -> u64 {
+        runs.iter().map(|run| run.events).sum()
+    }
+
+    /// The batch `runs` broke after its first `sent` bytes went out: the
+    /// commands that went out whole may have been run (unconfirmed), the
+    /// others cannot have been (failed).
+    fn cut_at(runs: &[Run], sent: usize) -> Tally {
+        let whole = runs.partition_point(|run| run.end <= sent);
+        Tally {
+            unconfirmed: Run::events_of(&runs[..whole]),
+            failed: Run::events_of(&runs[whole..]),
+            ..Tally::default()
+        }
+    }
 }
 
 /// Distinct kinds of refusal reported, at most.
@@ -305,7 +364,10 @@ impl Exporter {
             bytes += entry.bytes();
         }
         self.shared.bytes.release(bytes);
-        self.shared.settle(0, 0, left);
+        self.shared.settle(Tally {
+            dropped: left,
+            ..Tally::default()
+        });
         self.shared.exit();
     }
 
@@ -426,7 +488,7 @@ impl Exporter {
         // list holds them newest first, as one LPUSH per event would. The
         // commands are packed here (RESP arrays of bulk strings), straight
         // from the encoded events, into one reused buffer.
-        let mut runs: Vec<(usize, bool)> = Vec::new(); // (events, is an EXPIRE)
+        let mut runs: Vec<Run> = Vec::new();
         let mut key = String::with_capacity(KEY_PREFIX.len() + Id::TEXT_LEN);
         let ttl = self.ttl_secs.map(|secs| secs.to_string());
         self.packed.clear();
@@ -447,13 +509,21 @@ impl Exporter {
             for entry in &batch[i..end] {
                 resp::pack_bulk(&mut self.packed, entry.json.as_bytes());
             }
-            runs.push((end - i, false));
+            runs.push(Run {
+                events: (end - i) as u64,
+                is_expire: false,
+                end: self.packed.len(),
+            });
             if let Some(ttl) = &ttl {
                 resp::pack(
                     &mut self.packed,
                     &[b"EXPIRE", key.as_bytes(), ttl.as_bytes()],
                 );
-                runs.push((0, true));
+                runs.push(Run {
+                    events: 0,
+                    is_expire: true,
+                    end: self.packed.len(),
+                });
             }
             i = end;
         }
@@ -467,27 +537,30 @@ impl Exporter {
         let deadline = Instant::now() + self.capped(self.io_timeout);
         let shared = Arc::clone(&self.shared);
         let abort = &shared.abort;
-        if let Err(error) = connection.send(&self.packed, deadline, abort) {
-            return self.broken(0, 0, events, &error);
+        let mut sent = 0;
+        if let Err(error) = connection.send_counted(&self.packed, deadline, abort, &mut sent) {
+            return self.broken(Run::cut_at(&runs, sent), &error);
         }
-        let (mut written, mut failed) = (0u64, 0u64);
-        for (k, &(n, is_expire)) in runs.iter().enumerate() {
+        let mut tally = Tally::default();
+        for (k, run) in runs.iter().enumerate() {
             match connection.reply(deadline, abort) {
                 // An EXPIRE refused after its LPUSH went through leaves
                 // the events written.
-                Ok(Reply::Done) => written += n as u64,
+                Ok(Reply::Done) => tally.written += run.events,
                 Ok(Reply::Refused(message)) => {
-                    failed += n as u64;
-                    self.refused(if is_expire { "EXPIRE" } else { "LPUSH" }, &message);
+                    tally.failed += run.events;
+                    self.refused(if run.is_expire { "EXPIRE" } else { "LPUSH" }, &message);
                 }
                 Err(error) => {
-                    let unanswered: u64 = runs[k..].iter().map(|&(n, _)| n as u64).sum();
-                    return self.broken(written, failed, unanswered, &error);
+                    // Every command went out: the unanswered ones may
+                    // have been run.
+                    tally.unconfirmed = Run::events_of(&runs[k..]);
+                    return self.broken(tally, &error);
                 }
             }
         }
         self.connection = Some(connection);
-        let going_on = self.shared.settle(written, failed, 0);
+        let going_on = self.shared.settle(tally);
         self.delivering();
         going_on
     }
@@ -509,18 +582,19 @@ impl Exporter {
         }
     }
 
-    /// The connection broke (or timed out) with `unanswered` events whose
-    /// fate is unknown: they are failed, never sent again (`LPUSH` is not
-    /// idempotent, and Redis may have applied part of the batch). The
-    /// next connection waits for the backoff. False when abandoned.
-    fn broken(&mut self, written: u64, failed: u64, unanswered: u64, error: &Broken) -> bool {
+    /// The connection broke (or timed out) in the middle of a batch,
+    /// counted as `tally`: what went out without an answer is unconfirmed,
+    /// what never went out whole is failed, and neither is sent again (see
+    /// the module docs). The next connection waits for the backoff. False
+    /// when abandoned.
+    fn broken(&mut self, tally: Tally, error: &Broken) -> bool {
         self.connection = None;
-        let going_on = self.shared.settle(written, failed + unanswered, 0);
+        // The outage first: an outage this break begins counts its events.
         self.failing(error, true);
         if let Some(outage) = &mut self.outage {
             outage.broken_connections += 1;
         }
-        going_on
+        self.shared.settle(tally)
     }
 
     /// A connection could not be made or broke: begins an outage (reported
@@ -540,9 +614,9 @@ impl Exporter {
                     "tracing-osprofiler: the redis sink cannot deliver to {} ({error}); \
                      events wait in its queue (at most {} events, {} bytes) and are written \
                      when Redis is back, those that find the queue full are counted as dropped, \
-                     a batch \
-                     that was on a connection when it broke is counted as failed (never \
-                     sent twice); reported once, and once when it ends",
+                     the events of a batch that went out on a connection that broke before \
+                     Redis answered are counted as unconfirmed (Redis may have stored them; \
+                     never sent again); reported once, and once when it ends",
                     self.destination, self.queue_limit, self.queue_bytes_limit
                 );
                 self.outage = Some(Outage {
@@ -586,6 +660,7 @@ impl Exporter {
         };
         let now = self.shared.counters.snapshot();
         let failed = now.failed - outage.at_start.failed;
+        let unconfirmed = now.unconfirmed - outage.at_start.unconfirmed;
         let dropped = now.dropped - outage.at_start.dropped;
         let lasted = outage
             .delivering_since
@@ -593,9 +668,11 @@ impl Exporter {
             .saturating_duration_since(outage.since);
         eprintln!(
             "tracing-osprofiler: the redis sink delivers to {} again, after {:.1} s of \
-             outage ({} failed connection tries, {} broken connections): {failed} events \
-             failed (on a broken connection, or refused), {dropped} were dropped (queue \
-             full), the others waited and were written",
+             outage ({} failed connection tries, {} broken connections): {unconfirmed} \
+             events were on a connection that broke (unconfirmed: Redis may have stored \
+             them; never sent again), {failed} failed (refused, or never sent whole on a \
+             broken connection), {dropped} were dropped (queue full), the others waited \
+             and were written",
             self.destination,
             lasted.as_secs_f64(),
             outage.failed_connections,
@@ -621,16 +698,31 @@ mod tests {
     fn an_abandoned_thread_is_counted_once_by_the_sink_and_its_later_counts_are_void() {
         let shared = shared();
         // 30 events taken; 10 written; a batch of 8 on the wire.
-        assert!(shared.settle(10, 0, 0));
+        assert!(shared.settle(Tally {
+            written: 10,
+            ..Tally::default()
+        }));
         assert!(shared.on_the_wire(8));
         assert!(!shared.wait_for(30, Instant::now()));
         shared.abandon(30);
         let stats = shared.counters.snapshot();
-        assert_eq!((stats.written, stats.failed, stats.dropped), (10, 8, 12));
+        // The batch on the wire may have been stored: unconfirmed.
+        assert_eq!(
+            (
+                stats.written,
+                stats.failed,
+                stats.unconfirmed,
+                stats.dropped
+            ),
+            (10, 0, 8, 12)
+        );
         assert!(shared.wait_for(30, Instant::now()));
         // The thread comes back from its call: nothing more is counted,
         // and it is told to stop.
-        assert!(!shared.settle(8, 0, 0));
+        assert!(!shared.settle(Tally {
+            written: 8,
+            ..Tally::default()
+        }));
         assert!(!shared.on_the_wire(1));
         assert_eq!(shared.counters.snapshot(), stats);
         // A second abandon changes nothing.
@@ -639,14 +731,59 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_cut_short_is_unconfirmed_up_to_its_last_whole_command() {
+        // LPUSH of 3 events (bytes 0..100), its EXPIRE (..130), LPUSH of 2
+        // (..200).
+        let runs = [
+            Run {
+                events: 3,
+                is_expire: false,
+                end: 100,
+            },
+            Run {
+                events: 0,
+                is_expire: true,
+                end: 130,
+            },
+            Run {
+                events: 2,
+                is_expire: false,
+                end: 200,
+            },
+        ];
+        let cut = |sent| {
+            let t = Run::cut_at(&runs, sent);
+            (t.unconfirmed, t.failed)
+        };
+        assert_eq!(cut(0), (0, 5));
+        assert_eq!(cut(99), (0, 5));
+        assert_eq!(cut(100), (3, 2));
+        assert_eq!(cut(199), (3, 2));
+        assert_eq!(cut(200), (5, 0));
+    }
+
+    #[test]
     fn a_thread_that_ended_is_not_abandoned() {
         let shared = shared();
-        assert!(shared.settle(3, 1, 2));
+        assert!(shared.settle(Tally {
+            written: 3,
+            failed: 1,
+            unconfirmed: 4,
+            dropped: 2,
+        }));
         shared.exit();
         assert!(shared.wait_for_exit(Instant::now()));
-        shared.abandon(6);
+        shared.abandon(10);
         let stats = shared.counters.snapshot();
-        assert_eq!((stats.written, stats.failed, stats.dropped), (3, 1, 2));
+        assert_eq!(
+            (
+                stats.written,
+                stats.failed,
+                stats.unconfirmed,
+                stats.dropped
+            ),
+            (3, 1, 4, 2)
+        );
         assert!(!shared.abandoned());
     }
 }

@@ -36,9 +36,12 @@
 //!   it was sent;
 //! * **failed**: Redis answered its `LPUSH` with an error (a key of another
 //!   type, out of memory, a read-only replica…), or the connection broke or
-//!   timed out while its batch was on the way. Such a batch is never sent
-//!   again: `LPUSH` is not idempotent, and Redis may have applied part of
-//!   it, so a resend could store a point twice.
+//!   timed out before its `LPUSH` went out whole (Redis runs no command it
+//!   has not read whole);
+//! * **unconfirmed**: its `LPUSH` went out whole, and the connection broke
+//!   or timed out before Redis answered it: Redis may well have stored
+//!   it. Such events are never sent again: `LPUSH` is not idempotent, so a
+//!   resend could store a point twice.
 //!
 //! While Redis cannot be reached, the batch in hand and the queue behind it
 //! wait for a connection (tries at growing intervals, a broken connection
@@ -417,19 +420,22 @@ impl RedisSink {
         let after = self.counters.snapshot();
         let dropped = after.dropped - before.dropped;
         let failed = after.failed - before.failed;
-        if dropped + failed == 0 {
+        let unconfirmed = after.unconfirmed - before.unconfirmed;
+        if dropped + failed + unconfirmed == 0 {
             return;
         }
         eprintln!(
             "tracing-osprofiler: shutting down, the redis sink gave up on {} events it could \
              not deliver to {} by the writer's flush deadline: {dropped} never sent (counted \
-             as dropped), {failed} sent without an answer or refused (counted as failed); \
-             in all {} written, {} dropped, {} failed{}",
-            dropped + failed,
+             as dropped), {unconfirmed} sent without an answer (counted as unconfirmed: \
+             Redis may have stored them), {failed} refused or never sent whole (counted as \
+             failed); in all {} written, {} dropped, {} failed, {} unconfirmed{}",
+            dropped + failed + unconfirmed,
             self.destination,
             after.written,
             after.dropped,
             after.failed,
+            after.unconfirmed,
             if self.shared.abandoned() {
                 "; its thread was still waiting on Redis and ends on its own"
             } else {

@@ -331,9 +331,23 @@ impl Connection {
     /// Writes `bytes` whole by `deadline` (or the abort time).
     pub(super) fn send(
         &mut self,
+        bytes: &[u8],
+        deadline: Instant,
+        abort: &Abort,
+    ) -> Result<(), Broken> {
+        self.send_counted(bytes, deadline, abort, &mut 0)
+    }
+
+    /// [`send`](Self::send), adding to `sent` the bytes handed to the
+    /// kernel as they go: when it fails, the caller knows which commands
+    /// went out whole (Redis may have run those) and which did not (Redis
+    /// runs no command it has not read whole).
+    pub(super) fn send_counted(
+        &mut self,
         mut bytes: &[u8],
         deadline: Instant,
         abort: &Abort,
+        sent: &mut usize,
     ) -> Result<(), Broken> {
         while !bytes.is_empty() {
             let left = abort
@@ -347,7 +361,10 @@ impl Connection {
                 .map_err(|e| Broken::io("cannot set a write timeout", &e))?;
             match self.stream.write(bytes) {
                 Ok(0) => return Err(Broken("the connection accepts no more bytes".to_owned())),
-                Ok(n) => bytes = &bytes[n..],
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    *sent += n;
+                }
                 Err(e) if is_retry(&e) => {}
                 Err(e) => return Err(Broken::io("write failed", &e)),
             }
