@@ -630,25 +630,13 @@ impl Captured {
         }
         let policy = &self.capture.policy;
         if state.buffer.len() >= policy.max_points_per_request {
-            state.truncated += 1;
-            drop(state);
-            self.capture
-                .counters
-                .truncated
-                .fetch_add(1, Ordering::Relaxed);
-            return None;
+            return self.truncate(state);
         }
         let bytes = mem::size_of::<Stopped>() + stop.heap_bytes();
         if state.used + bytes > state.reserved {
             let chunk = CHUNK_BYTES.max(bytes);
             if !self.capture.reserve(chunk) {
-                state.truncated += 1;
-                drop(state);
-                self.capture
-                    .counters
-                    .truncated
-                    .fetch_add(1, Ordering::Relaxed);
-                return None;
+                return self.truncate(state);
             }
             state.reserved += chunk;
         }
@@ -661,6 +649,18 @@ impl Captured {
                 .reserve_exact(policy.max_points_per_request.min(32));
         }
         state.buffer.push(stop);
+        None
+    }
+
+    /// Leaves a point out of the request's buffer (its cap or the memory
+    /// budget): the tree will say it is truncated.
+    fn truncate(&self, mut state: std::sync::MutexGuard<'_, State>) -> Option<Stopped> {
+        state.truncated += 1;
+        drop(state);
+        self.capture
+            .counters
+            .truncated
+            .fetch_add(1, Ordering::Relaxed);
         None
     }
 

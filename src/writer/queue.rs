@@ -175,18 +175,7 @@ impl Queue {
     /// Queues one event, or refuses it once the queue is closed. A full
     /// queue is waited on or dropped from (and counted), never an error.
     pub(super) fn send(&self, event: PointEvent) -> io::Result<()> {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let result = if self.closed.load(Ordering::SeqCst) {
-            Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the profile writer was shut down (its WriterGuard was dropped)",
-            ))
-        } else {
-            self.send_open(event);
-            Ok(())
-        };
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        result
+        self.through_gate(|| self.send_open(event))
     }
 
     /// Queues several events behind one pass of the gate, as `make` makes
@@ -194,6 +183,13 @@ impl Queue {
     /// drain, or all are refused, unmade (a kept request's tree is written
     /// whole or counted).
     pub(super) fn send_all(&self, make: impl FnOnce(&mut dyn FnMut(PointEvent))) -> io::Result<()> {
+        self.through_gate(|| make(&mut |event| self.send_open(event)))
+    }
+
+    /// Runs `send` past the shutdown gate (see the module docs), or refuses
+    /// without running it once the gate is closed.
+    #[inline]
+    fn through_gate(&self, send: impl FnOnce()) -> io::Result<()> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let result = if self.closed.load(Ordering::SeqCst) {
             Err(io::Error::new(
@@ -201,7 +197,7 @@ impl Queue {
                 "the profile writer was shut down (its WriterGuard was dropped)",
             ))
         } else {
-            make(&mut |event| self.send_open(event));
+            send();
             Ok(())
         };
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
