@@ -27,4 +27,5 @@ mod parse_prop;
 mod python;
 mod shapes;
 mod show;
+mod stdin;
 mod wall_times;
