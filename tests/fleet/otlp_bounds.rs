@@ -9,7 +9,8 @@ use tracing_osprofiler::writer::{Otlp, ProfileWriter, SinkKind};
 use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
 use tracing_subscriber::prelude::*;
 
-use crate::support::otlp::{resident_bytes, Collector, Node, Reply};
+use crate::support::memory::resident_bytes;
+use crate::support::otlp::{Collector, Node, Reply};
 
 const VALUE: usize = 512 * 1024;
 

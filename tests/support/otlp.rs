@@ -423,26 +423,6 @@ fn flatten(request: ExportTraceServiceRequest) -> Vec<Received> {
     out
 }
 
-/// The resident memory of this process, in bytes (Linux: /proc/self/statm;
-/// fails the test elsewhere, never passes without measuring).
-pub fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm (Linux)");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("resident pages in /proc/self/statm");
-    // The page size of every Linux this runs on in CI; getconf says so.
-    let page = std::process::Command::new("getconf")
-        .arg("PAGESIZE")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(4096);
-    pages * page
-}
-
 /// A loopback port nothing listens on (bound, then released).
 pub fn dead_port() -> u16 {
     let listener = StdListener::bind("127.0.0.1:0").expect("bind");
