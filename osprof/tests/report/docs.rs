@@ -8,13 +8,14 @@
 //!
 //! A command may start with `NAME=value` assignments (its environment; no
 //! other variable reaches it) and end with `| head -n N` (the first N lines
-//! of stdout, without stderr). Arguments split on spaces; single and double
+//! of stdout, without stderr) or with `< FILE` (FILE, relative to `osprof/`,
+//! as its standard input; without it, stdin is empty). Arguments split on spaces; single and double
 //! quotes group. `UPDATE_DOCS=1` rewrites the outputs in the docs after a
 //! deliberate change: review the diff.
 #![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const DOCS: [&str; 2] = ["docs/reports.md", "docs/report-show.md"];
 
@@ -111,6 +112,15 @@ fn run(command: &str) -> String {
         Some((command, n)) => (command, Some(n.parse::<usize>().expect("head -n N"))),
         None => (command, None),
     };
+    let (command, stdin) = match command.split_once(" < ") {
+        Some((command, file)) => {
+            let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(file.trim());
+            let file = std::fs::File::open(&file)
+                .unwrap_or_else(|e| panic!("{command}: < {}: {e}", file.display()));
+            (command, Stdio::from(file))
+        }
+        None => (command, Stdio::null()),
+    };
     let mut words = words(command).into_iter().peekable();
     let mut env = Vec::new();
     while let Some((name, value)) = words.peek().and_then(|w| w.split_once('=')) {
@@ -127,6 +137,7 @@ fn run(command: &str) -> String {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove(osprof::headers::KEY_ENV)
         .envs(env)
+        .stdin(stdin)
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
