@@ -100,6 +100,83 @@ fn an_unreachable_store_is_a_clear_error() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
+/// Runs `osprof` with `args`, expecting a failure; its exit code, its
+/// stderr, and how long it took.
+fn failing_osprof(args: &[&str]) -> (Option<i32>, String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_osprof"))
+        .args(args)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr, took)
+}
+
+#[test]
+fn a_store_that_trickles_its_answers_fails_at_the_store_timeout() {
+    use crate::redis_support::{Behaviour, FakeRedis};
+    use std::time::Duration;
+
+    // One byte every 100 ms, never ending the line: each read gets a byte
+    // long before any per-read timeout, so only a deadline ends it.
+    let fake = FakeRedis::start(Behaviour::Trickle {
+        every: Duration::from_millis(100),
+    });
+    let port = fake.url().rsplit(':').next().unwrap().to_owned();
+    let bound = Duration::from_secs(5);
+
+    // Its first command: a SCAN of the whole store.
+    let url = format!("redis://127.0.0.1:{port}");
+    let (code, stderr, took) =
+        failing_osprof(&["rank", "--connection-string", &url, "--store-timeout", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "osprof: cannot read {url}: no whole answer within the store timeout of 1 s \
+             (--store-timeout)\n"
+        )
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < bound,
+        "osprof took {took:?} for a store timeout of 1 s"
+    );
+    assert!(
+        fake.bytes_sent() > 2,
+        "the peer trickled {} bytes",
+        fake.bytes_sent()
+    );
+
+    // With a password: its AUTH, in the connection's own deadline; the
+    // password never shown.
+    let (code, stderr, took) = failing_osprof(&[
+        "list",
+        "--connection-string",
+        &format!("redis://:hunter2@127.0.0.1:{port}"),
+        "--store-timeout",
+        "0.5",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "osprof: cannot open redis://***@127.0.0.1:{port}: no whole answer within the store \
+             timeout of 0.5 s (--store-timeout)\n"
+        )
+    );
+    assert!(
+        took >= Duration::from_millis(500) && took < bound,
+        "osprof took {took:?} for a store timeout of 0.5 s"
+    );
+
+    // A timeout that is no number of seconds is refused by the parser.
+    let (code, stderr, _) =
+        failing_osprof(&["list", "--connection-string", &url, "--store-timeout", "0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("more than 0"), "{stderr}");
+}
+
 /// The peak resident memory of this process, from `/proc/self/status`.
 fn peak_rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -174,5 +251,84 @@ fn a_value_past_the_limit_is_named_with_its_length_and_skipped_not_kept() {
     assert!(
         stderr.contains(&format!("{key} entry 10 from the tail: not JSON")),
         "{stderr}"
+    );
+}
+
+/// `osprof ARGS`, which may fail: its exit code and stderr.
+fn osprof_failing(args: &[&str]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_osprof"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.stdout.is_empty(), "{args:?}: a report was written");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A store that gives no event for what was asked (empty, another
+/// database, only foreign entries, no key for the request) is one plain
+/// sentence and exit 1, in every command, not an empty table.
+#[test]
+fn a_store_without_events_is_one_plain_error() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (bases, _log) = rust_requests(&server.url(), dir.path(), 1);
+    let missing = "0f5c3f0e-7a41-4b09-9c2d-8b5b0f5c3fe1";
+    // Database 1 is empty; the services wrote to 0.
+    let empty = format!("{}/1", server.url());
+    let whole = |store: &str| {
+        format!(
+            "osprof: {store} holds no osprofiler event (no osprofiler_opt:* or osprofiler:* \
+             key with an entry that can be read): check the host, port and database number \
+             (/N) of the connection string\n"
+        )
+    };
+    let one = |store: &str, base: &str| {
+        format!(
+            "osprof: {store} (osprofiler_opt:{base}) holds no osprofiler event of that \
+             request: it was not profiled or not kept, its key expired, or the connection \
+             string names another database (/N) than the services'\n"
+        )
+    };
+    for args in [
+        vec!["rank"],
+        vec!["rank", "--format", "json"],
+        vec!["list"],
+        vec!["list", "--format", "csv"],
+        vec!["show", "--latest"],
+        vec!["show", "--slowest"],
+        vec!["show", "0f5c"],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--connection-string", &empty]);
+        assert_eq!(osprof_failing(&args), (Some(1), whole(&empty)), "{args:?}");
+    }
+    let base = bases[0].to_string();
+    let (code, said) = osprof_failing(&["show", &base, "--connection-string", &empty]);
+    assert_eq!((code, said), (Some(1), one(&empty, &base)));
+    // The right database, a request it does not hold.
+    let url = server.url();
+    let (code, said) = osprof_failing(&["show", missing, "--connection-string", &url]);
+    assert_eq!((code, said), (Some(1), one(&url, missing)));
+    // And it holds the one it has.
+    let shown = osprof(&["show", &base, "--connection-string", &url]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("wsgi"));
+
+    // Only foreign entries: each named, then the plain sentence.
+    let foreign = format!("{}/2", server.url());
+    let key = format!("osprofiler_opt:{missing}");
+    let replies = server.commands(&[&["SELECT", "2"], &["RPUSH", &key, r#"{"x": 1}"#]]);
+    assert_eq!(replies, ["+OK", ":1"]);
+    let (code, said) = osprof_failing(&["rank", "--connection-string", &foreign]);
+    assert_eq!(code, Some(1), "{said}");
+    assert_eq!(
+        said,
+        format!(
+            "osprof: {foreign}: osprofiler_opt:{missing} entry 0 from the tail: no name \
+             string: skipped\n{}",
+            whole(&foreign)
+        )
     );
 }
