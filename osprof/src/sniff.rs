@@ -42,7 +42,7 @@ pub(crate) static STDIN: Seen = Seen::new();
 /// * Standard input (`-`) is judged by what the last reading of it saw
 ///   (it cannot be read twice): call this *after* a report read `inputs`.
 ///   Standard input not read to its end yet is not judged.
-/// * A Redis store ([`Source::Redis`], feature `redis`) read to its end
+/// * A Redis store (`Source::Redis`, feature `redis`) read to its end
 ///   without giving one event is an [`Error::NoEvents`]: the connection
 ///   string names an empty store, or another database than the services'.
 ///
