@@ -45,6 +45,10 @@ struct Cli {
 #[cfg(feature = "redis")]
 static MAX_VALUE_BYTES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 
+/// `--store-timeout` of `rank`, `list` or `show`, set as `MAX_VALUE_BYTES` is.
+#[cfg(feature = "redis")]
+static STORE_TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
 #[derive(Subcommand)]
 enum Command {
     /// Time per trace name (Mistral's rank_profiled_methods.py report by default).
@@ -74,6 +78,12 @@ struct Common {
     #[cfg(feature = "redis")]
     #[arg(long, value_name = "BYTES", default_value_t = RedisSource::DEFAULT_MAX_VALUE_BYTES)]
     max_value_bytes: u64,
+    /// The longest the Redis store may take to answer one command (or
+    /// pipeline) whole, and to connect: past it, osprof fails naming the
+    /// store, however the answer trickles in.
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    store_timeout: std::time::Duration,
     /// Write the report to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -183,6 +193,12 @@ struct ShowArgs {
     #[cfg(feature = "redis")]
     #[arg(long, value_name = "BYTES", default_value_t = RedisSource::DEFAULT_MAX_VALUE_BYTES)]
     max_value_bytes: u64,
+    /// The longest the Redis store may take to answer one command (or
+    /// pipeline) whole, and to connect: past it, osprof fails naming the
+    /// store, however the answer trickles in.
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    store_timeout: std::time::Duration,
     /// Show the request that began last.
     #[arg(long, conflicts_with = "slowest")]
     latest: bool,
@@ -231,6 +247,15 @@ struct HeadersArgs {
 
 fn parse_id(s: &str) -> Result<Id, String> {
     Id::parse(s).map_err(|e| format!("not a UUID: {e}"))
+}
+
+/// Seconds, a fraction allowed (`0.5`): more than 0, at most a day.
+#[cfg(feature = "redis")]
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(std::time::Duration::from_secs_f64(secs)),
+        _ => Err("expected seconds, more than 0 and at most 86400 (e.g. 10 or 0.5)".to_string()),
+    }
 }
 
 fn parse_when(s: &str) -> Result<tracing_osprofiler::format::Timestamp, String> {
@@ -282,7 +307,10 @@ impl Cli {
             Command::Rank(args) => {
                 let c = args.common;
                 #[cfg(feature = "redis")]
-                let _ = MAX_VALUE_BYTES.set(c.max_value_bytes);
+                let _ = (
+                    MAX_VALUE_BYTES.set(c.max_value_bytes),
+                    STORE_TIMEOUT.set(c.store_timeout),
+                );
                 Job::Rank {
                     options: RankOptions::new()
                         .with_mmap(!args.no_mmap)
@@ -304,7 +332,10 @@ impl Cli {
             Command::List(args) => {
                 let c = args.common;
                 #[cfg(feature = "redis")]
-                let _ = MAX_VALUE_BYTES.set(c.max_value_bytes);
+                let _ = (
+                    MAX_VALUE_BYTES.set(c.max_value_bytes),
+                    STORE_TIMEOUT.set(c.store_timeout),
+                );
                 Job::List {
                     options: ListOptions::new()
                         .with_mmap(!args.no_mmap)
@@ -324,7 +355,10 @@ impl Cli {
                 #[cfg(feature = "redis")]
                 let store = args.connection_string;
                 #[cfg(feature = "redis")]
-                let _ = MAX_VALUE_BYTES.set(args.max_value_bytes);
+                let _ = (
+                    MAX_VALUE_BYTES.set(args.max_value_bytes),
+                    STORE_TIMEOUT.set(args.store_timeout),
+                );
                 #[cfg(not(feature = "redis"))]
                 let store: Option<String> = None;
                 let mut logs = args.args;
@@ -463,6 +497,12 @@ fn inputs(logs: &[OsString], store: Option<&str>, request: Option<Id>) -> Result
                     .get()
                     .copied()
                     .unwrap_or(RedisSource::DEFAULT_MAX_VALUE_BYTES),
+            )
+            .with_timeout(
+                STORE_TIMEOUT
+                    .get()
+                    .copied()
+                    .unwrap_or(RedisSource::DEFAULT_TIMEOUT),
             );
         if let Some(base_id) = request {
             redis = redis.with_request(base_id);

@@ -28,6 +28,15 @@
 //! (16 bytes each), because `SCAN` may return a key twice; and the legacy
 //! events, bounded as above.
 //!
+//! # Time
+//!
+//! Every round trip with the store (a command, or a pipeline of them:
+//! written, and its whole answer read) and the connection with its login
+//! get one total deadline each ([`RedisSource::with_timeout`], 10 s by
+//! default), not a timeout per read: a store (or a proxy) that answers a
+//! byte at a time fails the read with an error that names the store and
+//! the timeout, instead of holding the report for as long as it trickles.
+//!
 //! # From documents to lines
 //!
 //! A start becomes a start line with the document's timestamp, ids and
@@ -102,12 +111,6 @@ const OPT_PREFIX: &str = "osprofiler_opt:";
 /// The prefix of the older one-key-per-event layout.
 const LEGACY_PREFIX: &str = "osprofiler:";
 
-/// How long a connection may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long one reply may take.
-const IO_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// A Redis store holding osprofiler's events, read as one log.
 ///
 /// | setting | default | setter |
@@ -115,6 +118,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// | server | the connection string given to [`new`](Self::new) | |
 /// | only one request | no: the whole store | [`with_request`](Self::with_request) |
 /// | longest value read | 1 MiB ([`DEFAULT_MAX_VALUE_BYTES`](Self::DEFAULT_MAX_VALUE_BYTES)) | [`with_max_value_bytes`](Self::with_max_value_bytes) |
+/// | longest round trip (a command or a pipeline, written and its whole answer read; the connection and login together) | 10 s ([`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT)) | [`with_timeout`](Self::with_timeout) |
 ///
 /// ```no_run
 /// use osprof::source::{Inputs, RedisSource, Source};
@@ -132,6 +136,7 @@ pub struct RedisSource {
     /// Only this request, or the whole store.
     request: Option<Id>,
     max_value_bytes: u64,
+    timeout: Duration,
     problems: Arc<Problems>,
     /// What the reports read of it, for `check_logs` (`sniff.rs`).
     seen: Arc<crate::sniff::Seen>,
@@ -141,6 +146,11 @@ impl RedisSource {
     /// The longest value kept by default: 1 MiB. An event document is a
     /// few hundred bytes, a few KiB with fields or a traceback.
     pub const DEFAULT_MAX_VALUE_BYTES: u64 = 1024 * 1024;
+
+    /// The longest round trip by default: 10 s. A page of keys with the
+    /// first entries of each list is a few MiB at most, read in well under
+    /// a second from a healthy store.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// The store at `redis://[:password@]host[:port][/db]`; nothing is
     /// connected yet.
@@ -181,6 +191,7 @@ impl RedisSource {
             client,
             request: None,
             max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
+            timeout: Self::DEFAULT_TIMEOUT,
             problems: Arc::default(),
             seen: Arc::default(),
         })
@@ -213,6 +224,18 @@ impl RedisSource {
         self.request.is_some()
     }
 
+    /// The longest a round trip with the store may take (at least 1 ms):
+    /// a command (or a pipeline of them) written and its whole answer
+    /// read; the connection and its login (`AUTH`, `SELECT`) together.
+    /// Past it, reading fails with an [`io::ErrorKind::TimedOut`] error
+    /// that names the timeout, so a store that answers a byte at a time
+    /// cannot hold a report for longer.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
     /// How many entries could not be read, over every read so far.
     #[must_use]
     pub fn problems(&self) -> u64 {
@@ -223,8 +246,7 @@ impl RedisSource {
     pub(crate) fn open(&self) -> Result<Box<dyn Read>, Error> {
         let connection = resp::Connection::open(
             self.client.get_connection_info(),
-            CONNECT_TIMEOUT,
-            IO_TIMEOUT,
+            self.timeout,
             self.max_value_bytes,
         )
         .map_err(|e| Error::Open {
@@ -272,6 +294,7 @@ impl fmt::Debug for RedisSource {
             .field("connection_string", &self.shown)
             .field("request", &self.request)
             .field("max_value_bytes", &self.max_value_bytes)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }

@@ -12,13 +12,20 @@
 //! their nesting: past those bounds the server is not Redis, and the read
 //! fails with an error.
 //!
+//! Every round trip (one command, or one pipeline of commands) has a total
+//! deadline, the source's store timeout: a socket timeout alone applies
+//! per read, so a peer that trickles a byte now and then could hold a
+//! reply for ever. Past the deadline the read fails with
+//! [`io::ErrorKind::TimedOut`] and a message that names the timeout.
+//! Connecting and logging in (`AUTH`, `SELECT`) share one such deadline.
+//!
 //! The connection string is parsed by the `redis` crate (the same rules as
 //! before, `redis://[[user]:password@]host[:port][/db]`); the crate is not
 //! used to talk to the server.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The longest reply line read (a status, an error, an integer, a length).
 const MAX_LINE: usize = 64 * 1024;
@@ -46,20 +53,91 @@ pub(crate) enum Value {
     TooLong(u64),
 }
 
+/// The socket, read by a deadline: each read waits at most until it.
+struct Timed {
+    stream: TcpStream,
+    deadline: Instant,
+    /// The round trip's whole allowance, for the message.
+    timeout: Duration,
+}
+
+impl Timed {
+    /// What is left until the deadline, or the error that says it passed.
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out(self.timeout));
+        }
+        Ok(left)
+    }
+
+    /// Writes `bytes` whole by the deadline.
+    fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let left = self.left()?;
+            self.stream.set_write_timeout(Some(left))?;
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if is_wait(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let left = self.left()?;
+            self.stream.set_read_timeout(Some(left))?;
+            match self.stream.read(buf) {
+                // Woken early, or the socket's timeout ran out a little
+                // before the deadline: `left` says which.
+                Err(e) if is_wait(&e) => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+/// A socket timeout's error (its kind differs between systems), or a
+/// signal.
+fn is_wait(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// The error of a round trip past its deadline.
+fn timed_out(timeout: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "no whole answer within the store timeout of {} s (--store-timeout)",
+            timeout.as_secs_f64()
+        ),
+    )
+}
+
 /// A connection to the store.
 pub(crate) struct Connection {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Timed>,
     max_value: u64,
+    /// The allowance of each round trip.
+    timeout: Duration,
 }
 
 impl Connection {
     /// Connects to the server `info` names, logs in and selects the
-    /// database. `max_value`: the longest bulk string kept.
+    /// database, all within `timeout` (name resolution aside: the system's
+    /// resolver has no deadline); each later round trip gets `timeout`
+    /// too. `max_value`: the longest bulk string kept.
     pub(crate) fn open(
         info: &redis::ConnectionInfo,
-        connect_timeout: Duration,
-        io_timeout: Duration,
+        timeout: Duration,
         max_value: u64,
     ) -> io::Result<Connection> {
         let redis::ConnectionAddr::Tcp(host, port) = &info.addr else {
@@ -68,10 +146,16 @@ impl Connection {
                 "only redis://host:port stores are supported",
             ));
         };
+        let deadline = Instant::now() + timeout;
         let mut last = None;
         let mut stream = None;
         for addr in (host.as_str(), *port).to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, connect_timeout) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                last = Some(timed_out(timeout));
+                break;
+            }
+            match TcpStream::connect_timeout(&addr, left) {
                 Ok(s) => {
                     stream = Some(s);
                     break;
@@ -82,19 +166,28 @@ impl Connection {
         let stream = stream.ok_or_else(|| {
             last.unwrap_or_else(|| io::Error::other(format!("{host} resolves to no address")))
         })?;
-        stream.set_read_timeout(Some(io_timeout))?;
-        stream.set_write_timeout(Some(io_timeout))?;
         let _ = stream.set_nodelay(true);
         let mut connection = Connection {
-            reader: BufReader::with_capacity(64 * 1024, stream.try_clone()?),
-            writer: stream,
+            reader: BufReader::with_capacity(
+                64 * 1024,
+                Timed {
+                    stream,
+                    deadline,
+                    timeout,
+                },
+            ),
             max_value,
+            timeout,
         };
+        // The login within the connection's deadline: no `query`, which
+        // would start a new one.
         let redis = &info.redis;
         if let Some(password) = &redis.password {
             let reply = match &redis.username {
-                Some(user) => connection.query(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
-                None => connection.query(&[b"AUTH", password.as_bytes()])?,
+                Some(user) => {
+                    connection.command(&[b"AUTH", user.as_bytes(), password.as_bytes()])?
+                }
+                None => connection.command(&[b"AUTH", password.as_bytes()])?,
             };
             if let Value::Error(message) = reply {
                 return Err(io::Error::new(
@@ -105,29 +198,42 @@ impl Connection {
         }
         if redis.db != 0 {
             let db = redis.db.to_string();
-            if let Value::Error(message) = connection.query(&[b"SELECT", db.as_bytes()])? {
+            if let Value::Error(message) = connection.command(&[b"SELECT", db.as_bytes()])? {
                 return Err(io::Error::other(format!("SELECT {db} refused: {message}")));
             }
         }
         Ok(connection)
     }
 
-    /// Sends one command and reads its reply.
+    /// Sends one command and reads its reply, within the timeout.
     pub(crate) fn query(&mut self, args: &[&[u8]]) -> io::Result<Value> {
-        let mut packed = Vec::new();
-        pack(&mut packed, args);
-        self.writer.write_all(&packed)?;
-        self.reply()
+        self.start_round_trip();
+        self.command(args)
     }
 
     /// Sends several commands at once (packed with [`pack`]) and reads
-    /// their `n` replies, each on its own: an error stays with its command.
+    /// their `n` replies, each on its own (an error stays with its
+    /// command), all within the timeout.
     pub(crate) fn pipeline(&mut self, packed: &[u8], n: usize) -> io::Result<Vec<Value>> {
         if n == 0 {
             return Ok(Vec::new());
         }
-        self.writer.write_all(packed)?;
+        self.start_round_trip();
+        self.reader.get_mut().write_all(packed)?;
         (0..n).map(|_| self.reply()).collect()
+    }
+
+    /// The next round trip's deadline: the timeout from now.
+    fn start_round_trip(&mut self) {
+        self.reader.get_mut().deadline = Instant::now() + self.timeout;
+    }
+
+    /// Sends one command and reads its reply, by the current deadline.
+    fn command(&mut self, args: &[&[u8]]) -> io::Result<Value> {
+        let mut packed = Vec::new();
+        pack(&mut packed, args);
+        self.reader.get_mut().write_all(&packed)?;
+        self.reply()
     }
 
     /// Reads one reply.
@@ -263,8 +369,7 @@ mod tests {
         let info =
             redis::IntoConnectionInfo::into_connection_info(format!("redis://127.0.0.1:{port}"))
                 .unwrap();
-        let timeout = Duration::from_secs(5);
-        Connection::open(&info, timeout, timeout, max_value).unwrap()
+        Connection::open(&info, Duration::from_secs(5), max_value).unwrap()
     }
 
     #[test]
@@ -286,6 +391,34 @@ mod tests {
         );
         assert_eq!(c.reply().unwrap(), Value::Int(42));
         assert_eq!(c.reply().unwrap(), Value::Status("list".into()));
+    }
+
+    #[test]
+    fn a_trickled_reply_ends_at_the_round_trips_deadline() {
+        // A byte every 20 ms: every read gets one, so only a deadline for
+        // the whole reply ends it.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut first = [0u8; 64];
+            let _ = stream.read(&mut first);
+            let _ = stream.write_all(b"*");
+            while stream.write_all(b"1").is_ok() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let info =
+            redis::IntoConnectionInfo::into_connection_info(format!("redis://127.0.0.1:{port}"))
+                .unwrap();
+        let timeout = Duration::from_millis(300);
+        let mut c = Connection::open(&info, timeout, 1024).unwrap();
+        let started = Instant::now();
+        let err = c.query(&[b"PING"]).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains("0.3 s"), "{err}");
+        assert!(took >= timeout && took < Duration::from_secs(3), "{took:?}");
     }
 
     #[test]
