@@ -1,6 +1,7 @@
-//! Helpers shared by the `http_*` integration tests: an in-memory line
-//! collector behind one global subscriber, token signing, tree checks and
-//! servers on loopback.
+//! Helpers shared by the HTTP tests of every framework (tower, actix-web,
+//! the poem recipe): an in-memory line collector behind one global
+//! subscriber, token signing, tree checks, servers on loopback, and the one
+//! list of tokens every middleware must refuse.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -220,18 +221,170 @@ pub fn token_headers(headers: &TraceHeaders) -> Vec<(&'static str, &[u8])> {
         .collect()
 }
 
-/// One invalid-token case: what it is, its headers, the counter it lands in
-/// (`missing`, `bad_signature`, `malformed` or `oversized`).
-pub type RefusalCase<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a str);
+/// One token a middleware must refuse: what it is, the headers that carry
+/// it (any bytes), and the counter it lands in (`missing`,
+/// `bad_signature`, `malformed` or `oversized`).
+#[derive(Debug)]
+pub struct Refusal {
+    pub what: &'static str,
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+    pub reason: &'static str,
+}
 
-/// Sends every case to `url` (a middleware with `stats`, in front of a
-/// handler answering `expected`), one at a time, and checks what any
-/// middleware of this crate must do with a token it refuses: the request is
-/// served as if it had none, counted under its reason, nothing is written,
-/// and the whole flood makes one summary warning.
-pub async fn assert_every_case_refused(
+/// Every kind of token a middleware of this crate must refuse, made from
+/// `good` (a valid token under [`KEY`]): headers missing, empty, doubled or
+/// too long, signatures that do not match, and signed texts that are not
+/// a trace info.
+pub fn refusals(good: &TraceHeaders) -> Vec<Refusal> {
+    use base64::Engine as _;
+    use tracing_osprofiler::{X_TRACE_HMAC as HMAC, X_TRACE_INFO as INFO};
+
+    let info = good.trace_info().as_bytes().to_vec();
+    let hmac = good.trace_hmac().as_bytes().to_vec();
+    let case = |what, headers: &[(&'static str, &[u8])], reason| Refusal {
+        what,
+        headers: headers.iter().map(|(n, v)| (*n, v.to_vec())).collect(),
+        reason,
+    };
+    // A text signed with KEY: its signature verifies, so only what it says
+    // can refuse it.
+    let signed = |what, text: String| {
+        let hmac = super::hmac_sha1_hex(KEY.as_bytes(), text.as_bytes());
+        case(
+            what,
+            &[(INFO, text.as_bytes()), (HMAC, hmac.as_bytes())],
+            "malformed",
+        )
+    };
+    let b64 = |json: &str| base64::engine::general_purpose::URL_SAFE.encode(json);
+    let base = Id::new_v4();
+
+    let mut tampered = info.clone();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let other_key = Signer::new("other", HmacAlgorithm::Sha1).sign(&TraceInfo::new_request());
+    let (_, other_request) = new_token();
+    let wrong_key = Signer::new("WRONG", HmacAlgorithm::Sha1)
+        .sign(&TraceInfo::new(Id::new_v4(), None))
+        .trace_hmac()
+        .to_owned();
+    let upper = good.trace_hmac().to_uppercase();
+    let mut non_ascii_hmac = hmac.clone();
+    non_ascii_hmac[0] = 0xe9;
+    let non_utf8_hmac = [&hmac[..hmac.len() - 2], &b"\xe9\xe9"[..]].concat();
+    let mut non_utf8_info = info.clone();
+    non_utf8_info[0] = 0xff;
+    let non_ascii_info = "é".repeat(40);
+    let long_info = "A".repeat(5000);
+    let long_b64_info = base64::engine::general_purpose::STANDARD.encode("x".repeat(5000));
+    let long_hmac = "a".repeat(200);
+
+    vec![
+        case("only info", &[(INFO, &info)], "missing"),
+        case("only hmac", &[(HMAC, &hmac)], "missing"),
+        case("empty info", &[(INFO, b""), (HMAC, &hmac)], "missing"),
+        case("empty hmac", &[(INFO, &info), (HMAC, b"")], "missing"),
+        case(
+            "wrong key",
+            &[
+                (INFO, other_key.trace_info().as_bytes()),
+                (HMAC, other_key.trace_hmac().as_bytes()),
+            ],
+            "bad_signature",
+        ),
+        case(
+            "signed by a wrong key for another info",
+            &[(INFO, &info), (HMAC, wrong_key.as_bytes())],
+            "bad_signature",
+        ),
+        case(
+            "another request's signature",
+            &[(INFO, &info), (HMAC, other_request.trace_hmac().as_bytes())],
+            "bad_signature",
+        ),
+        case(
+            "tampered info",
+            &[(INFO, &tampered), (HMAC, &hmac)],
+            "bad_signature",
+        ),
+        case(
+            "upper-case hex",
+            &[(INFO, &info), (HMAC, upper.as_bytes())],
+            "bad_signature",
+        ),
+        case(
+            "non-hex hmac",
+            &[(INFO, &info), (HMAC, b"zz")],
+            "bad_signature",
+        ),
+        case(
+            "non-ASCII hmac",
+            &[(INFO, &info), (HMAC, &non_ascii_hmac)],
+            "bad_signature",
+        ),
+        case(
+            "non-UTF-8 hmac",
+            &[(INFO, &info), (HMAC, &non_utf8_hmac)],
+            "bad_signature",
+        ),
+        case(
+            "non-UTF-8 info",
+            &[(INFO, &non_utf8_info), (HMAC, &hmac)],
+            "bad_signature",
+        ),
+        case(
+            "non-ASCII info",
+            &[(INFO, non_ascii_info.as_bytes()), (HMAC, &hmac)],
+            "bad_signature",
+        ),
+        signed("signed bad base64", "!!!not base64!!!".to_owned()),
+        signed("signed non-JSON", b64("not json")),
+        signed("signed JSON array", b64("[1, 2]")),
+        signed(
+            "signed extra key",
+            b64(&format!(r#"{{"base_id": "{base}", "hmac_key": "x"}}"#)),
+        ),
+        signed("signed integer id", b64(r#"{"base_id": 42}"#)),
+        signed(
+            "signed no base_id",
+            b64(&format!(r#"{{"parent_id": "{base}"}}"#)),
+        ),
+        case(
+            "oversized info",
+            &[(INFO, long_info.as_bytes()), (HMAC, &hmac)],
+            "oversized",
+        ),
+        case(
+            "oversized base64 info",
+            &[(INFO, long_b64_info.as_bytes()), (HMAC, &hmac)],
+            "oversized",
+        ),
+        case(
+            "oversized hmac",
+            &[(INFO, &info), (HMAC, long_hmac.as_bytes())],
+            "oversized",
+        ),
+        case(
+            "duplicated info",
+            &[(INFO, &info), (INFO, &info), (HMAC, &hmac)],
+            "malformed",
+        ),
+        case(
+            "duplicated hmac",
+            &[(INFO, &info), (HMAC, &hmac), (HMAC, &hmac)],
+            "malformed",
+        ),
+    ]
+}
+
+/// Sends every one of [`refusals`] to `url` (a middleware with `stats`, in
+/// front of a handler answering `expected`), one at a time, and checks what
+/// any middleware of this crate must do with a token it refuses: the
+/// request is served as if it had none, counted under its reason, nothing
+/// is written, and the whole flood makes one summary warning. Then the
+/// good token they were made from is profiled, so each case failed for its
+/// own reason.
+pub async fn assert_every_token_refused(
     url: &str,
-    cases: &[RefusalCase<'_>],
     stats: &tracing_osprofiler::http::ProfilingStats,
     lines: &Collector,
     expected: &(u16, String),
@@ -243,9 +396,16 @@ pub async fn assert_every_case_refused(
         "oversized" => stats.tokens_oversized(),
         other => panic!("unknown refusal {other}"),
     };
-    for (what, headers, reason) in cases {
+    let (_, good) = new_token();
+    for Refusal {
+        what,
+        headers,
+        reason,
+    } in refusals(&good)
+    {
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, &v[..])).collect();
         let before = count(reason);
-        assert_eq!(&get_with(url, headers).await, expected, "{what}");
+        assert_eq!(&get_with(url, &headers).await, expected, "{what}");
         assert_eq!(count(reason), before + 1, "{what} counted as {reason}");
     }
     assert_eq!(
@@ -255,4 +415,7 @@ pub async fn assert_every_case_refused(
     );
     assert_eq!(stats.requests_profiled(), 0);
     assert_eq!(warnings(), 1, "one summary warning for the whole flood");
+
+    assert_eq!(&get_with(url, &token_headers(&good)).await, expected);
+    assert_eq!(stats.requests_profiled(), 1);
 }
