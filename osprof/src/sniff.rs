@@ -393,7 +393,7 @@ mod tests {
             b"no newline at the end",
             b"\x1b[31mred\x07\r\n",
             format!("junk\nmore junk\n{LINE}\n").leak().as_bytes(),
-            format!("{LINE}").leak().as_bytes(),
+            LINE.as_bytes(),
             oversized.leak(),
         ];
         for content in cases {

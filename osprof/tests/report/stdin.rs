@@ -278,6 +278,8 @@ fn stdin_is_streamed_not_held_for_the_check() {
     let log_line = "2020-02-27T08:04:25.000000          aaaaaaaa-0000-4000-8000-000000000001 \
         aaaaaaaa-0000-4000-8000-000000000001 00000001-1111-4111-8111-000000000001 wsgi-start\n";
     for (late_log, exit) in [(true, 0), (false, 1)] {
+        // Reaped by `reap_with_peak_rss` (wait4), which clippy cannot see.
+        #[allow(clippy::zombie_processes)]
         let mut child = Command::new(env!("CARGO_BIN_EXE_osprof"))
             .args(["rank", "-"])
             .stdin(Stdio::piped())
