@@ -14,7 +14,7 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 pub use http_support::{get_with, keys, token_headers};
-use http_support::{global, new_token, only, tree, warnings, KEY};
+use http_support::{global, new_token, only, tree, KEY};
 use tracing::Instrument as _;
 use tracing_osprofiler::actix::ProfilingMiddleware;
 use tracing_osprofiler::limit::ProfileLimit;
@@ -229,45 +229,12 @@ async fn over_the_limit_is_served_unprofiled_and_counted() {
         .with_limit(ProfileLimit::unlimited().with_max_concurrent(Some(1)));
     let stats = middleware.stats();
     let server = ActixServer::start(middleware, routes);
-    let client = reqwest::Client::new();
-
-    // The first profiled request holds the only permit while its body
-    // streams.
-    let (first_base, first) = new_token();
-    let mut request = client.get(server.url("/slow"));
-    for (name, value) in first.iter() {
-        request = request.header(name, value);
-    }
-    let slow = request.send().await.expect("headers of the slow response");
-
-    let (second_base, second) = new_token();
-    let url = server.url("/");
-    assert_eq!(
-        get_with(&url, &token_headers(&second)).await,
-        (200, "hello 55".to_owned())
-    );
-    assert_eq!(stats.tokens_over_limit(), 1);
-    assert_eq!(warnings(), 1);
-
-    assert_eq!(slow.text().await.expect("slow body"), "chunk chunk ");
-    // The permit comes back when the first body ends, just after the
-    // client has read it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !lines.lines().iter().any(|l| l.contains("wsgi-stop")) {
-        assert!(std::time::Instant::now() < deadline, "no root stop");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let (third_base, third) = new_token();
-    assert_eq!(
-        get_with(&url, &token_headers(&third)).await,
-        (200, "hello 55".to_owned())
-    );
-    assert_eq!(stats.requests_profiled(), 2);
-
-    let all = lines.lines();
-    tree(&all, first_base, first_base);
-    tree(&all, third_base, third_base);
-    assert!(!all.iter().any(|l| l.contains(&second_base.to_string())));
+    http_support::assert_over_the_limit_is_served_unprofiled(
+        |path| server.url(path),
+        &stats,
+        &lines,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

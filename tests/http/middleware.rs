@@ -271,39 +271,12 @@ async fn over_the_limit_is_served_unprofiled_and_counted() {
         .with_limit(ProfileLimit::unlimited().with_max_concurrent(Some(1)));
     let stats = layer.stats();
     let addr = http_support::serve_axum(app(layer)).await;
-    let client = reqwest::Client::new();
-
-    // The first profiled request holds the only permit while its body
-    // streams.
-    let (first_base, first) = new_token();
-    let mut request = client.get(format!("http://{addr}/slow"));
-    for (name, value) in first.iter() {
-        request = request.header(name, value);
-    }
-    let slow = request.send().await.expect("headers of the slow response");
-
-    let (second_base, second) = new_token();
-    let url = format!("http://{addr}/");
-    assert_eq!(
-        get_with(&url, &token_headers(&second)).await,
-        (200, "hello 55".to_owned())
-    );
-    assert_eq!(stats.tokens_over_limit(), 1);
-    assert_eq!(warnings(), 1);
-
-    assert_eq!(slow.text().await.expect("slow body"), "chunk chunk ");
-    // The permit is released when the first body ends.
-    let (third_base, third) = new_token();
-    assert_eq!(
-        get_with(&url, &token_headers(&third)).await,
-        (200, "hello 55".to_owned())
-    );
-    assert_eq!(stats.requests_profiled(), 2);
-
-    let all = lines.lines();
-    tree(&all, first_base, first_base);
-    tree(&all, third_base, third_base);
-    assert!(!all.iter().any(|l| l.contains(&second_base.to_string())));
+    http_support::assert_over_the_limit_is_served_unprofiled(
+        |path| format!("http://{addr}{path}"),
+        &stats,
+        &lines,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

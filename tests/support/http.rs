@@ -419,3 +419,47 @@ pub async fn assert_every_token_refused(
     assert_eq!(&get_with(url, &token_headers(&good)).await, expected);
     assert_eq!(stats.requests_profiled(), 1);
 }
+
+/// Checks the limit of one profiled request at a time, against a
+/// middleware with `stats` and `max_concurrent(1)` in front of the routes
+/// of the middleware tests (`url(path)`: `/slow` streams "chunk chunk ",
+/// `/` answers "hello 55"): a second signed request while the first body
+/// streams is served unprofiled, counted and warned about once; once the
+/// first body has ended (its root stop written), the permit is back.
+pub async fn assert_over_the_limit_is_served_unprofiled(
+    url: impl Fn(&str) -> String,
+    stats: &tracing_osprofiler::http::ProfilingStats,
+    lines: &Collector,
+) {
+    let hello = (200, "hello 55".to_owned());
+    // The first profiled request holds the only permit while its body
+    // streams.
+    let (first_base, first) = new_token();
+    let mut request = reqwest::Client::new().get(url("/slow"));
+    for (name, value) in first.iter() {
+        request = request.header(name, value);
+    }
+    let slow = request.send().await.expect("headers of the slow response");
+
+    let (second_base, second) = new_token();
+    assert_eq!(get_with(&url("/"), &token_headers(&second)).await, hello);
+    assert_eq!(stats.tokens_over_limit(), 1);
+    assert_eq!(warnings(), 1);
+
+    assert_eq!(slow.text().await.expect("slow body"), "chunk chunk ");
+    // The permit comes back when the first body ends, just after the
+    // client has read it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !lines.lines().iter().any(|l| l.contains("wsgi-stop")) {
+        assert!(std::time::Instant::now() < deadline, "no root stop");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (third_base, third) = new_token();
+    assert_eq!(get_with(&url("/"), &token_headers(&third)).await, hello);
+    assert_eq!(stats.requests_profiled(), 2);
+
+    let all = lines.lines();
+    tree(&all, first_base, first_base);
+    tree(&all, third_base, third_base);
+    assert!(!all.iter().any(|l| l.contains(&second_base.to_string())));
+}
