@@ -171,7 +171,7 @@ async fn the_python_client_signed_is_profiled_as_before_and_forged_is_only_captu
 #[cfg(feature = "metrics")]
 #[test]
 fn the_capture_counters_are_published() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use crate::support::recorder::Published;
     use tracing_osprofiler::metrics::MetricsPublisher;
 
     let (lines, _serial) = global();
@@ -188,38 +188,8 @@ fn the_capture_counters_are_published() {
     assert_eq!(roots(&lines.lines()).len(), 0, "not named wsgi");
     assert_eq!(lines.lines().len(), 2, "the slow root, without its child");
 
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::with_local_recorder(&recorder, || publisher.publish());
-    type Labels = Vec<(String, String)>;
-    let values: Vec<(String, Labels, f64)> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let labels = key
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            let value = match value {
-                DebugValue::Counter(n) => n as f64,
-                DebugValue::Gauge(g) => g.0,
-                DebugValue::Histogram(_) => panic!("no histogram is published"),
-            };
-            (key.name().to_owned(), labels, value)
-        })
-        .collect();
-    let get = |name: &str, label: Option<(&str, &str)>| {
-        values
-            .iter()
-            .find(|(n, labels, _)| {
-                n == name
-                    && label.is_none_or(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|(_, _, value)| *value)
-            .unwrap_or_else(|| panic!("no {name} {label:?} in {values:#?}"))
-    };
+    let published = Published::from(&publisher);
+    let get = |name, label| published.get(name, label);
     assert_eq!(get("osprofiler_capture_captured", None), 2.0);
     assert_eq!(
         get(

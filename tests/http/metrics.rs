@@ -8,8 +8,8 @@ use crate::support::http as http_support;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::support::recorder::Published;
 use http_support::{global, new_token, KEY};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tower::{Layer as _, Service as _, ServiceExt as _};
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::metrics::MetricsPublisher;
@@ -53,37 +53,8 @@ async fn every_counter_is_published() {
     }
     guard.flush(Duration::from_secs(5)).unwrap();
 
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    metrics::with_local_recorder(&recorder, || publisher.publish());
-    type Labels = Vec<(String, String)>;
-    let values: Vec<(String, Labels, DebugValue)> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let labels = key
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            (key.name().to_owned(), labels, value)
-        })
-        .collect();
-    let get = |name: &str, label: Option<(&str, &str)>| {
-        values
-            .iter()
-            .find(|(n, labels, _)| {
-                n == name
-                    && label.is_none_or(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|(_, _, value)| match value {
-                DebugValue::Counter(n) => *n as f64,
-                DebugValue::Gauge(g) => g.0,
-                DebugValue::Histogram(_) => panic!("{name} is a histogram"),
-            })
-            .unwrap_or_else(|| panic!("no {name} {label:?} in {values:#?}"))
-    };
+    let published = Published::from(&publisher);
+    let get = |name, label| published.get(name, label);
     assert_eq!(get("osprofiler_points_started", None), 2.0);
     assert_eq!(get("osprofiler_events_refused", None), 0.0);
     assert_eq!(get("osprofiler_sink_written", Some(("sink", "file"))), 4.0);
