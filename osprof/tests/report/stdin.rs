@@ -248,22 +248,18 @@ fn a_log_on_stdin_still_reports_with_foreign_lines_before_it() {
     assert!(String::from_utf8_lossy(&show.stdout).contains("wsgi"));
 }
 
-/// The peak resident memory of a child that has ended, reaped here.
+/// The peak resident memory of a running process, from
+/// `/proc/PID/status` (`VmHWM`: since its `exec`, so the test process's
+/// own memory, shared at `fork`, is not counted, as it is in `wait4`'s).
 #[cfg(target_os = "linux")]
-fn reap_with_peak_rss(child: &std::process::Child) -> (i32, u64) {
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid value to be filled.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own child, not yet reaped; both pointers are valid.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
-    assert!(libc::WIFEXITED(status), "killed: {status}");
-    // ru_maxrss is in KiB on Linux.
-    (
-        libc::WEXITSTATUS(status),
-        u64::try_from(usage.ru_maxrss).unwrap() * 1024,
-    )
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib * 1024
 }
 
 /// 96 MiB through a pipe, foreign lines but the last: the tool's peak
@@ -278,8 +274,6 @@ fn stdin_is_streamed_not_held_for_the_check() {
     let log_line = "2020-02-27T08:04:25.000000          aaaaaaaa-0000-4000-8000-000000000001 \
         aaaaaaaa-0000-4000-8000-000000000001 00000001-1111-4111-8111-000000000001 wsgi-start\n";
     for (late_log, exit) in [(true, 0), (false, 1)] {
-        // Reaped by `reap_with_peak_rss` (wait4), which clippy cannot see.
-        #[allow(clippy::zombie_processes)]
         let mut child = Command::new(env!("CARGO_BIN_EXE_osprof"))
             .args(["rank", "-"])
             .stdin(Stdio::piped())
@@ -288,26 +282,20 @@ fn stdin_is_streamed_not_held_for_the_check() {
             .spawn()
             .unwrap();
         let mut pipe = child.stdin.take().unwrap();
-        let junk_line = junk_line.clone();
-        let writer = std::thread::spawn(move || {
-            let block = junk_line.repeat(1024);
-            for _ in 0..INPUT / block.len() {
-                pipe.write_all(block.as_bytes()).unwrap();
-            }
-            if late_log {
-                pipe.write_all(log_line.as_bytes()).unwrap();
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut said = String::new();
-            std::io::Read::read_to_string(&mut err, &mut said).unwrap();
-            said
-        });
-        writer.join().unwrap();
-        let (code, peak) = reap_with_peak_rss(&child);
-        let said = reader.join().unwrap();
-        assert_eq!(code, exit, "{said}");
+        let block = junk_line.repeat(1024);
+        for _ in 0..INPUT / block.len() {
+            pipe.write_all(block.as_bytes()).unwrap();
+        }
+        if late_log {
+            pipe.write_all(log_line.as_bytes()).unwrap();
+        }
+        // All but the pipe's buffer is read: the peak of the streaming,
+        // taken while the process still lives (it waits for the end).
+        let peak = peak_rss_bytes(child.id());
+        drop(pipe);
+        let output = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(exit), "{said}");
         if late_log {
             assert!(!said.contains("not a profiler log"), "{said}");
         } else {
