@@ -14,10 +14,12 @@ use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use http_support::{global, only, tree, KEY};
-use tracing_osprofiler::format::{parse_line, Phase};
+use http_support::{
+    assert_unsigned_kept_when_slow_or_failed, capture_slow_or_failed, global, only, roots, tree,
+    KEY,
+};
 use tracing_osprofiler::http::ProfilingLayer;
-use tracing_osprofiler::{Capture, CapturePolicy, HmacKeys, Id};
+use tracing_osprofiler::{Capture, CapturePolicy, HmacKeys};
 
 #[tracing::instrument]
 async fn work(delay_ms: u64) -> &'static str {
@@ -43,80 +45,14 @@ async fn capturing_service(capture: Capture) -> (std::net::SocketAddr, Profiling
     (http_support::serve_axum(app).await, layer)
 }
 
-/// The roots written, with the text after their name on the start line.
-fn roots(lines: &[String]) -> Vec<(Id, String)> {
-    lines
-        .iter()
-        .filter_map(|text| {
-            let line = parse_line(text.as_bytes()).expect("a line");
-            (line.phase == Phase::Start && line.name == "wsgi")
-                .then(|| (line.ids.base_id, line.extra.into_owned()))
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_requests_are_kept_when_slow_or_failed_and_leave_nothing_otherwise() {
     let (lines, _serial) = global();
-    let capture = CapturePolicy::new()
-        .with_keep_slower_than(Some(Duration::from_millis(150)))
-        .with_keep_errors(true)
-        .build();
+    let capture = capture_slow_or_failed();
     let stats = capture.stats();
     let (addr, layer) = capturing_service(capture).await;
-    let client = reqwest::Client::new();
-    let get = |query: &'static str| {
-        let client = client.clone();
-        async move {
-            client
-                .get(format!("http://{addr}/?{query}"))
-                .send()
-                .await
-                .expect("call")
-                .status()
-        }
-    };
-
-    assert_eq!(get("delay_ms=0").await, 200);
-    assert!(
-        lines.lines().is_empty(),
-        "a fast unsigned request writes nothing"
-    );
-    assert_eq!(get("delay_ms=200").await, 200);
-    assert_eq!(get("fail=1").await, 500);
-    // The root closes when the response body is done: give the server a
-    // moment after the client has read it.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-
-    assert_eq!(stats.captured(), 3);
-    assert_eq!(stats.kept_slow(), 1);
-    assert_eq!(stats.kept_error(), 1);
-    assert_eq!(stats.discarded(), 1);
-    assert_eq!(layer.stats().requests_profiled(), 0);
-    let lines = lines.lines();
-    let roots = roots(&lines);
-    assert_eq!(roots.len(), 2, "{lines:#?}");
-    let reasons: Vec<_> = roots
-        .iter()
-        .map(|(base, extra)| {
-            let points = tree(&lines, *base, *base);
-            let root = only(&points, "wsgi");
-            assert_eq!(only(&points, "work").parent_id, root.trace_id);
-            extra.clone()
-        })
-        .collect();
-    assert!(
-        reasons
-            .iter()
-            .any(|e| e.contains(r#""capture.kept":"slow""#)),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons
-            .iter()
-            .any(|e| e.contains(r#""capture.kept":"error""#)),
-        "{reasons:?}"
-    );
+    let url = |query: &str| format!("http://{addr}/?{query}");
+    assert_unsigned_kept_when_slow_or_failed(url, &stats, &layer.stats(), &lines).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

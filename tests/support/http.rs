@@ -463,3 +463,75 @@ pub async fn assert_over_the_limit_is_served_unprofiled(
     tree(&all, third_base, third_base);
     assert!(!all.iter().any(|l| l.contains(&second_base.to_string())));
 }
+
+/// The tail capture the capture tests of every middleware use: unsigned
+/// requests kept when slower than 150 ms or failed.
+pub fn capture_slow_or_failed() -> tracing_osprofiler::Capture {
+    tracing_osprofiler::CapturePolicy::new()
+        .with_keep_slower_than(Some(std::time::Duration::from_millis(150)))
+        .with_keep_errors(true)
+        .build()
+}
+
+/// The roots written (points named `wsgi`), with the text after their name
+/// on the start line.
+pub fn roots(lines: &[String]) -> Vec<(Id, String)> {
+    lines
+        .iter()
+        .filter_map(|text| {
+            let line = parse_line(text.as_bytes()).expect("a line");
+            (line.phase == Phase::Start && line.name == "wsgi")
+                .then(|| (line.ids.base_id, line.extra.into_owned()))
+        })
+        .collect()
+}
+
+/// Checks [`capture_slow_or_failed`] (its `stats`) behind a middleware
+/// (its `profiled` counters), in front of a handler at `url(query)` that
+/// does one span `work`, sleeping `delay_ms`, and fails with a 500 when
+/// the query is `fail=1`: of three unsigned requests, the fast one leaves
+/// nothing, the slow and the failed one are kept whole, each saying why.
+pub async fn assert_unsigned_kept_when_slow_or_failed(
+    url: impl Fn(&str) -> String,
+    stats: &tracing_osprofiler::CaptureStats,
+    profiled: &tracing_osprofiler::http::ProfilingStats,
+    lines: &Collector,
+) {
+    let client = reqwest::Client::new();
+    let get = |query: &str| {
+        let request = client.get(url(query));
+        async move { request.send().await.expect("call").status() }
+    };
+
+    assert_eq!(get("delay_ms=0").await, 200);
+    assert!(
+        lines.lines().is_empty(),
+        "a fast unsigned request writes nothing"
+    );
+    assert_eq!(get("delay_ms=200").await, 200);
+    assert_eq!(get("fail=1").await, 500);
+    // The root closes when the response body is done: give the server a
+    // moment after the client has read it.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    assert_eq!(stats.captured(), 3);
+    assert_eq!(stats.kept_slow(), 1);
+    assert_eq!(stats.kept_error(), 1);
+    assert_eq!(stats.discarded(), 1);
+    assert_eq!(profiled.requests_profiled(), 0);
+    let lines = lines.lines();
+    let roots = roots(&lines);
+    assert_eq!(roots.len(), 2, "the fast one left nothing: {lines:#?}");
+    for (base, _) in &roots {
+        let points = tree(&lines, *base, *base);
+        let root = only(&points, "wsgi");
+        assert_eq!(only(&points, "work").parent_id, root.trace_id);
+    }
+    for reason in ["slow", "error"] {
+        let field = format!(r#""capture.kept":"{reason}""#);
+        assert!(
+            roots.iter().any(|(_, extra)| extra.contains(&field)),
+            "{reason}: {roots:?}"
+        );
+    }
+}
