@@ -263,20 +263,15 @@ where
             scheme: request.uri().scheme_str().unwrap_or("http"),
             query: (!query.is_empty()).then_some(query),
         };
-        let admitted = self.admission.admit(
+        let root = self.admission.admit(
             headers.get_all(&TRACE_INFO).map(|v| v.as_bytes()),
             headers.get_all(&TRACE_HMAC).map(|v| v.as_bytes()),
             facts,
             || self.make_span.make_span(&request),
         );
-        match admitted {
-            None => ResponseFuture::new(self.inner.call(request), None),
-            Some((span, permit)) => {
-                // The handler's future is created inside the root, so spans
-                // it opens before its first poll are points too.
-                let future = span.in_scope(|| self.inner.call(request));
-                ResponseFuture::new(future, Some((span, permit)))
-            }
-        }
+        // The handler's future is created inside the root, so spans it
+        // opens before its first poll are points too.
+        let future = root.in_scope(|| self.inner.call(request));
+        ResponseFuture::new(future, root)
     }
 }

@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use tracing::Span;
 
+use super::root::HeldRoot;
 use super::stats::ProfilingStats;
 use crate::capture::Capture;
 use crate::layer::ProfileExt as _;
-use crate::limit::{ProfileLimit, ProfileLimiter, ProfilePermit};
+use crate::limit::{ProfileLimit, ProfileLimiter};
 use crate::point::RequestInfo;
 use crate::token::{HmacKeys, Profile, Rejection};
 
@@ -145,15 +146,15 @@ impl Admission {
 
     /// Decides whether a request is profiled, from the values of its two
     /// token headers and its facts: if so, its root span (built by
-    /// `make_root`, not yet entered) and the permit to hold until its
-    /// response is finished.
+    /// `make_root`, not yet entered) and the permit, to hold until its
+    /// response is finished; else an empty [`HeldRoot`].
     pub(crate) fn admit<'v>(
         &self,
         info: impl Iterator<Item = &'v [u8]>,
         hmac: impl Iterator<Item = &'v [u8]>,
         request: RequestFacts<'_>,
         make_root: impl FnOnce() -> Span,
-    ) -> Option<(Span, Option<ProfilePermit>)> {
+    ) -> HeldRoot {
         let profile = match verify_token(&self.keys, info, hmac) {
             Ok(profile) => profile,
             Err(Rejection::Missing) => {
@@ -171,7 +172,7 @@ impl Admission {
         let Some(permit) = self.limiter.try_acquire_for(&profile) else {
             self.stats.count_over_limit();
             self.maybe_warn();
-            return None;
+            return HeldRoot::unprofiled();
         };
         let span = profile.start_request(self.request_info(request), make_root);
         if span.point_ids().is_none() {
@@ -181,24 +182,27 @@ impl Admission {
             self.stats.count_disabled_by_filter();
             self.report_disabled();
             self.maybe_warn();
-            return None;
+            return HeldRoot::unprofiled();
         }
         self.stats.count_profiled();
-        Some((span, Some(permit)))
+        HeldRoot::new(span, Some(permit))
     }
 
     /// A request without a valid token, under tail capture if it is set:
     /// its root, with no permit (the capture's own budgets bound it).
-    fn capture(
-        &self,
-        request: RequestFacts<'_>,
-        make_root: impl FnOnce() -> Span,
-    ) -> Option<(Span, Option<ProfilePermit>)> {
-        let capture = self.capture.as_ref()?;
-        let captured = capture.admit()?;
+    fn capture(&self, request: RequestFacts<'_>, make_root: impl FnOnce() -> Span) -> HeldRoot {
+        let Some(capture) = &self.capture else {
+            return HeldRoot::unprofiled();
+        };
+        let Some(captured) = capture.admit() else {
+            return HeldRoot::unprofiled();
+        };
         let span = capture.start_admitted(captured, Some(self.request_info(request)), make_root);
-        // Not a point: a filter disabled the root, or no OsProfilerLayer.
-        span.point_ids().is_some().then_some((span, None))
+        if span.point_ids().is_none() {
+            // Not a point: a filter disabled the root, or no OsProfilerLayer.
+            return HeldRoot::unprofiled();
+        }
+        HeldRoot::new(span, None)
     }
 
     fn request_info(&self, request: RequestFacts<'_>) -> RequestInfo {

@@ -1,43 +1,25 @@
-//! The [`ResponseFuture`]: polls the inner service inside the root span and
-//! hands the span on to the [`ResponseBody`].
+//! The [`ResponseFuture`]: the tower side of the response's future. What it
+//! does with the root (entered on every poll, the status recorded, the root
+//! handed on to the [`ResponseBody`]) is `root::Rooted`'s, shared with actix-web.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use http::Response;
-use pin_project_lite::pin_project;
-use tracing::Span;
 
-use super::root::{record_failure, record_status};
+use super::root::{response_wrapper, Outcome};
 use super::ResponseBody;
-use crate::limit::ProfilePermit;
 
-pin_project! {
+response_wrapper! {
     /// The response future of a [`ProfilingService`](super::ProfilingService).
     ///
     /// For a profiled request it enters the root span on every poll; when the
-    /// response head is ready it moves the span and the limit's permit into
-    /// the [`ResponseBody`], so the root point lasts until the body ends.
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        profiled: Option<(Span, Option<ProfilePermit>)>,
-    }
-}
-
-impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, profiled: Option<(Span, Option<ProfilePermit>)>) -> Self {
-        ResponseFuture { inner, profiled }
-    }
-}
-
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("profiled", &self.profiled.is_some())
-            .finish_non_exhaustive()
-    }
+    /// response head is ready it records the status and moves the span and
+    /// the limit's permit into the [`ResponseBody`], so the root point lasts
+    /// until the body ends. An error of the inner service ends the root at
+    /// once, marked failed.
+    pub struct ResponseFuture<F>;
 }
 
 impl<F, B, E> Future for ResponseFuture<F>
@@ -47,27 +29,13 @@ where
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = {
-            let _entered = this.profiled.as_ref().map(|(span, _)| span.enter());
-            ready!(this.inner.poll(cx))
-        };
-        // On an error the span and permit are dropped here, which ends the
-        // root point with the failed call.
-        let profiled = this.profiled.take();
-        if let Some((span, _)) = &profiled {
-            record_response(span, result.as_ref().map(Response::status));
-        }
-        Poll::Ready(result.map(|response| response.map(|body| ResponseBody::new(body, profiled))))
-    }
-}
-
-/// Records the response status on the root (see [`record_status`]): a
-/// status of 500 or more, or an error of the inner service, marks the
-/// request failed.
-fn record_response<E>(span: &Span, status: Result<http::StatusCode, &E>) {
-    match status {
-        Ok(status) => record_status(span, status.as_u16()),
-        Err(_) => record_failure(span, "the service failed".to_owned()),
+        let (result, root) = ready!(self.project().rooted.poll_head(
+            |inner| inner.poll(cx),
+            |result| match result {
+                Ok(response) => Outcome::Status(response.status().as_u16()),
+                Err(_) => Outcome::Failed("the service failed"),
+            },
+        ));
+        Poll::Ready(result.map(|response| response.map(|body| ResponseBody::new(body, root))))
     }
 }

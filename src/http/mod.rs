@@ -59,7 +59,7 @@
 //! [`Destinations::internal`]).
 
 #[cfg(feature = "tower")]
-use http::header::{HeaderMap, HeaderName};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 #[cfg(feature = "tower")]
 use crate::token::{HmacKeys, Profile, Rejection};
@@ -132,13 +132,14 @@ pub const TRACE_HMAC_HEADER: HeaderName = HeaderName::from_static("x-trace-hmac"
 pub fn profile_from_headers(keys: &HmacKeys, headers: &HeaderMap) -> Result<Profile, Rejection> {
     admission::verify_token(
         keys,
-        headers
-            .get_all(TRACE_INFO_HEADER)
-            .iter()
-            .map(|v| v.as_bytes()),
-        headers
-            .get_all(TRACE_HMAC_HEADER)
-            .iter()
-            .map(|v| v.as_bytes()),
+        header_values(headers, TRACE_INFO_HEADER),
+        header_values(headers, TRACE_HMAC_HEADER),
     )
+}
+
+/// The values of the header `name`, in the order the request has them, for
+/// [`admission::verify_token`].
+#[cfg(feature = "tower")]
+fn header_values(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &[u8]> {
+    headers.get_all(name).iter().map(HeaderValue::as_bytes)
 }

@@ -9,7 +9,10 @@ use tower_service::Service;
 
 use super::admission::{Admission, RequestFacts};
 use super::make_span::MakeRootSpan;
-use super::{DefaultRootSpan, ResponseBody, ResponseFuture, TRACE_HMAC_HEADER, TRACE_INFO_HEADER};
+use super::{
+    header_values, DefaultRootSpan, ResponseBody, ResponseFuture, TRACE_HMAC_HEADER,
+    TRACE_INFO_HEADER,
+};
 
 /// Serves requests with a valid profile token inside a profiled root span
 /// and all others untouched. Made by [`ProfilingLayer`](super::ProfilingLayer).
@@ -75,26 +78,15 @@ where
             scheme: uri.scheme_str().unwrap_or("http"),
             query: uri.query(),
         };
-        let admitted = self.shared.admit(
-            headers
-                .get_all(TRACE_INFO_HEADER)
-                .iter()
-                .map(|v| v.as_bytes()),
-            headers
-                .get_all(TRACE_HMAC_HEADER)
-                .iter()
-                .map(|v| v.as_bytes()),
+        let root = self.shared.admit(
+            header_values(headers, TRACE_INFO_HEADER),
+            header_values(headers, TRACE_HMAC_HEADER),
             facts,
             || self.make_span.make_span(&request),
         );
-        match admitted {
-            None => ResponseFuture::new(self.inner.call(request), None),
-            Some((span, permit)) => {
-                // The handler's own future is created inside the root, so
-                // spans it opens before its first poll are points too.
-                let future = span.in_scope(|| self.inner.call(request));
-                ResponseFuture::new(future, Some((span, permit)))
-            }
-        }
+        // The handler's own future is created inside the root, so spans it
+        // opens before its first poll are points too.
+        let future = root.in_scope(|| self.inner.call(request));
+        ResponseFuture::new(future, root)
     }
 }
