@@ -39,9 +39,9 @@ pub(crate) static STDIN: Seen = Seen::new();
 ///
 /// * A file is read up to its first profiler line, which is its first
 ///   line in a log: cheap for logs; a file with none is read to its end.
-/// * Standard input (`-`) is judged by what the last reading of it saw
-///   (it cannot be read twice): call this *after* a report read `inputs`.
-///   Standard input not read to its end yet is not judged.
+/// * Standard input (`-`) is judged by what the readings of it in this
+///   process saw (it cannot be read twice): call this *after* a report
+///   read `inputs`. Standard input not read to its end yet is not judged.
 /// * A Redis store (`Source::Redis`, feature `redis`) read to its end
 ///   without giving one event is an [`Error::NoEvents`]: the connection
 ///   string names an empty store, or another database than the services'.
