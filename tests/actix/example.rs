@@ -4,27 +4,15 @@
 //! unsigned request and not a fast one, the log flushed on Ctrl-C.
 
 use crate::middleware::{get_with, token_headers};
+use crate::support::examples::example;
 use crate::support::http as http_support;
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use http_support::{new_token, only, tree};
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let profile_dir = exe.ancestors().nth(2).expect("target/<profile>");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo test --all-features` (which builds the examples), \
-         or `cargo build --all-features --example {name}` first",
-        path.display()
-    );
-    path
-}
 
 /// A running `actix_service`; interrupted (as Ctrl-C does) when dropped.
 struct Service {

@@ -5,23 +5,13 @@
 //! `OSPROFILER_BLESS_DOCS=1` to rewrite the blocks from the run.
 #![cfg(all(feature = "tower", feature = "reqwest"))]
 
-use std::path::{Path, PathBuf};
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::path::Path;
 use std::process::Command;
 
-/// The examples' binaries, which `cargo test` builds before it runs tests:
-/// `<target>/<profile>/examples/NAME`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.ancestors().nth(2).unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo test --all-features` (which builds the examples), \
-         or `cargo build --all-features --example {name}` first",
-        path.display()
-    );
-    path
-}
+use support::examples::example;
 
 /// What does not change from run to run: UUIDs, timestamps, dates in file
 /// names, numbers, process ids and the run of spaces that aligns columns

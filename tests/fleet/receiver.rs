@@ -4,35 +4,16 @@
 //! by hand. Each trace must come out as a tree: the root at the margin, its
 //! children indented under it, the service and the attributes on each line.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use tracing_osprofiler::writer::Otlp;
 
+use crate::support::examples::{example, lines_of};
 use crate::support::otlp::Node;
-
-/// An example's binary, which `cargo test` builds before it runs tests:
-/// `<target>/<profile>/examples/NAME`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let profile_dir = exe.ancestors().nth(2).expect("target/<profile>");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo test --all-features` (which builds the examples), \
-         or `cargo build --all-features --example {name}` first",
-        path.display()
-    );
-    path
-}
-
-fn receiver_binary() -> PathBuf {
-    example("otlp_receiver")
-}
 
 /// The receiver on a free port; its stdout, line by line.
 struct Receiver {
@@ -43,23 +24,14 @@ struct Receiver {
 
 impl Receiver {
     fn start() -> Receiver {
-        let mut child = Command::new(receiver_binary())
+        let mut child = Command::new(example("otlp_receiver"))
             .args(["--listen", "127.0.0.1:0", "--quiet-ms", "200"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the receiver");
-        let stdout = child.stdout.take().expect("stdout");
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().expect("stdout"));
         let mut receiver = Receiver {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -214,13 +186,13 @@ fn the_example_receiver_prints_each_trace_as_a_tree() {
 
 #[test]
 fn the_example_receiver_answers_help_and_bad_flags() {
-    let help = Command::new(receiver_binary())
+    let help = Command::new(example("otlp_receiver"))
         .arg("--help")
         .output()
         .expect("run the receiver");
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: otlp_receiver"));
-    let bad = Command::new(receiver_binary())
+    let bad = Command::new(example("otlp_receiver"))
         .args(["--listen", "nowhere"])
         .output()
         .expect("run the receiver");
@@ -286,16 +258,7 @@ fn a_sink_pointed_at_nothing_says_so_at_start() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the example service");
-        let stderr = child.stderr.take().expect("stderr");
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stderr.take().expect("stderr"));
         let line = lines.recv_timeout(Duration::from_secs(10));
         let _ = child.kill();
         let _ = child.wait();

@@ -7,12 +7,14 @@
 //! | [`http`] | one global subscriber for the HTTP tests, tokens, servers on loopback |
 //! | [`python_client`] | the Python osprofiler client calling a Rust service, a Python WSGI service called by a Rust client, and the checks of their trees, whatever the framework |
 //! | [`memory`] | the resident memory of the test process |
+//! | [`examples`] | the crate's example binaries, and their output line by line |
 //! | [`recorder`] | what a `MetricsPublisher` publishes, read back |
 //! | [`redis`] | a real `redis-server` per test, and raw commands into it |
 //! | [`system`] | programs from Debian packages some tests need; a missing one fails the test, naming the package |
 //! | [`otlp`] | an in-process OTLP/HTTP collector, faulty peers, trace checks |
 #![allow(dead_code, unused_imports)]
 
+pub mod examples;
 #[cfg(all(feature = "tower", feature = "reqwest"))]
 pub mod http;
 pub mod memory;
