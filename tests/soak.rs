@@ -9,6 +9,9 @@
 //! 72 s); `OSPROFILER_SOAK_SECS=N` runs for N seconds instead (longer soaks).
 #![cfg(all(feature = "tower", feature = "reqwest"))]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +30,8 @@ use tracing_osprofiler::writer::{RollingFile, Rotation};
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, OsProfilerLayer, Signer, TraceInfo};
 use tracing_subscriber::prelude::*;
 
+use support::memory::resident_bytes;
+
 #[tracing::instrument]
 async fn db_query(rows: u64) -> u64 {
     tokio::task::yield_now().await;
@@ -39,15 +44,6 @@ async fn handler() -> String {
     let spawned = tokio::spawn(db_query(5).in_current_span());
     let second = spawned.await.unwrap_or(0);
     format!("{}", first + second)
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn run_for() -> Duration {
@@ -130,7 +126,7 @@ fn sustained_load_with_minutely_rotation() {
         }
         let mut samples = Vec::new();
         while Instant::now() < deadline {
-            samples.push(rss_kib());
+            samples.push(resident_bytes() / 1024);
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
         for client in clients {
