@@ -530,6 +530,27 @@ pub fn one_trace(spans: &[Received]) -> HashMap<u64, Received> {
     by_id
 }
 
+/// Checks that `spans`, received by `collector`, are `count` spans of
+/// exactly one trace, the one of the osprofiler request `base` (its
+/// base_id is the trace id), and that nothing the collector received was
+/// malformed; returns the spans by span id (see [`one_trace`]).
+pub fn one_trace_of(
+    collector: &Collector,
+    spans: &[Received],
+    count: usize,
+    base: tracing_osprofiler::Id,
+) -> HashMap<u64, Received> {
+    assert_eq!(spans.len(), count, "{spans:#?}");
+    assert!(
+        collector.malformed().is_empty(),
+        "{:?}",
+        collector.malformed()
+    );
+    let by_id = one_trace(spans);
+    assert_eq!(spans[0].span.trace_id, base.as_uuid().as_bytes().to_vec());
+    by_id
+}
+
 /// The one span named `name`.
 pub fn named<'a>(spans: &'a [Received], name: &str) -> &'a Received {
     let found: Vec<&Received> = spans.iter().filter(|s| s.span.name == name).collect();
