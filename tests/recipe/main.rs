@@ -16,7 +16,7 @@ use poem::listener::{Acceptor as _, Listener as _, TcpListener};
 use poem::{
     get, handler, Endpoint, EndpointExt as _, IntoResponse, Middleware, Request, Response, Route,
 };
-use support::http::{global, new_token, only, tree, KEY};
+use support::http::{get_with, global, new_token, only, tree, KEY};
 use support::python_client::assert_python_client_profiles;
 use tracing::Instrument as _;
 use tracing_osprofiler::http::{Destination, Destinations};
@@ -183,19 +183,6 @@ async fn serve() -> String {
         .with(Profiling::new(HmacKeys::from_comma_separated(KEY)));
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
     base
-}
-
-async fn get_with(url: &str, headers: &[(&str, &[u8])]) -> (u16, String) {
-    let mut request = reqwest::Client::new().get(url);
-    for (name, value) in headers {
-        request = request.header(
-            *name,
-            reqwest::header::HeaderValue::from_bytes(value).expect("header value"),
-        );
-    }
-    let response = request.send().await.expect("send");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
