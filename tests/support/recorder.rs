@@ -4,8 +4,11 @@
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tracing_osprofiler::metrics::MetricsPublisher;
 
-/// Every value one `publish` made: name, labels, value.
-pub struct Published(Vec<(String, Vec<(String, String)>, f64)>);
+/// One published value: its name, its labels (key, value), its value.
+type Value = (String, Vec<(String, String)>, f64);
+
+/// Every value one `publish` made.
+pub struct Published(Vec<Value>);
 
 impl Published {
     /// Publishes once into a recorder of this thread and reads it all.
