@@ -13,22 +13,12 @@ use std::time::Duration;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
+use http_support::{compute, db_query, global, new_token, only, tree, SlowChunks, KEY};
 pub use http_support::{get_with, keys, token_headers};
-use http_support::{global, new_token, only, tree, KEY};
 use tracing::Instrument as _;
 use tracing_osprofiler::actix::ProfilingMiddleware;
 use tracing_osprofiler::limit::ProfileLimit;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, Signer, TraceInfo};
-
-#[tracing::instrument]
-async fn db_query() {
-    tokio::time::sleep(Duration::from_millis(5)).await;
-}
-
-#[tracing::instrument]
-async fn compute() -> u64 {
-    (1..=10).sum()
-}
 
 #[tracing::instrument]
 async fn load() -> u64 {
@@ -42,11 +32,9 @@ async fn hello() -> String {
     format!("hello {}", load().await)
 }
 
-/// A body that yields two chunks 150 ms apart, opening a span for each.
-struct SlowBody {
-    left: u8,
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-}
+/// [`SlowChunks`] as an actix `MessageBody`.
+#[derive(Default)]
+struct SlowBody(SlowChunks);
 
 impl MessageBody for SlowBody {
     type Error = std::convert::Infallible;
@@ -59,35 +47,16 @@ impl MessageBody for SlowBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        if self.left == 0 {
-            return Poll::Ready(None);
-        }
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(150))));
-        if sleep.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
-        }
-        self.sleep = None;
-        self.left -= 1;
-        let _chunk = tracing::info_span!("body-chunk").entered();
-        Poll::Ready(Some(Ok(Bytes::from_static(b"chunk "))))
+        self.0.poll_chunk(cx).map(|chunk| chunk.map(Ok))
     }
 }
-
-use std::future::Future as _;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/", web::get().to(hello))
         .route(
             "/slow",
-            web::get().to(|| async {
-                HttpResponse::Ok().body(SlowBody {
-                    left: 2,
-                    sleep: None,
-                })
-            }),
+            web::get().to(|| async { HttpResponse::Ok().body(SlowBody::default()) }),
         )
         .route(
             "/fail",

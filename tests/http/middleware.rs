@@ -6,31 +6,23 @@
 use crate::support::http as http_support;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use http_body::Frame;
-use http_support::{get_with, global, keys, new_token, only, token_headers, tree, warnings};
+use http_support::{
+    compute, db_query, get_with, global, keys, new_token, only, token_headers, tree, warnings,
+    SlowChunks,
+};
 use tower::{Layer as _, Service as _, ServiceExt as _};
 use tracing::Instrument as _;
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::limit::{ProfileLimit, Rate};
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
-
-#[tracing::instrument]
-async fn db_query() {
-    tokio::time::sleep(Duration::from_millis(5)).await;
-}
-
-#[tracing::instrument]
-async fn compute() -> u64 {
-    (1..=10).sum()
-}
 
 #[tracing::instrument]
 async fn load() -> u64 {
@@ -44,11 +36,9 @@ async fn hello() -> String {
     format!("hello {}", load().await)
 }
 
-/// A body that yields two chunks 150 ms apart, opening a span for each.
-struct SlowBody {
-    left: u8,
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-}
+/// [`SlowChunks`] as an `http_body::Body`.
+#[derive(Default)]
+struct SlowBody(SlowChunks);
 
 impl http_body::Body for SlowBody {
     type Data = Bytes;
@@ -58,17 +48,9 @@ impl http_body::Body for SlowBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.left == 0 {
-            return Poll::Ready(None);
-        }
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(150))));
-        ready!(sleep.as_mut().poll(cx));
-        self.sleep = None;
-        self.left -= 1;
-        let _chunk = tracing::info_span!("body-chunk").entered();
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"chunk ")))))
+        self.0
+            .poll_chunk(cx)
+            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
     }
 }
 
@@ -80,12 +62,7 @@ where
         .route("/", get(hello))
         .route(
             "/slow",
-            get(|| async {
-                axum::body::Body::new(SlowBody {
-                    left: 2,
-                    sleep: None,
-                })
-            }),
+            get(|| async { axum::body::Body::new(SlowBody::default()) }),
         )
         .layer(layer)
 }
@@ -368,10 +345,7 @@ async fn dropped_body_and_failed_call_end_the_root_and_free_the_permit() {
         if request.uri().path() == "/fail" {
             return Err("inner service failed");
         }
-        Ok(http::Response::new(SlowBody {
-            left: 2,
-            sleep: None,
-        }))
+        Ok(http::Response::new(SlowBody::default()))
     }));
     let request = |path: &str, token: &tracing_osprofiler::TraceHeaders| {
         let mut builder = http::Request::get(path);

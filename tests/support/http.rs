@@ -535,3 +535,47 @@ pub async fn assert_unsigned_kept_when_slow_or_failed(
         );
     }
 }
+
+/// The work of the middleware tests' handlers, whatever the framework: a
+/// query, under `load` (which each framework's test spawns `compute` from,
+/// on its own runtime).
+#[tracing::instrument]
+pub async fn db_query() {
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+}
+
+/// The part of `load` a spawned task does.
+#[tracing::instrument]
+pub async fn compute() -> u64 {
+    (1..=10).sum()
+}
+
+/// The streamed body of the middleware tests' `/slow` route, whatever the
+/// framework's body trait: two chunks 150 ms apart, opening a span
+/// `body-chunk` for each.
+#[derive(Default)]
+pub struct SlowChunks {
+    sent: u8,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl SlowChunks {
+    /// The next chunk, `None` after the second.
+    pub fn poll_chunk(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<bytes::Bytes>> {
+        use std::future::Future as _;
+        if self.sent == 2 {
+            return std::task::Poll::Ready(None);
+        }
+        let sleep = self.sleep.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep(std::time::Duration::from_millis(150)))
+        });
+        std::task::ready!(sleep.as_mut().poll(cx));
+        self.sleep = None;
+        self.sent += 1;
+        let _chunk = tracing::info_span!("body-chunk").entered();
+        std::task::Poll::Ready(Some(bytes::Bytes::from_static(b"chunk ")))
+    }
+}
