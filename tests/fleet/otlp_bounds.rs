@@ -6,24 +6,10 @@
 use std::time::Duration;
 
 use tracing_osprofiler::writer::{Otlp, ProfileWriter, SinkKind};
-use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
-use tracing_subscriber::prelude::*;
+use tracing_osprofiler::{HmacAlgorithm, Profile, Signer};
 
-use crate::support::memory::resident_bytes;
+use crate::support::big_fields::{flood_a_silent_sink, shut_down_unwritten, upload, VALUE};
 use crate::support::otlp::{Collector, Node, Reply};
-
-const VALUE: usize = 512 * 1024;
-
-/// One profiled root with `children` spans, each with a field `body` of
-/// `value`.
-fn upload(children: usize, value: &str) {
-    let profile = Profile::new(Signer::new("SECRET_KEY", HmacAlgorithm::Sha1));
-    let root = profile.start(|| tracing::info_span!("upload"));
-    let _entered = root.enter();
-    for part in 0..children {
-        let _part = tracing::info_span!("part", part, body = value).entered();
-    }
-}
 
 #[test]
 fn big_fields_to_a_silent_collector_hold_the_queue_to_its_byte_limit() {
@@ -33,35 +19,19 @@ fn big_fields_to_a_silent_collector_hold_the_queue_to_its_byte_limit() {
     let collector = Collector::start();
     collector.otherwise(Reply::Slow(Duration::from_secs(120)));
     let limit: u64 = 16 * 1024 * 1024;
-    let (writer, guard) = ProfileWriter::builder()
-        .with_otlp(
+    let children = 399;
+    let (writer, guard, grown) = flood_a_silent_sink(
+        ProfileWriter::builder().with_otlp(
             Otlp::new(&collector.connection_string())
                 .expect("endpoint")
                 .with_batch_timeout(Duration::from_millis(20))
                 .with_request_timeout(Duration::from_secs(120))
                 .with_queue_bytes_limit(limit),
-        )
-        .with_flush_timeout(Duration::from_millis(500))
-        .build()
-        .expect("writer");
-    // Fields kept whole: the layer's cap is not what is tested here.
-    let layer = OsProfilerLayer::new(writer.clone())
-        .with_fields(true)
-        .with_max_field_bytes(2 * VALUE);
-    let layer_stats = layer.stats();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let value = "x".repeat(VALUE);
-
-    let before = resident_bytes();
-    let children = 399;
-    tracing::dispatcher::with_default(&dispatch, || upload(children, &value));
+        ),
+        children,
+    );
     let made = 1 + children as u64;
-    // The writer's thread hands everything over before it flushes; the
-    // flush itself cannot finish (the collector never answers).
-    assert!(guard.flush(Duration::from_millis(300)).is_err());
-    let grown = resident_bytes().saturating_sub(before);
 
-    assert_eq!(layer_stats.field_values_cut(), 0);
     let otlp = writer.stats().sink(SinkKind::Otlp).expect("otlp");
     // At most the limit waits, and a batch the thread took (at most the
     // limit too) is in its request body.
@@ -79,14 +49,7 @@ fn big_fields_to_a_silent_collector_hold_the_queue_to_its_byte_limit() {
         grown / (1024 * 1024)
     );
 
-    drop(guard);
-    let otlp = writer.stats().sink(SinkKind::Otlp).expect("otlp");
-    assert_eq!(
-        otlp.written + otlp.dropped + otlp.failed + otlp.unconfirmed,
-        made,
-        "every span counted once the guard is dropped: {otlp:?}"
-    );
-    assert_eq!(otlp.written, 0);
+    shut_down_unwritten(&writer, guard, SinkKind::Otlp, made);
 }
 
 #[test]

@@ -6,25 +6,13 @@
 use std::time::Duration;
 
 use tracing_osprofiler::writer::{ProfileWriter, Redis, SinkKind};
-use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
-use tracing_subscriber::prelude::*;
 
-use crate::support::memory::resident_bytes;
+use crate::support::big_fields::{
+    flood_a_silent_sink, keeping_fields_whole, shut_down_unwritten, upload, VALUE,
+};
 use crate::support::redis::{Behaviour, FakeRedis};
 
-const VALUE: usize = 512 * 1024;
 const MIB: u64 = 1024 * 1024;
-
-/// One profiled root with `children` spans, each with a field `body` of
-/// `value`.
-fn upload(children: usize, value: &str) {
-    let profile = Profile::new(Signer::new("SECRET_KEY", HmacAlgorithm::Sha1));
-    let root = profile.start(|| tracing::info_span!("upload"));
-    let _entered = root.enter();
-    for part in 0..children {
-        let _part = tracing::info_span!("part", part, body = value).entered();
-    }
-}
 
 #[test]
 fn big_fields_to_a_silent_redis_hold_the_queue_to_its_byte_limit() {
@@ -33,40 +21,24 @@ fn big_fields_to_a_silent_redis_hold_the_queue_to_its_byte_limit() {
     // held them all: 400 starts of 512 KiB, 200 MiB.
     let fake = FakeRedis::start(Behaviour::Silent);
     let limit = 16 * MIB;
-    let (writer, guard) = ProfileWriter::builder()
-        .with_redis(
+    let children = 399;
+    let (writer, guard, grown) = flood_a_silent_sink(
+        ProfileWriter::builder().with_redis(
             Redis::new(&fake.url())
                 .expect("connection string")
                 // Only the byte bound can stop the queue: the batch on the
                 // wire waits for its answers for the whole test.
                 .with_io_timeout(Duration::from_secs(120))
                 .with_queue_bytes_limit(limit),
-        )
-        .with_flush_timeout(Duration::from_millis(500))
-        .build()
-        .expect("writer");
-    // Fields kept whole: the layer's cap is not what is tested here.
-    let layer = OsProfilerLayer::new(writer.clone())
-        .with_fields(true)
-        .with_max_field_bytes(2 * VALUE);
-    let layer_stats = layer.stats();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let value = "x".repeat(VALUE);
-
-    let before = resident_bytes();
-    let children = 399;
-    tracing::dispatcher::with_default(&dispatch, || upload(children, &value));
+        ),
+        children,
+    );
     let made = 2 * (1 + children as u64);
-    // The writer's thread hands everything over before it flushes; the
-    // flush itself cannot finish (Redis never answers).
-    assert!(guard.flush(Duration::from_millis(300)).is_err());
-    let grown = resident_bytes().saturating_sub(before);
     assert!(
         fake.wait_received(Duration::from_secs(5)),
         "the sink never sent its first batch"
     );
 
-    assert_eq!(layer_stats.field_values_cut(), 0);
     let redis = writer.stats().sink(SinkKind::Redis).expect("redis");
     // The queue and the batch on the wire together hold at most the limit:
     // at most that many of the big starts were taken; the stops are small
@@ -84,14 +56,7 @@ fn big_fields_to_a_silent_redis_hold_the_queue_to_its_byte_limit() {
     // and the allocator.
     assert!(grown < 64 * MIB, "the process grew by {} MiB", grown / MIB);
 
-    drop(guard);
-    let redis = writer.stats().sink(SinkKind::Redis).expect("redis");
-    assert_eq!(
-        redis.written + redis.dropped + redis.failed + redis.unconfirmed,
-        made,
-        "every event counted once the guard is dropped: {redis:?}"
-    );
-    assert_eq!(redis.written, 0, "{redis:?}");
+    let redis = shut_down_unwritten(&writer, guard, SinkKind::Redis, made);
     // The batch on the wire when shutting down went out and got no answer:
     // unconfirmed (Redis may have stored it), never dropped twice.
     assert!(redis.unconfirmed > 0, "{redis:?}");
@@ -112,10 +77,7 @@ fn the_room_of_every_event_is_given_back_once_it_is_written() {
         .with_flush_timeout(Duration::from_secs(10))
         .build()
         .expect("writer");
-    let layer = OsProfilerLayer::new(writer.clone())
-        .with_fields(true)
-        .with_max_field_bytes(2 * VALUE);
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (dispatch, _) = keeping_fields_whole(&writer);
     let value = "y".repeat(VALUE);
     let mut made = 0;
     // 5 spans at a time (2.5 MiB, under the limit), 12 times: 30 MiB in
