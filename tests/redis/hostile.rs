@@ -10,7 +10,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tracing_osprofiler::writer::Redis;
+use tracing_osprofiler::writer::{Redis, SinkStats};
 
 use crate::support::memory::resident_bytes;
 use crate::support::redis::{Behaviour, FakeRedis, HangingListener, RedisServer};
@@ -125,21 +125,15 @@ fn a_batch_read_and_left_unanswered_is_unconfirmed_not_failed() {
 
 #[test]
 fn an_outage_with_unanswered_batches_says_they_are_unconfirmed() {
-    let stderr = child("hostile::child_unanswered_then_well", &[]);
-    let lines: Vec<_> = stderr
-        .lines()
-        .filter(|l| l.starts_with("tracing-osprofiler"))
-        .collect();
+    let stderr = child("hostile::child_unanswered_then_well");
+    let lines = stderr.crate_lines();
     assert_eq!(lines.len(), 2, "an outage line and its end:\n{stderr}");
     assert!(
         lines[0].contains("cannot deliver to") && lines[0].contains("counted as unconfirmed"),
         "{}",
         lines[0]
     );
-    let counted = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("unconfirmed="))
-        .expect("the child's counters");
+    let counted = stderr.counted("unconfirmed");
     assert!(
         lines[1].contains("delivers to")
             && lines[1].contains(&format!(
@@ -180,19 +174,9 @@ fn child_unanswered_then_well() {
 
 #[test]
 fn shutdown_with_a_silent_redis_says_the_batch_on_the_wire_is_unconfirmed() {
-    let stderr = child("hostile::child_silent_at_shutdown", &[]);
-    let said = stderr
-        .lines()
-        .find(|l| l.contains("shutting down, the redis sink gave up on"))
-        .unwrap_or_else(|| panic!("no word on what was lost:\n{stderr}"));
-    let counted = |name: &str| {
-        stderr
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name} in\n{stderr}"))
-            .to_owned()
-    };
-    let (dropped, unconfirmed) = (counted("dropped"), counted("unconfirmed"));
+    let stderr = child("hostile::child_silent_at_shutdown");
+    let said = stderr.line_with(GAVE_UP);
+    let (dropped, unconfirmed) = (stderr.counted("dropped"), stderr.counted("unconfirmed"));
     assert!(
         said.contains(&format!("{dropped} never sent (counted as dropped)"))
             && said.contains(&format!(
@@ -235,16 +219,8 @@ fn shutdown_with_a_silent_redis_ends_by_its_deadline_with_every_event_counted() 
     }
     // A batch is on the wire, waiting for an answer that never comes.
     assert!(fake.wait_received(Duration::from_secs(10)));
-    let started = Instant::now();
-    let stats = service.shut_down();
-    let took = started.elapsed();
-    // Read at once: what the guard's return promises.
-    let redis = service.assert_counted(&stats);
     // The deadline, and a bounded slack (the writer's thread joining).
-    assert!(
-        took < flush_timeout + Duration::from_millis(500),
-        "dropping the guard took {took:?} for a flush timeout of {flush_timeout:?}"
-    );
+    let redis = shut_down_within(&mut service, flush_timeout + Duration::from_millis(500));
     assert_eq!(redis.written, 0, "{redis:?}");
     // The batch on the wire got no answer: unconfirmed (the peer read
     // it); the rest never left: dropped. Nothing was refused.
@@ -272,17 +248,10 @@ fn shutdown_during_an_outage_takes_one_more_try_not_the_flush_timeout() {
         service.request(1);
         std::thread::sleep(Duration::from_millis(5));
     }
-    let started = Instant::now();
-    let stats = service.shut_down();
-    let took = started.elapsed();
-    let redis = service.assert_counted(&stats);
-    assert_eq!(redis.dropped, service.events, "{redis:?}");
     // One try at once, refused: what waited is dropped then, not at the
     // deadline (a newcomer waited 6.5 s for an unreachable Redis).
-    assert!(
-        took < Duration::from_secs(1),
-        "dropping the guard took {took:?} with Redis down"
-    );
+    let redis = shut_down_within(&mut service, Duration::from_secs(1));
+    assert_eq!(redis.dropped, service.events, "{redis:?}");
 }
 
 #[test]
@@ -298,25 +267,33 @@ fn shutdown_while_a_connection_hangs_returns_on_time_with_every_event_counted() 
     for _ in 0..100 {
         service.request(2);
     }
-    let started = Instant::now();
-    let stats = service.shut_down();
-    let took = started.elapsed();
     // The export thread is still in its connect (1.5 s): the sink counted
     // what it held, and did not wait for it.
-    let redis = service.assert_counted(&stats);
+    let redis = shut_down_within(&mut service, flush_timeout + Duration::from_millis(500));
     assert_eq!(redis.dropped, service.events, "{redis:?}");
-    assert!(
-        took < flush_timeout + Duration::from_millis(500),
-        "dropping the guard took {took:?} for a flush timeout of {flush_timeout:?}"
-    );
     // When the connect gives up, the thread counts nothing again.
     std::thread::sleep(Duration::from_millis(1700));
     assert_eq!(service.redis_stats(), redis);
 }
 
-/// Runs the ignored test `name` of this binary in a child process with
-/// `env`, and returns its standard error (it must pass).
-fn child(name: &str, env: &[(&str, String)]) -> String {
+/// Drops `service`'s guard, which must return within `deadline` with every
+/// event counted, read at once (what the guard's return promises): the
+/// counters of its Redis sink.
+fn shut_down_within(service: &mut Service, deadline: Duration) -> SinkStats {
+    let started = Instant::now();
+    let stats = service.shut_down();
+    let took = started.elapsed();
+    let redis = service.assert_counted(&stats);
+    assert!(
+        took < deadline,
+        "dropping the guard took {took:?}, more than {deadline:?}"
+    );
+    redis
+}
+
+/// Runs the ignored test `name` of this binary in a child process, and
+/// returns its standard error (it must pass).
+fn child(name: &str) -> Stderr {
     let output = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--ignored",
@@ -325,7 +302,6 @@ fn child(name: &str, env: &[(&str, String)]) -> String {
             "--nocapture",
             "--test-threads=1",
         ])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("run the child test");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -334,26 +310,72 @@ fn child(name: &str, env: &[(&str, String)]) -> String {
         output.status.success() && stdout.contains("1 passed"),
         "child {name} failed:\n{stdout}\n{stderr}"
     );
-    stderr
+    Stderr(stderr)
+}
+
+/// What the sink says when it gives up on events at shutdown.
+const GAVE_UP: &str = "shutting down, the redis sink gave up on";
+
+/// A child test's standard error: the crate's lines, and the counters the
+/// child printed as `name=value`. Displayed whole, for a failure's message.
+struct Stderr(String);
+
+impl Stderr {
+    /// The lines the crate wrote (each starts with its name).
+    fn crate_lines(&self) -> Vec<&str> {
+        self.0
+            .lines()
+            .filter(|l| l.starts_with("tracing-osprofiler"))
+            .collect()
+    }
+
+    /// The lines that contain every one of `parts`.
+    fn lines_with(&self, parts: &[&str]) -> Vec<&str> {
+        self.0
+            .lines()
+            .filter(|l| parts.iter().all(|part| l.contains(part)))
+            .collect()
+    }
+
+    /// How many times `text` stands in it.
+    fn count(&self, text: &str) -> usize {
+        self.0.matches(text).count()
+    }
+
+    /// The first line that contains `part`; the test fails without one.
+    fn line_with(&self, part: &str) -> &str {
+        self.0
+            .lines()
+            .find(|l| l.contains(part))
+            .unwrap_or_else(|| panic!("no line with {part:?}:\n{self}"))
+    }
+
+    /// The value of the counter the child printed as `name=value`.
+    fn counted(&self, name: &str) -> &str {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name} in\n{self}"))
+    }
+}
+
+impl std::fmt::Display for Stderr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 #[test]
 fn shutdown_with_an_unreachable_redis_says_what_it_gave_up_on() {
-    let stderr = child("hostile::child_unreachable_at_shutdown", &[]);
-    let said = stderr
-        .lines()
-        .find(|l| l.contains("shutting down, the redis sink gave up on"))
-        .unwrap_or_else(|| panic!("no word on what was lost:\n{stderr}"));
-    let counted = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("dropped="))
-        .expect("the child's counters");
+    let stderr = child("hostile::child_unreachable_at_shutdown");
+    let said = stderr.line_with(GAVE_UP);
+    let counted = stderr.counted("dropped");
     assert!(
         said.contains(&format!("gave up on {counted} events")),
         "{said}\nvs dropped={counted}"
     );
     assert_eq!(
-        stderr.matches("cannot deliver to").count(),
+        stderr.count("cannot deliver to"),
         1,
         "one outage line:\n{stderr}"
     );
@@ -376,11 +398,8 @@ fn child_unreachable_at_shutdown() {
 
 #[test]
 fn a_flapping_redis_is_retried_with_backoff_and_reported_once() {
-    let stderr = child("hostile::child_flapping", &[]);
-    let outage: Vec<_> = stderr
-        .lines()
-        .filter(|l| l.contains("cannot deliver to"))
-        .collect();
+    let stderr = child("hostile::child_flapping");
+    let outage = stderr.lines_with(&["cannot deliver to"]);
     assert_eq!(outage.len(), 1, "one outage line:\n{stderr}");
     // It says what happens to the events: they wait, and are written.
     assert!(
@@ -388,17 +407,10 @@ fn a_flapping_redis_is_retried_with_backoff_and_reported_once() {
         "{}",
         outage[0]
     );
-    let end: Vec<_> = stderr
-        .lines()
-        .filter(|l| l.contains("delivers to") && l.contains("again"))
-        .collect();
+    let end = stderr.lines_with(&["delivers to", "again"]);
     assert_eq!(end.len(), 1, "one line for its end:\n{stderr}");
     assert!(end[0].contains("broken connections"), "{}", end[0]);
-    let lines = stderr
-        .lines()
-        .filter(|l| l.starts_with("tracing-osprofiler"))
-        .count();
-    assert_eq!(lines, 2, "{stderr}");
+    assert_eq!(stderr.crate_lines().len(), 2, "{stderr}");
 }
 
 #[test]
