@@ -8,25 +8,33 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tracing_osprofiler::writer::{Otlp, SinkStats};
+use tracing_osprofiler::writer::Otlp;
 
 use super::otlp::job;
 use crate::support::otlp::{dead_port, hangup_server, Collector, Node, Reply};
 
-/// (written, dropped, failed, unconfirmed).
-fn counts(stats: SinkStats) -> (u64, u64, u64, u64) {
-    (
-        stats.written,
-        stats.dropped,
-        stats.failed,
-        stats.unconfirmed,
-    )
+/// Checks the OTLP sink's (written, dropped, failed, unconfirmed).
+fn assert_counts(node: &Node, expected: (u64, u64, u64, u64)) {
+    let stats = node.otlp();
+    assert_eq!(
+        (
+            stats.written,
+            stats.dropped,
+            stats.failed,
+            stats.unconfirmed
+        ),
+        expected,
+        "{stats:?}"
+    );
 }
 
-/// One profiled job of one root and `children` points; how many points.
-fn make(node: &Node, children: usize) -> u64 {
+/// A node `nova`/`api` exporting with `otlp` makes one profiled job of one
+/// root and `children` points, and flushes: the node, and how many points.
+fn flushed_job(otlp: Otlp, children: usize) -> (Node, u64) {
+    let node = Node::new(otlp, "nova", "api");
     tracing::dispatcher::with_default(&node.dispatch, || job(children));
-    1 + children as u64
+    node.flush(Duration::from_secs(20));
+    (node, 1 + children as u64)
 }
 
 /// The sink with its default retries, batches sent after 20 ms.
@@ -44,15 +52,12 @@ fn a_slow_collector_gets_each_batch_once_and_its_spans_are_unconfirmed() {
     // times.
     let collector = Collector::start();
     collector.otherwise(Reply::Slow(Duration::from_secs(1)));
-    let node = Node::new(
+    let (node, made) = flushed_job(
         to(&collector.connection_string()).with_request_timeout(Duration::from_millis(300)),
-        "nova",
-        "api",
+        99,
     );
-    let made = make(&node, 99);
     assert_eq!(made, 100);
-    node.flush(Duration::from_secs(20));
-    assert_eq!(counts(node.otlp()), (0, 0, 0, made), "{:?}", node.otlp());
+    assert_counts(&node, (0, 0, 0, made));
     assert_eq!(collector.requests(), 1, "no duplicate of a timed-out batch");
     // The collector did store them, once each.
     let received = collector.wait_for(made as usize, Duration::from_secs(10));
@@ -66,18 +71,15 @@ fn a_slow_collector_gets_each_batch_once_and_its_spans_are_unconfirmed() {
 fn timeouts_are_retried_when_asked_with_waits_that_grow() {
     let collector = Collector::start();
     collector.otherwise(Reply::Slow(Duration::from_secs(1)));
-    let node = Node::new(
+    let (node, made) = flushed_job(
         to(&collector.connection_string())
             .with_request_timeout(Duration::from_millis(300))
             .with_retry_timeouts(true)
             .with_max_retries(2)
             .with_backoff(Duration::from_millis(200)),
-        "nova",
-        "api",
+        4,
     );
-    let made = make(&node, 4);
-    node.flush(Duration::from_secs(20));
-    assert_eq!(counts(node.otlp()), (0, 0, 0, made), "{:?}", node.otlp());
+    assert_counts(&node, (0, 0, 0, made));
     let arrivals = collector.arrivals();
     assert_eq!(arrivals.len(), 3, "one try and two retries");
     // Each retry waits the request's timeout plus at least half its
@@ -91,19 +93,16 @@ fn timeouts_are_retried_when_asked_with_waits_that_grow() {
 fn retries_stop_at_the_time_limit_whatever_their_number() {
     let collector = Collector::start();
     collector.otherwise(Reply::Status(503, None));
-    let node = Node::new(
+    let (node, made) = flushed_job(
         to(&collector.connection_string())
             .with_max_retries(10_000)
             .with_backoff(Duration::from_millis(20))
             .with_max_backoff(Duration::from_millis(20))
             .with_retry_time_limit(Duration::from_millis(400)),
-        "nova",
-        "api",
+        2,
     );
-    let made = make(&node, 2);
-    node.flush(Duration::from_secs(20));
     // 503 says the collector did not take them: failed, not unconfirmed.
-    assert_eq!(counts(node.otlp()), (0, 0, made, 0), "{:?}", node.otlp());
+    assert_counts(&node, (0, 0, made, 0));
     let requests = collector.requests();
     // Waits of at least 10 ms within 400 ms: at most 41 tries.
     assert!((2..=41).contains(&requests), "{requests} tries");
@@ -112,28 +111,22 @@ fn retries_stop_at_the_time_limit_whatever_their_number() {
 #[test]
 fn a_connection_broken_after_the_request_went_out_is_unconfirmed() {
     let (port, read) = hangup_server();
-    let node = Node::new(
+    let (node, made) = flushed_job(
         to(&format!("otlp://127.0.0.1:{port}"))
             .with_max_retries(1)
             .with_backoff(Duration::from_millis(10)),
-        "nova",
-        "api",
+        3,
     );
-    let made = make(&node, 3);
-    node.flush(Duration::from_secs(20));
-    assert_eq!(counts(node.otlp()), (0, 0, 0, made), "{:?}", node.otlp());
+    assert_counts(&node, (0, 0, 0, made));
     // A crash mid-request is retried (a restarting collector), once here.
     assert_eq!(read.load(Ordering::SeqCst), 2);
 
     // Nothing listening: nothing was sent, so failed.
-    let node = Node::new(
+    let (node, made) = flushed_job(
         to(&format!("otlp://127.0.0.1:{}", dead_port()))
             .with_max_retries(1)
             .with_backoff(Duration::from_millis(10)),
-        "nova",
-        "api",
+        3,
     );
-    let made = make(&node, 3);
-    node.flush(Duration::from_secs(20));
-    assert_eq!(counts(node.otlp()), (0, 0, made, 0), "{:?}", node.otlp());
+    assert_counts(&node, (0, 0, made, 0));
 }
