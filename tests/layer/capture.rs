@@ -15,6 +15,7 @@ use tracing_osprofiler::{
     Capture, CapturePolicy, HmacAlgorithm, OsProfilerLayer, Profile, ProfileExt, Signer,
 };
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::Registry;
 
 fn slow_policy(threshold_ms: u64) -> CapturePolicy {
     CapturePolicy::new().with_keep_slower_than(Some(Duration::from_millis(threshold_ms)))
@@ -34,6 +35,19 @@ fn request(capture: &Capture, children: usize, sleep: Duration) -> Span {
     root
 }
 
+/// Runs `f` with `layer` as the only layer of a subscriber.
+fn with_layer<T>(
+    layer: impl tracing_subscriber::Layer<Registry> + Send + Sync + 'static,
+    f: impl FnOnce() -> T,
+) -> T {
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f)
+}
+
+/// Runs `f` with one layer writing into `lines`, fields off.
+fn written_to<T>(lines: &Lines, f: impl FnOnce() -> T) -> T {
+    with_layer(OsProfilerLayer::from_make_writer(lines.clone()), f)
+}
+
 fn no_incoming() -> HashSet<tracing_osprofiler::Id> {
     HashSet::new()
 }
@@ -45,8 +59,7 @@ fn a_slow_request_is_kept_whole_and_a_fast_one_leaves_nothing() {
     let layer_stats = layer.stats();
     let capture = slow_policy(40).build();
     let stats = capture.stats();
-    let subscriber = tracing_subscriber::registry().with(layer);
-    tracing::subscriber::with_default(subscriber, || {
+    with_layer(layer, || {
         let fast = request(&capture, 3, Duration::ZERO);
         assert!(fast.point_ids().is_some(), "a captured root is a point");
         drop(fast);
@@ -91,9 +104,7 @@ fn a_slow_request_is_kept_whole_and_a_fast_one_leaves_nothing() {
 fn without_fields_a_kept_line_is_the_same_as_a_signed_one() {
     let lines = Lines::new();
     let capture = slow_policy(0).build();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
-    tracing::subscriber::with_default(subscriber, || drop(request(&capture, 1, Duration::ZERO)));
+    written_to(&lines, || drop(request(&capture, 1, Duration::ZERO)));
     let points = lines.points();
     assert_eq!(points.len(), 3);
     for point in points.by_trace.values() {
@@ -107,8 +118,7 @@ fn a_failed_request_is_kept_as_an_error() {
     let layer = OsProfilerLayer::from_make_writer(lines.clone()).with_fields(true);
     let capture = CapturePolicy::new().with_keep_errors(true).build();
     let stats = capture.stats();
-    let subscriber = tracing_subscriber::registry().with(layer);
-    tracing::subscriber::with_default(subscriber, || {
+    with_layer(layer, || {
         // An ERROR event deep inside the request.
         capture.start(|| info_span!("consume")).in_scope(|| {
             let _db = info_span!("db").entered();
@@ -146,9 +156,7 @@ fn errors_are_not_kept_unless_asked() {
     let lines = Lines::new();
     let capture = slow_policy(10_000).build();
     let stats = capture.stats();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    written_to(&lines, || {
         capture.start(|| info_span!("consume")).in_scope(|| {
             tracing::error!("failed");
         });
@@ -163,8 +171,7 @@ fn points_beyond_the_per_request_cap_are_counted_and_the_tree_says_so() {
     let layer = OsProfilerLayer::from_make_writer(lines.clone()).with_fields(true);
     let capture = slow_policy(0).with_max_points_per_request(5).build();
     let stats = capture.stats();
-    let subscriber = tracing_subscriber::registry().with(layer);
-    tracing::subscriber::with_default(subscriber, || {
+    with_layer(layer, || {
         // 20 points below the root: 5 fit.
         drop(request(&capture, 10, Duration::ZERO));
     });
@@ -183,9 +190,7 @@ fn points_beyond_the_per_request_cap_are_counted_and_the_tree_says_so() {
 #[test]
 fn over_the_memory_budget_a_request_is_not_captured_and_points_are_not_buffered() {
     let lines = Lines::new();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    written_to(&lines, || {
         // What one open request holds before any point is buffered.
         let probe = slow_policy(0).build();
         let root = probe.start(|| info_span!("probe"));
@@ -229,9 +234,7 @@ fn kept_requests_per_second_are_capped_and_counted() {
     let lines = Lines::new();
     let capture = slow_policy(0).with_max_kept_per_second(2).build();
     let stats = capture.stats();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    written_to(&lines, || {
         for _ in 0..5 {
             drop(request(&capture, 1, Duration::ZERO));
         }
@@ -248,10 +251,8 @@ fn one_request_in_n_is_captured() {
     let lines = Lines::new();
     let capture = slow_policy(0).with_sample_one_in(3).build();
     let stats = capture.stats();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
     let mut captured = 0;
-    tracing::subscriber::with_default(subscriber, || {
+    written_to(&lines, || {
         for _ in 0..9 {
             let root = request(&capture, 0, Duration::ZERO);
             captured += usize::from(root.point_ids().is_some());
@@ -295,9 +296,7 @@ fn points_that_end_after_the_decision_follow_it() {
     let lines = Lines::new();
     let capture = slow_policy(30).build();
     let stats = capture.stats();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    written_to(&lines, || {
         for (sleep, name) in [(40, "kept"), (0, "discarded")] {
             let root = capture.start(|| match name {
                 "kept" => info_span!("kept"),
@@ -325,9 +324,7 @@ fn signed_requests_are_written_as_before_beside_captured_ones() {
     let lines = Lines::new();
     let capture = slow_policy(10_000).build();
     let stats = capture.stats();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    written_to(&lines, || {
         let signed =
             Profile::new(Signer::new("k", HmacAlgorithm::Sha1)).start(|| info_span!("signed"));
         signed.in_scope(|| drop(request(&capture, 1, Duration::ZERO)));
@@ -345,9 +342,7 @@ fn a_captured_request_signs_no_downstream_call_unless_the_policy_opts_in() {
     let unsigned = slow_policy(0).build();
     let signer = Signer::new("FLEET_KEY", HmacAlgorithm::Sha1);
     let signed = slow_policy(0).with_signed_downstream(Some(signer)).build();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    written_to(&lines, || {
         unsigned.start(|| info_span!("a")).in_scope(|| {
             let call = info_span!("call").entered();
             assert!(call.point_ids().is_some());
