@@ -50,6 +50,50 @@
 #[cfg(test)]
 extern crate self as osprof;
 
+/// The setters `RankOptions` and `ListOptions` share, for the fields of
+/// the same names (`reverse`, `top`, `format`, `mmap`): a table's order,
+/// length and form, and how its logs are read mean the same in both.
+macro_rules! table_setters {
+    () => {
+        /// Flips the sort order.
+        #[must_use]
+        pub fn with_reverse(mut self, on: bool) -> Self {
+            self.reverse = on;
+            self
+        }
+
+        /// Keeps only the first `n` rows.
+        #[must_use]
+        pub fn with_top(mut self, n: Option<usize>) -> Self {
+            self.top = n;
+            self
+        }
+
+        /// Writes in this format.
+        #[must_use]
+        pub fn with_format(mut self, format: Format) -> Self {
+            self.format = format;
+            self
+        }
+
+        /// Maps plain (not gzip) log files into memory instead of reading
+        /// them: no copy of the bytes, which makes the report without self
+        /// time 15 to 20% faster on large files.
+        ///
+        /// Off by default, because of one risk: if a mapped file is cut
+        /// shorter while it is being read (`logrotate` with `copytruncate`,
+        /// say), reading the lost bytes raises `SIGBUS`, which ends the
+        /// process, whatever it is. Appending to the file is harmless. The
+        /// `osprof` tool turns it on (its `--no-mmap` turns it off) and
+        /// reports a `SIGBUS` as that error.
+        #[must_use]
+        pub fn with_mmap(mut self, on: bool) -> Self {
+            self.mmap = on;
+            self
+        }
+    };
+}
+
 use std::fmt;
 use std::io;
 

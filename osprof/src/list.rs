@@ -88,20 +88,6 @@ impl ListOptions {
         self
     }
 
-    /// Flips the sort order.
-    #[must_use]
-    pub fn with_reverse(mut self, on: bool) -> Self {
-        self.reverse = on;
-        self
-    }
-
-    /// Keeps only the first `n` rows.
-    #[must_use]
-    pub fn with_top(mut self, n: Option<usize>) -> Self {
-        self.top = n;
-        self
-    }
-
     /// Keeps only the requests `filter` keeps (see the module docs).
     #[must_use]
     pub fn with_filter(mut self, filter: Filter) -> Self {
@@ -109,21 +95,7 @@ impl ListOptions {
         self
     }
 
-    /// Writes in this format.
-    #[must_use]
-    pub fn with_format(mut self, format: Format) -> Self {
-        self.format = format;
-        self
-    }
-
-    /// Maps plain log files into memory instead of reading them, as
-    /// [`RankOptions::with_mmap`](crate::rank::RankOptions::with_mmap)
-    /// does (see there for the one risk).
-    #[must_use]
-    pub fn with_mmap(mut self, on: bool) -> Self {
-        self.mmap = on;
-        self
-    }
+    table_setters!();
 }
 
 /// One request.

@@ -160,20 +160,6 @@ impl RankOptions {
         self
     }
 
-    /// Flips the sort order.
-    #[must_use]
-    pub fn with_reverse(mut self, on: bool) -> Self {
-        self.reverse = on;
-        self
-    }
-
-    /// Keeps only the first `n` rows.
-    #[must_use]
-    pub fn with_top(mut self, n: Option<usize>) -> Self {
-        self.top = n;
-        self
-    }
-
     /// Reads only the lines `filter` keeps.
     #[must_use]
     pub fn with_filter(mut self, filter: Filter) -> Self {
@@ -181,28 +167,7 @@ impl RankOptions {
         self
     }
 
-    /// Writes in this format.
-    #[must_use]
-    pub fn with_format(mut self, format: Format) -> Self {
-        self.format = format;
-        self
-    }
-
-    /// Maps plain (not gzip) log files into memory instead of reading
-    /// them: no copy of the bytes, which makes the report without self
-    /// time 15 to 20% faster on large files.
-    ///
-    /// Off by default, because of one risk: if a mapped file is cut
-    /// shorter while it is being read (`logrotate` with `copytruncate`,
-    /// say), reading the lost bytes raises `SIGBUS`, which ends the
-    /// process, whatever it is. Appending to the file is harmless. The
-    /// `osprof` tool turns it on (its `--no-mmap` turns it off) and
-    /// reports a `SIGBUS` as that error.
-    #[must_use]
-    pub fn with_mmap(mut self, on: bool) -> Self {
-        self.mmap = on;
-        self
-    }
+    table_setters!();
 }
 
 /// One trace name's figures; times in seconds.
