@@ -6,6 +6,7 @@
 use crate::support::http as http_support;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -18,9 +19,9 @@ use http_support::{
     compute, db_query, get_with, global, keys, new_token, only, token_headers, tree, warnings,
     SlowChunks,
 };
-use tower::{Layer as _, Service as _, ServiceExt as _};
+use tower::{Layer as _, ServiceExt as _};
 use tracing::Instrument as _;
-use tracing_osprofiler::http::ProfilingLayer;
+use tracing_osprofiler::http::{ProfilingLayer, ProfilingStats};
 use tracing_osprofiler::limit::{ProfileLimit, Rate};
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 
@@ -67,12 +68,17 @@ where
         .layer(layer)
 }
 
+/// Serves [`app`] behind `layer` on loopback: its address, and the layer's
+/// counters.
+async fn serve(layer: ProfilingLayer) -> (SocketAddr, ProfilingStats) {
+    let stats = layer.stats();
+    (http_support::serve_axum(app(layer)).await, stats)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_profiles_a_valid_token_and_nothing_else() {
     let (lines, _serial) = global();
-    let layer = ProfilingLayer::new(keys());
-    let stats = layer.stats();
-    let addr = http_support::serve_axum(app(layer)).await;
+    let (addr, stats) = serve(ProfilingLayer::new(keys())).await;
     let url = format!("http://{addr}/");
 
     let (base, headers) = new_token();
@@ -231,9 +237,7 @@ async fn plain_hyper_server_through_hyper_util() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_invalid_token_is_served_normally_and_writes_nothing() {
     let (lines, _serial) = global();
-    let layer = ProfilingLayer::new(keys());
-    let stats = layer.stats();
-    let addr = http_support::serve_axum(app(layer)).await;
+    let (addr, stats) = serve(ProfilingLayer::new(keys())).await;
     let url = format!("http://{addr}/");
     let expected = get_with(&url, &[]).await;
     assert_eq!(expected.0, 200);
@@ -244,10 +248,11 @@ async fn every_invalid_token_is_served_normally_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_limit_is_served_unprofiled_and_counted() {
     let (lines, _serial) = global();
-    let layer = ProfilingLayer::new(keys())
-        .with_limit(ProfileLimit::unlimited().with_max_concurrent(Some(1)));
-    let stats = layer.stats();
-    let addr = http_support::serve_axum(app(layer)).await;
+    let (addr, stats) = serve(
+        ProfilingLayer::new(keys())
+            .with_limit(ProfileLimit::unlimited().with_max_concurrent(Some(1))),
+    )
+    .await;
     http_support::assert_over_the_limit_is_served_unprofiled(
         |path| format!("http://{addr}{path}"),
         &stats,
@@ -259,9 +264,7 @@ async fn over_the_limit_is_served_unprofiled_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reqwest_middleware_joins_two_services_into_one_tree() {
     let (lines, _serial) = global();
-    let layer_b = ProfilingLayer::new(keys());
-    let stats_b = layer_b.stats();
-    let addr_b = http_support::serve_axum(app(layer_b)).await;
+    let (addr_b, stats_b) = serve(ProfilingLayer::new(keys())).await;
 
     let client = ProfilingMiddleware::new()
         .client_builder(reqwest::Client::builder())
@@ -332,6 +335,25 @@ async fn reqwest_middleware_joins_two_services_into_one_tree() {
     );
 }
 
+/// A GET of `path` with `token`'s headers, called on `service` once it is
+/// ready.
+async fn call<S>(
+    service: &mut S,
+    path: &str,
+    token: &tracing_osprofiler::TraceHeaders,
+) -> Result<S::Response, S::Error>
+where
+    S: tower::Service<http::Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut builder = http::Request::get(path);
+    for (name, value) in token.iter() {
+        builder = builder.header(name, value);
+    }
+    let request = builder.body(()).expect("request");
+    service.ready().await.expect("ready").call(request).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_body_and_failed_call_end_the_root_and_free_the_permit() {
     use http_body_util::BodyExt as _;
@@ -347,23 +369,10 @@ async fn dropped_body_and_failed_call_end_the_root_and_free_the_permit() {
         }
         Ok(http::Response::new(SlowBody::default()))
     }));
-    let request = |path: &str, token: &tracing_osprofiler::TraceHeaders| {
-        let mut builder = http::Request::get(path);
-        for (name, value) in token.iter() {
-            builder = builder.header(name, value);
-        }
-        builder.body(()).expect("request")
-    };
 
     // A client that goes away: the body is dropped unread.
     let (dropped, token) = new_token();
-    let response = service
-        .ready()
-        .await
-        .expect("ready")
-        .call(request("/", &token))
-        .await
-        .expect("response");
+    let response = call(&mut service, "/", &token).await.expect("response");
     assert!(response.body().is_profiled());
     drop(response);
     let points = tree(&lines.lines(), dropped, dropped);
@@ -371,11 +380,7 @@ async fn dropped_body_and_failed_call_end_the_root_and_free_the_permit() {
 
     // A failing inner service: the error passes through, the root ends.
     let (failed, token) = new_token();
-    let error = service
-        .ready()
-        .await
-        .expect("ready")
-        .call(request("/fail", &token))
+    let error = call(&mut service, "/fail", &token)
         .await
         .expect_err("the inner error");
     assert_eq!(error, "inner service failed");
@@ -385,13 +390,7 @@ async fn dropped_body_and_failed_call_end_the_root_and_free_the_permit() {
     // Both freed the only permit: a third profiled request gets it, and its
     // body read to the end is complete.
     let (third, token) = new_token();
-    let response = service
-        .ready()
-        .await
-        .expect("ready")
-        .call(request("/", &token))
-        .await
-        .expect("response");
+    let response = call(&mut service, "/", &token).await.expect("response");
     let body = response
         .into_body()
         .collect()
@@ -409,11 +408,12 @@ async fn dropped_body_and_failed_call_end_the_root_and_free_the_permit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_and_warning_interval() {
     let (lines, _serial) = global();
-    let layer = ProfilingLayer::new(keys())
-        .with_limit(ProfileLimit::unlimited().with_rate(Some(Rate::new(0.5, 2))))
-        .with_warn_interval(Duration::from_secs(2));
-    let stats = layer.stats();
-    let addr = http_support::serve_axum(app(layer)).await;
+    let (addr, stats) = serve(
+        ProfilingLayer::new(keys())
+            .with_limit(ProfileLimit::unlimited().with_rate(Some(Rate::new(0.5, 2))))
+            .with_warn_interval(Duration::from_secs(2)),
+    )
+    .await;
     let url = format!("http://{addr}/");
 
     let mut bases = Vec::new();
