@@ -13,10 +13,10 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use osprof::headers::{note, sign, write_headers, HeadersFormat, Key, KEY_ENV};
-use osprof::list::{list, ListOptions, ListSort};
+use osprof::list::{list, List, ListOptions, ListSort};
 use osprof::model::Tree;
 use osprof::output::write_to;
-use osprof::rank::{rank, Column, RankOptions};
+use osprof::rank::{rank, Column, Rank, RankOptions};
 use osprof::show::{find_request_noted, SelectError, Selector, ShowFormat, ShowOptions};
 #[cfg(feature = "redis")]
 use osprof::source::RedisSource;
@@ -130,6 +130,28 @@ impl Common {
             .with_since(self.since)
             .with_until(self.until)
     }
+
+    /// What to read and where to write, the store's limits set for
+    /// `inputs`.
+    fn into_reading(self) -> Reading {
+        #[cfg(feature = "redis")]
+        set_store_limits(self.max_value_bytes, self.store_timeout);
+        Reading {
+            store: self.store(),
+            logs: self.logs,
+            format: self.format,
+            output: self.output,
+        }
+    }
+}
+
+/// Sets `MAX_VALUE_BYTES` and `STORE_TIMEOUT` (once: one command runs).
+#[cfg(feature = "redis")]
+fn set_store_limits(max_value_bytes: u64, store_timeout: std::time::Duration) {
+    let _ = (
+        MAX_VALUE_BYTES.set(max_value_bytes),
+        STORE_TIMEOUT.set(store_timeout),
+    );
 }
 
 #[derive(Args)]
@@ -262,21 +284,43 @@ fn parse_when(s: &str) -> Result<tracing_osprofiler::format::Timestamp, String> 
     parse_time(s).ok_or_else(|| "expected YYYY-MM-DD[THH:MM:SS[.ffffff]] (UTC)".to_string())
 }
 
+/// What a table report (`rank`, `list`) reads and where it goes.
+struct Reading {
+    logs: Vec<OsString>,
+    store: Option<String>,
+    format: Format,
+    output: Option<PathBuf>,
+}
+
+impl Reading {
+    /// The inputs read into a report by `make`, checked (`check_files`,
+    /// with the report's `unreadable` lines), written by `write`, and the
+    /// `notes` its format leaves out said on stderr.
+    fn report<R>(
+        self,
+        make: impl FnOnce(&Inputs) -> Result<R, osprof::Error>,
+        unreadable: impl FnOnce(&R) -> &osprof::Unreadable,
+        write: impl FnOnce(&R, &mut dyn Write) -> io::Result<()>,
+        notes: impl FnOnce(&R) -> Vec<String>,
+    ) -> Result<(), String> {
+        let inputs = inputs(&self.logs, self.store.as_deref(), None)?;
+        let report = make(&inputs).map_err(|e| e.to_string())?;
+        check_files(&inputs, unreadable(&report))?;
+        emit(self.output.as_ref(), |out| write(&report, out))?;
+        print_notes(self.format, notes(&report));
+        Ok(())
+    }
+}
+
 /// What the command line asks for, in the library's terms.
 enum Job {
     Rank {
-        logs: Vec<OsString>,
-        store: Option<String>,
+        reading: Reading,
         options: RankOptions,
-        format: Format,
-        output: Option<PathBuf>,
     },
     List {
-        logs: Vec<OsString>,
-        store: Option<String>,
+        reading: Reading,
         options: ListOptions,
-        format: Format,
-        output: Option<PathBuf>,
     },
     Show {
         selector: Selector,
@@ -306,11 +350,6 @@ impl Cli {
         Ok(match self.command {
             Command::Rank(args) => {
                 let c = args.common;
-                #[cfg(feature = "redis")]
-                let _ = (
-                    MAX_VALUE_BYTES.set(c.max_value_bytes),
-                    STORE_TIMEOUT.set(c.store_timeout),
-                );
                 Job::Rank {
                     options: RankOptions::new()
                         .with_mmap(!args.no_mmap)
@@ -323,19 +362,11 @@ impl Cli {
                         .with_filter(c.filter())
                         .with_format(c.format)
                         .with_unit(c.unit),
-                    format: c.format,
-                    store: c.store(),
-                    logs: c.logs,
-                    output: c.output,
+                    reading: c.into_reading(),
                 }
             }
             Command::List(args) => {
                 let c = args.common;
-                #[cfg(feature = "redis")]
-                let _ = (
-                    MAX_VALUE_BYTES.set(c.max_value_bytes),
-                    STORE_TIMEOUT.set(c.store_timeout),
-                );
                 Job::List {
                     options: ListOptions::new()
                         .with_mmap(!args.no_mmap)
@@ -345,20 +376,14 @@ impl Cli {
                         .with_filter(c.filter())
                         .with_format(c.format)
                         .with_unit(c.unit),
-                    format: c.format,
-                    store: c.store(),
-                    logs: c.logs,
-                    output: c.output,
+                    reading: c.into_reading(),
                 }
             }
             Command::Show(args) => {
                 #[cfg(feature = "redis")]
                 let store = args.connection_string;
                 #[cfg(feature = "redis")]
-                let _ = (
-                    MAX_VALUE_BYTES.set(args.max_value_bytes),
-                    STORE_TIMEOUT.set(args.store_timeout),
-                );
+                set_store_limits(args.max_value_bytes, args.store_timeout);
                 #[cfg(not(feature = "redis"))]
                 let store: Option<String> = None;
                 let mut logs = args.args;
@@ -546,34 +571,18 @@ fn note_empty_stdin(inputs: &Inputs) {
 
 fn run(job: Job) -> Result<(), String> {
     match job {
-        Job::Rank {
-            logs,
-            store,
-            options,
-            format,
-            output,
-        } => {
-            let inputs = inputs(&logs, store.as_deref(), None)?;
-            let report = rank(&inputs, &options).map_err(|e| e.to_string())?;
-            check_files(&inputs, &report.unreadable)?;
-            emit(output.as_ref(), |out| report.write(out))?;
-            print_notes(format, report.notes());
-            Ok(())
-        }
-        Job::List {
-            logs,
-            store,
-            options,
-            format,
-            output,
-        } => {
-            let inputs = inputs(&logs, store.as_deref(), None)?;
-            let report = list(&inputs, &options).map_err(|e| e.to_string())?;
-            check_files(&inputs, &report.unreadable)?;
-            emit(output.as_ref(), |out| report.write(out))?;
-            print_notes(format, report.notes());
-            Ok(())
-        }
+        Job::Rank { reading, options } => reading.report(
+            |inputs| rank(inputs, &options),
+            |report| &report.unreadable,
+            Rank::write,
+            Rank::notes,
+        ),
+        Job::List { reading, options } => reading.report(
+            |inputs| list(inputs, &options),
+            |report| &report.unreadable,
+            List::write,
+            List::notes,
+        ),
         Job::Show {
             selector,
             logs,
