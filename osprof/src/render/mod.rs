@@ -6,9 +6,53 @@
 //! turns finished figures into bytes, so that a change of layout never
 //! touches the reading of logs, and the other way round.
 
+use std::fmt::Display;
+use std::io::{self, Write};
+
 pub(crate) mod escape;
 mod list;
 mod rank;
+
+/// How a Markdown or CSV line is laid out: `open`, the cells with `between`
+/// between them, `close`. One layout serves a table's header and its rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Line {
+    open: &'static str,
+    between: &'static str,
+    close: &'static str,
+}
+
+impl Line {
+    /// `| a | b |`
+    pub(crate) const MARKDOWN: Line = Line {
+        open: "| ",
+        between: " | ",
+        close: " |",
+    };
+
+    /// `a,b`
+    pub(crate) const CSV: Line = Line {
+        open: "",
+        between: ",",
+        close: "",
+    };
+
+    /// Writes `cells` (already escaped) as one line, with its newline.
+    pub(crate) fn write<C: Display>(
+        self,
+        out: &mut dyn Write,
+        cells: impl IntoIterator<Item = C>,
+    ) -> io::Result<()> {
+        out.write_all(self.open.as_bytes())?;
+        for (i, cell) in cells.into_iter().enumerate() {
+            if i > 0 {
+                out.write_all(self.between.as_bytes())?;
+            }
+            write!(out, "{cell}")?;
+        }
+        writeln!(out, "{}", self.close)
+    }
+}
 
 /// The unit durations are written in by the text, Markdown and CSV forms
 /// of `rank` and `list` (`--unit` with the `cli` feature). JSON always

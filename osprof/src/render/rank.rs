@@ -1,10 +1,12 @@
 //! The `rank` report written out: Mistral's text layout, Markdown, CSV and
 //! JSON, and the notes for stderr.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use crate::rank::{Rank, RankOptions, Row};
 use crate::render::escape::{csv, json_pretty, markdown, text};
+use crate::render::Line;
 use crate::{Format, Unit};
 
 impl RankOptions {
@@ -147,38 +149,26 @@ impl Rank {
     fn write_markdown(&self, out: &mut dyn Write) -> io::Result<()> {
         let extra = self.extra_columns();
         let unit = self.options.unit;
-        let (u, p) = (unit.symbol(), unit.decimals());
-        write!(
-            out,
-            "| Total time ({u}) | Max time ({u}) | Avg time ({u}) | Occurrences |"
-        )?;
-        for (h, count, _) in &extra {
-            if *count {
-                write!(out, " {h} |")?;
-            } else {
-                write!(out, " {h} ({u}) |")?;
-            }
-        }
-        writeln!(out, " Trace name |")?;
+        let u = unit.symbol();
+        let headers = ["Total time", "Max time", "Avg time"]
+            .map(|h| format!("{h} ({u})"))
+            .into_iter()
+            .chain(["Occurrences".to_owned()])
+            .chain(extra.iter().map(|&(h, count, _)| {
+                if count {
+                    h.to_owned()
+                } else {
+                    format!("{h} ({u})")
+                }
+            }))
+            .chain(["Trace name".to_owned()]);
+        Line::MARKDOWN.write(out, headers)?;
         writeln!(
             out,
             "|---:|---:|---:|---:|{}---|",
             "---:|".repeat(extra.len())
         )?;
-        for r in &self.rows {
-            write!(
-                out,
-                "| {:.p$} | {:.p$} | {:.p$} | {} |",
-                unit.of(r.total),
-                unit.of(r.max),
-                unit.of(r.avg),
-                r.count
-            )?;
-            for col in &extra {
-                write!(out, " {} |", cell(col, r, unit, p, "-"))?;
-            }
-            writeln!(out, " {} |", markdown(&r.name))?;
-        }
+        self.write_rows(out, Line::MARKDOWN, unit.decimals(), "-", markdown)?;
         if !self.unfinished.is_empty() {
             writeln!(
                 out,
@@ -206,30 +196,44 @@ impl Rank {
     fn write_csv(&self, out: &mut dyn Write) -> io::Result<()> {
         let extra = self.extra_columns();
         let unit = self.options.unit;
-        let (u, p) = (unit.csv_suffix(), unit.csv_decimals());
-        write!(out, "total{u},max{u},avg{u},count")?;
-        for (h, count, _) in &extra {
-            let h = h.to_lowercase().replace(' ', "_");
-            if *count {
-                write!(out, ",{h}")?;
-            } else {
-                write!(out, ",{h}{u}")?;
-            }
-        }
-        writeln!(out, ",name")?;
+        let u = unit.csv_suffix();
+        let headers = ["total", "max", "avg"]
+            .map(|h| format!("{h}{u}"))
+            .into_iter()
+            .chain(["count".to_owned()])
+            .chain(extra.iter().map(|&(h, count, _)| {
+                let h = h.to_lowercase().replace(' ', "_");
+                if count {
+                    h
+                } else {
+                    format!("{h}{u}")
+                }
+            }))
+            .chain(["name".to_owned()]);
+        Line::CSV.write(out, headers)?;
+        self.write_rows(out, Line::CSV, unit.csv_decimals(), "", csv)
+    }
+
+    /// The rows of the Markdown or CSV table: durations with `decimals`,
+    /// `unknown` for an extra value not known, names escaped by `name`.
+    fn write_rows(
+        &self,
+        out: &mut dyn Write,
+        line: Line,
+        decimals: usize,
+        unknown: &str,
+        name: fn(&str) -> Cow<'_, str>,
+    ) -> io::Result<()> {
+        let extra = self.extra_columns();
+        let (unit, p) = (self.options.unit, decimals);
         for r in &self.rows {
-            write!(
-                out,
-                "{:.p$},{:.p$},{:.p$},{}",
-                unit.of(r.total),
-                unit.of(r.max),
-                unit.of(r.avg),
-                r.count
-            )?;
-            for col in &extra {
-                write!(out, ",{}", cell(col, r, unit, p, ""))?;
-            }
-            writeln!(out, ",{}", csv(&r.name))?;
+            let cells = [r.total, r.max, r.avg]
+                .map(|secs| format!("{:.p$}", unit.of(secs)))
+                .into_iter()
+                .chain([r.count.to_string()])
+                .chain(extra.iter().map(|col| cell(col, r, unit, p, unknown)))
+                .chain([name(&r.name).into_owned()]);
+            line.write(out, cells)?;
         }
         Ok(())
     }
