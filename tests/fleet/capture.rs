@@ -6,18 +6,14 @@
 use std::time::Duration;
 
 use tracing_osprofiler::point::RequestInfo;
-use tracing_osprofiler::writer::Otlp;
 use tracing_osprofiler::{CapturePolicy, Id, ProfileExt as _};
 
-use crate::support::otlp::{named, one_trace, Collector, Node};
+use crate::support::otlp::{named, one_trace, Collector};
 
 #[test]
 fn kept_requests_are_whole_traces_that_say_why_and_discarded_ones_send_nothing() {
     let collector = Collector::start();
-    let otlp = Otlp::new(&collector.connection_string())
-        .expect("endpoint")
-        .with_batch_timeout(Duration::from_millis(20));
-    let node = Node::new(otlp, "nova", "api");
+    let node = collector.node();
     let capture = CapturePolicy::new()
         .with_keep_slower_than(Some(Duration::from_millis(40)))
         .with_keep_errors(true)

@@ -16,7 +16,7 @@ use reqwest_middleware::ClientWithMiddleware;
 use tracing_osprofiler::format::Phase;
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
-use tracing_osprofiler::writer::{Otlp, ProfileWriter};
+use tracing_osprofiler::writer::ProfileWriter;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, Profile, Signer, TraceHeaders, TraceInfo};
 
 use crate::support::http::{new_token, serve_axum, KEY};
@@ -105,12 +105,6 @@ pub(crate) async fn get_with_headers(url: &str, headers: &[(&str, &str)]) -> (u1
     (status, response.text().await.expect("body"))
 }
 
-fn otlp_to(collector: &Collector) -> Otlp {
-    Otlp::new(&collector.connection_string())
-        .expect("endpoint")
-        .with_batch_timeout(Duration::from_millis(20))
-}
-
 fn str_attr<'a>(span: &'a Received, key: &str) -> &'a str {
     span.str_attr(key)
         .unwrap_or_else(|| panic!("{}: no string attribute {key}", span.span.name))
@@ -162,7 +156,7 @@ fn matches_the_log(node: &Node, spans: &[Received]) {
 #[tokio::test]
 async fn a_request_through_two_rust_services_is_one_trace_as_osprofiler_maps_it() {
     let collector = Collector::start();
-    let node = Node::new(otlp_to(&collector), "nova", "api");
+    let node = collector.node();
     let _default = node.enter();
     let inner = rust_service(None).await;
     let outer = rust_service(Some(format!("http://{inner}/"))).await;
@@ -233,7 +227,7 @@ async fn a_request_through_two_rust_services_is_one_trace_as_osprofiler_maps_it(
 #[tokio::test]
 async fn failed_requests_and_recorded_errors_are_error_spans() {
     let collector = Collector::start();
-    let node = Node::new(otlp_to(&collector), "nova", "api");
+    let node = collector.node();
     let _default = node.enter();
     let service = rust_service(None).await;
 
@@ -301,7 +295,7 @@ async fn failed_requests_and_recorded_errors_are_error_spans() {
 #[tokio::test]
 async fn unprofiled_and_forged_requests_export_nothing() {
     let collector = Collector::start();
-    let node = Node::new(otlp_to(&collector), "nova", "api");
+    let node = collector.node();
     let _default = node.enter();
     let service = rust_service(None).await;
     let url = format!("http://{service}/");
@@ -353,7 +347,8 @@ fn connection_strings_gzip_headers_and_a_service_name_prefix() {
     assert_eq!(collector.gzipped(), 0, "no gzip by default");
 
     let collector = Collector::start();
-    let otlp = otlp_to(&collector)
+    let otlp = collector
+        .sink()
         .with_gzip(true)
         .with_header("Authorization", "Bearer test-token")
         .with_service_name_prefix("prod");
@@ -386,7 +381,7 @@ fn connection_strings_gzip_headers_and_a_service_name_prefix() {
 fn retry_after_is_honoured() {
     let collector = Collector::start();
     collector.script([crate::support::otlp::Reply::Status(503, Some("1".into()))]);
-    let otlp = otlp_to(&collector).with_backoff(Duration::from_millis(1));
+    let otlp = collector.sink().with_backoff(Duration::from_millis(1));
     let node = Node::new(otlp, "nova", "api");
     tracing::dispatcher::with_default(&node.dispatch, || job(0));
     node.flush(Duration::from_secs(10));
@@ -410,13 +405,13 @@ fn an_otlp_only_writer_queues_stops_alone() {
     // shut down: the layer counts every event it tried to hand over.
     let collector = Collector::start();
     let (otlp_only, guard) = ProfileWriter::builder()
-        .with_otlp(otlp_to(&collector))
+        .with_otlp(collector.sink())
         .build()
         .unwrap();
     drop(guard);
     let dir = tempfile::tempdir().unwrap();
     let (file_too, guard_too) = ProfileWriter::builder()
-        .with_otlp(otlp_to(&collector))
+        .with_otlp(collector.sink())
         .with_file(tracing_osprofiler::writer::RollingFile::new(dir.path()))
         .build()
         .unwrap();

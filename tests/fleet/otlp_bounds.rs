@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use tracing_osprofiler::writer::{Otlp, ProfileWriter, SinkKind};
+use tracing_osprofiler::writer::{ProfileWriter, SinkKind};
 use tracing_osprofiler::{HmacAlgorithm, Profile, Signer};
 
 use crate::support::big_fields::{flood_a_silent_sink, shut_down_unwritten, upload, VALUE};
-use crate::support::otlp::{Collector, Node, Reply};
+use crate::support::otlp::{Collector, Reply};
 
 #[test]
 fn big_fields_to_a_silent_collector_hold_the_queue_to_its_byte_limit() {
@@ -22,9 +22,8 @@ fn big_fields_to_a_silent_collector_hold_the_queue_to_its_byte_limit() {
     let children = 399;
     let (writer, guard, grown) = flood_a_silent_sink(
         ProfileWriter::builder().with_otlp(
-            Otlp::new(&collector.connection_string())
-                .expect("endpoint")
-                .with_batch_timeout(Duration::from_millis(20))
+            collector
+                .sink()
                 .with_request_timeout(Duration::from_secs(120))
                 .with_queue_bytes_limit(limit),
         ),
@@ -55,13 +54,7 @@ fn big_fields_to_a_silent_collector_hold_the_queue_to_its_byte_limit() {
 #[test]
 fn a_field_value_past_the_cap_is_cut_marked_and_counted() {
     let collector = Collector::start();
-    let node = Node::new(
-        Otlp::new(&collector.connection_string())
-            .expect("endpoint")
-            .with_batch_timeout(Duration::from_millis(20)),
-        "nova",
-        "api",
-    );
+    let node = collector.node();
     let value = "é".repeat(VALUE / 2);
     tracing::dispatcher::with_default(&node.dispatch, || upload(3, &value));
     node.flush(Duration::from_secs(20));

@@ -10,14 +10,12 @@ use tracing_osprofiler::writer::{Otlp, SinkStats};
 
 use super::otlp::{get_with, job, rust_service};
 use crate::support::http::new_token;
-use crate::support::otlp::{dead_port, garbage_server, Collector, Node, Reply};
+use crate::support::otlp::{dead_port, garbage_server, quick_sink, Collector, Node, Reply};
 
 /// An OTLP sink to `endpoint` that gives up fast: short batches, one quick
 /// retry.
 fn quick(endpoint: &str) -> Otlp {
-    Otlp::new(endpoint)
-        .expect("endpoint")
-        .with_batch_timeout(Duration::from_millis(20))
+    quick_sink(endpoint)
         .with_max_retries(1)
         .with_backoff(Duration::from_millis(5))
         .with_max_backoff(Duration::from_millis(50))

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use tracing_osprofiler::writer::Otlp;
 use tracing_osprofiler::Id;
 
 use super::otlp::{get_with, rust_service};
@@ -44,12 +43,6 @@ fn python_service(collector: &Collector, prefix: Option<&str>) -> (python::Pytho
     (service, port)
 }
 
-fn otlp_to(collector: &Collector) -> Otlp {
-    Otlp::new(&collector.connection_string())
-        .expect("endpoint")
-        .with_batch_timeout(Duration::from_millis(20))
-}
-
 fn by_service<'a>(spans: &'a [Received], service: &str) -> Vec<&'a Received> {
     spans.iter().filter(|s| s.service == service).collect()
 }
@@ -59,7 +52,7 @@ async fn a_rust_service_calling_python_osprofiler_is_one_trace() {
     let collector = Collector::start();
     let (_python, port) = python_service(&collector, Some("fleet"));
     let node = Node::new(
-        otlp_to(&collector).with_service_name_prefix("fleet"),
+        collector.sink().with_service_name_prefix("fleet"),
         "nova",
         "api",
     );
@@ -121,7 +114,7 @@ async fn a_rust_service_calling_python_osprofiler_is_one_trace() {
 #[tokio::test]
 async fn python_osprofiler_calling_a_rust_service_is_one_trace() {
     let collector = Collector::start();
-    let node = Node::new(otlp_to(&collector), "nova", "api");
+    let node = collector.node();
     let _default = node.enter();
     let service = rust_service(None).await;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tracing_osprofiler::writer::Otlp;
 
 use super::otlp::job;
-use crate::support::otlp::{dead_port, hangup_server, Collector, Node, Reply};
+use crate::support::otlp::{dead_port, hangup_server, quick_sink, Collector, Node, Reply};
 
 /// Checks the OTLP sink's (written, dropped, failed, unconfirmed).
 fn assert_counts(node: &Node, expected: (u64, u64, u64, u64)) {
@@ -37,13 +37,6 @@ fn flushed_job(otlp: Otlp, children: usize) -> (Node, u64) {
     (node, 1 + children as u64)
 }
 
-/// The sink with its default retries, batches sent after 20 ms.
-fn to(endpoint: &str) -> Otlp {
-    Otlp::new(endpoint)
-        .expect("endpoint")
-        .with_batch_timeout(Duration::from_millis(20))
-}
-
 #[test]
 fn a_slow_collector_gets_each_batch_once_and_its_spans_are_unconfirmed() {
     // The case: a collector taking 1 s, a request timeout of
@@ -53,7 +46,9 @@ fn a_slow_collector_gets_each_batch_once_and_its_spans_are_unconfirmed() {
     let collector = Collector::start();
     collector.otherwise(Reply::Slow(Duration::from_secs(1)));
     let (node, made) = flushed_job(
-        to(&collector.connection_string()).with_request_timeout(Duration::from_millis(300)),
+        collector
+            .sink()
+            .with_request_timeout(Duration::from_millis(300)),
         99,
     );
     assert_eq!(made, 100);
@@ -72,7 +67,8 @@ fn timeouts_are_retried_when_asked_with_waits_that_grow() {
     let collector = Collector::start();
     collector.otherwise(Reply::Slow(Duration::from_secs(1)));
     let (node, made) = flushed_job(
-        to(&collector.connection_string())
+        collector
+            .sink()
             .with_request_timeout(Duration::from_millis(300))
             .with_retry_timeouts(true)
             .with_max_retries(2)
@@ -94,7 +90,8 @@ fn retries_stop_at_the_time_limit_whatever_their_number() {
     let collector = Collector::start();
     collector.otherwise(Reply::Status(503, None));
     let (node, made) = flushed_job(
-        to(&collector.connection_string())
+        collector
+            .sink()
             .with_max_retries(10_000)
             .with_backoff(Duration::from_millis(20))
             .with_max_backoff(Duration::from_millis(20))
@@ -112,7 +109,7 @@ fn retries_stop_at_the_time_limit_whatever_their_number() {
 fn a_connection_broken_after_the_request_went_out_is_unconfirmed() {
     let (port, read) = hangup_server();
     let (node, made) = flushed_job(
-        to(&format!("otlp://127.0.0.1:{port}"))
+        quick_sink(&format!("otlp://127.0.0.1:{port}"))
             .with_max_retries(1)
             .with_backoff(Duration::from_millis(10)),
         3,
@@ -123,7 +120,7 @@ fn a_connection_broken_after_the_request_went_out_is_unconfirmed() {
 
     // Nothing listening: nothing was sent, so failed.
     let (node, made) = flushed_job(
-        to(&format!("otlp://127.0.0.1:{}", dead_port()))
+        quick_sink(&format!("otlp://127.0.0.1:{}", dead_port()))
             .with_max_retries(1)
             .with_backoff(Duration::from_millis(10)),
         3,

@@ -21,7 +21,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tracing_osprofiler::writer::{Otlp, ProfileWriter};
 
 use super::otlp::job;
-use crate::support::otlp::Node;
+use crate::support::otlp::{quick_sink, Node};
 
 fn tls_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -143,9 +143,7 @@ fn serve(
 }
 
 fn otlp(endpoint: &str) -> Otlp {
-    Otlp::new(endpoint)
-        .expect("endpoint")
-        .with_batch_timeout(Duration::from_millis(20))
+    quick_sink(endpoint)
         .with_max_retries(0)
         .with_request_timeout(Duration::from_secs(5))
 }

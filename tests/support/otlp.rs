@@ -206,6 +206,16 @@ impl Collector {
         format!("otlp://{}", self.addr)
     }
 
+    /// The OTLP sink to this collector, as [`quick_sink`] makes it.
+    pub fn sink(&self) -> tracing_osprofiler::writer::Otlp {
+        quick_sink(&self.connection_string())
+    }
+
+    /// A node `nova`/`api` exporting to this collector with [`sink`](Self::sink).
+    pub fn node(&self) -> Node {
+        Node::new(self.sink(), "nova", "api")
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -561,6 +571,14 @@ pub fn named<'a>(spans: &'a [Received], name: &str) -> &'a Received {
         spans.iter().map(|s| &s.span.name).collect::<Vec<_>>()
     );
     found[0]
+}
+
+/// The OTLP sink to `endpoint` with its batches sent after 20 ms, not the
+/// default 1 s: a test waits for them.
+pub fn quick_sink(endpoint: &str) -> tracing_osprofiler::writer::Otlp {
+    tracing_osprofiler::writer::Otlp::new(endpoint)
+        .expect("endpoint")
+        .with_batch_timeout(Duration::from_millis(20))
 }
 
 /// A service's profiling set up as a real one would: a writer with the
