@@ -10,12 +10,11 @@ use axum::Router;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use tracing::Instrument as _;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
-use tracing_osprofiler::writer::Otlp;
 use tracing_osprofiler::{HmacAlgorithm, Profile, ProfileExt as _, Signer};
 
 use super::otlp::{get_with_headers, rust_service};
-use crate::support::http::{new_token, serve_axum, KEY};
-use crate::support::otlp::{one_trace, Collector, Node, Received};
+use crate::support::http::{new_token, serve_axum, text_through, KEY};
+use crate::support::otlp::{one_trace, Collector, Received};
 
 /// A service without profiling that answers with the `traceparent` it got.
 async fn echo_service() -> String {
@@ -31,24 +30,10 @@ async fn echo_service() -> String {
     format!("http://{}/", serve_axum(app).await)
 }
 
-async fn call(client: &reqwest_middleware::ClientWithMiddleware, url: &str) -> String {
-    client
-        .get(url)
-        .send()
-        .await
-        .expect("call")
-        .text()
-        .await
-        .expect("body")
-}
-
 #[tokio::test]
 async fn outgoing_calls_carry_a_traceparent_naming_the_exported_span_only_when_asked() {
     let collector = Collector::start();
-    let otlp = Otlp::new(&collector.connection_string())
-        .expect("endpoint")
-        .with_batch_timeout(Duration::from_millis(20));
-    let node = Node::new(otlp, "nova", "api");
+    let node = collector.node();
     let _default = node.enter();
     let url = echo_service().await;
     let with = ProfilingMiddleware::new()
@@ -58,14 +43,23 @@ async fn outgoing_calls_carry_a_traceparent_naming_the_exported_span_only_when_a
         .build();
     let without = super::otlp::client();
 
-    assert_eq!(call(&with, &url).await, "", "outside a profile: nothing");
+    assert_eq!(
+        text_through(&with, &url).await,
+        "",
+        "outside a profile: nothing"
+    );
 
     let profile = Profile::new(Signer::new(KEY, HmacAlgorithm::Sha1));
     let root = profile.start(|| tracing::info_span!("job"));
     let base = root.point_ids().expect("a trace point").base_id;
-    let (sent, plain) = async { (call(&with, &url).await, call(&without, &url).await) }
-        .instrument(root.clone())
-        .await;
+    let (sent, plain) = async {
+        (
+            text_through(&with, &url).await,
+            text_through(&without, &url).await,
+        )
+    }
+    .instrument(root.clone())
+    .await;
     drop(root);
     assert_eq!(plain, "", "off by default");
 
@@ -103,10 +97,7 @@ async fn outgoing_calls_carry_a_traceparent_naming_the_exported_span_only_when_a
 #[tokio::test]
 async fn an_incoming_traceparent_never_starts_profiling() {
     let collector = Collector::start();
-    let otlp = Otlp::new(&collector.connection_string())
-        .expect("endpoint")
-        .with_batch_timeout(Duration::from_millis(20));
-    let node = Node::new(otlp, "nova", "api");
+    let node = collector.node();
     let _default = node.enter();
     let service = rust_service(None).await;
     let url = format!("http://{service}/");

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
-use http_support::{global, only, tree, KEY};
+use http_support::{global, only, text_through, tree, KEY};
 use tracing::Instrument as _;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, Profile, Signer};
@@ -111,14 +111,7 @@ async fn by_default_only_internal_destinations_get_a_token() {
     assert!(http.iter().all(|p| p.parent_id == root.trace_id));
 
     // Outside a profiled request nothing is sent anywhere, as before.
-    let body = client
-        .get(&urls[0])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = text_through(&client, &urls[0]).await;
     assert_eq!(body, "- -");
 }
 

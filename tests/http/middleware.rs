@@ -16,8 +16,8 @@ use axum::Router;
 use bytes::Bytes;
 use http_body::Frame;
 use http_support::{
-    compute, db_query, get_with, global, keys, new_token, only, token_headers, tree, warnings,
-    SlowChunks,
+    compute, db_query, get_with, global, keys, new_token, only, text_through, token_headers, tree,
+    warnings, SlowChunks,
 };
 use tower::{Layer as _, ServiceExt as _};
 use tracing::Instrument as _;
@@ -277,18 +277,8 @@ async fn reqwest_middleware_joins_two_services_into_one_tree() {
             get(move || {
                 let client = client.clone();
                 let url_b = url_b.clone();
-                async move {
-                    let body = client
-                        .get(&url_b)
-                        .send()
-                        .await
-                        .expect("call B")
-                        .text()
-                        .await
-                        .expect("B body");
-                    format!("A got {body}")
-                }
-                .instrument(tracing::info_span!("call-b"))
+                async move { format!("A got {}", text_through(&client, &url_b).await) }
+                    .instrument(tracing::info_span!("call-b"))
             }),
         )
         .layer(ProfilingLayer::new(keys()));

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use http_support::{new_token, KEY};
+use http_support::{new_token, text_through, KEY};
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
@@ -32,15 +32,7 @@ async fn b_lookup() -> &'static str {
 
 #[tracing::instrument(skip_all)]
 async fn a_handle(client: reqwest_middleware::ClientWithMiddleware, url: String) -> String {
-    let from_b = client
-        .get(&url)
-        .send()
-        .await
-        .expect("call B")
-        .text()
-        .await
-        .expect("B body");
-    format!("A+{from_b}")
+    format!("A+{}", text_through(&client, &url).await)
 }
 
 /// Runs `app` on its own thread, runtime and subscriber, logging to `dir`,

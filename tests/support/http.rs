@@ -213,6 +213,20 @@ pub async fn get_with(url: &str, headers: &[(&str, &[u8])]) -> (u16, String) {
     (status, response.text().await.expect("body"))
 }
 
+/// The body of `GET url` through `client` (one with the crate's reqwest
+/// middleware, which signs the call inside a profile); the call must
+/// succeed, whatever its status.
+pub async fn text_through(client: &reqwest_middleware::ClientWithMiddleware, url: &str) -> String {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("call")
+        .text()
+        .await
+        .expect("body")
+}
+
 /// Signed headers as `get_with` takes them.
 pub fn token_headers(headers: &TraceHeaders) -> Vec<(&'static str, &[u8])> {
     headers
