@@ -269,9 +269,6 @@ where
             facts,
             || self.make_span.make_span(&request),
         );
-        // The handler's future is created inside the root, so spans it
-        // opens before its first poll are points too.
-        let future = root.in_scope(|| self.inner.call(request));
-        ResponseFuture::new(future, root)
+        ResponseFuture::start(root, request, |request| self.inner.call(request))
     }
 }

@@ -3,10 +3,12 @@
 //!
 //! This module owns the actix-web side only: [`ProfilingMiddleware`] (an
 //! actix `Transform`, given to `App::wrap`) and its [`ProfilingService`]
-//! (`middleware.rs`), the [`ResponseFuture`] and [`ResponseBody`] that keep
-//! a request's root point open until its response body is finished
-//! (`response.rs`), the root span of an actix request ([`MakeRootSpan`]),
-//! and [`AwcProfiling`], the awc client middleware (`client.rs`). What
+//! (`middleware.rs`), the [`ResponseFuture`] and [`ResponseBody`] that carry
+//! a request's root point through actix's `Future` and `MessageBody` until
+//! its response body is finished (`response.rs`; what they do with the root
+//! is `crate::http`'s framework-neutral code, shared with the tower
+//! middleware), the root span of an actix request ([`MakeRootSpan`]), and
+//! [`AwcProfiling`], the awc client middleware (`client.rs`). What
 //! happens to a request's token (verify with several keys, the fair limit,
 //! the root's facts, the counters, the refusal summaries) is decided by the
 //! same code as for the tower middleware, so a request is profiled, refused

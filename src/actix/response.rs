@@ -2,7 +2,7 @@
 //! actix's side of the response only. What they do with the root (entered
 //! while the handler and then the body are polled, the status recorded,
 //! held with the limit's permit until the body is finished or dropped) is
-//! `crate::http::root::Rooted`'s, the same as behind the tower middleware.
+//! `crate::http::root::HeldRoot`'s, the same as behind the tower middleware.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +15,7 @@ use actix_web::web::Bytes;
 use crate::http::root::{response_wrapper, Outcome};
 
 response_wrapper! {
+    future
     /// The response future of a [`ProfilingService`](super::ProfilingService).
     ///
     /// For a profiled request it enters the root span on every poll; when
@@ -31,7 +32,9 @@ where
     type Output = Result<ServiceResponse<ResponseBody<B>>, actix_web::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (result, root) = ready!(self.project().rooted.poll_head(
+        let this = self.project();
+        let (result, root) = ready!(this.root.poll_head(
+            this.inner,
             |inner| inner.poll(cx),
             // actix renders a handler's error as a response with the
             // error's status; the root ends with it (dropped below).
@@ -65,7 +68,7 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
     type Error = B::Error;
 
     fn size(&self) -> BodySize {
-        self.rooted.get_ref().size()
+        self.inner.size()
     }
 
     fn poll_next(
@@ -73,9 +76,9 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         // actix asks for chunks until `None`: no end is known earlier.
-        self.project()
-            .rooted
-            .poll_part(|inner| inner.poll_next(cx), |_| false)
+        let this = self.project();
+        this.root
+            .poll_part(this.inner, |inner| inner.poll_next(cx), |_| false)
     }
 
     fn try_into_bytes(self) -> Result<Bytes, Self> {
@@ -85,7 +88,7 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
         if self.is_profiled() {
             return Err(self);
         }
-        let (inner, root) = self.rooted.into_parts();
+        let ResponseBody { inner, root } = self;
         inner
             .try_into_bytes()
             .map_err(|inner| ResponseBody::new(inner, root))

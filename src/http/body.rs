@@ -1,5 +1,5 @@
 //! The [`ResponseBody`]: the tower side of the response's body. Holding the
-//! root until the body is finished or dropped is `root::Rooted`'s, shared with
+//! root until the body is finished or dropped is `root::HeldRoot`'s, shared with
 //! actix-web.
 
 use std::pin::Pin;
@@ -30,16 +30,16 @@ impl<B: Body> Body for ResponseBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project()
-            .rooted
-            .poll_part(|inner| inner.poll_frame(cx), B::is_end_stream)
+        let this = self.project();
+        this.root
+            .poll_part(this.inner, |inner| inner.poll_frame(cx), B::is_end_stream)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rooted.get_ref().is_end_stream()
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.rooted.get_ref().size_hint()
+        self.inner.size_hint()
     }
 }

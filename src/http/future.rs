@@ -1,6 +1,6 @@
 //! The [`ResponseFuture`]: the tower side of the response's future. What it
 //! does with the root (entered on every poll, the status recorded, the root
-//! handed on to the [`ResponseBody`]) is `root::Rooted`'s, shared with actix-web.
+//! handed on to the [`ResponseBody`]) is `root::HeldRoot`'s, shared with actix-web.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +12,7 @@ use super::root::{response_wrapper, Outcome};
 use super::ResponseBody;
 
 response_wrapper! {
+    future
     /// The response future of a [`ProfilingService`](super::ProfilingService).
     ///
     /// For a profiled request it enters the root span on every poll; when the
@@ -29,7 +30,9 @@ where
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (result, root) = ready!(self.project().rooted.poll_head(
+        let this = self.project();
+        let (result, root) = ready!(this.root.poll_head(
+            this.inner,
             |inner| inner.poll(cx),
             |result| match result {
                 Ok(response) => Outcome::Status(response.status().as_u16()),

@@ -4,8 +4,9 @@
 //! This module owns reading the token headers off an [`http::HeaderMap`]
 //! (with the rules below), the [`ProfilingLayer`] / [`ProfilingService`]
 //! middleware (`layer.rs`, `service.rs`), the [`ResponseFuture`] and
-//! [`ResponseBody`] that keep a request's root point open until its
-//! response body is finished (`future.rs`, `body.rs`), the root span
+//! [`ResponseBody`] that carry a request's root point through tower's
+//! `Future` and `http_body::Body` until its response body is finished
+//! (`future.rs`, `body.rs`), the root span
 //! ([`MakeRootSpan`], `make_span.rs`), the counters ([`ProfilingStats`],
 //! `stats.rs`), the [`inject`] helpers for outgoing calls, and the
 //! [`Destinations`] policy of which outgoing calls may carry a token
@@ -14,10 +15,14 @@
 //! It also owns what every server middleware shares, whatever the
 //! framework: the admission of one request (`admission.rs`: the token
 //! from plain header values, keys, the fair limit, tail capture, the
-//! counters, the refusal summary) and the default root span
-//! ([`DefaultRootSpan`], `root.rs`). With the `actix` feature alone, only
-//! these shared parts, [`ProfilingStats`] and the destination policy are
-//! compiled (no tower, no `http` 1.x); `crate::actix` builds on them.
+//! counters, the refusal summary), the default root span
+//! ([`DefaultRootSpan`], `root.rs`), and the root held while the response
+//! is pending and its body streams (`root.rs`: entered on every poll, the
+//! status or failure recorded, ended with the body), which both
+//! frameworks' response wrappers are made of. With the `actix` feature
+//! alone, only these shared parts, [`ProfilingStats`] and the destination
+//! policy are compiled (no tower, no `http` 1.x); `crate::actix` builds on
+//! them.
 //!
 //! # Incoming requests
 //!
@@ -140,6 +145,7 @@ pub fn profile_from_headers(keys: &HmacKeys, headers: &HeaderMap) -> Result<Prof
 /// The values of the header `name`, in the order the request has them, for
 /// [`admission::verify_token`].
 #[cfg(feature = "tower")]
+#[inline]
 fn header_values(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &[u8]> {
     headers.get_all(name).iter().map(HeaderValue::as_bytes)
 }

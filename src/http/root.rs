@@ -2,13 +2,14 @@
 //! framework: the default root span of a profiled request
 //! ([`DefaultRootSpan`], `wsgi` like osprofiler's), the `http` client point
 //! of an outgoing call, how a response's status or a failure is recorded on
-//! them, and the root held until the response is done ([`HeldRoot`],
-//! [`Rooted`]): entered while the response future and then its body are
-//! polled, given the response's outcome when its head is ready, and ended
-//! when the body ends, fails or is dropped. Reports read the same names,
-//! fields and end times behind tower and actix-web; each framework's
-//! wrappers (`crate::http::ResponseFuture`, `crate::actix::ResponseBody`,
-//! ...) only translate their traits into [`Rooted`]'s two polls.
+//! them, and the root held until the response is done ([`HeldRoot`]):
+//! entered while the response future and then its body are polled, given
+//! the response's outcome when its head is ready, and ended when the body
+//! ends, fails or is dropped. Reports read the same names, fields and end
+//! times behind tower and actix-web; each framework's wrappers
+//! (`crate::http::ResponseFuture`, `crate::actix::ResponseBody`, ...) are
+//! made by [`response_wrapper!`] and only translate their traits into
+//! [`HeldRoot`]'s two polls.
 //!
 //! Each span is built by a `tracing` macro at a fixed callsite, so no
 //! callsite is made (or leaked) per configuration.
@@ -17,7 +18,6 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{ready, Poll};
 
-use pin_project_lite::pin_project;
 use tracing::Span;
 
 use crate::layer::record_outcome;
@@ -96,6 +96,11 @@ pub(crate) fn record_failure(span: &Span, error: String) {
 /// permit (none under tail capture), held from the call until the response
 /// body is done; empty for a request served unprofiled. Dropping it ends
 /// the root.
+///
+/// Both middlewares' response future and body hold one beside the value
+/// they wrap (see [`response_wrapper!`]) and leave everything about the
+/// root to it: [`start`](Self::start), [`poll_head`](Self::poll_head),
+/// [`poll_part`](Self::poll_part).
 #[derive(Default)]
 pub(crate) struct HeldRoot(Option<Held>);
 
@@ -104,32 +109,6 @@ struct Held {
     // its slot of the limit is free for another request.
     span: Span,
     _permit: Option<ProfilePermit>,
-}
-
-impl HeldRoot {
-    /// Holds `span` and `permit` until the response is done.
-    pub(crate) fn new(span: Span, permit: Option<ProfilePermit>) -> Self {
-        HeldRoot(Some(Held {
-            span,
-            _permit: permit,
-        }))
-    }
-
-    /// Holds nothing: the request is served unprofiled.
-    pub(crate) fn unprofiled() -> Self {
-        HeldRoot(None)
-    }
-
-    /// Whether a root is held.
-    pub(crate) fn is_held(&self) -> bool {
-        self.0.is_some()
-    }
-
-    /// Runs `f` inside the root if one is held; else just runs it.
-    pub(crate) fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _entered = self.0.as_ref().map(|held| held.span.enter());
-        f()
-    }
 }
 
 /// How a response's head turned out, as the root records it.
@@ -143,58 +122,57 @@ pub(crate) enum Outcome {
     Failed(&'static str),
 }
 
-pin_project! {
-    /// A response future or response body and the root it holds: the
-    /// framework-neutral state of both middlewares' wrappers.
-    pub(crate) struct Rooted<T> {
-        #[pin]
-        inner: T,
-        root: HeldRoot,
-    }
-}
-
-impl<T> Rooted<T> {
-    pub(crate) fn new(inner: T, root: HeldRoot) -> Self {
-        Rooted { inner, root }
+impl HeldRoot {
+    /// Holds `span` and `permit` until the response is done.
+    #[inline]
+    pub(crate) fn new(span: Span, permit: Option<ProfilePermit>) -> Self {
+        HeldRoot(Some(Held {
+            span,
+            _permit: permit,
+        }))
     }
 
-    /// Whether this holds a root not yet ended.
-    pub(crate) fn is_profiled(&self) -> bool {
-        self.root.is_held()
+    /// Holds nothing: the request is served unprofiled.
+    #[inline]
+    pub(crate) fn unprofiled() -> Self {
+        HeldRoot(None)
     }
 
-    /// The wrapped future or body.
-    pub(crate) fn get_ref(&self) -> &T {
-        &self.inner
+    /// Whether a root is held (not ended yet).
+    #[inline]
+    pub(crate) fn is_held(&self) -> bool {
+        self.0.is_some()
     }
 
-    /// The wrapped future or body, and the root.
-    #[cfg(feature = "actix")]
-    pub(crate) fn into_parts(self) -> (T, HeldRoot) {
-        (self.inner, self.root)
+    /// Runs `f` inside the root if one is held; else just runs it.
+    #[inline]
+    pub(crate) fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _entered = self.0.as_ref().map(|held| held.span.enter());
+        f()
     }
 
-    /// The `Debug` of a public wrapper named `name`: whether it is profiled,
-    /// never the span or the inner value.
+    /// The `Debug` of a wrapper named `name`: whether it is profiled, never
+    /// the span or the wrapped value.
     pub(crate) fn fmt_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(name)
-            .field("profiled", &self.is_profiled())
+            .field("profiled", &self.is_held())
             .finish_non_exhaustive()
     }
 
-    /// Polls the response future with `poll`, inside the root. When the
-    /// response (or the service's error) is ready, records `outcome` of it
-    /// on the root and hands the root over with it: to the response body,
-    /// which holds it until the body is done, or to be dropped with an
-    /// error, which ends the root there.
-    pub(crate) fn poll_head<R>(
-        self: Pin<&mut Self>,
-        poll: impl FnOnce(Pin<&mut T>) -> Poll<R>,
+    /// Polls the response future `inner` with `poll`, inside the root. When
+    /// the response (or the service's error) is ready, records `outcome` of
+    /// it on the root and hands the root over with it: to the response
+    /// body, which holds it until the body is done, or to be dropped with
+    /// an error, which ends the root there.
+    #[inline]
+    pub(crate) fn poll_head<F, R>(
+        &mut self,
+        inner: Pin<&mut F>,
+        poll: impl FnOnce(Pin<&mut F>) -> Poll<R>,
         outcome: impl FnOnce(&R) -> Outcome,
     ) -> Poll<(R, HeldRoot)> {
-        let this = self.project();
-        let response = ready!(this.root.in_scope(|| poll(this.inner)));
-        let root = std::mem::take(this.root);
+        let response = ready!(self.in_scope(|| poll(inner)));
+        let root = std::mem::take(self);
         if let Some(held) = &root.0 {
             match outcome(&response) {
                 Outcome::Status(status) => record_status(&held.span, status),
@@ -205,71 +183,107 @@ impl<T> Rooted<T> {
         Poll::Ready((response, root))
     }
 
-    /// Polls the response body's next part with `poll`, inside the root (so
-    /// work done while streaming is profiled too), and ends the root after
-    /// the body's last part (`None`), an error, or a part after which
-    /// `at_end` says the body has nothing more. So the root's stop line
-    /// measures the whole response.
-    pub(crate) fn poll_part<P, E>(
-        self: Pin<&mut Self>,
-        poll: impl FnOnce(Pin<&mut T>) -> Poll<Option<Result<P, E>>>,
-        at_end: impl FnOnce(&T) -> bool,
+    /// Polls the response body `inner` for its next part with `poll`,
+    /// inside the root (so work done while streaming is profiled too), and
+    /// ends the root after the body's last part (`None`), an error, or a
+    /// part after which `at_end` says the body has nothing more. So the
+    /// root's stop line measures the whole response.
+    #[inline]
+    pub(crate) fn poll_part<B, P, E>(
+        &mut self,
+        mut inner: Pin<&mut B>,
+        poll: impl FnOnce(Pin<&mut B>) -> Poll<Option<Result<P, E>>>,
+        at_end: impl FnOnce(&B) -> bool,
     ) -> Poll<Option<Result<P, E>>> {
-        let mut this = self.project();
-        let part = ready!(this.root.in_scope(|| poll(this.inner.as_mut())));
-        if this.root.is_held() && (matches!(part, None | Some(Err(_))) || at_end(&this.inner)) {
-            *this.root = HeldRoot::unprofiled();
+        let part = ready!(self.in_scope(|| poll(inner.as_mut())));
+        if self.is_held() && (matches!(part, None | Some(Err(_))) || at_end(&inner)) {
+            *self = HeldRoot::unprofiled();
         }
         Poll::Ready(part)
     }
 }
 
-/// Defines a framework's public response wrapper around [`Rooted`]: the
-/// pinned struct (with the docs given), `new`, and a `Debug` that says only
-/// whether it is profiled; with `body`, also `is_profiled` and `get_ref`.
-/// So the tower and actix-web wrappers have the same shape and differ only
-/// in the trait each implements on it.
+/// Defines a framework's public response wrapper: the pinned struct (with
+/// the docs given) of the wrapped future or body and its [`HeldRoot`], and
+/// a `Debug` that says only whether it is profiled; with `future`, `start`
+/// (the service's call, made inside the root); with `body`, `new`,
+/// `is_profiled` and `get_ref`. So the tower and actix-web wrappers have
+/// the same shape and differ only in the trait each implements on it.
+///
+/// The wrapped value and the root are fields of the wrapper itself, not of
+/// a shared inner struct: a nested struct costs the unprofiled request one
+/// more copy of its future (a few hundred bytes) on the way out of `call`.
 macro_rules! response_wrapper {
-    ($(#[$attr:meta])* pub struct $name:ident<$inner:ident>;) => {
+    (@struct $(#[$attr:meta])* pub struct $name:ident<$inner:ident>;) => {
         pin_project_lite::pin_project! {
             $(#[$attr])*
             pub struct $name<$inner> {
                 #[pin]
-                rooted: $crate::http::root::Rooted<$inner>,
-            }
-        }
-
-        impl<$inner> $name<$inner> {
-            pub(crate) fn new(inner: $inner, root: $crate::http::root::HeldRoot) -> Self {
-                $name {
-                    rooted: $crate::http::root::Rooted::new(inner, root),
-                }
+                inner: $inner,
+                root: $crate::http::root::HeldRoot,
             }
         }
 
         impl<$inner> ::std::fmt::Debug for $name<$inner> {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                self.rooted.fmt_as(stringify!($name), f)
+                self.root.fmt_as(stringify!($name), f)
             }
         }
     };
-    (body $(#[$attr:meta])* pub struct $name:ident<$inner:ident>;) => {
+    (future $(#[$attr:meta])* pub struct $name:ident<$inner:ident>;) => {
         $crate::http::root::response_wrapper! {
+            @struct
             $(#[$attr])*
             pub struct $name<$inner>;
         }
 
         impl<$inner> $name<$inner> {
+            /// The response future made by `call` (the inner service's call
+            /// with `request`), made inside the root if one is held, so
+            /// that spans the handler opens before its first poll are
+            /// points too.
+            #[inline]
+            pub(crate) fn start<Q>(
+                root: $crate::http::root::HeldRoot,
+                request: Q,
+                call: impl FnOnce(Q) -> $inner,
+            ) -> Self {
+                // Unprofiled, the future is made straight into place; the
+                // request is passed, not captured, for the same reason.
+                if !root.is_held() {
+                    return $name {
+                        inner: call(request),
+                        root,
+                    };
+                }
+                let inner = root.in_scope(|| call(request));
+                $name { inner, root }
+            }
+        }
+    };
+    (body $(#[$attr:meta])* pub struct $name:ident<$inner:ident>;) => {
+        $crate::http::root::response_wrapper! {
+            @struct
+            $(#[$attr])*
+            pub struct $name<$inner>;
+        }
+
+        impl<$inner> $name<$inner> {
+            #[inline]
+            pub(crate) fn new(inner: $inner, root: $crate::http::root::HeldRoot) -> Self {
+                $name { inner, root }
+            }
+
             /// Whether this response belongs to a profiled request whose
             /// body is not finished yet.
             #[must_use]
             pub fn is_profiled(&self) -> bool {
-                self.rooted.is_profiled()
+                self.root.is_held()
             }
 
             /// The wrapped body.
             pub fn get_ref(&self) -> &$inner {
-                self.rooted.get_ref()
+                &self.inner
             }
         }
     };
