@@ -65,6 +65,19 @@ impl Receiver {
         let spans = (0..count).map(|_| self.line()).collect();
         (header, spans)
     }
+
+    /// The OTLP sink pointed at this receiver.
+    fn sink(&self) -> Otlp {
+        Otlp::new(&format!("otlp://{}", self.addr)).expect("otlp:// connection string")
+    }
+
+    /// Sends a job from `project`/`service` through `otlp` and checks the
+    /// tree this receiver prints for it.
+    fn assert_prints_a_job(&self, otlp: Otlp, project: &str, service: &str) {
+        let base_id = send_job(otlp, project, service);
+        let (header, spans) = self.trace();
+        assert_job_tree(&header, &spans, &base_id, &format!("{project}-{service}"));
+    }
 }
 
 impl Drop for Receiver {
@@ -116,25 +129,8 @@ fn assert_job_tree(header: &str, spans: &[String], base_id: &str, service: &str)
 #[test]
 fn the_example_receiver_prints_each_trace_as_a_tree() {
     let receiver = Receiver::start();
-    let connection_string = format!("otlp://{}", receiver.addr);
-
-    let base_id = send_job(
-        Otlp::new(&connection_string).expect("otlp:// connection string"),
-        "nova",
-        "api",
-    );
-    let (header, spans) = receiver.trace();
-    assert_job_tree(&header, &spans, &base_id, "nova-api");
-
-    let base_id = send_job(
-        Otlp::new(&connection_string)
-            .expect("otlp:// connection string")
-            .with_gzip(true),
-        "cinder",
-        "volume",
-    );
-    let (header, spans) = receiver.trace();
-    assert_job_tree(&header, &spans, &base_id, "cinder-volume");
+    receiver.assert_prints_a_job(receiver.sink(), "nova", "api");
+    receiver.assert_prints_a_job(receiver.sink().with_gzip(true), "cinder", "volume");
 
     // OTLP/JSON, as an SDK configured for http/json sends it: a root with
     // an error status and a child, hex ids, times as strings.
@@ -175,13 +171,7 @@ fn the_example_receiver_prints_each_trace_as_a_tree() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     let answer = post(receiver.addr, "text/plain", b"hello");
     assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
-    let base_id = send_job(
-        Otlp::new(&connection_string).expect("otlp:// connection string"),
-        "nova",
-        "api",
-    );
-    let (header, spans) = receiver.trace();
-    assert_job_tree(&header, &spans, &base_id, "nova-api");
+    receiver.assert_prints_a_job(receiver.sink(), "nova", "api");
 }
 
 #[test]
