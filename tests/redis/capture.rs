@@ -9,9 +9,8 @@ use tracing_osprofiler::point::RequestInfo;
 use tracing_osprofiler::writer::Redis;
 use tracing_osprofiler::{CapturePolicy, Id, ProfileExt as _};
 
-use crate::support::python::run_python;
 use crate::support::redis::RedisServer;
-use crate::{key, Service};
+use crate::{key, osprofiler_show, Service};
 
 #[test]
 fn a_kept_request_is_stored_whole_and_says_why_and_a_discarded_one_leaves_no_key() {
@@ -65,23 +64,7 @@ fn a_kept_request_is_stored_whole_and_says_why_and_a_discarded_one_leaves_no_key
     }
 
     // osprofiler's own reader rebuilds the tree.
-    let output = run_python(
-        "import sys\nfrom osprofiler.cmd.shell import main\nsys.exit(main())",
-        &[
-            "trace",
-            "show",
-            "--json",
-            "--connection-string",
-            &server.url(),
-            &slow.to_string(),
-        ],
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "osprofiler trace show: {e}\n{}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    });
+    let report = osprofiler_show(&server.url(), slow);
     let wsgi = &report["children"][0];
     assert_eq!(wsgi["info"]["name"], "wsgi", "{report:#}");
     assert_eq!(wsgi["children"][0]["info"]["name"], "db", "{report:#}");

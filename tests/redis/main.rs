@@ -152,6 +152,27 @@ impl Drop for Service {
     }
 }
 
+/// osprofiler's own CLI: its `trace show --json` output for `base`.
+pub fn osprofiler_show(connection_string: &str, base: Id) -> serde_json::Value {
+    let output = support::python::run_python(
+        "import sys\nfrom osprofiler.cmd.shell import main\nsys.exit(main())",
+        &[
+            "trace",
+            "show",
+            "--json",
+            "--connection-string",
+            connection_string,
+            &base.to_string(),
+        ],
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "osprofiler trace show --json: {e}\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
 /// The key of a request's events.
 pub fn key(base: Id) -> String {
     format!("osprofiler_opt:{base}")

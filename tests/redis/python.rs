@@ -9,12 +9,12 @@ use serde_json::Value;
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::writer::Redis;
-use tracing_osprofiler::{HmacKeys, Id};
+use tracing_osprofiler::HmacKeys;
 
 use crate::support::http::{new_token, KEY};
 use crate::support::python::{run_python, PythonService};
 use crate::support::redis::RedisServer;
-use crate::{key, Service};
+use crate::{key, osprofiler_show, Service};
 
 fn start_python_b(connection_string: &str) -> (PythonService, u16) {
     // osprofiler's own Redis driver, `info.host` its own (the host name).
@@ -34,27 +34,6 @@ async fn call_b(url: String) -> String {
         .build();
     let response = client.get(&url).send().await.expect("call B");
     response.text().await.expect("B's body")
-}
-
-/// osprofiler's `trace show --json` output for `base`.
-fn osprofiler_show(connection_string: &str, base: Id) -> Value {
-    let output = run_python(
-        "import sys\nfrom osprofiler.cmd.shell import main\nsys.exit(main())",
-        &[
-            "trace",
-            "show",
-            "--json",
-            "--connection-string",
-            connection_string,
-            &base.to_string(),
-        ],
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "osprofiler trace show --json: {e}\n{}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
 }
 
 /// The node's name, project, service and host, as osprofiler shows them.
