@@ -26,11 +26,10 @@ use crate::model::secs_to_micros;
 use std::cmp::Reverse;
 
 use crate::scan::chunk_ids::{ChunkIds, Touched};
-use crate::scan::names::Interner;
+use crate::scan::names::{mapped, Interner, WorkerNames};
 use crate::scan::{for_each_chunk_line, id_key, key_id, LineParser, U128Map, Unread};
 use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done};
 use crate::source::Inputs;
-use crate::source::LineRef;
 use crate::{Error, Filter, Format, Unreadable};
 use tracing_osprofiler::format::{Phase, Timestamp, MAX_DURATION_SECS};
 use tracing_osprofiler::Id;
@@ -513,11 +512,7 @@ impl ChunkReader for ListReader {
                         trace: line.trace,
                     };
                     if acc.would_take(&root) {
-                        let (n, new) = names.intern(line.name);
-                        if new {
-                            sum.new_names.push(line.name.into());
-                        }
-                        root.name = n;
+                        root.name = names.intern_noted(line.name, &mut sum.new_names);
                         acc.root = Some(root);
                     }
                 };
@@ -553,10 +548,7 @@ impl ChunkReader for ListReader {
                                 candidate(begin, acc);
                             }
                             Touched::Untouched => {
-                                let (n, new) = names.intern(line.name);
-                                if new {
-                                    sum.new_names.push(line.name.into());
-                                }
+                                let n = names.intern_noted(line.name, &mut sum.new_names);
                                 sum.stops.push(Stop {
                                     base: line.base,
                                     trace: line.trace,
@@ -605,26 +597,12 @@ fn scan(
     let mut open: U128Map<i64> = U128Map::default();
     let mut unreadable = Unreadable::default();
     let mut names = Interner::default();
-    let mut maps: Vec<Vec<u32>> = Vec::new();
+    let mut maps = WorkerNames::default();
     read_chunks(inputs, &reader, chunks, |done: Done<'_, Summary>| {
         let sum = &mut *done.summary;
-        if maps.len() <= done.worker {
-            maps.resize_with(done.worker + 1, Vec::new);
-        }
-        let map = &mut maps[done.worker];
-        for name in &sum.new_names {
-            map.push(names.intern(String::from_utf8_lossy(name).as_bytes()).0);
-        }
-        let name = |n: u32| map.get(n as usize).copied().unwrap_or(0);
-        for &(index, why) in &sum.unreadable {
-            let line = LineRef {
-                source: done.source,
-                line_no: done.lines_before + index + 1,
-                bytes: &[],
-                oversized: matches!(why, Unread::TooLong),
-            };
-            unreadable.note(inputs, &line, &why);
-        }
+        let map = maps.add(done.worker, &sum.new_names, |name| names.intern(name).0);
+        let name = |n: u32| mapped(map, n);
+        unreadable.note_chunk(inputs, done.source, done.lines_before, &sum.unreadable);
         for (base, part) in sum.requests.drain(..) {
             let acc = requests
                 .entry(base)

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::scan::Unread;
 use crate::source::{Inputs, LineRef};
 
 /// How many unreadable lines [`Unreadable`] remembers the place of.
@@ -43,6 +44,26 @@ impl Unreadable {
                 line: line.line_no,
                 reason: reason.to_string(),
             });
+        }
+    }
+
+    /// Notes a chunk's unreadable `lines`, (index in the chunk, reason), of
+    /// a chunk of log `source` that follows `lines_before` of its lines.
+    pub(crate) fn note_chunk(
+        &mut self,
+        inputs: &Inputs,
+        source: usize,
+        lines_before: u64,
+        lines: &[(u64, Unread)],
+    ) {
+        for &(index, why) in lines {
+            let line = LineRef {
+                source,
+                line_no: lines_before + index + 1,
+                bytes: &[],
+                oversized: matches!(why, Unread::TooLong),
+            };
+            self.note(inputs, &line, &why);
         }
     }
 }

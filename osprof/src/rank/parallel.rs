@@ -23,10 +23,10 @@
 
 use super::sketch::Sketch;
 use super::{keeps, Agg, CountedDurations, RankOptions, Scanned};
-use crate::scan::names::Interner;
+use crate::scan::names::{mapped, Interner, WorkerNames};
 use crate::scan::{id_key, Fields, LineParser, U128Map, Unread};
 use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done};
-use crate::source::{Inputs, LineRef, MAX_LINE_LEN};
+use crate::source::{Inputs, MAX_LINE_LEN};
 use crate::Error;
 use crate::Filter;
 use tracing_osprofiler::format::{parse_line, ParseError, Phase};
@@ -140,7 +140,7 @@ pub(super) fn scan_parallel(
     window: usize,
 ) -> Result<Scanned, Error> {
     let mut agg = Agg::new();
-    let mut maps = Vec::new();
+    let mut maps = WorkerNames::default();
     let chunks = ChunkOptions {
         workers,
         chunk_bytes,
@@ -164,32 +164,18 @@ pub(super) fn scan_parallel(
 /// its name indexes to the report's.
 fn add(
     agg: &mut Agg,
-    maps: &mut Vec<Vec<usize>>,
+    maps: &mut WorkerNames<usize>,
     inputs: &Inputs,
     done: Done<'_, Summary>,
 ) -> Result<(), Error> {
     let sum = &*done.summary;
-    if maps.len() <= done.worker {
-        maps.resize_with(done.worker + 1, Vec::new);
-    }
-    let map = &mut maps[done.worker];
-    for name in &sum.new_names {
-        map.push(agg.name(String::from_utf8_lossy(name).as_bytes()));
-    }
-    let name = |i: u32| map.get(i as usize).copied().unwrap_or(0);
+    let map = maps.add(done.worker, &sum.new_names, |name| agg.name(name));
+    let name = |i: u32| mapped(map, i);
     for &(n, duration, busy) in &sum.stops {
         agg.record(name(n), duration, busy);
     }
-    let base = done.lines_before;
-    for &(index, why) in &sum.unreadable {
-        let line = LineRef {
-            source: done.source,
-            line_no: base + index + 1,
-            bytes: &[],
-            oversized: matches!(why, Unread::TooLong),
-        };
-        agg.unreadable.note(inputs, &line, &why);
-    }
+    agg.unreadable
+        .note_chunk(inputs, done.source, done.lines_before, &sum.unreadable);
     let open = &mut agg.open;
     if open.len() <= sum.open_here.len() + sum.stopped.len() {
         let mut lookup = StoppedLookup::default();
@@ -378,10 +364,6 @@ impl Lines<'_> {
     /// row in the report).
     #[inline]
     fn name(&mut self, name: &[u8], sum: &mut Summary) -> u32 {
-        let (n, new) = self.names.intern(name);
-        if new {
-            sum.new_names.push(name.into());
-        }
-        n
+        self.names.intern_noted(name, &mut sum.new_names)
     }
 }

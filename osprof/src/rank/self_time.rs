@@ -34,12 +34,12 @@ use super::sketch::Sketch;
 use super::{intern, record_stop, CountedDurations, NameStats, RankOptions, Scanned, COMPACT_AT};
 use crate::model::{merge_intervals, secs_to_micros, uncovered_micros};
 use crate::scan::chunk_ids::{ChunkIds, Touched};
-use crate::scan::names::Interner;
+use crate::scan::names::{mapped, Interner, WorkerNames};
 use crate::scan::{
     for_each_chunk_line, id_key, key_id, reread_start, KeyedLine, LineParser, U128Map, Unread,
 };
 use crate::source::chunks::{read_chunks, Chunk, ChunkOptions, ChunkReader, Done};
-use crate::source::{Inputs, LineRef};
+use crate::source::Inputs;
 use crate::{Error, Filter, Unreadable};
 
 /// Children's intervals (microseconds) by their parent's trace id key.
@@ -90,7 +90,7 @@ fn pass(
         stops: 0,
         unreadable: Unreadable::default(),
         options,
-        maps: Vec::new(),
+        maps: WorkerNames::default(),
         parser: LineParser::default(),
     };
     read_chunks(inputs, &reader, chunks, |done| agg.add(inputs, done))?;
@@ -211,11 +211,7 @@ pub(super) struct Worker {
 impl Worker {
     #[inline]
     fn name(&mut self, name: &[u8], sum: &mut Summary) -> u32 {
-        let (n, new) = self.names.intern(name);
-        if new {
-            sum.new_names.push(name.into());
-        }
-        n
+        self.names.intern_noted(name, &mut sum.new_names)
     }
 }
 
@@ -282,12 +278,8 @@ impl ChunkReader for SelfTimeReader<'_> {
             let Some((name, _, base)) = reread_start(&mut parser, chunk.bytes, started.at) else {
                 continue;
             };
-            let (n, new) = worker.names.intern(&name);
-            if new {
-                new_names.push(name.as_ref().into());
-            }
             let point = LeftOpen {
-                name: n,
+                name: worker.names.intern_noted(&name, new_names),
                 begin: started.begin,
                 base,
                 children: started.children,
@@ -411,7 +403,7 @@ struct Agg<'a, 'o> {
     unreadable: Unreadable,
     options: &'o RankOptions,
     /// Per worker, its name indexes to the report's.
-    maps: Vec<Vec<usize>>,
+    maps: WorkerNames<usize>,
     /// For chunks read again here.
     parser: LineParser,
 }
@@ -419,32 +411,19 @@ struct Agg<'a, 'o> {
 impl Agg<'_, '_> {
     fn add(&mut self, inputs: &Inputs, done: Done<'_, Summary>) -> Result<(), Error> {
         let sum = &mut *done.summary;
-        if self.maps.len() <= done.worker {
-            self.maps.resize_with(done.worker + 1, Vec::new);
-        }
-        for name in &sum.new_names {
-            let n = intern(
-                &mut self.names,
-                &mut self.stats,
-                String::from_utf8_lossy(name).as_bytes(),
-            );
-            self.maps[done.worker].push(n);
-        }
-        for &(index, why) in &sum.unreadable {
-            let line = LineRef {
-                source: done.source,
-                line_no: done.lines_before + index + 1,
-                bytes: &[],
-                oversized: matches!(why, Unread::TooLong),
-            };
-            self.unreadable.note(inputs, &line, &why);
-        }
+        let (names, stats) = (&mut self.names, &mut self.stats);
+        let map = self.maps.add(done.worker, &sum.new_names, |name| {
+            intern(names, stats, name)
+        });
+        self.unreadable
+            .note_chunk(inputs, done.source, done.lines_before, &sum.unreadable);
         if sum.redo {
             self.read_in_order(done.chunk.bytes);
             return Ok(());
         }
-        let map = std::mem::take(&mut self.maps[done.worker]);
-        let name = |n: u32| map.get(n as usize).copied().unwrap_or(0);
+        // Out of `self` while `self` adds the stops up; put back below.
+        let map = std::mem::take(map);
+        let name = |n: u32| mapped(&map, n);
         for &(n, duration, self_micros, busy) in &sum.stops {
             if let Some((_, st)) = self.stats.get_mut(name(n)) {
                 // The workers count the durations for percentiles.
@@ -496,7 +475,7 @@ impl Agg<'_, '_> {
             };
             self.open.insert(trace, point);
         }
-        self.maps[done.worker] = map;
+        self.maps.put_back(done.worker, map);
         Ok(())
     }
 

@@ -58,6 +58,18 @@ impl Interner {
         (n, new)
     }
 
+    /// A worker's index of `name`, the name pushed to `new_names` the
+    /// first time: a chunk's summary tells the reading thread the names
+    /// its worker met first in it ([`WorkerNames`]).
+    #[inline]
+    pub(crate) fn intern_noted(&mut self, name: &[u8], new_names: &mut Vec<Box<[u8]>>) -> u32 {
+        let (n, new) = self.intern(name);
+        if new {
+            new_names.push(name.into());
+        }
+        n
+    }
+
     /// The name of index `n` (empty for an index never given).
     pub(crate) fn get(&self, n: u32) -> &[u8] {
         self.names.get(n as usize).map_or(&[], |name| name)
@@ -72,6 +84,54 @@ impl Interner {
     pub(crate) fn text(&self, n: u32) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(self.get(n))
     }
+}
+
+/// The reading thread's side of the workers' names: per worker, the
+/// report's index (`T`) of each of the worker's indexes, in their order.
+#[derive(Debug)]
+pub(crate) struct WorkerNames<T>(Vec<Vec<T>>);
+
+impl<T> Default for WorkerNames<T> {
+    fn default() -> Self {
+        WorkerNames(Vec::new())
+    }
+}
+
+impl<T: Copy + Default> WorkerNames<T> {
+    /// Adds the names `worker` met first in a chunk (its summary's
+    /// `new_names`), each given the report's index by `intern` from its
+    /// text (lossy UTF-8), and returns that worker's map.
+    pub(crate) fn add(
+        &mut self,
+        worker: usize,
+        new_names: &[Box<[u8]>],
+        mut intern: impl FnMut(&[u8]) -> T,
+    ) -> &mut Vec<T> {
+        if self.0.len() <= worker {
+            self.0.resize_with(worker + 1, Vec::new);
+        }
+        let map = &mut self.0[worker];
+        for name in new_names {
+            map.push(intern(String::from_utf8_lossy(name).as_bytes()));
+        }
+        map
+    }
+
+    /// Puts back the map of `worker` that the caller took out of
+    /// [`WorkerNames::add`]'s answer (to use it while changing what holds
+    /// this).
+    pub(crate) fn put_back(&mut self, worker: usize, map: Vec<T>) {
+        if let Some(slot) = self.0.get_mut(worker) {
+            *slot = map;
+        }
+    }
+}
+
+/// The report's index of a worker's index `n` in its `map`
+/// ([`WorkerNames::add`]); the default (0) for an index never given.
+#[inline]
+pub(crate) fn mapped<T: Copy + Default>(map: &[T], n: u32) -> T {
+    map.get(n as usize).copied().unwrap_or_default()
 }
 
 /// The slot of a name in [`Interner`]'s cache.
