@@ -14,8 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use tracing_osprofiler::format::{parse_line, Phase};
-use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
-use tracing_subscriber::prelude::*;
+use tracing_osprofiler::{HmacAlgorithm, Profile, Signer};
 
 use support::Capture;
 
@@ -36,9 +35,7 @@ fn child_with_a_stepping_clock() {
     };
     let file = PathBuf::from(file);
     let lines = Capture::new();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(lines.subscriber(), || {
         let root = Profile::new(Signer::new("k", HmacAlgorithm::Sha1))
             .start(|| tracing::info_span!("request"));
         root.in_scope(|| {

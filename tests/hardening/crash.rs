@@ -28,9 +28,7 @@ fn handler_that_panics() {
 #[test]
 fn a_panicking_handler_still_closes_its_spans() {
     let lines = Capture::new();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(lines.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(lines.subscriber(), || {
         let root = Profile::new(signer()).start(|| tracing::info_span!("wsgi"));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             root.in_scope(handler_that_panics)

@@ -61,9 +61,7 @@ const ROUNDING: f64 = 1e-6;
 #[test]
 fn a_span_entered_on_two_threads_at_once_counts_the_overlap_once() {
     let capture = Capture::new();
-    let dispatch = Dispatch::new(
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone())),
-    );
+    let dispatch = capture.dispatch();
     let (lower, upper) = tracing::dispatcher::with_default(&dispatch, || {
         let root = profiled_root("two");
         let shared = root.in_scope(|| info_span!("shared"));
@@ -123,9 +121,7 @@ fn a_span_entered_on_two_threads_at_once_counts_the_overlap_once() {
 #[test]
 fn a_span_never_entered_is_zero_busy_not_unknown() {
     let capture = Capture::new();
-    let dispatch = Dispatch::new(
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone())),
-    );
+    let dispatch = capture.dispatch();
     tracing::dispatcher::with_default(&dispatch, || {
         let root = profiled_root("never");
         let never = root.in_scope(|| info_span!("never_entered"));
@@ -151,9 +147,7 @@ fn a_span_never_entered_is_zero_busy_not_unknown() {
 #[test]
 fn a_span_polled_a_thousand_times_sums_every_poll_and_nothing_between() {
     let capture = Capture::new();
-    let dispatch = Dispatch::new(
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone())),
-    );
+    let dispatch = capture.dispatch();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -208,9 +202,7 @@ fn a_span_polled_a_thousand_times_sums_every_poll_and_nothing_between() {
 #[test]
 fn a_span_moved_between_threads_by_a_multi_threaded_runtime() {
     let capture = Capture::new();
-    let dispatch = Dispatch::new(
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone())),
-    );
+    let dispatch = capture.dispatch();
     let runtime = {
         let dispatch = dispatch.clone();
         tokio::runtime::Builder::new_multi_thread()

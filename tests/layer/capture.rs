@@ -45,7 +45,7 @@ fn with_layer<T>(
 
 /// Runs `f` with one layer writing into `lines`, fields off.
 fn written_to<T>(lines: &Lines, f: impl FnOnce() -> T) -> T {
-    with_layer(OsProfilerLayer::from_make_writer(lines.clone()), f)
+    tracing::subscriber::with_default(lines.subscriber(), f)
 }
 
 fn no_incoming() -> HashSet<tracing_osprofiler::Id> {

@@ -44,9 +44,7 @@ fn check_tokens(bytes: &[u8]) {
 #[test]
 fn hostile_span_names_are_sanitized() {
     let capture = Capture::new();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(capture.subscriber(), || {
         let root = profile().start(|| info_span!("root"));
         let _root = root.enter();
         let _a = info_span!("two words").entered();

@@ -101,9 +101,7 @@ fn root_parent_is_the_callers_parent_id() {
     let base = Id::parse("a3c1e4b2-0d9f-4c7a-8e6b-5f4d3c2b1a09").unwrap();
     let parent = Id::parse("11111111-2222-4333-8444-555555555555").unwrap();
     let capture = Capture::new();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(capture.subscriber(), || {
         profile.start(|| info_span!("wsgi")).in_scope(|| {
             let _db = info_span!("db").entered();
         });
@@ -160,9 +158,7 @@ fn unprofiled_spans_write_zero_bytes() {
 #[test]
 fn explicit_parents_decide_membership() {
     let capture = Capture::new();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()));
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(capture.subscriber(), || {
         let root = Profile::new(signer()).start(|| info_span!("root"));
         // Created outside the root's scope, but with the root as parent.
         let adopted = info_span!(parent: &root, "adopted");
@@ -189,8 +185,7 @@ fn explicit_parents_decide_membership() {
 #[test]
 fn a_future_polled_many_times_is_one_point() {
     let capture = Capture::new();
-    let subscriber =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()));
+    let subscriber = capture.subscriber();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -226,8 +221,7 @@ fn a_future_polled_many_times_is_one_point() {
 #[test]
 fn profile_start_without_the_layer_leaves_nothing_pending() {
     let capture = Capture::new();
-    let with_layer =
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()));
+    let with_layer = capture.subscriber();
     let without_layer = tracing_subscriber::registry();
     tracing::subscriber::with_default(without_layer, || {
         let span = Profile::new(signer()).start(|| info_span!("nobody_listens"));
@@ -266,7 +260,7 @@ fn downstream_headers_use_the_incoming_key_and_algorithm() {
             .verify(incoming.trace_info(), incoming.trace_hmac())
             .unwrap();
         assert_eq!(profile.signer(), &Signer::new(key, algorithm));
-        tracing::subscriber::with_default(subscriber_for(&capture), || {
+        tracing::subscriber::with_default(capture.subscriber(), || {
             profile.start(|| info_span!("request")).in_scope(|| {
                 let call = info_span!("call_downstream").entered();
                 let headers = current_trace_headers().expect("inside a profiled request");
@@ -310,10 +304,6 @@ fn downstream_headers_use_the_incoming_key_and_algorithm() {
         });
     }
     capture.points().check_trees(&no_incoming());
-}
-
-fn subscriber_for(capture: &Capture) -> impl tracing::Subscriber + Send + Sync {
-    tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone()))
 }
 
 #[test]
@@ -404,14 +394,11 @@ fn fields_slow_marker_and_names() {
     assert_eq!(quiet.start_extra, "");
     // Fields are off by default.
     let capture = Capture::new();
-    tracing::subscriber::with_default(
-        tracing_subscriber::registry().with(OsProfilerLayer::from_make_writer(capture.clone())),
-        || {
-            Profile::new(signer())
-                .start(|| info_span!("r", secret = "hunter2"))
-                .in_scope(|| {});
-        },
-    );
+    tracing::subscriber::with_default(capture.subscriber(), || {
+        Profile::new(signer())
+            .start(|| info_span!("r", secret = "hunter2"))
+            .in_scope(|| {});
+    });
     assert!(!String::from_utf8(capture.bytes())
         .unwrap()
         .contains("hunter2"));

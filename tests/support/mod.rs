@@ -89,6 +89,19 @@ impl Capture {
         self.bytes.lock().unwrap().clone()
     }
 
+    /// A subscriber of one layer (fields off) writing into this capture.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry().with(tracing_osprofiler::OsProfilerLayer::from_make_writer(
+            self.clone(),
+        ))
+    }
+
+    /// [`subscriber`](Self::subscriber) as a `Dispatch`.
+    pub fn dispatch(&self) -> tracing::Dispatch {
+        tracing::Dispatch::new(self.subscriber())
+    }
+
     /// Number of `write` calls so far.
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::Relaxed)
