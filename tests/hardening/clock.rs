@@ -10,12 +10,12 @@
 use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::{HmacAlgorithm, Profile, Signer};
 
+use support::child::child_test;
 use support::Capture;
 
 use crate::support::system::{self, LIBFAKETIME};
@@ -63,13 +63,7 @@ fn durations_survive_wall_clock_steps() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("faketime");
     std::fs::write(&file, "+0").unwrap();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "clock::child_with_a_stepping_clock",
-            "--nocapture",
-        ])
+    let output = child_test("clock::child_with_a_stepping_clock")
         .env("LD_PRELOAD", LIBFAKETIME)
         .env("FAKETIME_TIMESTAMP_FILE", &file)
         .env("FAKETIME_NO_CACHE", "1")

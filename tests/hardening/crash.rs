@@ -6,13 +6,13 @@
 use crate::support;
 
 use std::path::Path;
-use std::process::Command;
 
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::writer::{RollingFile, Rotation};
 use tracing_osprofiler::{HmacAlgorithm, OsProfilerLayer, Profile, Signer};
 use tracing_subscriber::prelude::*;
 
+use support::child::child_test;
 use support::Capture;
 
 fn signer() -> Signer {
@@ -122,13 +122,7 @@ fn child_process_that_aborts_mid_request() {
 #[test]
 fn a_killed_process_leaves_a_readable_log() {
     let dir = tempfile::tempdir().unwrap();
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "crash::child_process_that_aborts_mid_request",
-            "--nocapture",
-        ])
+    let status = child_test("crash::child_process_that_aborts_mid_request")
         .env("OSPROFILER_CRASH_CHILD_DIR", dir.path())
         .status()
         .unwrap();

@@ -9,33 +9,15 @@
 //! (`setpriv`, since root ignores permissions), with the wall clock moved
 //! an hour on by libfaketime to cross an hourly rotation.
 
+use crate::support::child::child_args;
 use crate::support::system::{self, LIBFAKETIME};
+use crate::{serve, with_layer};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use tracing_osprofiler::writer::{ProfileWriter, RollingFile, Rotation};
-use tracing_osprofiler::{HmacAlgorithm, LayerStats, OsProfilerLayer, Profile, Signer};
-use tracing_subscriber::prelude::*;
-
-fn serve(requests: usize, spans: usize) {
-    for _ in 0..requests {
-        let root = Profile::new(Signer::new("SECRET_KEY", HmacAlgorithm::Sha1))
-            .start(|| tracing::info_span!("wsgi"));
-        root.in_scope(|| {
-            for _ in 0..spans {
-                let _s = tracing::info_span!("work").entered();
-            }
-        });
-    }
-}
-
-fn with_layer<T>(writer: ProfileWriter, f: impl FnOnce(&LayerStats) -> T) -> T {
-    let layer = OsProfilerLayer::new(writer);
-    let stats = layer.stats();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || f(&stats))
-}
 
 /// Every line of `bytes` is one whole line as the writer writes them: it
 /// starts with a timestamp and has exactly the tokens of a start line (5)
@@ -240,13 +222,7 @@ fn a_read_only_directory_keeps_the_open_file_across_a_rotation() {
         .args(["FAKETIME_NO_CACHE=1", "DONT_FAKE_MONOTONIC=1"])
         .arg(format!("OSPROFILER_READ_ONLY_DIR={}", dir.display()))
         .arg(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "disk::child_read_only_directory",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(child_args("disk::child_read_only_directory"))
         .output()
         .unwrap();
     set_mode(&dir, 0o755);

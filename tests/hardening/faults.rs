@@ -10,36 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::child::child_test;
+use crate::{serve, with_layer};
 use tracing_osprofiler::format::parse_line;
 use tracing_osprofiler::writer::{ProfileWriter, RollingFile, Rotation};
-use tracing_osprofiler::{HmacAlgorithm, LayerStats, OsProfilerLayer, Profile, Signer};
-use tracing_subscriber::prelude::*;
-
-/// Runs `requests` profiled requests of `spans` nested spans each; returns
-/// the slowest request's latency.
-fn serve(requests: usize, spans: usize) -> Duration {
-    let mut slowest = Duration::ZERO;
-    for _ in 0..requests {
-        let started = Instant::now();
-        let root = Profile::new(Signer::new("SECRET_KEY", HmacAlgorithm::Sha1))
-            .start(|| tracing::info_span!("wsgi"));
-        root.in_scope(|| {
-            for _ in 0..spans {
-                let _s = tracing::info_span!("work").entered();
-            }
-        });
-        drop(root);
-        slowest = slowest.max(started.elapsed());
-    }
-    slowest
-}
-
-fn with_layer<T>(writer: ProfileWriter, f: impl FnOnce(&LayerStats) -> T) -> T {
-    let layer = OsProfilerLayer::new(writer);
-    let stats = layer.stats();
-    let subscriber = tracing_subscriber::registry().with(layer);
-    tracing::subscriber::with_default(subscriber, || f(&stats))
-}
 
 fn lines_in(dir: &Path) -> Vec<String> {
     let mut lines = Vec::new();
@@ -95,14 +69,7 @@ fn child_full_disk() {
 #[test]
 fn a_full_disk_is_reported_once_and_writing_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "faults::child_full_disk",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let output = child_test("faults::child_full_disk")
         .env("OSPROFILER_FULL_DISK_DIR", dir.path())
         .output()
         .unwrap();

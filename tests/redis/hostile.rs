@@ -7,11 +7,11 @@
 //! an answer as unconfirmed, not failed), and an outage is one line on
 //! standard error, its end another, each saying what became of the events.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tracing_osprofiler::writer::{Redis, SinkStats};
 
+use crate::support::child::child_test;
 use crate::support::memory::resident_bytes;
 use crate::support::redis::{Behaviour, FakeRedis, HangingListener, RedisServer};
 use crate::Service;
@@ -294,16 +294,7 @@ fn shut_down_within(service: &mut Service, deadline: Duration) -> SinkStats {
 /// Runs the ignored test `name` of this binary in a child process, and
 /// returns its standard error (it must pass).
 fn child(name: &str) -> Stderr {
-    let output = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .expect("run the child test");
+    let output = child_test(name).output().expect("run the child test");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

@@ -7,6 +7,7 @@
 //! | [`http`] | one global subscriber for the HTTP tests, tokens, servers on loopback |
 //! | [`python_client`] | the Python osprofiler client calling a Rust service, a Python WSGI service called by a Rust client, and the checks of their trees, whatever the framework |
 //! | [`memory`] | the resident memory of the test process |
+//! | [`child`] | this test binary run again to run one of its ignored tests alone |
 //! | [`big_fields`] | one request of spans with big fields, the same for every sink's bounds test, and its flood into a sink that never answers |
 //! | [`examples`] | the crate's example binaries, and their output line by line |
 //! | [`recorder`] | what a `MetricsPublisher` publishes, read back |
@@ -16,6 +17,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod big_fields;
+pub mod child;
 pub mod examples;
 #[cfg(all(feature = "tower", feature = "reqwest"))]
 pub mod http;
