@@ -14,8 +14,9 @@
 #[allow(dead_code)]
 #[path = "../../tests/support/redis.rs"]
 mod redis_support;
+mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tracing::Dispatch;
@@ -25,34 +26,9 @@ use tracing_subscriber::prelude::*;
 
 /// Wall time and peak RSS (KiB) of `osprof ARGS`, output discarded.
 fn measure(exe: &str, args: &[&str]) -> (Duration, Option<u64>) {
-    let started = Instant::now();
-    let mut child = Command::new(exe)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run osprof");
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak = None;
-    loop {
-        if let Ok(status) = std::fs::read_to_string(&status_path) {
-            if let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak = Some(kib);
-            }
-        }
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                assert!(status.success(), "osprof {args:?} failed");
-                return (started.elapsed(), peak);
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => panic!("waiting for osprof: {e}"),
-        }
-    }
+    let run = support::run_osprof(exe, args, Stdio::inherit()).expect("run osprof");
+    assert!(run.success, "osprof {args:?} failed");
+    (run.took, run.peak_kib)
 }
 
 fn best(exe: &str, args: &[&str], runs: usize) -> (Duration, Option<u64>) {

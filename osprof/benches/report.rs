@@ -23,6 +23,8 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use osprof::list::{list, ListOptions};
 use osprof::rank::{rank, RankOptions};
 use osprof::source::Inputs;
@@ -167,35 +169,7 @@ fn best_interleaved(runs: usize, cases: &[Case<'_>]) -> Vec<Duration> {
 
 /// Peak RSS in KiB of `osprof ARGS`, from the child's `VmHWM`.
 fn peak_rss_kib(exe: &str, args: &[&str]) -> Option<u64> {
-    let mut child = std::process::Command::new(exe)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak = None;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        if let Ok(status) = std::fs::read_to_string(&status_path) {
-            if let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak = Some(kib);
-            }
-        }
-        match child.try_wait() {
-            Ok(Some(_)) => return peak,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
+    support::run_osprof(exe, args, std::process::Stdio::null())?.peak_kib
 }
 
 /// The log `bench-<BYTES>.log` (or `bench-names-<N>-<BYTES>.log`), made

@@ -177,15 +177,9 @@ fn a_store_that_trickles_its_answers_fails_at_the_store_timeout() {
     assert!(stderr.contains("more than 0"), "{stderr}");
 }
 
-/// The peak resident memory of this process, from `/proc/self/status`.
+/// The peak resident memory of this process.
 fn peak_rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status");
-    kib * 1024
+    crate::peak_support::peak_kib(None).expect("VmHWM in /proc/self/status") * 1024
 }
 
 #[test]

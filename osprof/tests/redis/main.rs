@@ -5,6 +5,8 @@
 //! at the workspace's root).
 #![cfg(all(feature = "redis", feature = "cli"))]
 
+#[path = "../support/peak.rs"]
+mod peak_support;
 #[allow(dead_code)]
 #[path = "../../../tests/support/python.rs"]
 mod python_support;

@@ -7,33 +7,15 @@ use std::process::{Command, Output, Stdio};
 
 use tracing_osprofiler::HmacKeys;
 
+use crate::support::run;
+
 fn osprof(args: &[&str], stdin: Option<&[u8]>) -> Output {
     osprof_env(args, stdin, None)
 }
 
 /// `osprof ARGS` with `OSPROFILER_HMAC_KEY` set to `key`, or unset.
 fn osprof_env(args: &[&str], stdin: Option<&[u8]>, key: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_osprof"));
-    match key {
-        Some(key) => command.env(osprof::headers::KEY_ENV, key),
-        None => command.env_remove(osprof::headers::KEY_ENV),
-    };
-    let mut child = command
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(data) = stdin {
-        // A run that does not read stdin may end before it is written.
-        if let Err(e) = pipe.write_all(data) {
-            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-        }
-    }
-    drop(pipe);
-    child.wait_with_output().unwrap()
+    run::osprof_env(args, stdin.unwrap_or_default().to_vec(), key)
 }
 
 const FIXTURE: &str = "tests/fixtures/mixed.log";

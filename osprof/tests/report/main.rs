@@ -10,8 +10,16 @@ pub mod python_support;
 #[path = "../../../tests/support/system.rs"]
 pub mod system_support;
 
+#[allow(dead_code)]
+#[path = "../support/peak.rs"]
+pub mod peak_support;
+#[path = "../support/run.rs"]
+pub mod run_support;
+
 mod support {
+    pub use super::peak_support as peak;
     pub use super::python_support as python;
+    pub use super::run_support as run;
     pub use super::system_support as system;
 }
 

@@ -7,32 +7,12 @@
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
+use crate::support::run::osprof;
+
 const FIXTURE: &str = "tests/fixtures/mixed.log";
 
 /// A request of `FIXTURE`.
 const IN_FIXTURE: &str = "aaaaaaaa-0000-4000-8000-000000000001";
-
-/// `osprof ARGS` with `stdin` written to it from another thread (a large
-/// input is written while the tool reads it).
-fn osprof(args: &[&str], stdin: Vec<u8>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_osprof"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        // A run that stops reading (an error) may end before it is written.
-        if let Err(e) = pipe.write_all(&stdin) {
-            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-        }
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    output
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -248,18 +228,12 @@ fn a_log_on_stdin_still_reports_with_foreign_lines_before_it() {
     assert!(String::from_utf8_lossy(&show.stdout).contains("wsgi"));
 }
 
-/// The peak resident memory of a running process, from
-/// `/proc/PID/status` (`VmHWM`: since its `exec`, so the test process's
-/// own memory, shared at `fork`, is not counted, as it is in `wait4`'s).
+/// The peak resident memory of a running process (`VmHWM`: since its
+/// `exec`, so the test process's own memory, shared at `fork`, is not
+/// counted, as it is in `wait4`'s).
 #[cfg(target_os = "linux")]
 fn peak_rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status");
-    kib * 1024
+    crate::support::peak::peak_kib(Some(pid)).expect("VmHWM in /proc/PID/status") * 1024
 }
 
 /// 96 MiB through a pipe, foreign lines but the last: the tool's peak
