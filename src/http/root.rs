@@ -214,7 +214,7 @@ impl HeldRoot {
 /// a shared inner struct: a nested struct costs the unprofiled request one
 /// more copy of its future (a few hundred bytes) on the way out of `call`.
 macro_rules! response_wrapper {
-    (@struct $(#[$attr:meta])* pub struct $name:ident<$inner:ident>;) => {
+    ($kind:ident $(#[$attr:meta])* pub struct $name:ident<$inner:ident>;) => {
         pin_project_lite::pin_project! {
             $(#[$attr])*
             pub struct $name<$inner> {
@@ -229,14 +229,10 @@ macro_rules! response_wrapper {
                 self.root.fmt_as(stringify!($name), f)
             }
         }
-    };
-    (future $(#[$attr:meta])* pub struct $name:ident<$inner:ident>;) => {
-        $crate::http::root::response_wrapper! {
-            @struct
-            $(#[$attr])*
-            pub struct $name<$inner>;
-        }
 
+        $crate::http::root::response_wrapper!(@$kind $name<$inner>);
+    };
+    (@future $name:ident<$inner:ident>) => {
         impl<$inner> $name<$inner> {
             /// The response future made by `call` (the inner service's call
             /// with `request`), made inside the root if one is held, so
@@ -261,13 +257,7 @@ macro_rules! response_wrapper {
             }
         }
     };
-    (body $(#[$attr:meta])* pub struct $name:ident<$inner:ident>;) => {
-        $crate::http::root::response_wrapper! {
-            @struct
-            $(#[$attr])*
-            pub struct $name<$inner>;
-        }
-
+    (@body $name:ident<$inner:ident>) => {
         impl<$inner> $name<$inner> {
             #[inline]
             pub(crate) fn new(inner: $inner, root: $crate::http::root::HeldRoot) -> Self {
