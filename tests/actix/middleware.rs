@@ -13,7 +13,9 @@ use std::time::Duration;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
-use http_support::{compute, db_query, global, new_token, only, tree, SlowChunks, KEY};
+use http_support::{
+    assert_hello_tree, compute, db_query, global, new_token, only, tree, SlowChunks, KEY,
+};
 pub use http_support::{get_with, keys, token_headers};
 use tracing::Instrument as _;
 use tracing_osprofiler::actix::ProfilingMiddleware;
@@ -87,13 +89,8 @@ async fn a_signed_request_is_one_tree_under_a_wsgi_root() {
     );
     let all = lines.lines();
     let points = tree(&all, base, base);
-    let root = only(&points, "wsgi");
-    assert_eq!(root.parent_id, base, "the root hangs under the caller");
-    let load = only(&points, "load");
-    assert_eq!(load.parent_id, root.trace_id);
-    assert_eq!(only(&points, "db_query").parent_id, load.trace_id);
-    assert_eq!(only(&points, "compute").parent_id, load.trace_id);
-    assert!(root.duration >= load.duration);
+    let root = assert_hello_tree(&points, base);
+    assert!(root.duration >= only(&points, "load").duration);
     // The same root fields as the tower middleware's; never the query.
     let start = all
         .iter()

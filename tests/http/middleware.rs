@@ -16,8 +16,8 @@ use axum::Router;
 use bytes::Bytes;
 use http_body::Frame;
 use http_support::{
-    compute, db_query, get_with, global, keys, new_token, only, text_through, token_headers, tree,
-    warnings, SlowChunks,
+    assert_hello_tree, compute, db_query, get_with, global, keys, new_token, only, text_through,
+    token_headers, tree, warnings, SlowChunks,
 };
 use tower::{Layer as _, ServiceExt as _};
 use tracing::Instrument as _;
@@ -92,17 +92,7 @@ async fn axum_profiles_a_valid_token_and_nothing_else() {
 
     let all = lines.lines();
     let points = tree(&all, base, base);
-    let root = only(&points, "wsgi");
-    assert_eq!(root.parent_id, base, "the caller sent parent_id = base_id");
-    let load = only(&points, "load");
-    assert_eq!(load.parent_id, root.trace_id);
-    assert_eq!(only(&points, "db_query").parent_id, load.trace_id);
-    assert_eq!(
-        only(&points, "compute").parent_id,
-        load.trace_id,
-        "a spawned task instrumented with the current span joins the tree"
-    );
-    assert_eq!(points.len(), 4);
+    assert_hello_tree(&points, base);
     assert!(
         all.iter().all(|l| l.contains(&base.to_string())),
         "the unprofiled request wrote nothing: {all:#?}"

@@ -564,6 +564,26 @@ pub async fn compute() -> u64 {
     (1..=10).sum()
 }
 
+/// Checks the tree of one profiled `/` of the middleware tests (`hello`,
+/// whatever the framework), its caller's `base` its base_id and the root's
+/// parent: a root `wsgi` under the caller, `load` under the root, and
+/// `db_query` and the spawned `compute` under `load`; nothing else. Returns
+/// the root.
+pub fn assert_hello_tree(points: &BTreeMap<Id, Point>, base: Id) -> &Point {
+    let root = only(points, "wsgi");
+    assert_eq!(root.parent_id, base, "the root hangs under the caller");
+    let load = only(points, "load");
+    assert_eq!(load.parent_id, root.trace_id);
+    assert_eq!(only(points, "db_query").parent_id, load.trace_id);
+    assert_eq!(
+        only(points, "compute").parent_id,
+        load.trace_id,
+        "a spawned task instrumented with the current span joins the tree"
+    );
+    assert_eq!(points.len(), 4, "{points:#?}");
+    root
+}
+
 /// The streamed body of the middleware tests' `/slow` route, whatever the
 /// framework's body trait: two chunks 150 ms apart, opening a span
 /// `body-chunk` for each.
