@@ -460,9 +460,17 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
+// Written for the integration tests, which mangle lines the same way
+// and where its items are public.
+#[cfg(test)]
+#[allow(unreachable_pub)]
+#[path = "../../tests/support/mangle.rs"]
+mod mangle;
+
 #[cfg(test)]
 mod tests {
     use super::ids::{canonical_id, ids_ok_portable};
+    use super::mangle;
     use super::*;
     use tracing_osprofiler::Id;
 
@@ -515,7 +523,7 @@ mod tests {
             prop::bool::ANY,
             0u32..100_000_000,
             "[a-z:.-]{0,12}",
-            prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 0..4),
+            mangle::edits(4),
         )
             .prop_map(|(stop, micros, name, edits)| {
                 let duration = if stop {
@@ -530,20 +538,11 @@ mod tests {
                     1 => format!("  <- !!! {{\"busy\":{}}}", f64::from(micros) / 1e5),
                     _ => String::new(),
                 };
-                let mut line = format!(
+                let line = format!(
                     "2020-02-2{}T08:04:25.961298 {duration} {IDS} {name}-{phase}{busy}",
                     micros % 10
-                )
-                .into_bytes();
-                for (at, byte, op) in edits {
-                    let at = at % (line.len() + 1);
-                    match op {
-                        0 => line.insert(at, byte),
-                        1 if at < line.len() => line[at] = byte,
-                        _ => line.truncate(at),
-                    }
-                }
-                line
+                );
+                mangle::mangle(line.into_bytes(), edits)
             })
     }
 

@@ -10,6 +10,8 @@ pub mod python_support;
 #[path = "../../../tests/support/system.rs"]
 pub mod system_support;
 
+#[path = "../support/mangle.rs"]
+pub mod mangle_support;
 #[allow(dead_code)]
 #[path = "../support/peak.rs"]
 pub mod peak_support;
@@ -17,6 +19,7 @@ pub mod peak_support;
 pub mod run_support;
 
 mod support {
+    pub use super::mangle_support as mangle;
     pub use super::peak_support as peak;
     pub use super::python_support as python;
     pub use super::run_support as run;

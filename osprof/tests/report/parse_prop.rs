@@ -11,6 +11,8 @@ use proptest::prelude::*;
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::Id;
 
+use crate::support::mangle;
+
 const IDS: &str = "f12e75d5-5d59-4cbc-b74d-357f19290dd7 603f1fab-be78-438d-af13-d94ed3b7e416 b1d0a77a-52f5-4415-a6c4-f16b3591a47d";
 
 fn valid_line() -> impl Strategy<Value = Vec<u8>> {
@@ -36,21 +38,7 @@ fn valid_line() -> impl Strategy<Value = Vec<u8>> {
 
 /// A valid line with bytes inserted, replaced or cut off.
 fn mangled_line() -> impl Strategy<Value = Vec<u8>> {
-    (
-        valid_line(),
-        prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 0..6),
-    )
-        .prop_map(|(mut line, edits)| {
-            for (at, byte, op) in edits {
-                let at = at % (line.len() + 1);
-                match op {
-                    0 => line.insert(at, byte),
-                    1 if at < line.len() => line[at] = byte,
-                    _ => line.truncate(at),
-                }
-            }
-            line
-        })
+    (valid_line(), mangle::edits(6)).prop_map(|(line, edits)| mangle::mangle(line, edits))
 }
 
 proptest! {
