@@ -279,3 +279,187 @@ macro_rules! response_wrapper {
     };
 }
 pub(crate) use response_wrapper;
+
+#[cfg(test)]
+mod tests {
+    //! What both middlewares' wrappers rely on: the root is entered while
+    //! polled, ends with the body's last part and not before, records the
+    //! response's status once, and ends before its permit is given back.
+
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::Poll;
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Id, Record};
+    use tracing::Subscriber;
+    use tracing_subscriber::layer::{Context, SubscriberExt as _};
+    use tracing_subscriber::Layer;
+
+    use super::{DefaultRootSpan, HeldRoot, Outcome};
+    use crate::limit::{ProfileLimit, ProfileLimiter};
+
+    /// What the subscriber saw: the permits in flight when the root closed,
+    /// and the statuses recorded on it.
+    #[derive(Clone, Default)]
+    struct Seen {
+        in_flight_at_close: Arc<Mutex<Vec<usize>>>,
+        statuses: Arc<Mutex<Vec<u64>>>,
+    }
+
+    struct Watch {
+        limiter: ProfileLimiter,
+        seen: Seen,
+    }
+
+    struct Status<'a>(&'a Mutex<Vec<u64>>);
+
+    impl Visit for Status<'_> {
+        fn record_u64(&mut self, field: &Field, value: u64) {
+            if field.name() == "http.status_code" {
+                self.0.lock().unwrap().push(value);
+            }
+        }
+        fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
+    }
+
+    impl<S: Subscriber> Layer<S> for Watch {
+        fn on_record(&self, _: &Id, values: &Record<'_>, _: Context<'_, S>) {
+            values.record(&mut Status(&self.seen.statuses));
+        }
+        fn on_close(&self, _: Id, _: Context<'_, S>) {
+            let in_flight = self.limiter.in_flight();
+            self.seen.in_flight_at_close.lock().unwrap().push(in_flight);
+        }
+    }
+
+    /// Runs `test` with a held root (the default `wsgi` span and a permit
+    /// of a limiter of one), under a subscriber that watches them.
+    fn with_root(test: impl FnOnce(HeldRoot, &ProfileLimiter, &Seen)) {
+        let limiter = ProfileLimit::default().with_max_concurrent(Some(1)).build();
+        let seen = Seen::default();
+        let subscriber = tracing_subscriber::registry().with(Watch {
+            limiter: limiter.clone(),
+            seen: seen.clone(),
+        });
+        tracing::subscriber::with_default(subscriber, || {
+            let permit = limiter.try_acquire().expect("a permit");
+            let span = DefaultRootSpan::new().span("GET", "/");
+            assert!(!span.is_disabled());
+            test(HeldRoot::new(span, Some(permit)), &limiter, &seen);
+        });
+    }
+
+    type Part = Option<Result<u8, ()>>;
+
+    fn part(root: &mut HeldRoot, polled: Poll<Part>, at_end: bool) -> Poll<Part> {
+        let mut body = ();
+        root.poll_part(
+            Pin::new(&mut body),
+            |_| {
+                assert!(
+                    !tracing::Span::current().is_none(),
+                    "polled inside the root"
+                );
+                polled
+            },
+            |_| at_end,
+        )
+    }
+
+    #[test]
+    fn a_body_ends_the_root_at_its_last_part_then_frees_the_permit() {
+        for (last, at_end) in [(None, false), (Some(Err(())), false), (Some(Ok(1)), true)] {
+            with_root(|mut root, limiter, seen| {
+                assert_eq!(part(&mut root, Poll::Pending, false), Poll::Pending);
+                assert_eq!(
+                    part(&mut root, Poll::Ready(Some(Ok(0))), false),
+                    Poll::Ready(Some(Ok(0)))
+                );
+                assert!(root.is_held(), "not the last part yet");
+                assert_eq!(limiter.in_flight(), 1);
+                assert!(seen.in_flight_at_close.lock().unwrap().is_empty());
+
+                assert_eq!(
+                    part(&mut root, Poll::Ready(last), at_end),
+                    Poll::Ready(last)
+                );
+                assert!(!root.is_held(), "{last:?} {at_end} ends the root");
+                assert_eq!(limiter.in_flight(), 0, "the permit is back");
+                assert_eq!(
+                    *seen.in_flight_at_close.lock().unwrap(),
+                    [1],
+                    "the root closed while its permit was still held"
+                );
+            });
+        }
+    }
+
+    #[test]
+    fn the_head_records_its_status_and_hands_the_root_on() {
+        with_root(|mut root, limiter, seen| {
+            let mut future = ();
+            let pending: Poll<(u16, HeldRoot)> =
+                root.poll_head(Pin::new(&mut future), |_| Poll::Pending, |_| unreachable!());
+            assert!(pending.is_pending());
+            assert!(root.is_held());
+
+            let Poll::Ready((status, body_root)) = root.poll_head(
+                Pin::new(&mut future),
+                |_| {
+                    assert!(
+                        !tracing::Span::current().is_none(),
+                        "polled inside the root"
+                    );
+                    Poll::Ready(503)
+                },
+                |status| Outcome::Status(*status),
+            ) else {
+                panic!("ready");
+            };
+            assert_eq!(status, 503);
+            assert!(!root.is_held(), "the future no longer holds it");
+            assert!(body_root.is_held(), "the body does");
+            assert_eq!(*seen.statuses.lock().unwrap(), [503]);
+            assert_eq!(limiter.in_flight(), 1);
+            drop(body_root);
+            assert_eq!(limiter.in_flight(), 0);
+            assert_eq!(*seen.in_flight_at_close.lock().unwrap(), [1]);
+        });
+    }
+
+    #[test]
+    fn unprofiled_holds_nothing_and_enters_nothing() {
+        let mut root = HeldRoot::unprofiled();
+        root.in_scope(|| assert!(tracing::Span::current().is_none()));
+        let mut body = ();
+        let polled = root.poll_part(
+            Pin::new(&mut body),
+            |_| Poll::Ready(Some(Ok::<u8, ()>(7))),
+            |_| unreachable!("an unprofiled body is not asked"),
+        );
+        assert_eq!(polled, Poll::Ready(Some(Ok(7))));
+        let Poll::Ready((status, body_root)) = root.poll_head(
+            Pin::new(&mut body),
+            |_| Poll::Ready(200),
+            |_| unreachable!("nothing to record on"),
+        ) else {
+            panic!("ready");
+        };
+        assert_eq!(status, 200);
+        assert!(!body_root.is_held());
+        assert_eq!(
+            format!("{:?}", Named(&body_root)),
+            "ResponseBody { profiled: false, .. }"
+        );
+    }
+
+    /// A wrapper's `Debug`, as [`response_wrapper!`] makes it.
+    struct Named<'a>(&'a HeldRoot);
+
+    impl std::fmt::Debug for Named<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.fmt_as("ResponseBody", f)
+        }
+    }
+}
