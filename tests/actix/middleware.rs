@@ -13,21 +13,15 @@ use std::time::Duration;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
-use http_support::{
-    assert_hello_tree, compute, db_query, global, new_token, only, tree, SlowChunks, KEY,
-};
+use http_support::{assert_hello_tree, global, new_token, only, tree, SlowChunks, KEY};
 pub use http_support::{get_with, keys, token_headers};
-use tracing::Instrument as _;
 use tracing_osprofiler::actix::ProfilingMiddleware;
 use tracing_osprofiler::limit::ProfileLimit;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, Signer, TraceInfo};
 
-#[tracing::instrument]
+/// [`http_support::load`] on actix's runtime.
 async fn load() -> u64 {
-    db_query().await;
-    actix_web::rt::spawn(compute().in_current_span())
-        .await
-        .expect("task")
+    http_support::load(|work| actix_web::rt::spawn(work)).await
 }
 
 async fn hello() -> String {

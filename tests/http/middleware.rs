@@ -16,8 +16,8 @@ use axum::Router;
 use bytes::Bytes;
 use http_body::Frame;
 use http_support::{
-    assert_hello_tree, compute, db_query, get_with, global, keys, new_token, only, text_through,
-    token_headers, tree, warnings, SlowChunks,
+    assert_hello_tree, get_with, global, keys, new_token, only, text_through, token_headers, tree,
+    warnings, SlowChunks,
 };
 use tower::{Layer as _, ServiceExt as _};
 use tracing::Instrument as _;
@@ -25,12 +25,9 @@ use tracing_osprofiler::http::{ProfilingLayer, ProfilingStats};
 use tracing_osprofiler::limit::{ProfileLimit, Rate};
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 
-#[tracing::instrument]
+/// [`http_support::load`] on tokio's runtime.
 async fn load() -> u64 {
-    db_query().await;
-    tokio::spawn(compute().in_current_span())
-        .await
-        .expect("task")
+    http_support::load(|work| tokio::spawn(work)).await
 }
 
 async fn hello() -> String {

@@ -4,11 +4,14 @@
 //! list of tokens every middleware must refuse.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use tracing::Instrument as _;
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::{HmacAlgorithm, Id, OsProfilerLayer, Signer, TraceHeaders, TraceInfo};
 use tracing_subscriber::fmt::MakeWriter;
@@ -551,8 +554,20 @@ pub async fn assert_unsigned_kept_when_slow_or_failed(
 }
 
 /// The work of the middleware tests' handlers, whatever the framework: a
-/// query, under `load` (which each framework's test spawns `compute` from,
-/// on its own runtime).
+/// query, then `compute` in a task of its own, instrumented with `load`,
+/// spawned by `spawn` (each framework's own, on its own runtime). Returns
+/// what `compute` computed (55).
+#[tracing::instrument(name = "load", skip_all)]
+pub async fn load(
+    spawn: impl FnOnce(Pin<Box<dyn Future<Output = u64> + Send>>) -> tokio::task::JoinHandle<u64>,
+) -> u64 {
+    db_query().await;
+    spawn(Box::pin(compute().in_current_span()))
+        .await
+        .expect("task")
+}
+
+/// The query of [`load`].
 #[tracing::instrument]
 pub async fn db_query() {
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
