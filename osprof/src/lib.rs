@@ -109,6 +109,8 @@ pub mod show;
 mod sniff;
 pub mod source;
 mod steps;
+#[cfg(test)]
+mod test_logs;
 mod unreadable;
 
 pub use filter::{parse_time, Filter, Pattern};

@@ -667,37 +667,31 @@ pub(crate) fn kept_by_capture(line: &[u8]) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_logs::{log_of, point_line, trace_id};
     use proptest::prelude::*;
 
     /// Random points of a few requests, with random parents (some the
     /// request), reused ids, stops without starts, mangled lines.
     fn random_log() -> impl Strategy<Value = Vec<u8>> {
-        let line = prop_oneof![
-            12 => (any::<bool>(), 0u32..30, 0u32..4, any::<bool>(), 0usize..3, 0u32..2_000_000, 0u32..3_000_000)
-                .prop_map(|(stop, t, b, of_request, n, at, d)| {
-                    let id = |t: u32| format!("00000000-0000-4000-8000-{t:012x}");
-                    let base = format!("10000000-0000-4000-8000-{b:012x}");
-                    let parent = if of_request { base.clone() } else { id(t / 2) };
-                    let name = ["a", "db", "caf\u{e9}"][n];
-                    let ts = format!("2020-02-27T08:04:{:02}.{:06}", at / 1_000_000, at % 1_000_000);
-                    if stop {
-                        format!("{ts} {}.{:06} {base} {parent} {} {name}-stop", d / 1_000_000, d % 1_000_000, id(t))
-                    } else {
-                        format!("{ts}          {base} {parent} {} {name}-start", id(t))
-                    }
-                    .into_bytes()
-                }),
-            1 => prop::collection::vec(any::<u8>(), 0..100),
-            1 => Just(Vec::new()),
-        ];
-        prop::collection::vec(line, 1..150).prop_map(|lines| {
-            let mut out = Vec::new();
-            for line in lines {
-                out.extend_from_slice(&line);
-                out.push(b'\n');
-            }
-            out
-        })
+        let point = (
+            any::<bool>(),
+            0u32..30,
+            0u32..4,
+            any::<bool>(),
+            0usize..3,
+            0u32..2_000_000,
+            0u32..3_000_000,
+        )
+            .prop_map(|(stop, t, b, of_request, n, at, d)| {
+                let base = format!("10000000-0000-4000-8000-{b:012x}");
+                let parent = if of_request {
+                    base.clone()
+                } else {
+                    trace_id(t / 2)
+                };
+                point_line(stop, t, &base, &parent, n, at, d)
+            });
+        log_of(point)
     }
 
     /// Each request as (id, first and last, points, unfinished, root,

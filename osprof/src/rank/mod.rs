@@ -1043,34 +1043,27 @@ mod tests {
     /// in other chunks, parents that start after their children, ids
     /// reused, stops without starts), some lines mangled.
     fn random_tree_log() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use crate::test_logs::{log_of, point_line, trace_id};
         use proptest::prelude::*;
-        let line = prop_oneof![
-            12 => (any::<bool>(), 0u32..30, 0u32..31, 0usize..3, 0u32..2_000_000, 0u32..3_000_000)
-                .prop_map(|(stop, t, p, n, at, d)| {
-                    let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7";
-                    let id = |t: u32| format!("00000000-0000-4000-8000-{t:012x}");
-                    // Parent 30 is the request itself.
-                    let parent = if p == 30 { base.to_owned() } else { id(p) };
-                    let name = ["a", "db", "caf\u{e9}"][n];
-                    let ts = format!("2020-02-27T08:04:{:02}.{:06}", at / 1_000_000, at % 1_000_000);
-                    if stop {
-                        format!("{ts} {}.{:06} {base} {parent} {} {name}-stop", d / 1_000_000, d % 1_000_000, id(t))
-                    } else {
-                        format!("{ts}          {base} {parent} {} {name}-start", id(t))
-                    }
-                    .into_bytes()
-                }),
-            1 => proptest::collection::vec(any::<u8>(), 0..100),
-            1 => Just(Vec::new()),
-        ];
-        proptest::collection::vec(line, 1..150).prop_map(|lines| {
-            let mut out = Vec::new();
-            for line in lines {
-                out.extend_from_slice(&line);
-                out.push(b'\n');
-            }
-            out
-        })
+        let point = (
+            any::<bool>(),
+            0u32..30,
+            0u32..31,
+            0usize..3,
+            0u32..2_000_000,
+            0u32..3_000_000,
+        )
+            .prop_map(|(stop, t, p, n, at, d)| {
+                let base = "f12e75d5-5d59-4cbc-b74d-357f19290dd7";
+                // Parent 30 is the request itself.
+                let parent = if p == 30 {
+                    base.to_owned()
+                } else {
+                    trace_id(p)
+                };
+                point_line(stop, t, base, &parent, n, at, d)
+            });
+        log_of(point)
     }
 
     fn self_time_report(
