@@ -62,6 +62,34 @@ enum Command {
     Headers(HeadersArgs),
 }
 
+/// How much of the Redis store `rank`, `list` and `show` take, and how
+/// long they wait for it.
+#[cfg(feature = "redis")]
+#[derive(Args)]
+struct StoreLimits {
+    /// The longest value read from the Redis store, in bytes: a longer one
+    /// is not kept, but named on stderr with its length and skipped.
+    #[arg(long, value_name = "BYTES", default_value_t = RedisSource::DEFAULT_MAX_VALUE_BYTES)]
+    max_value_bytes: u64,
+    /// The longest the Redis store may take to answer one command (or
+    /// pipeline) whole, and to connect: past it, osprof fails naming the
+    /// store, however the answer trickles in.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    store_timeout: std::time::Duration,
+}
+
+#[cfg(feature = "redis")]
+impl StoreLimits {
+    /// Sets `MAX_VALUE_BYTES` and `STORE_TIMEOUT` for `inputs` (once: one
+    /// command runs).
+    fn set(&self) {
+        let _ = (
+            MAX_VALUE_BYTES.set(self.max_value_bytes),
+            STORE_TIMEOUT.set(self.store_timeout),
+        );
+    }
+}
+
 #[derive(Args)]
 struct Common {
     /// Log files; `-` is stdin; gzip is recognized by content.
@@ -73,17 +101,9 @@ struct Common {
     #[cfg(feature = "redis")]
     #[arg(long, value_name = "URL")]
     connection_string: Option<String>,
-    /// The longest value read from the Redis store, in bytes: a longer one
-    /// is not kept, but named on stderr with its length and skipped.
     #[cfg(feature = "redis")]
-    #[arg(long, value_name = "BYTES", default_value_t = RedisSource::DEFAULT_MAX_VALUE_BYTES)]
-    max_value_bytes: u64,
-    /// The longest the Redis store may take to answer one command (or
-    /// pipeline) whole, and to connect: past it, osprof fails naming the
-    /// store, however the answer trickles in.
-    #[cfg(feature = "redis")]
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
-    store_timeout: std::time::Duration,
+    #[command(flatten)]
+    store_limits: StoreLimits,
     /// Write the report to FILE instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -135,7 +155,7 @@ impl Common {
     /// `inputs`.
     fn into_reading(self) -> Reading {
         #[cfg(feature = "redis")]
-        set_store_limits(self.max_value_bytes, self.store_timeout);
+        self.store_limits.set();
         Reading {
             store: self.store(),
             logs: self.logs,
@@ -143,15 +163,6 @@ impl Common {
             output: self.output,
         }
     }
-}
-
-/// Sets `MAX_VALUE_BYTES` and `STORE_TIMEOUT` (once: one command runs).
-#[cfg(feature = "redis")]
-fn set_store_limits(max_value_bytes: u64, store_timeout: std::time::Duration) {
-    let _ = (
-        MAX_VALUE_BYTES.set(max_value_bytes),
-        STORE_TIMEOUT.set(store_timeout),
-    );
 }
 
 #[derive(Args)]
@@ -210,17 +221,9 @@ struct ShowArgs {
     #[cfg(feature = "redis")]
     #[arg(long, value_name = "URL")]
     connection_string: Option<String>,
-    /// The longest value read from the Redis store, in bytes: a longer one
-    /// is not kept, but named on stderr with its length and skipped.
     #[cfg(feature = "redis")]
-    #[arg(long, value_name = "BYTES", default_value_t = RedisSource::DEFAULT_MAX_VALUE_BYTES)]
-    max_value_bytes: u64,
-    /// The longest the Redis store may take to answer one command (or
-    /// pipeline) whole, and to connect: past it, osprof fails naming the
-    /// store, however the answer trickles in.
-    #[cfg(feature = "redis")]
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
-    store_timeout: std::time::Duration,
+    #[command(flatten)]
+    store_limits: StoreLimits,
     /// Show the request that began last.
     #[arg(long, conflicts_with = "slowest")]
     latest: bool,
@@ -383,7 +386,7 @@ impl Cli {
                 #[cfg(feature = "redis")]
                 let store = args.connection_string;
                 #[cfg(feature = "redis")]
-                set_store_limits(args.max_value_bytes, args.store_timeout);
+                args.store_limits.set();
                 #[cfg(not(feature = "redis"))]
                 let store: Option<String> = None;
                 let mut logs = args.args;
@@ -503,6 +506,8 @@ fn print_notes(format: Format, notes: Vec<String>) {
 
 /// The logs named, and the Redis store (all of it, or one request's key).
 fn inputs(logs: &[OsString], store: Option<&str>, request: Option<Id>) -> Result<Inputs, String> {
+    // Only a store is pushed to it.
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
     let mut sources: Vec<Source> = logs
         .iter()
         .map(|log| {
