@@ -2,12 +2,12 @@
 //! with the reqwest middleware carry headers signed for their `http` point,
 //! only to the destinations the policy allows, on every redirect hop.
 
-use crate::middleware::{get_with, keys, token_headers};
+use crate::middleware::{get_with, keys};
 use crate::server::ActixServer;
 use crate::support::http as http_support;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use http_support::{global, new_token, only, tree};
+use http_support::{get_profiled, global, only, tree};
 use tracing_osprofiler::actix::{AwcProfiling, ProfilingMiddleware};
 use tracing_osprofiler::http::Destinations;
 
@@ -112,11 +112,8 @@ async fn awc_calls_carry_headers_signed_for_their_http_point() {
     let b = callee(String::new());
     let a = caller(b.url("/b"), Destinations::internal());
 
-    let (base, token) = new_token();
-    assert_eq!(
-        get_with(&a.url("/awc"), &token_headers(&token)).await,
-        (200, "signed".to_owned())
-    );
+    let (base, answer) = get_profiled(&a.url("/awc")).await;
+    assert_eq!(answer, (200, "signed".to_owned()));
     assert_joined(&lines.lines(), base);
 
     // Unprofiled: the call is made, without a token, and nothing written.
@@ -133,11 +130,8 @@ async fn reqwest_calls_from_actix_handlers_are_signed() {
     let (lines, _serial) = global();
     let b = callee(String::new());
     let a = caller(b.url("/b"), Destinations::internal());
-    let (base, token) = new_token();
-    assert_eq!(
-        get_with(&a.url("/reqwest"), &token_headers(&token)).await,
-        (200, "signed".to_owned())
-    );
+    let (base, answer) = get_profiled(&a.url("/reqwest")).await;
+    assert_eq!(answer, (200, "signed".to_owned()));
     assert_joined(&lines.lines(), base);
 }
 
@@ -146,11 +140,8 @@ async fn awc_sends_no_token_where_the_policy_does_not_allow_it() {
     let (lines, _serial) = global();
     let b = callee(String::new());
     let a = caller(b.url("/b"), Destinations::none());
-    let (base, token) = new_token();
-    assert_eq!(
-        get_with(&a.url("/awc"), &token_headers(&token)).await,
-        (200, "unsigned".to_owned())
-    );
+    let (base, answer) = get_profiled(&a.url("/awc")).await;
+    assert_eq!(answer, (200, "unsigned".to_owned()));
     // The call still has its point; the callee wrote nothing.
     let points = tree(&lines.lines(), base, base);
     let root = only(&points, "wsgi");
@@ -166,9 +157,9 @@ async fn every_redirect_hop_is_checked_against_the_policy() {
     let b = callee(c.url("/b"));
     let allowed = Destinations::hosts([format!("127.0.0.1:{}", b.addr.port())]).expect("host");
     let a = caller(b.url("/redirect"), allowed);
-    let (base, token) = new_token();
+    let (base, answer) = get_profiled(&a.url("/awc")).await;
     assert_eq!(
-        get_with(&a.url("/awc"), &token_headers(&token)).await,
+        answer,
         (200, "unsigned".to_owned()),
         "the hop to C carried no token"
     );

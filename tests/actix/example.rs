@@ -3,7 +3,7 @@
 //! profiled across both logs, tail capture keeping a slow and a failed
 //! unsigned request and not a fast one, the log flushed on Ctrl-C.
 
-use crate::middleware::{get_with, token_headers};
+use crate::middleware::get_with;
 use crate::support::examples::example;
 use crate::support::http as http_support;
 
@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use http_support::{new_token, only, tree};
+use http_support::{get_profiled, only, tree};
 
 /// A running `actix_service`; interrupted (as Ctrl-C does) when dropped.
 struct Service {
@@ -88,8 +88,7 @@ async fn the_actix_example_profiles_across_two_instances_and_captures_slow_reque
         ],
     );
 
-    let (base, token) = new_token();
-    let (status, body) = get_with(&a.url, &token_headers(&token)).await;
+    let (base, (status, body)) = get_profiled(&a.url).await;
     assert_eq!(status, 200);
     assert!(body.starts_with("hello, user 42"), "{body}");
     assert!(body.contains("downstream answered 200"), "{body}");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
-use http_support::{assert_hello_tree, global, new_token, only, tree, SlowChunks, KEY};
+use http_support::{assert_hello_tree, get_profiled, global, only, tree, SlowChunks, KEY};
 pub use http_support::{get_with, keys, token_headers};
 use tracing_osprofiler::actix::ProfilingMiddleware;
 use tracing_osprofiler::limit::ProfileLimit;
@@ -76,11 +76,8 @@ async fn a_signed_request_is_one_tree_under_a_wsgi_root() {
     let stats = middleware.stats();
     let server = ActixServer::start(middleware, routes);
 
-    let (base, token) = new_token();
-    assert_eq!(
-        get_with(&server.url("/?secret=1"), &token_headers(&token)).await,
-        (200, "hello 55".to_owned())
-    );
+    let (base, answer) = get_profiled(&server.url("/?secret=1")).await;
+    assert_eq!(answer, (200, "hello 55".to_owned()));
     let all = lines.lines();
     let points = tree(&all, base, base);
     let root = assert_hello_tree(&points, base);
@@ -141,11 +138,8 @@ async fn invalid_tokens_are_served_untouched_and_counted() {
 async fn the_root_covers_a_streamed_body() {
     let (lines, _serial) = global();
     let server = ActixServer::start(ProfilingMiddleware::new(keys()), routes);
-    let (base, token) = new_token();
-    assert_eq!(
-        get_with(&server.url("/slow"), &token_headers(&token)).await,
-        (200, "chunk chunk ".to_owned())
-    );
+    let (base, answer) = get_profiled(&server.url("/slow")).await;
+    assert_eq!(answer, (200, "chunk chunk ".to_owned()));
     // The root's stop is written when the body ends, after the response.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !lines.lines().iter().any(|l| l.contains("wsgi-stop")) {
@@ -164,20 +158,17 @@ async fn the_root_covers_a_streamed_body() {
 async fn a_handler_error_is_an_actix_response_and_ends_the_root() {
     let (lines, _serial) = global();
     let server = ActixServer::start(ProfilingMiddleware::new(keys()), routes);
-    let (base, token) = new_token();
-    let (status, body) = get_with(&server.url("/fail"), &token_headers(&token)).await;
+    let (base, (status, body)) = get_profiled(&server.url("/fail")).await;
     assert_eq!((status, body.as_str()), (500, "boom"));
     let points = tree(&lines.lines(), base, base);
     let root = only(&points, "wsgi");
     assert_eq!(only(&points, "load").parent_id, root.trace_id);
 
-    let (base, token) = new_token();
-    let (status, _) = get_with(&server.url("/missing"), &token_headers(&token)).await;
+    let (base, (status, _)) = get_profiled(&server.url("/missing")).await;
     assert_eq!(status, 404);
     tree(&lines.lines(), base, base);
     // An unknown route is actix's own 404, profiled all the same.
-    let (base, token) = new_token();
-    let (status, _) = get_with(&server.url("/nowhere"), &token_headers(&token)).await;
+    let (base, (status, _)) = get_profiled(&server.url("/nowhere")).await;
     assert_eq!(status, 404);
     tree(&lines.lines(), base, base);
 }
@@ -212,11 +203,8 @@ async fn concurrent_requests_each_get_their_own_tree() {
                 assert_eq!(get_with(&url, &[]).await, (200, "hello 55".to_owned()));
                 None
             } else {
-                let (base, token) = new_token();
-                assert_eq!(
-                    get_with(&url, &token_headers(&token)).await,
-                    (200, "hello 55".to_owned())
-                );
+                let (base, answer) = get_profiled(&url).await;
+                assert_eq!(answer, (200, "hello 55".to_owned()));
                 Some(base)
             }
         }));

@@ -4,9 +4,9 @@
 //! awc call profiles a Python WSGI service run with osprofiler's own
 //! `WsgiMiddleware`, whose points hang under the Rust call.
 
-use crate::middleware::{get_with, keys, token_headers};
+use crate::middleware::{get_with, keys};
 use crate::server::ActixServer;
-use crate::support::http::{global, new_token};
+use crate::support::http::{get_profiled, global};
 use crate::support::python_client::{
     assert_python_client_profiles, rust_work, WsgiPeer, RUST_BODY,
 };
@@ -55,11 +55,8 @@ async fn an_actix_handler_profiles_a_python_wsgi_service_through_awc() {
     // Unprofiled first: the Python service must notify nothing.
     let answer = (200, WsgiPeer::BODY.to_owned());
     assert_eq!(get_with(&server.url("/"), &[]).await, answer);
-    let (base, token) = new_token();
-    assert_eq!(
-        get_with(&server.url("/"), &token_headers(&token)).await,
-        answer
-    );
+    let (base, profiled) = get_profiled(&server.url("/")).await;
+    assert_eq!(profiled, answer);
 
     python.assert_profiled_under(&lines, base, "wsgi");
 }

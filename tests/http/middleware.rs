@@ -16,8 +16,8 @@ use axum::Router;
 use bytes::Bytes;
 use http_body::Frame;
 use http_support::{
-    assert_hello_tree, get_with, global, keys, new_token, only, text_through, token_headers, tree,
-    warnings, SlowChunks,
+    assert_hello_tree, get_profiled, get_with, global, keys, new_token, only, text_through,
+    token_headers, tree, warnings, SlowChunks,
 };
 use tower::{Layer as _, ServiceExt as _};
 use tracing::Instrument as _;
@@ -113,8 +113,7 @@ async fn axum_profiles_a_valid_token_and_nothing_else() {
 async fn root_point_lasts_until_the_body_is_finished() {
     let (lines, _serial) = global();
     let addr = http_support::serve_axum(app(ProfilingLayer::new(keys()))).await;
-    let (base, headers) = new_token();
-    let (status, body) = get_with(&format!("http://{addr}/slow"), &token_headers(&headers)).await;
+    let (base, (status, body)) = get_profiled(&format!("http://{addr}/slow")).await;
     assert_eq!((status, body.as_str()), (200, "chunk chunk "));
 
     let points = tree(&lines.lines(), base, base);
@@ -200,12 +199,9 @@ async fn plain_hyper_server_through_hyper_util() {
         }
     });
 
-    let (base, headers) = new_token();
     let url = format!("http://{addr}/");
-    assert_eq!(
-        get_with(&url, &token_headers(&headers)).await,
-        (200, "hyper 55".to_owned())
-    );
+    let (base, answer) = get_profiled(&url).await;
+    assert_eq!(answer, (200, "hyper 55".to_owned()));
     assert_eq!(get_with(&url, &[]).await, (200, "hyper 55".to_owned()));
     server.abort();
 
@@ -271,12 +267,9 @@ async fn reqwest_middleware_joins_two_services_into_one_tree() {
         .layer(ProfilingLayer::new(keys()));
     let addr_a = http_support::serve_axum(app_a).await;
 
-    let (base, headers) = new_token();
     let url_a = format!("http://{addr_a}/");
-    assert_eq!(
-        get_with(&url_a, &token_headers(&headers)).await,
-        (200, "A got hello 55".to_owned())
-    );
+    let (base, answer) = get_profiled(&url_a).await;
+    assert_eq!(answer, (200, "A got hello 55".to_owned()));
     // Outside a profile the middleware adds nothing: B sees no token.
     assert_eq!(
         get_with(&url_a, &[]).await,

@@ -216,6 +216,13 @@ pub async fn get_with(url: &str, headers: &[(&str, &[u8])]) -> (u16, String) {
     (status, response.text().await.expect("body"))
 }
 
+/// `GET url` with a new token ([`new_token`]): the token's base_id, and
+/// the answer's status and body.
+pub async fn get_profiled(url: &str) -> (Id, (u16, String)) {
+    let (base, token) = new_token();
+    (base, get_with(url, &token_headers(&token)).await)
+}
+
 /// The body of `GET url` through `client` (one with the crate's reqwest
 /// middleware, which signs the call inside a profile); the call must
 /// succeed, whatever its status.
