@@ -4,6 +4,7 @@
 //! filters out spends none of it.
 #![cfg(all(feature = "tower", feature = "reqwest"))]
 
+use crate::call;
 use crate::support::http as http_support;
 
 use std::convert::Infallible;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use http_support::{global, new_token, tree, KEY};
-use tower::{Layer as _, Service as _, ServiceExt as _};
+use tower::Layer as _;
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::limit::{ProfileLimit, Rate};
 use tracing_osprofiler::{HmacKeys, OsProfilerLayer, TraceHeaders};
@@ -118,13 +119,7 @@ async fn a_root_filtered_out_by_the_subscriber_spends_no_rate_token() {
         Ok::<_, Infallible>(http::Response::new(String::from("done")))
     }));
     let (_, first) = new_token();
-    let response = service
-        .ready()
-        .await
-        .expect("ready")
-        .call(request_with(&first))
-        .await
-        .expect("response");
+    let response = call(&mut service, "/", &first).await.expect("response");
     assert!(!response.body().is_profiled(), "the root is filtered out");
     assert_eq!(stats.tokens_disabled_by_filter(), 1, "and counted");
     drop(response);
@@ -132,13 +127,7 @@ async fn a_root_filtered_out_by_the_subscriber_spends_no_rate_token() {
 
     filter_out_roots.store(false, Ordering::SeqCst);
     let (second_base, second) = new_token();
-    let response = service
-        .ready()
-        .await
-        .expect("ready")
-        .call(request_with(&second))
-        .await
-        .expect("response");
+    let response = call(&mut service, "/", &second).await.expect("response");
     assert!(
         response.body().is_profiled(),
         "the filtered-out request spent the only rate token: {stats:?}"
@@ -149,12 +138,4 @@ async fn a_root_filtered_out_by_the_subscriber_spends_no_rate_token() {
         (1, 0)
     );
     tree(&lines.lines(), second_base, second_base);
-}
-
-fn request_with(token: &TraceHeaders) -> http::Request<()> {
-    let mut request = http::Request::get("/");
-    for (name, value) in token.iter() {
-        request = request.header(name, value);
-    }
-    request.body(()).expect("request")
 }

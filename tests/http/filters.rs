@@ -5,24 +5,17 @@
 //! alone (the set-up the README shows).
 #![cfg(all(feature = "tower", feature = "reqwest"))]
 
+use crate::call;
 use crate::support::http as http_support;
 
 use std::convert::Infallible;
 
 use http_support::{global, new_token, tree, Collector, KEY};
-use tower::{Layer as _, Service as _, ServiceExt as _};
+use tower::Layer as _;
 use tracing_osprofiler::http::{ProfilingLayer, ProfilingStats};
-use tracing_osprofiler::{HmacKeys, OsProfilerLayer, TraceHeaders};
+use tracing_osprofiler::{HmacKeys, OsProfilerLayer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
-
-fn request_with(token: &TraceHeaders) -> http::Request<()> {
-    let mut request = http::Request::get("/");
-    for (name, value) in token.iter() {
-        request = request.header(name, value);
-    }
-    request.body(()).expect("request")
-}
 
 /// Serves two requests with a token through the middleware on this
 /// thread's subscriber; whether each was profiled, and the counters.
@@ -36,13 +29,7 @@ async fn serve_two() -> (Vec<bool>, ProfilingStats) {
     let mut profiled = Vec::new();
     for _ in 0..2 {
         let (_, token) = new_token();
-        let response = service
-            .ready()
-            .await
-            .expect("ready")
-            .call(request_with(&token))
-            .await
-            .expect("response");
+        let response = call(&mut service, "/", &token).await.expect("response");
         profiled.push(response.body().is_profiled());
     }
     (profiled, stats)

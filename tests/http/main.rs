@@ -20,3 +20,24 @@ mod middleware;
 mod pair;
 mod python;
 mod redirects;
+
+use tower::ServiceExt as _;
+
+/// A GET of `path` with `token`'s headers, called on `service` (a tower
+/// service: the middleware around a handler, no server) once it is ready.
+pub async fn call<S>(
+    service: &mut S,
+    path: &str,
+    token: &tracing_osprofiler::TraceHeaders,
+) -> Result<S::Response, S::Error>
+where
+    S: tower::Service<http::Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut builder = http::Request::get(path);
+    for (name, value) in token.iter() {
+        builder = builder.header(name, value);
+    }
+    let request = builder.body(()).expect("request");
+    service.ready().await.expect("ready").call(request).await
+}

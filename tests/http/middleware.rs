@@ -3,6 +3,7 @@
 //! the summary warning, and the reqwest middleware between two services.
 #![cfg(all(feature = "tower", feature = "reqwest"))]
 
+use crate::call;
 use crate::support::http as http_support;
 
 use std::convert::Infallible;
@@ -303,25 +304,6 @@ async fn reqwest_middleware_joins_two_services_into_one_tree() {
         3 + 4,
         "A: wsgi, call-b, http; B: wsgi, load, db_query, compute"
     );
-}
-
-/// A GET of `path` with `token`'s headers, called on `service` once it is
-/// ready.
-async fn call<S>(
-    service: &mut S,
-    path: &str,
-    token: &tracing_osprofiler::TraceHeaders,
-) -> Result<S::Response, S::Error>
-where
-    S: tower::Service<http::Request<()>>,
-    S::Error: std::fmt::Debug,
-{
-    let mut builder = http::Request::get(path);
-    for (name, value) in token.iter() {
-        builder = builder.header(name, value);
-    }
-    let request = builder.body(()).expect("request");
-    service.ready().await.expect("ready").call(request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
