@@ -58,6 +58,14 @@ fn spin(duration: Duration) {
 /// compared with that much slack.
 const ROUNDING: f64 = 1e-6;
 
+/// Checks `lower <= busy <= upper` (seconds), give or take [`ROUNDING`].
+fn assert_busy_within(busy: f64, lower: f64, upper: f64, why: &str) {
+    assert!(
+        busy >= lower - ROUNDING && busy <= upper + ROUNDING,
+        "{why}: {lower} <= {busy} <= {upper}"
+    );
+}
+
 #[test]
 fn a_span_entered_on_two_threads_at_once_counts_the_overlap_once() {
     let capture = Capture::new();
@@ -107,10 +115,11 @@ fn a_span_entered_on_two_threads_at_once_counts_the_overlap_once() {
     });
     let (wall, busy) = stop_of(&capture, "shared");
     let busy = busy.expect("a stop line of this crate gives the busy time");
-    // Counted twice, the overlap (at least 50 ms) would push it past `upper`.
-    assert!(
-        busy >= lower.as_secs_f64() - ROUNDING && busy <= upper.as_secs_f64() + ROUNDING,
-        "{lower:?} <= {busy} <= {upper:?}"
+    assert_busy_within(
+        busy,
+        lower.as_secs_f64(),
+        upper.as_secs_f64(),
+        "counted twice, the overlap (at least 50 ms) would push it past the upper bound",
     );
     assert!(
         wall - busy >= 0.030 - ROUNDING,
@@ -189,13 +198,11 @@ fn a_span_polled_a_thousand_times_sums_every_poll_and_nothing_between() {
     assert_eq!(polls, 1_000);
     let (wall, busy) = stop_of(&capture, "polled");
     let busy = busy.unwrap();
-    assert!(
-        busy >= inside.as_secs_f64() - ROUNDING,
-        "every poll counts: {busy} >= {inside:?}"
-    );
-    assert!(
-        busy <= wall - outside.as_secs_f64() + ROUNDING,
-        "the other future's polls do not: {busy} <= {wall} - {outside:?}"
+    assert_busy_within(
+        busy,
+        inside.as_secs_f64(),
+        wall - outside.as_secs_f64(),
+        "every poll counts, the other future's polls do not",
     );
 }
 
@@ -258,13 +265,11 @@ fn a_span_moved_between_threads_by_a_multi_threaded_runtime() {
     assert!(threads >= 2, "the task ran on {threads} worker(s) only");
     let (wall, busy) = stop_of(&capture, "moved");
     let busy = busy.unwrap();
-    assert!(
-        busy >= inside.as_secs_f64() - ROUNDING,
-        "{busy} >= {inside:?}"
-    );
-    assert!(
-        busy <= wall - waited.as_secs_f64() + ROUNDING,
-        "the blocking sleeps are idle: {busy} <= {wall} - {waited:?}"
+    assert_busy_within(
+        busy,
+        inside.as_secs_f64(),
+        wall - waited.as_secs_f64(),
+        "every turn counts, the blocking sleeps are idle",
     );
 }
 
@@ -305,9 +310,11 @@ fn two_layers_write_one_busy_time_counted_once() {
         "one stop for both layers"
     );
     let busy = busy_1.unwrap();
-    assert!(
-        busy >= lower.as_secs_f64() - ROUNDING && busy <= upper.as_secs_f64() + ROUNDING,
-        "{lower:?} <= {busy} <= {upper:?}"
+    assert_busy_within(
+        busy,
+        lower.as_secs_f64(),
+        upper.as_secs_f64(),
+        "one interval",
     );
     assert!(wall_1 - busy >= 0.020 - ROUNDING);
 }
@@ -367,9 +374,11 @@ fn a_second_layer_whose_own_points_come_and_go_does_not_skew_the_count() {
     });
     let (wall, busy) = stop_of(&first, "watched");
     let busy = busy.unwrap();
-    assert!(
-        busy >= lower.as_secs_f64() - ROUNDING && busy <= upper.as_secs_f64() + ROUNDING,
-        "{lower:?} <= {busy} <= {upper:?}"
+    assert_busy_within(
+        busy,
+        lower.as_secs_f64(),
+        upper.as_secs_f64(),
+        "the enters and exits the first layer saw",
     );
     assert!(wall - busy >= 0.040 - ROUNDING, "{wall} {busy}");
     // (Whether the second layer writes `watched` depends on other tests of
