@@ -14,7 +14,7 @@ use crate::support::system::{self, LIBFAKETIME};
 use crate::{serve, with_layer};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use tracing_osprofiler::writer::{ProfileWriter, RollingFile, Rotation};
@@ -110,30 +110,33 @@ fn a_disk_that_fills_mid_batch_continues_at_a_line_boundary() {
     // the tmpfs disappears with the child.
     let output = Command::new("unshare")
         .args(["--mount", "--map-root-user", "sh", "-c"])
-        .arg(
-            "mount -t tmpfs -o size=256k tmpfs \"$0\" && \
-             exec \"$1\" --ignored --exact disk::child_filling_disk --nocapture --test-threads=1",
-        )
+        .arg("mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$@\"")
         .arg(dir.path())
         .arg(&exe)
+        .args(child_args("disk::child_filling_disk"))
         .env("OSPROFILER_FILLING_DIR", dir.path())
         .output()
         .unwrap();
+    assert_ran_and_reported_once(
+        &output,
+        "mounting a tmpfs needs root or user namespaces",
+        "FILLING-DISK",
+        "the file sink cannot deliver to",
+    );
+}
+
+/// Checks a child run of this binary: it passed (`needs`: what it may have
+/// lacked), printed `ran` on standard output, and reported `said` once on
+/// standard error.
+fn assert_ran_and_reported_once(output: &Output, needs: &str, ran: &str, said: &str) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the child failed (mounting a tmpfs needs root or user namespaces):\n{stdout}\n{stderr}"
+        "the child failed ({needs}):\n{stdout}\n{stderr}"
     );
-    assert!(
-        stdout.contains("FILLING-DISK"),
-        "the child did not run:\n{stdout}"
-    );
-    assert_eq!(
-        stderr.matches("the file sink cannot deliver to").count(),
-        1,
-        "reported once:\n{stderr}"
-    );
+    assert!(stdout.contains(ran), "the child did not run:\n{stdout}");
+    assert_eq!(stderr.matches(said).count(), 1, "reported once:\n{stderr}");
 }
 
 /// The child half of `a_read_only_directory_keeps_the_open_file_across_a_rotation`:
@@ -226,19 +229,10 @@ fn a_read_only_directory_keeps_the_open_file_across_a_rotation() {
         .output()
         .unwrap();
     set_mode(&dir, 0o755);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the child failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("READ-ONLY"),
-        "the child did not run:\n{stdout}"
-    );
-    assert_eq!(
-        stderr.matches("cannot start a new profile log").count(),
-        1,
-        "reported once:\n{stderr}"
+    assert_ran_and_reported_once(
+        &output,
+        "running as nobody under libfaketime",
+        "READ-ONLY",
+        "cannot start a new profile log",
     );
 }
