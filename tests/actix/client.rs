@@ -7,7 +7,7 @@ use crate::server::ActixServer;
 use crate::support::http as http_support;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use http_support::{get_profiled, global, only, tree};
+use http_support::{get_profiled, global, only, profiling_client, tree};
 use tracing_osprofiler::actix::{AwcProfiling, ProfilingMiddleware};
 use tracing_osprofiler::http::Destinations;
 
@@ -73,10 +73,7 @@ fn caller(target: String, destinations: Destinations) -> ActixServer {
                 web::get().to(move || {
                     let url = reqwest_target.clone();
                     async move {
-                        let client = tracing_osprofiler::reqwest::ProfilingMiddleware::new()
-                            .client_builder(reqwest::Client::builder())
-                            .expect("a reqwest client")
-                            .build();
+                        let client = profiling_client();
                         match client.get(&url).send().await {
                             Ok(response) => response.text().await.unwrap_or_default(),
                             Err(error) => format!("call failed: {error}"),

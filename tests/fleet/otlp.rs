@@ -15,27 +15,18 @@ use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode a
 use reqwest_middleware::ClientWithMiddleware;
 use tracing_osprofiler::format::Phase;
 use tracing_osprofiler::http::ProfilingLayer;
-use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::writer::ProfileWriter;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, Profile, Signer, TraceHeaders, TraceInfo};
 
-use crate::support::http::{new_token, serve_axum, KEY};
+use crate::support::http::{new_token, profiling_client, serve_axum, KEY};
 use crate::support::otlp::{named, one_trace, one_trace_of, Collector, Node, Received};
-
-/// A client that profiles its calls.
-pub(crate) fn client() -> ClientWithMiddleware {
-    ProfilingMiddleware::new()
-        .client_builder(reqwest::Client::builder())
-        .expect("a reqwest client")
-        .build()
-}
 
 /// A profiled Rust service: `GET /` does a `handle` point with a
 /// `db_query` under it, then calls `downstream` (if any) through the
 /// reqwest middleware; `GET /fail` answers 500; `GET /error` records an
 /// error with `#[instrument(err)]` and answers 400.
 pub(crate) async fn rust_service(downstream: Option<String>) -> SocketAddr {
-    let client = client();
+    let client = profiling_client();
     let app = Router::new()
         .route(
             "/",

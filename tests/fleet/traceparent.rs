@@ -13,7 +13,7 @@ use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::{HmacAlgorithm, Profile, ProfileExt as _, Signer};
 
 use super::otlp::{get_with_headers, rust_service};
-use crate::support::http::{new_token, serve_axum, text_through, KEY};
+use crate::support::http::{new_token, profiling_client, serve_axum, text_through, KEY};
 use crate::support::otlp::{one_trace, Collector, Received};
 
 /// A service without profiling that answers with the `traceparent` it got.
@@ -41,7 +41,7 @@ async fn outgoing_calls_carry_a_traceparent_naming_the_exported_span_only_when_a
         .client_builder(reqwest::Client::builder())
         .expect("a reqwest client")
         .build();
-    let without = super::otlp::client();
+    let without = profiling_client();
 
     assert_eq!(
         text_through(&with, &url).await,

@@ -17,14 +17,13 @@ use axum::Router;
 use bytes::Bytes;
 use http_body::Frame;
 use http_support::{
-    assert_hello_tree, get_profiled, get_with, global, keys, new_token, only, text_through,
-    token_headers, tree, warnings, SlowChunks,
+    assert_hello_tree, get_profiled, get_with, global, keys, new_token, only, profiling_client,
+    text_through, token_headers, tree, warnings, SlowChunks,
 };
 use tower::{Layer as _, ServiceExt as _};
 use tracing::Instrument as _;
 use tracing_osprofiler::http::{ProfilingLayer, ProfilingStats};
 use tracing_osprofiler::limit::{ProfileLimit, Rate};
-use tracing_osprofiler::reqwest::ProfilingMiddleware;
 
 /// [`http_support::load`] on tokio's runtime.
 async fn load() -> u64 {
@@ -250,10 +249,7 @@ async fn reqwest_middleware_joins_two_services_into_one_tree() {
     let (lines, _serial) = global();
     let (addr_b, stats_b) = serve(ProfilingLayer::new(keys())).await;
 
-    let client = ProfilingMiddleware::new()
-        .client_builder(reqwest::Client::builder())
-        .expect("a reqwest client")
-        .build();
+    let client = profiling_client();
     let url_b = format!("http://{addr_b}/");
     let app_a = Router::new()
         .route(

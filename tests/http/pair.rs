@@ -16,10 +16,9 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use http_support::{new_token, text_through, KEY};
+use http_support::{new_token, profiling_client, text_through, KEY};
 use tracing_osprofiler::format::{parse_line, Phase};
 use tracing_osprofiler::http::ProfilingLayer;
-use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::writer::RollingFile;
 use tracing_osprofiler::{HmacKeys, Id, OsProfilerLayer};
 use tracing_subscriber::prelude::*;
@@ -129,10 +128,7 @@ fn two_services_two_logs_one_tree() {
     let (addr_a, thread_a) = spawn_service(
         dir_a.clone(),
         move || {
-            let client = ProfilingMiddleware::new()
-                .client_builder(reqwest::Client::builder())
-                .expect("a reqwest client")
-                .build();
+            let client = profiling_client();
             Router::new()
                 .route("/", get(move || a_handle(client.clone(), url_b.clone())))
                 .layer(ProfilingLayer::new(keys))

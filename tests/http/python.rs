@@ -4,7 +4,7 @@
 //! Python WSGI service run with osprofiler's own `WsgiMiddleware`.
 #![cfg(all(feature = "tower", feature = "reqwest"))]
 
-use crate::support::http::{global, serve_axum, KEY};
+use crate::support::http::{global, profiling_client, serve_axum, KEY};
 use crate::support::python_client::{
     assert_python_client_profiles, rust_work, WsgiPeer, RUST_BODY,
 };
@@ -13,7 +13,6 @@ use axum::routing::get;
 use axum::Router;
 use tracing::Instrument as _;
 use tracing_osprofiler::http::ProfilingLayer;
-use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Profile, ProfileExt as _, Signer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,10 +33,7 @@ async fn python_osprofiler_client_profiles_a_rust_service() {
 async fn rust_client_profiles_a_python_wsgi_service() {
     let (lines, _serial) = global();
     let python = WsgiPeer::start();
-    let client = ProfilingMiddleware::new()
-        .client_builder(reqwest::Client::builder())
-        .expect("a reqwest client")
-        .build();
+    let client = profiling_client();
     let call = || async {
         let response = client.get(python.url()).send().await.expect("call");
         response.text().await.expect("body")

@@ -7,11 +7,10 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 use tracing_osprofiler::http::ProfilingLayer;
-use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::writer::Redis;
 use tracing_osprofiler::HmacKeys;
 
-use crate::support::http::{new_token, KEY};
+use crate::support::http::{new_token, profiling_client, KEY};
 use crate::support::python::{run_python, PythonService};
 use crate::support::redis::RedisServer;
 use crate::{key, osprofiler_show, Service};
@@ -28,10 +27,7 @@ fn start_python_b(connection_string: &str) -> (PythonService, u16) {
 
 #[tracing::instrument]
 async fn call_b(url: String) -> String {
-    let client = ProfilingMiddleware::new()
-        .client_builder(reqwest::Client::builder())
-        .expect("a reqwest client")
-        .build();
+    let client = profiling_client();
     let response = client.get(&url).send().await.expect("call B");
     response.text().await.expect("B's body")
 }

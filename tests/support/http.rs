@@ -223,6 +223,15 @@ pub async fn get_profiled(url: &str) -> (Id, (u16, String)) {
     (base, get_with(url, &token_headers(&token)).await)
 }
 
+/// A reqwest client with the crate's middleware as it comes: it signs its
+/// calls inside a profile, and adds nothing outside one.
+pub fn profiling_client() -> reqwest_middleware::ClientWithMiddleware {
+    tracing_osprofiler::reqwest::ProfilingMiddleware::new()
+        .client_builder(reqwest::Client::builder())
+        .expect("a reqwest client")
+        .build()
+}
+
 /// The body of `GET url` through `client` (one with the crate's reqwest
 /// middleware, which signs the call inside a profile); the call must
 /// succeed, whatever its status.
