@@ -33,11 +33,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let (result, root) = ready!(this.root.poll_head(
+        let result = ready!(this.root.poll_head(
             this.inner,
             |inner| inner.poll(cx),
             // actix renders a handler's error as a response with the
-            // error's status; the root ends with it (dropped below).
+            // error's status.
             |result| {
                 Outcome::Status(match result {
                     Ok(response) => response.status().as_u16(),
@@ -45,9 +45,12 @@ where
                 })
             },
         ));
-        Poll::Ready(
-            result.map(|response| response.map_body(|_, body| ResponseBody::new(body, root))),
-        )
+        let root = this.root.take();
+        Poll::Ready(match result {
+            Ok(response) => Ok(response.map_body(|_, body| ResponseBody::new(body, root))),
+            // The root, dropped here, ends with the error's status.
+            Err(error) => Err(error),
+        })
     }
 }
 

@@ -31,7 +31,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let (result, root) = ready!(this.root.poll_head(
+        let result = ready!(this.root.poll_head(
             this.inner,
             |inner| inner.poll(cx),
             |result| match result {
@@ -39,6 +39,7 @@ where
                 Err(_) => Outcome::Failed("the service failed"),
             },
         ));
+        let root = this.root.take();
         Poll::Ready(result.map(|response| response.map(|body| ResponseBody::new(body, root))))
     }
 }

@@ -161,26 +161,34 @@ impl HeldRoot {
 
     /// Polls the response future `inner` with `poll`, inside the root. When
     /// the response (or the service's error) is ready, records `outcome` of
-    /// it on the root and hands the root over with it: to the response
-    /// body, which holds it until the body is done, or to be dropped with
-    /// an error, which ends the root there.
+    /// it on the root, which the caller then [`take`](Self::take)s on with
+    /// the response: to the response body, which holds it until the body
+    /// is done, or to be dropped with an error, which ends the root there.
     #[inline]
     pub(crate) fn poll_head<F, R>(
-        &mut self,
+        &self,
         inner: Pin<&mut F>,
         poll: impl FnOnce(Pin<&mut F>) -> Poll<R>,
         outcome: impl FnOnce(&R) -> Outcome,
-    ) -> Poll<(R, HeldRoot)> {
+    ) -> Poll<R> {
         let response = ready!(self.in_scope(|| poll(inner)));
-        let root = std::mem::take(self);
-        if let Some(held) = &root.0 {
+        if let Some(held) = &self.0 {
             match outcome(&response) {
                 Outcome::Status(status) => record_status(&held.span, status),
                 #[cfg(feature = "tower")]
                 Outcome::Failed(reason) => record_failure(&held.span, reason.to_owned()),
             }
         }
-        Poll::Ready((response, root))
+        // The response is returned where it lies, not paired with the root:
+        // a pair is one more copy of it per request.
+        Poll::Ready(response)
+    }
+
+    /// The root, leaving nothing held here: a finished response future
+    /// hands its root to the body.
+    #[inline]
+    pub(crate) fn take(&mut self) -> HeldRoot {
+        std::mem::take(self)
     }
 
     /// Polls the response body `inner` for its next part with `poll`,
@@ -399,12 +407,12 @@ mod tests {
     fn the_head_records_its_status_and_hands_the_root_on() {
         with_root(|mut root, limiter, seen| {
             let mut future = ();
-            let pending: Poll<(u16, HeldRoot)> =
+            let pending: Poll<u16> =
                 root.poll_head(Pin::new(&mut future), |_| Poll::Pending, |_| unreachable!());
             assert!(pending.is_pending());
             assert!(root.is_held());
 
-            let Poll::Ready((status, body_root)) = root.poll_head(
+            let Poll::Ready(status) = root.poll_head(
                 Pin::new(&mut future),
                 |_| {
                     assert!(
@@ -418,6 +426,8 @@ mod tests {
                 panic!("ready");
             };
             assert_eq!(status, 503);
+            assert_eq!(*seen.statuses.lock().unwrap(), [503]);
+            let body_root = root.take();
             assert!(!root.is_held(), "the future no longer holds it");
             assert!(body_root.is_held(), "the body does");
             assert_eq!(*seen.statuses.lock().unwrap(), [503]);
@@ -439,14 +449,13 @@ mod tests {
             |_| unreachable!("an unprofiled body is not asked"),
         );
         assert_eq!(polled, Poll::Ready(Some(Ok(7))));
-        let Poll::Ready((status, body_root)) = root.poll_head(
+        let status = root.poll_head(
             Pin::new(&mut body),
             |_| Poll::Ready(200),
             |_| unreachable!("nothing to record on"),
-        ) else {
-            panic!("ready");
-        };
-        assert_eq!(status, 200);
+        );
+        assert_eq!(status, Poll::Ready(200));
+        let body_root = root.take();
         assert!(!body_root.is_held());
         assert_eq!(
             format!("{:?}", Named(&body_root)),
