@@ -99,8 +99,9 @@ pub(crate) fn record_failure(span: &Span, error: String) {
 ///
 /// Both middlewares' response future and body hold one beside the value
 /// they wrap (see [`response_wrapper!`]) and leave everything about the
-/// root to it: [`start`](Self::start), [`poll_head`](Self::poll_head),
-/// [`poll_part`](Self::poll_part).
+/// root to it: the call made inside it ([`in_scope`](Self::in_scope)), the
+/// head ([`poll_head`](Self::poll_head), [`take`](Self::take)) and the
+/// body ([`poll_part`](Self::poll_part)).
 #[derive(Default)]
 pub(crate) struct HeldRoot(Option<Held>);
 
