@@ -69,7 +69,7 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-/// A map keyed by an id's 128-bit value (as [`Fields`] gives it), with
+/// A map keyed by an id's 128-bit value (as [`Fields`](super::Fields) gives it), with
 /// [`IdHashBuilder`].
 pub(crate) type U128Map<V> = std::collections::HashMap<u128, V, IdHashBuilder>;
 

@@ -248,7 +248,7 @@ impl Fields<'_> {
         parse_busy(parse_extra(self.rest).1, duration)
     }
 
-    /// The `base_id`'s value, as [`Id`] reads it.
+    /// The `base_id`'s value, as [`tracing_osprofiler::Id`] reads it.
     #[inline]
     pub(crate) fn base_id(&self) -> u128 {
         checked_id_value(&self.ids[..36])

@@ -1,7 +1,7 @@
 //! Which request `osprof show` renders: a whole `base_id`, the first
 //! characters of one (as many as make it unique in the logs), or the
 //! request that began last or took longest. All but a whole id need the
-//! list of requests first ([`list`](crate::list::list)), so the logs are
+//! list of requests first ([`crate::list::list`]), so the logs are
 //! read twice: they must be files, not stdin.
 
 use std::fmt;

@@ -8,7 +8,7 @@
 //! * parent span id: the last 8 bytes of `parent_id`, none when
 //!   `parent_id == base_id` (the driver gives such a point no parent
 //!   context); the sampled flag is set;
-//! * name, kind and attributes from the point's facts (see [`span`]);
+//! * name, kind and attributes from the point's facts (see [`span()`]);
 //! * start and end from the point itself: its wall-clock start, and the
 //!   start plus its monotonic duration; never the time of the export.
 //!

@@ -28,7 +28,7 @@
 //! # Every event is counted once
 //!
 //! Each event taken is, in the end, exactly one of (see
-//! [`SinkStats`](super::SinkStats)):
+//! [`super::SinkStats`]):
 //!
 //! * **written**: Redis answered its `LPUSH` with a length;
 //! * **dropped**: the sink's queue was full (in events or in bytes: those
