@@ -687,6 +687,17 @@ mod tests {
     use super::*;
     use crate::writer::SinkKind;
 
+    /// Written, failed, unconfirmed and dropped, in that order.
+    fn counts(shared: &Shared) -> (u64, u64, u64, u64) {
+        let stats = shared.counters.snapshot();
+        (
+            stats.written,
+            stats.failed,
+            stats.unconfirmed,
+            stats.dropped,
+        )
+    }
+
     fn shared() -> Shared {
         Shared::new(
             Arc::new(SinkCounters::new(SinkKind::Redis, "test".into())),
@@ -705,17 +716,9 @@ mod tests {
         assert!(shared.on_the_wire(8));
         assert!(!shared.wait_for(30, Instant::now()));
         shared.abandon(30);
-        let stats = shared.counters.snapshot();
         // The batch on the wire may have been stored: unconfirmed.
-        assert_eq!(
-            (
-                stats.written,
-                stats.failed,
-                stats.unconfirmed,
-                stats.dropped
-            ),
-            (10, 0, 8, 12)
-        );
+        let stats = shared.counters.snapshot();
+        assert_eq!(counts(&shared), (10, 0, 8, 12));
         assert!(shared.wait_for(30, Instant::now()));
         // The thread comes back from its call: nothing more is counted,
         // and it is told to stop.
@@ -774,16 +777,7 @@ mod tests {
         shared.exit();
         assert!(shared.wait_for_exit(Instant::now()));
         shared.abandon(10);
-        let stats = shared.counters.snapshot();
-        assert_eq!(
-            (
-                stats.written,
-                stats.failed,
-                stats.unconfirmed,
-                stats.dropped
-            ),
-            (3, 1, 4, 2)
-        );
+        assert_eq!(counts(&shared), (3, 1, 4, 2));
         assert!(!shared.abandoned());
     }
 }
