@@ -111,7 +111,7 @@ pub enum NameSource {
 /// |---|---|---|
 /// | where points go | the [`ProfileWriter`] given to [`new`](Self::new), or a `MakeWriter` given to [`from_make_writer`](Self::from_make_writer) | - |
 /// | point name | the span name | [`with_name_source`](Self::with_name_source) |
-/// | slow marker ` <- !!!` | on stop lines of 0.5 s or more (Mistral's rule) | [`with_slow_threshold`](Self::with_slow_threshold) |
+/// | slow marker ` <- !!!` | on stop lines of 0.5 s or more (Mistral's rule is more than 0.5 s) | [`with_slow_threshold`](Self::with_slow_threshold) |
 /// | span fields (JSON on start lines, attributes in OTLP) | off (fields can hold secrets) | [`with_fields`](Self::with_fields) |
 /// | longest field value or error text kept (longer ones are cut, marked and counted) | 16 KiB | [`with_max_field_bytes`](Self::with_max_field_bytes) |
 /// | most a point's fields object holds (further members are left out, marked and counted) | four values at that cap (64 KiB), at least 1 KiB | [`with_max_field_bytes`](Self::with_max_field_bytes) |
