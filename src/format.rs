@@ -16,8 +16,8 @@
 //!   duration in seconds with 6 decimals (`0.006782`), which Python's
 //!   `float()` reads and which is at most 10 characters for any duration
 //!   under 1000 s.
-//! * A stop line slower than the configured threshold ends with Mistral's
-//!   `  <- !!!` marker.
+//! * A stop line whose duration reaches the configured threshold ends with
+//!   Mistral's `  <- !!!` marker.
 //! * Span fields, when enabled, follow the name on the start line as one JSON
 //!   object whose strings are escaped so that it contains no line break.
 //! * A stop line whose busy time is known ends with `{"busy":0.000123}`
