@@ -4,6 +4,7 @@
 //! for signed.
 #![cfg(all(feature = "tower", feature = "reqwest"))]
 
+use crate::support::eventually_async;
 use crate::support::http as http_support;
 use crate::support::python_client::python_client_get;
 
@@ -72,7 +73,11 @@ async fn the_python_client_signed_is_profiled_as_before_and_forged_is_only_captu
     // Signed with the service's key, fast: profiled and written, as today.
     let reply = run(KEY, "delay_ms=0").await;
     let (base, client_point) = (reply.base_id, reply.trace_id);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The root closes when the body is done, maybe after the reply is read.
+    eventually_async("the signed root written", || {
+        lines.lines().iter().any(|l| l.contains(" wsgi-stop"))
+    })
+    .await;
     let points = tree(&lines.lines(), base, client_point);
     assert_eq!(only(&points, "wsgi").parent_id, client_point);
     let (_, extra) = &roots(&lines.lines())[0];
@@ -83,14 +88,17 @@ async fn the_python_client_signed_is_profiled_as_before_and_forged_is_only_captu
 
     // Signed with another key (forged), fast: captured, discarded.
     run("NOT_THE_KEY", "delay_ms=0").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually_async("the forged fast request decided", || stats.discarded() == 1).await;
     assert!(lines.lines().is_empty(), "{:#?}", lines.lines());
     assert_eq!(layer.stats().tokens_bad_signature(), 1);
 
     // Forged and slow: kept by capture, under a base_id of its own, never
     // the forged one.
     let forged = run("NOT_THE_KEY", "delay_ms=200").await.base_id;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually_async("the forged slow request kept and written", || {
+        stats.kept_slow() == 1 && lines.lines().iter().any(|l| l.contains(" wsgi-stop"))
+    })
+    .await;
     let lines = lines.lines();
     let roots = roots(&lines);
     assert_eq!(roots.len(), 1, "{lines:#?}");
@@ -112,14 +120,14 @@ fn the_capture_counters_are_published() {
 
     let (lines, _serial) = global();
     let capture = CapturePolicy::new()
-        .with_keep_slower_than(Some(Duration::from_millis(20)))
+        .with_keep_slower_than(Some(Duration::from_millis(200)))
         .with_max_points_per_request(0)
         .build();
     let publisher = MetricsPublisher::new().with_capture(capture.stats());
     drop(capture.start(|| tracing::info_span!("fast")));
     capture.start(|| tracing::info_span!("slow")).in_scope(|| {
         let _child = tracing::info_span!("child").entered();
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(250));
     });
     assert_eq!(roots(&lines.lines()).len(), 0, "not named wsgi");
     assert_eq!(lines.lines().len(), 2, "the slow root, without its child");

@@ -537,15 +537,26 @@ pub async fn assert_unsigned_kept_when_slow_or_failed(
     };
 
     assert_eq!(get("delay_ms=0").await, 200);
+    // The root closes when the response body is done, which may be just
+    // after the client has read it: wait for capture's decision, then look.
+    crate::support::eventually_async("the fast request decided", || stats.discarded() == 1).await;
     assert!(
         lines.lines().is_empty(),
         "a fast unsigned request writes nothing"
     );
     assert_eq!(get("delay_ms=200").await, 200);
     assert_eq!(get("fail=1").await, 500);
-    // The root closes when the response body is done: give the server a
-    // moment after the client has read it.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // A kept tree is written just after its decision, its root's stop last.
+    crate::support::eventually_async("all three decided, the kept roots written", || {
+        stats.kept_slow() + stats.kept_error() + stats.discarded() >= 3
+            && lines
+                .lines()
+                .iter()
+                .filter(|l| l.contains(" wsgi-stop"))
+                .count()
+                >= 2
+    })
+    .await;
 
     assert_eq!(stats.captured(), 3);
     assert_eq!(stats.kept_slow(), 1);

@@ -281,6 +281,38 @@ impl Points {
     }
 }
 
+/// How long [`eventually`] waits: generous, as the tests share a loaded
+/// machine; a condition that holds returns at once, so passing tests do
+/// not pay for it.
+pub const EVENTUALLY: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Polls `done` until it holds, failing the test with `what` after
+/// [`EVENTUALLY`]: for what another thread or process finishes after the
+/// call the test made has returned (a root closed after its response was
+/// read), instead of a fixed sleep that a busy machine outlasts.
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + EVENTUALLY;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not {what} after {EVENTUALLY:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// [`eventually`] for async tests: sleeps on the runtime, not the thread.
+pub async fn eventually_async(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + EVENTUALLY;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not {what} after {EVENTUALLY:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Lower-case hex HMAC-SHA1, computed here rather than by the crate, so that
 /// tests can sign any text (forged-but-signed tokens) and check the crate's
 /// own signing against an independent computation.
