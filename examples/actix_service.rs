@@ -27,50 +27,11 @@
 //! | `--keep-slower-than DURATION` | off | tail capture: a request without a token is recorded in memory and written only if it took at least this long (`150ms`, `2s`) |
 //! | `--keep-errors` | off | tail capture: a request without a token is written if it failed (a 5xx, an `ERROR` event) |
 
-use std::time::Duration;
-
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use tracing::Instrument as _;
+use common::work::{load_user, render, slow_work};
 use tracing_osprofiler::actix::{AwcProfiling, ProfilingMiddleware};
 
 mod common;
-
-#[tracing::instrument(skip_all)]
-async fn db_query(statement: &'static str, millis: u64) -> usize {
-    // Stands in for a database round trip.
-    actix_web::rt::time::sleep(Duration::from_millis(millis)).await;
-    statement.len()
-}
-
-#[tracing::instrument]
-async fn fetch_profile(user: u32) -> usize {
-    db_query("SELECT * FROM profiles WHERE user_id = ?", 12).await
-}
-
-#[tracing::instrument]
-async fn fetch_permissions(user: u32) -> usize {
-    db_query("SELECT * FROM grants WHERE user_id = ?", 8).await
-}
-
-#[tracing::instrument]
-async fn load_user(user: u32) -> usize {
-    // Spawned tasks carry the current span along, so their points hang
-    // under `load_user`.
-    let profile = actix_web::rt::spawn(fetch_profile(user).in_current_span());
-    let permissions = actix_web::rt::spawn(fetch_permissions(user).in_current_span());
-    profile.await.unwrap_or(0) + permissions.await.unwrap_or(0)
-}
-
-#[tracing::instrument]
-async fn render(bytes: usize) -> String {
-    format!("hello, user 42 ({bytes} bytes of data)\n")
-}
-
-/// The extra work `GET /?delay_ms=N` asks for.
-#[tracing::instrument]
-async fn slow_work(delay_ms: u64) {
-    actix_web::rt::time::sleep(Duration::from_millis(delay_ms)).await;
-}
 
 /// Calls the next service; its points hang under this call's `http` point.
 #[tracing::instrument(skip(client))]

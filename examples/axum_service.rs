@@ -42,59 +42,17 @@
 //! 500.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use common::work::{load_user, render, slow_work};
 use reqwest_middleware::ClientWithMiddleware;
-use tracing::Instrument as _;
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 
 mod common;
-
-#[tracing::instrument(skip_all)]
-async fn db_query(statement: &'static str, millis: u64) -> usize {
-    // Stands in for a database round trip: it waits, so its busy time is
-    // far below its wall time.
-    tokio::time::sleep(Duration::from_millis(millis)).await;
-    statement.len()
-}
-
-#[tracing::instrument]
-async fn fetch_profile(user: u32) -> usize {
-    db_query("SELECT * FROM profiles WHERE user_id = ?", 12).await
-}
-
-#[tracing::instrument]
-async fn fetch_permissions(user: u32) -> usize {
-    db_query("SELECT * FROM grants WHERE user_id = ?", 8).await
-}
-
-#[tracing::instrument]
-async fn load_user(user: u32) -> usize {
-    // Spawned tasks carry the current span along, so their points hang
-    // under `load_user`.
-    let profile = tokio::spawn(fetch_profile(user).in_current_span());
-    let permissions = tokio::spawn(fetch_permissions(user).in_current_span());
-    profile.await.unwrap_or(0) + permissions.await.unwrap_or(0)
-}
-
-/// Real CPU work (a checksum of the page): unlike `db_query`, which
-/// waits, its busy time is close to its wall time (`osprof rank --busy`).
-#[tracing::instrument]
-async fn render(bytes: usize) -> String {
-    let mut sum = bytes as u64;
-    for i in 0..1_500_000u64 {
-        sum = std::hint::black_box(sum.rotate_left(5) ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    format!(
-        "hello, user 42 ({bytes} bytes of data, checksum {:04x})\n",
-        sum & 0xffff
-    )
-}
 
 /// Calls the next service; its points hang under this call's `http` point.
 #[tracing::instrument(skip(client))]
@@ -109,12 +67,6 @@ async fn call_downstream(client: &ClientWithMiddleware, url: &str) -> String {
 struct App {
     client: ClientWithMiddleware,
     downstream: Option<String>,
-}
-
-/// The extra work `GET /?delay_ms=N` asks for.
-#[tracing::instrument]
-async fn slow_work(delay_ms: u64) {
-    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
 }
 
 async fn index(

@@ -1,7 +1,10 @@
 //! What the example services share, so that `axum_service` and
 //! `actix_service` take the same flags and set profiling up the same way:
 //! their command line, the writer and subscriber, the keys and the tail
-//! capture policy. Only the framework's own wiring stays in each example.
+//! capture policy, and the work of `GET /` (`work.rs`). Only the
+//! framework's own wiring stays in each example.
+
+pub mod work;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
