@@ -49,7 +49,7 @@
 //! | [`layer`] | the [`Layer`](tracing_subscriber::Layer): which spans are points, their ids, start, stop and outcome |
 //! | [`format`](mod@format) | the Mistral log line, written and parsed in one place |
 //! | [`writer`] | the queue, the writer's thread and its sinks (the rolling log file first), the guard, the counters |
-//! | [`limit`] | how many requests may be profiled: concurrency and rate |
+//! | [`limit`] | how many requests may be profiled: concurrency, rate, and each request's and key's share |
 //! | [`point`] | what a point is besides its ids: kind, request or call facts, outcome |
 #![cfg_attr(
     feature = "tower",
@@ -73,13 +73,14 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tower` | no | the `http` module: a tower `Layer`/`Service` for http 1.x servers (axum, hyper, tonic) |
-//! | `reqwest` | no | the `reqwest` module: a reqwest-middleware that signs outgoing calls |
+//! | `reqwest` | no | the `reqwest` module: a reqwest-middleware that signs outgoing calls (turns `tower` on too) |
 //! | `actix` | no | the `actix` module: an actix-web 4 middleware (`App::wrap`) and an awc middleware that signs outgoing calls; the `http` module's destination policy and counters, without tower |
 //! | `metrics` | no | the `metrics` module: every counter published through the `metrics` facade |
 //! | `otlp` | no | `writer::Otlp`: every trace point also sent as an OpenTelemetry span over OTLP/HTTP, as osprofiler's `otlp` driver sends them (docs/fleet.md) |
+//! | `redis` | no | `writer::Redis`: every start and stop also written to osprofiler's Redis store, as its `redis` driver writes them, by a small client of the crate's own (no dependency; docs/fleet.md) |
 //!
-//! A service that only wants the layer depends on the crate with
-//! `default-features = false`.
+//! No feature is on by default: a service that only wants the layer and
+//! the log file needs none.
 //!
 //! [osprofiler]: https://docs.openstack.org/osprofiler/latest/
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
