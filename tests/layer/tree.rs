@@ -335,15 +335,16 @@ fn oversized_headers_are_rejected_before_any_hmac_work() {
         Rejection::Oversized
     );
     // With many keys, rejecting an oversized header costs no more than one
-    // with a single key: no HMAC is computed (a loose bound, to stay robust
-    // on a loaded machine: 10 000 keys would take far longer to try).
+    // with a single key: no HMAC is computed. A loose bound, robust on a
+    // loaded machine: the 1 000 rejections take about a millisecond, while
+    // trying 10 000 keys each (ten million HMACs) would take seconds.
     let many = HmacKeys::new((0..10_000).map(|i| format!("key-{i}")));
     let started = std::time::Instant::now();
-    for _ in 0..100 {
+    for _ in 0..1_000 {
         assert_eq!(many.verify(&info, &hmac).unwrap_err(), Rejection::Oversized);
     }
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
