@@ -59,7 +59,7 @@ pub enum ListSort {
 /// | `top` | all rows |
 /// | `filter` | every request |
 /// | `format` | [`Format::Text`] |
-/// | `mmap` | off: files are read |
+/// | `mmap` | off: files are read (the `osprof` tool turns it on) |
 /// | `unit` | [`Unit::Seconds`](crate::Unit) |
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
