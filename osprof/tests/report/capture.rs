@@ -41,7 +41,9 @@ fn log() -> (tempfile::TempDir, Inputs, [Id; 3]) {
     let buffer = Buffer::default();
     let layer = OsProfilerLayer::from_make_writer(buffer.clone()).with_fields(true);
     let capture = CapturePolicy::new()
-        .with_keep_slower_than(Some(Duration::from_millis(30)))
+        // Wide apart from the slow one's sleep, so that a busy machine
+        // cannot make the fast one slow.
+        .with_keep_slower_than(Some(Duration::from_millis(200)))
         .with_keep_errors(true)
         .build();
     let ids = tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -55,7 +57,7 @@ fn log() -> (tempfile::TempDir, Inputs, [Id; 3]) {
         let slow_id = slow.point_ids().unwrap().base_id;
         slow.in_scope(|| {
             let _db = tracing::info_span!("db").entered();
-            std::thread::sleep(Duration::from_millis(40));
+            std::thread::sleep(Duration::from_millis(250));
         });
         drop(slow);
         let failed = capture.start(|| tracing::info_span!("failed"));

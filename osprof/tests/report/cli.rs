@@ -535,7 +535,7 @@ fn sigbus_is_an_error_message_not_a_crash() {
         .spawn()
         .unwrap();
     // Started and waiting for stdin (the handler is installed first thing).
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_for_sigbus_handler(child.id());
     // The shell's own `kill`: no procps needed.
     let killed = Command::new("sh")
         .args(["-c", &format!("kill -BUS {}", child.id())])
@@ -551,6 +551,38 @@ fn sigbus_is_an_error_message_not_a_crash() {
         stderr.contains("was cut shorter while it was being read"),
         "{stderr}"
     );
+}
+
+/// Waits until process `pid` catches SIGBUS (its handler installed), as
+/// `/proc/<pid>/status` says: a fixed sleep is outrun by a busy machine,
+/// and the signal would then kill the process before the handler exists.
+#[cfg(target_os = "linux")]
+fn wait_for_sigbus_handler(pid: u32) {
+    let bit = 1u64 << (libc::SIGBUS - 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .map(|mask| u64::from_str_radix(mask.trim(), 16).expect("a hex signal mask"))
+            .expect("a SigCgt line");
+        if caught & bit != 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "osprof installed no SIGBUS handler within 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Elsewhere no `/proc`: a generous wait.
+#[cfg(all(unix, not(target_os = "linux")))]
+fn wait_for_sigbus_handler(_pid: u32) {
+    std::thread::sleep(std::time::Duration::from_secs(2));
 }
 
 /// The real thing, at whatever moment it lands: a log cut shorter while
