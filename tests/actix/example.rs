@@ -123,7 +123,8 @@ async fn the_actix_example_profiles_across_two_instances_and_captures_slow_reque
         "both instances did the work"
     );
 
-    // A's log: the signed request, the slow unsigned one and the failed one.
+    // A's log: the signed request and the slow unsigned one (kept by
+    // capture); the fast unsigned one left nothing.
     let a_roots: Vec<_> = lines[..a_lines]
         .iter()
         .filter(|l| l.contains(" wsgi-start"))
@@ -140,7 +141,7 @@ async fn the_actix_example_profiles_across_two_instances_and_captures_slow_reque
 }
 
 #[test]
-fn help_lists_the_flags_of_axum_service() {
+fn help_lists_the_flags_of_actix_service() {
     let output = Command::new(example("actix_service"))
         .arg("--help")
         .output()
