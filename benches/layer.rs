@@ -494,28 +494,8 @@ fn capture_cases(iterations: u32, rounds: u32) {
     println!(
         "tail capture, per span of requests of {SPANS_PER_REQUEST} spans (root start and close included)"
     );
-    println!(
-        "{:<56} {:>9} {:>9} {:>9}",
-        "subscriber (per span)", "median ns", "app cpu", "all cpu"
-    );
-    let med: Vec<[f64; 3]> = (0..n)
-        .map(|i| {
-            [
-                support::median(&wall[i]),
-                support::median(&cpu[i]),
-                support::median(&all[i]),
-            ]
-        })
-        .collect();
-    for (i, case) in cases.iter().enumerate() {
-        println!(
-            "{:<56} {:>9.0} {:>9.0} {:>9.0}",
-            case.label(),
-            med[i][0],
-            med[i][1],
-            med[i][2]
-        );
-    }
+    let labels: Vec<&str> = cases.iter().map(|c| c.label()).collect();
+    let med = print_medians(&labels, &wall, &cpu, &all);
     if cases.len() != CaptureCase::ALL.len() {
         return;
     }
@@ -632,18 +612,53 @@ fn clock_reads(iterations: u32, rounds: u32) -> (f64, f64) {
         std::hint::black_box(sum);
         started.elapsed().as_nanos() as f64 / f64::from(iterations)
     };
+    alternating_medians(rounds, once)
+}
+
+/// Prints one row per case (`labels[i]`): the medians of its wall-clock,
+/// application-thread CPU and all-threads CPU samples, per span; returns
+/// them.
+fn print_medians(
+    labels: &[&str],
+    wall: &[Vec<f64>],
+    cpu: &[Vec<f64>],
+    all: &[Vec<f64>],
+) -> Vec<[f64; 3]> {
+    println!(
+        "{:<56} {:>9} {:>9} {:>9}",
+        "subscriber (per span)", "median ns", "app cpu", "all cpu"
+    );
+    let med: Vec<[f64; 3]> = (0..labels.len())
+        .map(|i| {
+            [
+                support::median(&wall[i]),
+                support::median(&cpu[i]),
+                support::median(&all[i]),
+            ]
+        })
+        .collect();
+    for (label, m) in labels.iter().zip(&med) {
+        println!("{label:<56} {:>9.0} {:>9.0} {:>9.0}", m[0], m[1], m[2]);
+    }
+    med
+}
+
+/// `once(true)` and `once(false)` warmed up, then run `rounds` times each
+/// in alternating order (so neither always runs first): their medians, in
+/// that order.
+fn alternating_medians(rounds: u32, mut once: impl FnMut(bool) -> f64) -> (f64, f64) {
     once(true);
     once(false);
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut yes, mut no) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let first = round % 2 == 0;
         let x = once(first);
         let y = once(!first);
-        let (i, r) = if first { (x, y) } else { (y, x) };
-        a.push(i);
-        b.push(r);
+        let (t, f) = if first { (x, y) } else { (y, x) };
+        yes.push(t);
+        no.push(f);
     }
-    (support::median(&a), support::median(&b))
+    (support::median(&yes), support::median(&no))
 }
 
 fn busy_cases(iterations: u32, rounds: u32) {
@@ -737,7 +752,7 @@ fn busy_cases(iterations: u32, rounds: u32) {
         let at = tracing_osprofiler::format::Timestamp::now();
         let d = Duration::from_nanos(1_234_567);
         let mut out = Vec::with_capacity(256);
-        let mut once = |busy: bool| {
+        let once = |busy: bool| {
             let started = Instant::now();
             for _ in 0..iterations {
                 out.clear();
@@ -751,47 +766,16 @@ fn busy_cases(iterations: u32, rounds: u32) {
             }
             started.elapsed().as_nanos() as f64 / f64::from(iterations)
         };
-        // Warmed up, then in alternating order, as the cases above.
-        once(false);
-        once(true);
-        let (mut plain, mut busy) = (Vec::new(), Vec::new());
-        for round in 0..rounds {
-            let first = round % 2 == 0;
-            let a = once(first);
-            let b = once(!first);
-            let (p, b2) = if first { (b, a) } else { (a, b) };
-            plain.push(p);
-            busy.push(b2);
-        }
-        (support::median(&plain), support::median(&busy))
+        let (busy, plain) = alternating_medians(rounds, once);
+        (plain, busy)
     };
 
     let (clock_instant, clock_raw) = clock_reads(iterations, rounds);
 
     println!();
     println!("busy time: enter and exit, side by side (per span)");
-    println!(
-        "{:<56} {:>9} {:>9} {:>9}",
-        "subscriber (per span)", "median ns", "app cpu", "all cpu"
-    );
-    let med: Vec<[f64; 3]> = (0..n)
-        .map(|i| {
-            [
-                support::median(&wall[i]),
-                support::median(&cpu[i]),
-                support::median(&all[i]),
-            ]
-        })
-        .collect();
-    for (i, case) in BusyCase::ALL.iter().enumerate() {
-        println!(
-            "{:<56} {:>9.0} {:>9.0} {:>9.0}",
-            case.label(),
-            med[i][0],
-            med[i][1],
-            med[i][2]
-        );
-    }
+    let labels = BusyCase::ALL.map(BusyCase::label);
+    let med = print_medians(&labels, &wall, &cpu, &all);
     println!(
         "{:<56} {:>9.0}\n{:<56} {:>9.0}",
         "stop line formatted, without busy time",
