@@ -796,25 +796,19 @@ where
         }
     }
 
-    // Out of line, as `new_span_while_active`.
+    // Out of line, as `new_span_while_active`: one function for enter and
+    // exit, which differ only in how the point counts.
     #[inline(never)]
-    fn enter_while_active(&self, id: &span::Id, ctx: Context<'_, S>) {
+    fn busy_while_active(&self, id: &span::Id, ctx: Context<'_, S>, entering: bool) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(point) = extensions.get_mut::<Point>() {
             if point.counted_by == self.id() {
-                point.enter();
-            }
-        }
-    }
-
-    #[inline(never)]
-    fn exit_while_active(&self, id: &span::Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        if let Some(point) = extensions.get_mut::<Point>() {
-            if point.counted_by == self.id() {
-                point.exit();
+                if entering {
+                    point.enter();
+                } else {
+                    point.exit();
+                }
             }
         }
     }
@@ -1001,14 +995,14 @@ where
     #[inline]
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
         if self.has_points_alive() {
-            self.enter_while_active(id, ctx);
+            self.busy_while_active(id, ctx, true);
         }
     }
 
     #[inline]
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
         if self.has_points_alive() {
-            self.exit_while_active(id, ctx);
+            self.busy_while_active(id, ctx, false);
         }
     }
 
