@@ -17,7 +17,9 @@ fn a_kept_request_is_stored_whole_and_says_why_and_a_discarded_one_leaves_no_key
     let server = RedisServer::start();
     let mut service = Service::new(Redis::new(&server.url()).unwrap());
     let capture = CapturePolicy::new()
-        .with_keep_slower_than(Some(Duration::from_millis(40)))
+        // Wide apart from the slow one's sleep, so that a busy machine
+        // cannot make the fast one slow.
+        .with_keep_slower_than(Some(Duration::from_millis(200)))
         .build();
     let request = |sleep: u64| -> Id {
         service.in_service(|| {
@@ -33,7 +35,7 @@ fn a_kept_request_is_stored_whole_and_says_why_and_a_discarded_one_leaves_no_key
         })
     };
     let fast = request(0);
-    let slow = request(60);
+    let slow = request(250);
     service.flush();
     let stats = service.shut_down();
     assert_eq!(stats.events_dropped(), 0);

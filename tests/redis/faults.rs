@@ -94,11 +94,17 @@ fn stored(server: &RedisServer) -> u64 {
 #[test]
 fn a_paused_redis_is_waited_for_and_the_service_does_not_wait() {
     let server = RedisServer::start();
-    let mut service = Service::new(Redis::new(&server.url()).unwrap());
+    // An io timeout well past the pause (the default, 2 s, is only 0.5 s
+    // past it: too little for a busy machine).
+    let mut service = Service::new(
+        Redis::new(&server.url())
+            .unwrap()
+            .with_io_timeout(Duration::from_secs(6)),
+    );
     service.request(1);
     service.flush();
     // CLIENT PAUSE ALL: Redis answers nobody for 1.5 s, less than the
-    // sink's io timeout (2 s): its batch waits, and nothing fails.
+    // sink's io timeout: its batch waits, and nothing fails.
     assert_eq!(server.command(&["CLIENT", "PAUSE", "1500", "ALL"]), "+OK");
     for _ in 0..200 {
         service.request(2);
@@ -131,8 +137,15 @@ fn a_redis_asleep_past_the_io_timeout_fails_the_batch_in_flight_only() {
     service.request(1);
     service.flush();
     let sleeper = server.sleep_in_background(Duration::from_secs(2));
-    // Let the DEBUG SLEEP reach the server before the requests.
-    while server_is_awake(&server) {}
+    // Let the DEBUG SLEEP reach the server before the requests; a DEBUG
+    // SLEEP refused (the sleeper's panic) or over before it was seen fails
+    // the test rather than spinning here for ever.
+    while server_is_awake(&server) {
+        if sleeper.is_finished() {
+            sleeper.join().expect("DEBUG SLEEP");
+            panic!("Redis slept and woke before the test saw it asleep");
+        }
+    }
     for _ in 0..100 {
         service.request(2);
     }
