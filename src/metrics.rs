@@ -15,7 +15,7 @@
 //! | `osprofiler_points_started` | counter | | trace points started ([`LayerStats::points_started`]) |
 //! | `osprofiler_points_live` | gauge | | trace points open now |
 //! | `osprofiler_events_refused` | counter | | starts and stops the output refused (writer shut down, I/O error of a `MakeWriter`) |
-//! | `osprofiler_field_values_cut` | counter | | span field values cut at the layer's cap ([`LayerStats::field_values_cut`]) |
+//! | `osprofiler_field_values_cut` | counter | | span field values and error texts cut at the layer's cap, and fields left out of a full fields object ([`LayerStats::field_values_cut`]) |
 //! | `osprofiler_events_dropped` | counter | | starts and stops the writer's queue dropped (full, lossy or stalled) |
 //! | `osprofiler_events_dropped_over_bytes` | counter | | of those, dropped at the queue's limit in bytes |
 //! | `osprofiler_sink_written` | counter | `sink` = `file`, `otlp`, `redis` | delivered, in the sink's unit (lines, spans, events) |
@@ -23,7 +23,7 @@
 //! | `osprofiler_sink_dropped_over_bytes` | counter | `sink` | of those, dropped at the sink queue's limit in bytes |
 //! | `osprofiler_sink_failed` | counter | `sink` | tried and failed for good |
 //! | `osprofiler_sink_unconfirmed` | counter | `sink` | sent, and no answer said whether they were taken (a timeout or a broken connection after sending) |
-//! | `osprofiler_requests_profiled` | counter | | requests served profiled (`tower` feature) |
+//! | `osprofiler_requests_profiled` | counter | | requests served profiled (`tower` or `actix` feature) |
 //! | `osprofiler_requests_without_token` | counter | | requests without a token |
 //! | `osprofiler_tokens_refused` | counter | `reason` = `oversized`, `bad_signature`, `malformed`, `over_limit`, `disabled_by_filter` | requests with a token served unprofiled, by why |
 //!
