@@ -358,8 +358,10 @@ async fn rate_limit_and_warning_interval() {
     let (lines, _serial) = global();
     let (addr, stats) = serve(
         ProfilingLayer::new(keys())
-            .with_limit(ProfileLimit::unlimited().with_rate(Some(Rate::new(0.5, 2))))
-            .with_warn_interval(Duration::from_secs(2)),
+            // A refill and an interval of 5 s: the burst below and the
+            // requests of one interval have room on a busy machine.
+            .with_limit(ProfileLimit::unlimited().with_rate(Some(Rate::new(0.2, 2))))
+            .with_warn_interval(Duration::from_secs(5)),
     )
     .await;
     let url = format!("http://{addr}/");
@@ -390,7 +392,7 @@ async fn rate_limit_and_warning_interval() {
         1,
         "over-limit and bad tokens share one summary per interval"
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(5_100)).await;
     assert_eq!(get_with(&url, &token_headers(&forged)).await.0, 200);
     assert_eq!(
         warnings(),
