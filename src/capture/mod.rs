@@ -12,8 +12,8 @@
 //!
 //! # The life of a captured request
 //!
-//! 1. [`Capture::start_request`] (the `tower` middleware, for a request
-//!    without a valid token) or [`Capture::start`] (a queue consumer, a
+//! 1. [`Capture::start_request`] (the `tower` and `actix` middlewares, for
+//!    a request without a valid token) or [`Capture::start`] (a queue consumer, a
 //!    batch job): one request in `sample_one_in` is captured, if the memory
 //!    budget has room for it; the others are served exactly as without
 //!    capture.
