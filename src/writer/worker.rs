@@ -32,8 +32,10 @@ const BATCH_EVENTS: usize = 4096;
 /// profiled span lost about 200 ns of the application thread's wall-clock
 /// time to a writer waking every millisecond (time the thread was not
 /// running, not its CPU time), and a signed request cost the process 15 to
-/// 20 % more CPU, for smaller batches. The queue holds what 5 ms of spans
-/// make, far below its bound, and lines reach the file 5 ms later at most.
+/// 20 % more CPU, for smaller batches. Between drains the queue holds
+/// about what 5 ms of spans make (more while a sink writes a batch), far
+/// below its bound, and a line reaches the sinks up to about 5 ms after
+/// its event, besides their own time.
 const NAP: Duration = Duration::from_millis(5);
 const IDLE_NAPS: u32 = 4;
 
