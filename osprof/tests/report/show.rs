@@ -402,6 +402,9 @@ fn assert_lanes_nest(events: &[Value]) {
             .or_default()
             .push((ts, ts + dur, e["name"].as_str().unwrap().to_owned()));
     }
+    // Nesting holds trivially of no event at all: a render without any
+    // complete event is a failure of its own.
+    assert!(!lanes.is_empty(), "no complete (\"X\") event to check");
     for (lane, mut spans) in lanes {
         spans.sort_by_key(|&(b, e, _)| (b, std::cmp::Reverse(e)));
         let mut open: Vec<Span> = Vec::new();
