@@ -92,6 +92,15 @@ pub async fn assert_python_client_profiles(lines: &Collector, url: String, body:
     );
     assert_eq!(reply.headers, ["X-Trace-HMAC", "X-Trace-Info"], "{reply:?}");
 
+    // The root may close just after the reply was read (when its body ends).
+    let base = reply.base_id.to_string();
+    crate::support::eventually_async("the service's root written", || {
+        lines
+            .lines()
+            .iter()
+            .any(|l| l.contains(&base) && l.contains(" wsgi-stop"))
+    })
+    .await;
     let points = tree(&lines.lines(), reply.base_id, reply.trace_id);
     let root = only(&points, "wsgi");
     assert_eq!(root.parent_id, reply.trace_id);
@@ -150,6 +159,14 @@ impl WsgiPeer {
     /// service notified exactly that call's points (`wsgi`, `python-work`,
     /// `python-db`), its root under the Rust `http` point.
     pub fn assert_profiled_under(&self, lines: &Collector, base: Id, root: &str) {
+        // The root may close just after the response was read.
+        let (base_text, stop) = (base.to_string(), format!(" {root}-stop"));
+        crate::support::eventually("the caller's root written", || {
+            lines
+                .lines()
+                .iter()
+                .any(|l| l.contains(&base_text) && l.contains(&stop))
+        });
         let points = tree(&lines.lines(), base, base);
         let root = only(&points, root);
         let http = only(&points, "http");
@@ -179,15 +196,17 @@ impl WsgiPeer {
         assert_eq!(notes[2].parent_id, notes[1].trace_id);
     }
 
-    /// The notifications so far, once there are `expected` or 10 s passed:
-    /// the service writes its stop notifications after the response is
-    /// sent.
+    /// The notifications so far, once there are `expected` or
+    /// [`EVENTUALLY`](crate::support::EVENTUALLY) passed: the service
+    /// writes its stop notifications after the response is sent. Only
+    /// whole lines: one may be read while Python is writing it.
     fn notifications(&self, expected: usize) -> Vec<Notification> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + crate::support::EVENTUALLY;
         loop {
             let text = std::fs::read_to_string(&self.notifications).unwrap_or_default();
             let parsed: Vec<Notification> = text
-                .lines()
+                .split_inclusive('\n')
+                .filter(|line| line.ends_with('\n'))
                 .map(|line| {
                     let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
                     let id = |key: &str| Id::parse(v[key].as_str().expect(key)).expect("uuid");
