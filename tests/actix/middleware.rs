@@ -8,7 +8,6 @@ use crate::support::http as http_support;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::{self, Bytes};
