@@ -208,7 +208,16 @@ mod agreement {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4000))]
+        // A host that either parser refuses is rejected, not passed: too
+        // many rejections (a generator that stopped making readable hosts)
+        // fail the test instead of leaving it checking nothing. About two
+        // hosts in three are refused: 1 300 checked cases take the time the
+        // 4 000 generated ones did when refused hosts passed silently.
+        #![proptest_config(ProptestConfig {
+            cases: 1_300,
+            max_global_rejects: 10_000,
+            ..ProptestConfig::default()
+        })]
 
         /// `allows_uri` and `allows_url` agree on every URL both read, and
         /// the URI read alone (a build without a URL parser) never allows
@@ -218,7 +227,8 @@ mod agreement {
             let port = port.map(|p| format!(":{}", [80, 443, 8080][p as usize])).unwrap_or_default();
             let text = format!("http://{host}{port}/p?q");
             let (Ok(uri), Ok(url)) = (text.parse::<http::Uri>(), reqwest::Url::parse(&text)) else {
-                return Ok(());
+                prop_assume!(false, "a host one of the parsers refuses");
+                unreachable!()
             };
             for policy in [
                 Destinations::internal(),
