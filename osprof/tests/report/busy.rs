@@ -168,6 +168,11 @@ fn lines_with_and_without_busy_time_in_one_log() {
         .collect();
     assert_eq!(names[..3], ["wsgi", "hash", "db"], "{sorted}");
     assert!(names[3..].iter().all(|n| n.starts_with("py-")), "{sorted}");
+    // And the unknown rows are there, not merely absent.
+    assert!(
+        ["py-wsgi", "py-db"].iter().all(|n| names[3..].contains(n)),
+        "{sorted}"
+    );
 }
 
 #[test]
