@@ -39,7 +39,7 @@ fn a_peer_announcing_a_4_gb_reply_is_a_broken_connection_not_memory() {
         .expect("the batch is settled");
     let rss_after = resident_bytes();
     assert!(
-        fake.wait_closed(Duration::from_secs(5)).is_some(),
+        fake.wait_closed(Duration::from_secs(20)).is_some(),
         "the sink did not hang up on the 4 GB reply"
     );
     let sent = fake.bytes_sent();
@@ -76,7 +76,7 @@ fn a_reply_trickled_byte_by_byte_ends_at_the_io_timeout() {
     service
         .flush_within(Duration::from_secs(10))
         .expect("the batch is given up at the io timeout, and counted");
-    assert!(fake.wait_closed(Duration::from_secs(5)).is_some());
+    assert!(fake.wait_closed(Duration::from_secs(20)).is_some());
     let redis = service.redis_stats();
     assert_eq!(
         (redis.written, redis.failed, redis.unconfirmed),
@@ -232,7 +232,7 @@ fn shutdown_with_a_silent_redis_ends_by_its_deadline_with_every_event_counted() 
     assert_eq!(redis.failed, 0, "{redis:?}");
     // The export thread stopped reading: it hung up on the silent peer.
     assert!(
-        fake.wait_closed(Duration::from_secs(5)).is_some(),
+        fake.wait_closed(Duration::from_secs(20)).is_some(),
         "the export thread still holds its connection after shutdown"
     );
     // Nothing is counted twice afterwards.
