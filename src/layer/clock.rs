@@ -115,11 +115,6 @@ impl Now {
     }
 }
 
-/// Nanoseconds (never negative) as a `Duration`.
-pub(super) fn duration_from_nanos(nanos: i64) -> Duration {
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
-}
-
 /// The time now, on both clocks, for one monotonic clock read (two, every
 /// [`REFRESH`], on the thread that refreshes the offset).
 pub(super) fn now() -> Now {

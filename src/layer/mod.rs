@@ -64,7 +64,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,7 +78,9 @@ use tracing_subscriber::Layer;
 
 use crate::capture::{CaptureMark, Captured, Decision, Stopped};
 use crate::format::{JsonFields, Phase, PointIds, PointName, Timestamp, LEFT_OUT_MEMBER};
-use crate::point::{take_pending_call, PointEvent, PointFacts, PointKind, RequestInfo};
+use crate::point::{
+    nanos_u64, take_pending_call, MaybeBusy, PointEvent, PointFacts, PointKind, RequestInfo,
+};
 use crate::token::{Profile, Signer};
 use crate::writer::ProfileWriter;
 
@@ -178,8 +180,10 @@ impl Default for Config {
 }
 
 /// State shared between the layer and the [`LayerStats`] handles.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
+    /// Which layer this is, to the points it makes.
+    number: LayerNumber,
     points_started: AtomicU64,
     /// Live points are those started and not stopped: one counter fewer
     /// to update per point. The two also tell the hooks whether the layer
@@ -246,23 +250,15 @@ struct Point {
     /// The request's signer, on its root point only: the points below find
     /// it up their scope when a call is signed, which is rare, rather than
     /// each holding a reference to it.
-    signer: Option<Signer>,
+    ///
+    /// Boxed, as the point's other rare parts, to keep the point within the
+    /// 128 bytes the compiler moves inline (see the size check below).
+    signer: Option<Box<Signer>>,
     facts: Option<Box<PointFacts>>,
     /// Layers that started this point and have not stopped it yet.
     open_in: u32,
-    /// The stop, taken by the first layer to close the span, so that every
-    /// layer writes the same one: when, the duration, the busy time.
-    stopped: Option<(Timestamp, Duration, Duration)>,
-    /// The layer that counts enters and exits (the one that made the
-    /// point; see "Busy time" in the module docs), by the address of its
-    /// `Shared`.
-    counted_by: usize,
-    /// How many enters are not yet matched by an exit, over all threads.
-    inside: u32,
-    /// When `inside` last went from 0 to 1 (monotonic nanoseconds).
-    inside_since: i64,
-    /// Busy time of the intervals already closed, in nanoseconds.
-    busy_nanos: i64,
+    /// Its busy time while the span runs, then the stop every layer writes.
+    timing: Timing,
     /// The request's buffer and decision, when it is captured (an `Arc`
     /// clone per point: a point of a captured request stops into it).
     capture: Option<Arc<Captured>>,
@@ -275,66 +271,155 @@ struct Point {
     capture_kept_at_stop: Option<bool>,
 }
 
+// A point is built, moved into the span's extensions (boxed there), and
+// read in place; up to 128 bytes each move is inline, above it a call to
+// `memcpy` (three per point, about 90 instructions, when it had grown to 184
+// bytes: callgrind).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Point>() <= 128);
+
+/// A point's clock: while its span runs, the threads inside it and the busy
+/// time so far; once the first layer has closed it, the stop that every
+/// layer writes. The two never coexist, so they share the point's bytes.
+#[derive(Debug, Clone, Copy)]
+enum Timing {
+    Running {
+        /// The layer that counts enters and exits (the one that made the
+        /// point; see "Busy time" in the module docs).
+        counted_by: LayerNumber,
+        /// How many enters are not yet matched by an exit, over all
+        /// threads.
+        inside: u32,
+        /// When `inside` last went from 0 to 1 (monotonic nanoseconds).
+        inside_since: i64,
+        /// Busy time of the intervals already closed, in nanoseconds.
+        busy_nanos: i64,
+    },
+    Stopped {
+        at: Timestamp,
+        duration_nanos: u64,
+        busy_nanos: u64,
+    },
+}
+
+/// A layer's number, unique among the layers of a process (it wraps after
+/// 2^32 layers built, far beyond any process's subscribers): how a point
+/// knows the layer that counts its busy time, in 4 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LayerNumber(u32);
+
+impl LayerNumber {
+    fn next() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        LayerNumber(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 impl Point {
     /// A point starting now, written by one layer so far (`counted_by`).
     fn start(
         ids: PointIds,
         signer: Option<Signer>,
         facts: Option<PointFacts>,
-        counted_by: usize,
+        counted_by: LayerNumber,
     ) -> Self {
         Point {
             ids,
             started: clock::now(),
-            signer,
+            signer: signer.map(Box::new),
             facts: facts.map(Box::new),
             open_in: 1,
-            stopped: None,
-            counted_by,
-            inside: 0,
-            inside_since: 0,
-            busy_nanos: 0,
+            timing: Timing::Running {
+                counted_by,
+                inside: 0,
+                inside_since: 0,
+                busy_nanos: 0,
+            },
             capture: None,
             capture_root: false,
             capture_kept_at_stop: None,
         }
     }
 
-    /// A thread enters the span: busy from now if none was inside.
+    /// A thread enters (`entering`) or leaves the span, as `layer` saw it:
+    /// counted only if `layer` counts this point. Busy from an enter when
+    /// none was inside; the interval ends at the exit of the last one
+    /// inside. An exit without its enter (a layer added to a subscriber
+    /// while the span was entered) changes nothing.
     #[inline]
-    fn enter(&mut self) {
-        if self.inside == 0 {
-            self.inside_since = clock::monotonic_nanos();
+    fn enter_or_exit(&mut self, layer: LayerNumber, entering: bool) {
+        let Timing::Running {
+            counted_by,
+            inside,
+            inside_since,
+            busy_nanos,
+        } = &mut self.timing
+        else {
+            return;
+        };
+        if *counted_by != layer {
+            return;
         }
-        self.inside = self.inside.saturating_add(1);
-    }
-
-    /// A thread leaves the span: the busy interval ends if it was the last
-    /// one inside. An exit without its enter (a layer added to a
-    /// subscriber while the span was entered) changes nothing.
-    #[inline]
-    fn exit(&mut self) {
-        match self.inside {
+        if entering {
+            if *inside == 0 {
+                *inside_since = clock::monotonic_nanos();
+            }
+            *inside = inside.saturating_add(1);
+            return;
+        }
+        match *inside {
             0 => {}
             1 => {
-                self.inside = 0;
-                let interval = clock::monotonic_nanos().saturating_sub(self.inside_since);
-                self.busy_nanos = self.busy_nanos.saturating_add(interval.max(0));
+                *inside = 0;
+                let interval = clock::monotonic_nanos().saturating_sub(*inside_since);
+                *busy_nanos = busy_nanos.saturating_add(interval.max(0));
             }
-            _ => self.inside -= 1,
+            _ => *inside -= 1,
         }
     }
 
-    /// The busy time up to `now` (monotonic nanoseconds), the interval
-    /// still open included: a span closed while entered counts up to its
-    /// close.
-    fn busy_until(&self, now: i64) -> Duration {
-        let open = if self.inside > 0 {
-            now.saturating_sub(self.inside_since).max(0)
-        } else {
-            0
+    /// The stop, taken by the first layer to close the span (the clock
+    /// read now), so that every layer writes the same one: when, the
+    /// duration, the busy time (the interval still open included: a span
+    /// closed while entered counts up to its close).
+    fn stop(&mut self) -> (Timestamp, Duration, Duration) {
+        let (at, duration, busy) = match self.timing {
+            Timing::Stopped {
+                at,
+                duration_nanos,
+                busy_nanos,
+            } => (at, duration_nanos, busy_nanos),
+            Timing::Running {
+                inside,
+                inside_since,
+                busy_nanos,
+                ..
+            } => {
+                let now = clock::now();
+                let duration = nanos_u64(now.since(self.started));
+                let open = if inside > 0 {
+                    now.monotonic_nanos().saturating_sub(inside_since).max(0)
+                } else {
+                    0
+                };
+                // Never above the duration: enters before the point's start
+                // cannot happen, but a clamp costs nothing.
+                let busy = u64::try_from(busy_nanos.saturating_add(open))
+                    .unwrap_or(0)
+                    .min(duration);
+                self.timing = Timing::Stopped {
+                    at: now.wall,
+                    duration_nanos: duration,
+                    busy_nanos: busy,
+                };
+                (now.wall, duration, busy)
+            }
         };
-        clock::duration_from_nanos(self.busy_nanos.saturating_add(open))
+        (
+            at,
+            Duration::from_nanos(duration),
+            Duration::from_nanos(busy),
+        )
     }
 
     fn facts_mut(&mut self) -> &mut PointFacts {
@@ -399,7 +484,14 @@ where
         OsProfilerLayer {
             output,
             config: Config::default(),
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Shared {
+                number: LayerNumber::next(),
+                points_started: AtomicU64::new(0),
+                points_stopped: AtomicU64::new(0),
+                events_refused: AtomicU64::new(0),
+                field_values_cut: AtomicU64::new(0),
+                failing: AtomicBool::new(false),
+            }),
             lookup: span_ext::LookupPoint::of::<S>(),
             _subscriber: PhantomData,
         }
@@ -507,8 +599,8 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
 
     /// This layer, as the points it counts the busy time of know it.
     #[inline]
-    fn id(&self) -> usize {
-        Arc::as_ptr(&self.shared) as usize
+    fn number(&self) -> LayerNumber {
+        self.shared.number
     }
 
     fn point_name(&self, metadata: &'static Metadata<'static>) -> PointName<'static> {
@@ -546,8 +638,8 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
             name: self.point_name(metadata),
             timestamp: point.started.wall,
             started: point.started.wall,
-            duration: Duration::ZERO,
-            busy: None,
+            duration_nanos: 0,
+            busy: MaybeBusy::UNKNOWN,
             slow: false,
             facts: self.facts_for_output(point.facts.as_deref()),
         }
@@ -651,8 +743,8 @@ impl<S, O: Output> OsProfilerLayer<S, O> {
             name,
             timestamp: stop.started,
             started: stop.started,
-            duration: Duration::ZERO,
-            busy: None,
+            duration_nanos: 0,
+            busy: MaybeBusy::UNKNOWN,
             slow: false,
             facts: facts.clone(),
         });
@@ -752,7 +844,7 @@ where
                         request: Some(request),
                         ..PointFacts::default()
                     }),
-                    self.id(),
+                    self.number(),
                 );
                 if let Some(capture) = capture {
                     capture.count_captured();
@@ -779,7 +871,7 @@ where
                         call: Some(call),
                         ..PointFacts::default()
                     }),
-                    self.id(),
+                    self.number(),
                 );
                 point.capture.clone_from(&parent_point.capture);
                 point
@@ -803,13 +895,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(point) = extensions.get_mut::<Point>() {
-            if point.counted_by == self.id() {
-                if entering {
-                    point.enter();
-                } else {
-                    point.exit();
-                }
-            }
+            point.enter_or_exit(self.number(), entering);
         }
     }
 
@@ -851,17 +937,7 @@ where
         let Some(point) = extensions.get_mut::<Point>() else {
             return;
         };
-        let (stopped_at, duration, busy) = match point.stopped {
-            Some(stopped) => stopped,
-            None => {
-                let now = clock::now();
-                let duration = now.since(point.started);
-                // Never above the duration: enters before the point's start
-                // cannot happen, but a clamp costs nothing.
-                let busy = point.busy_until(now.monotonic_nanos()).min(duration);
-                *point.stopped.insert((now.wall, duration, busy))
-            }
-        };
+        let (stopped_at, duration, busy) = point.stop();
         point.open_in = point.open_in.saturating_sub(1);
         if point.capture.is_some() {
             let last = point.open_in == 0;
@@ -959,8 +1035,8 @@ fn stop_event(
         name,
         timestamp: stopped_at,
         started: started_at,
-        duration,
-        busy: Some(busy),
+        duration_nanos: crate::point::nanos_u64(duration),
+        busy: MaybeBusy::known(busy),
         slow,
         facts,
     }

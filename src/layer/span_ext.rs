@@ -90,7 +90,7 @@ where
     // it is (the registry closes a span after its children).
     let signer = span.scope().find_map(|ancestor| {
         let extensions = ancestor.extensions();
-        extensions.get::<Point>()?.signer.clone()
+        extensions.get::<Point>()?.signer.as_deref().cloned()
     });
     Some((ids, signer))
 }

@@ -327,8 +327,8 @@ mod tests {
             name: PointName::new("x"),
             timestamp: Timestamp::now(),
             started: Timestamp::now(),
-            duration: Duration::ZERO,
-            busy: None,
+            duration_nanos: 0,
+            busy: crate::point::MaybeBusy::UNKNOWN,
             slow: false,
             facts: None,
         }

@@ -17,8 +17,8 @@ fn event(name: &'static str) -> PointEvent {
         name: PointName::new(name),
         timestamp: Timestamp::now(),
         started: Timestamp::now(),
-        duration: Duration::ZERO,
-        busy: None,
+        duration_nanos: 0,
+        busy: crate::point::MaybeBusy::UNKNOWN,
         slow: false,
         facts: None,
     }

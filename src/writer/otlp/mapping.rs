@@ -95,7 +95,7 @@ pub(super) fn span(event: &PointEvent) -> Option<Span> {
         span_id_bytes(&ids.parent_id).to_vec()
     };
     let start = unix_nanos(event.started.unix_micros());
-    let duration = u64::try_from(event.duration.as_nanos()).unwrap_or(u64::MAX);
+    let duration = event.duration_nanos;
     let end = start.saturating_add(duration);
     let facts = event.facts.as_deref();
     let (name, kind) = name_and_kind(event, facts);
@@ -131,7 +131,7 @@ pub(super) fn span(event: &PointEvent) -> Option<Span> {
     }
     // tracing-opentelemetry's names and type (integer nanoseconds); only
     // when measured: a missing attribute says unknown, a 0 would not.
-    if let (Some(busy), Some(idle)) = (event.busy, event.idle()) {
+    if let (Some(busy), Some(idle)) = (event.busy(), event.idle()) {
         let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         set(&mut attributes, int("busy_ns", nanos(busy)));
         set(&mut attributes, int("idle_ns", nanos(idle)));
@@ -307,8 +307,8 @@ mod tests {
             name: PointName::new(name),
             timestamp: Timestamp::from_unix_micros(1_700_000_000_500_000),
             started: Timestamp::from_unix_micros(1_700_000_000_000_001),
-            duration: Duration::from_nanos(499_999_123),
-            busy: None,
+            duration_nanos: 499_999_123,
+            busy: crate::point::MaybeBusy::UNKNOWN,
             slow: false,
             facts: facts.map(Box::new),
         }
@@ -318,7 +318,7 @@ mod tests {
     fn busy_and_idle_time_are_attributes_when_known() {
         let mut event = stop(ids(BASE, BASE, TRACE), "t", None);
         assert!(attr(&span(&event).unwrap(), "busy_ns").is_none());
-        event.busy = Some(Duration::from_nanos(123_456_789));
+        event.busy = crate::point::MaybeBusy::known(Duration::from_nanos(123_456_789));
         let span = span(&event).unwrap();
         assert_eq!(
             attr(&span, "busy_ns"),

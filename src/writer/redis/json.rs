@@ -127,12 +127,12 @@ pub(super) fn write_event(out: &mut String, event: &PointEvent, stamp: &Stamp) {
             }
             out.push_str(&stamp.host);
             out.push_str(", \"duration\": ");
-            push_duration(out, event.duration);
+            push_duration(out, event.duration());
             // The busy time, as the log's stop line gives it; left out when
             // unknown (docs/protocol.md, *Busy time*).
-            if let Some(busy) = event.busy {
+            if let Some(busy) = event.busy() {
                 out.push_str(", \"busy\": ");
-                push_duration(out, busy.min(event.duration));
+                push_duration(out, busy.min(event.duration()));
             }
         }
     }
@@ -208,8 +208,8 @@ mod tests {
             name: PointName::new("wsgi"),
             timestamp: Timestamp::from_unix_micros(1_582_790_665_954_502),
             started: Timestamp::from_unix_micros(1_582_790_665_954_502),
-            duration: Duration::from_nanos(6_781_600),
-            busy: None,
+            duration_nanos: 6_781_600,
+            busy: crate::point::MaybeBusy::UNKNOWN,
             slow: false,
             facts: facts.map(Box::new),
         }
@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(value["info"]["host"], "host-1");
         assert!(doc.contains("\"duration\": 0.006782}"), "{doc}");
         let mut busy = event(Phase::Stop, None);
-        busy.busy = Some(Duration::from_nanos(1_234_567));
+        busy.busy = crate::point::MaybeBusy::known(Duration::from_nanos(1_234_567));
         let doc = document(&busy);
         assert!(
             doc.contains("\"duration\": 0.006782, \"busy\": 0.001235}"),
