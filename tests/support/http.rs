@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tracing::Instrument as _;
 use tracing_osprofiler::format::{parse_line, Phase};
-use tracing_osprofiler::{HmacAlgorithm, Id, OsProfilerLayer, Signer, TraceHeaders, TraceInfo};
+use tracing_osprofiler::{
+    HmacAlgorithm, Id, LayerStats, OsProfilerLayer, Signer, TraceHeaders, TraceInfo,
+};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
@@ -61,17 +63,28 @@ impl Collector {
 /// thread-local default would miss them) and a lock that runs the tests of
 /// one binary one at a time, so "no line was written" can be checked.
 pub fn global() -> (Collector, Serial) {
-    static COLLECTOR: OnceLock<Collector> = OnceLock::new();
+    static GLOBAL: OnceLock<(Collector, LayerStats)> = OnceLock::new();
     static SERIAL: Mutex<()> = Mutex::new(());
-    let collector = COLLECTOR.get_or_init(|| {
+    let (collector, stats) = GLOBAL.get_or_init(|| {
         let collector = Collector::default();
+        let layer = OsProfilerLayer::from_make_writer(collector.clone()).with_fields(true);
+        let stats = layer.stats();
         tracing_subscriber::registry()
-            .with(OsProfilerLayer::from_make_writer(collector.clone()).with_fields(true))
+            .with(layer)
             .with(WarnCounter)
             .init();
-        collector
+        (collector, stats)
     });
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The previous test's server may still be closing the root of its last
+    // request (a root closes just after its response is read): let its
+    // stop line land before clearing, or it would land in this test's
+    // lines. Bounded: a test that leaves a point open on purpose only
+    // delays the next one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while stats.points_live() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     collector.clear();
     WARNINGS.store(0, Ordering::SeqCst);
     (collector.clone(), Serial(guard))
