@@ -277,9 +277,8 @@ impl<'a> PointName<'a> {
 }
 
 fn write_ids(out: &mut Vec<u8>, ids: &PointIds) {
-    let mut buf = [0u8; Id::TEXT_LEN];
     for id in [ids.base_id, ids.parent_id, ids.trace_id] {
-        out.extend_from_slice(id.encode(&mut buf).as_bytes());
+        out.extend_from_slice(&id.to_ascii());
         out.push(b' ');
     }
 }

@@ -139,7 +139,34 @@ impl Id {
     pub fn encode<'b>(&self, buf: &'b mut [u8; Self::TEXT_LEN]) -> &'b str {
         self.0.hyphenated().encode_lower(buf)
     }
+
+    /// The canonical form as bytes, for the line writer: two characters per
+    /// byte from a table, at fixed places between fixed dashes, and no
+    /// UTF-8 check of the result (which `encode`'s `&str` needs). A line
+    /// carries three ids, and the writer's thread spent a third of its time
+    /// per point encoding them (126 instructions an id through `encode`,
+    /// callgrind).
+    pub(crate) fn to_ascii(self) -> [u8; Self::TEXT_LEN] {
+        const PLACES: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+        let mut text = *b"00000000-0000-0000-0000-000000000000";
+        for (byte, at) in self.0.as_bytes().iter().zip(PLACES) {
+            text[at..at + 2].copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
+        }
+        text
+    }
 }
+
+/// Each byte's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
+    }
+    pairs
+};
 
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -234,6 +261,30 @@ mod tests {
         ] {
             assert!(Id::parse(text).is_err(), "{text:?}");
         }
+    }
+
+    proptest::proptest! {
+        /// The line writer's table encoder writes what `encode` does.
+        #[test]
+        fn to_ascii_is_encode(value in proptest::num::u128::ANY) {
+            let id = Id(Uuid::from_u128(value));
+            let mut buf = [0u8; Id::TEXT_LEN];
+            proptest::prop_assert_eq!(&id.to_ascii()[..], id.encode(&mut buf).as_bytes());
+        }
+    }
+
+    #[test]
+    fn encode_writes_the_edges() {
+        let mut buf = [0u8; Id::TEXT_LEN];
+        assert_eq!(
+            Id(Uuid::nil()).encode(&mut buf),
+            "00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(
+            Id(Uuid::max()).encode(&mut buf),
+            "ffffffff-ffff-ffff-ffff-ffffffffffff"
+        );
+        assert_eq!(Id::parse(CANON).unwrap().encode(&mut buf), CANON);
     }
 
     #[test]
