@@ -274,7 +274,16 @@ mod tests {
     }
 
     #[test]
-    fn encode_writes_the_edges() {
+    fn both_encoders_write_the_edges() {
+        assert_eq!(
+            &Id(Uuid::nil()).to_ascii(),
+            b"00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(
+            &Id(Uuid::max()).to_ascii(),
+            b"ffffffff-ffff-ffff-ffff-ffffffffffff"
+        );
+        assert_eq!(&Id::parse(CANON).unwrap().to_ascii(), CANON.as_bytes());
         let mut buf = [0u8; Id::TEXT_LEN];
         assert_eq!(
             Id(Uuid::nil()).encode(&mut buf),
