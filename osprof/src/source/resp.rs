@@ -146,10 +146,13 @@ impl Connection {
                 "only redis://host:port stores are supported",
             ));
         };
+        // Resolve first: the lookup has no deadline of its own, and a slow
+        // one must neither eat the store's allowance nor be blamed on it.
+        let addrs: Vec<_> = (host.as_str(), *port).to_socket_addrs()?.collect();
         let deadline = Instant::now() + timeout;
         let mut last = None;
         let mut stream = None;
-        for addr in (host.as_str(), *port).to_socket_addrs()? {
+        for addr in addrs {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 last = Some(timed_out(timeout));
