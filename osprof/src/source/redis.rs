@@ -147,9 +147,12 @@ impl RedisSource {
     /// few hundred bytes, a few KiB with fields or a traceback.
     pub const DEFAULT_MAX_VALUE_BYTES: u64 = 1024 * 1024;
 
-    /// The longest round trip by default: 10 s. A page of keys with the
-    /// first entries of each list is a few MiB at most, read in well under
-    /// a second from a healthy store.
+    /// The longest round trip by default: 10 s. The longest round trip is
+    /// a whole `SCAN` page: up to 256 keys with the first 128 entries of
+    /// each list, every entry up to `max_value_bytes`; a few MiB of
+    /// ordinary events, read in well under a second from a healthy store,
+    /// but easily tens of MiB with large values, so a distant or slow
+    /// store may need more ([`with_timeout`](Self::with_timeout)).
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// The store at `redis://[:password@]host[:port][/db]`; nothing is
