@@ -642,3 +642,25 @@ fn run(job: Job) -> Result<(), String> {
         }
     }
 }
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+
+    /// `--store-timeout`'s default is a string for clap: it must stay the
+    /// library's `DEFAULT_TIMEOUT`.
+    #[test]
+    fn store_timeout_default_is_the_librarys() {
+        #[derive(Parser)]
+        struct Limits {
+            #[command(flatten)]
+            limits: StoreLimits,
+        }
+        let parsed = Limits::try_parse_from(["osprof"]).unwrap();
+        assert_eq!(parsed.limits.store_timeout, RedisSource::DEFAULT_TIMEOUT);
+        assert_eq!(
+            parsed.limits.max_value_bytes,
+            RedisSource::DEFAULT_MAX_VALUE_BYTES
+        );
+    }
+}
