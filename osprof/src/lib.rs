@@ -71,14 +71,14 @@ macro_rules! table_setters {
 
         /// Writes in this format.
         #[must_use]
-        pub fn with_format(mut self, format: Format) -> Self {
+        pub fn with_format(mut self, format: $crate::Format) -> Self {
             self.format = format;
             self
         }
 
         /// Maps plain (not gzip) log files into memory instead of reading
-        /// them: no copy of the bytes, which makes the report without self
-        /// time 15 to 20% faster on large files.
+        /// them: no copy of the bytes, which makes the report faster on
+        /// large plain files (figures in `docs/performance-report.md`).
         ///
         /// Off by default, because of one risk: if a mapped file is cut
         /// shorter while it is being read (`logrotate` with `copytruncate`,
