@@ -116,7 +116,7 @@ mod unreadable;
 pub use filter::{parse_time, Filter, Pattern};
 pub use model::load_request;
 pub use render::Unit;
-pub use sniff::{check_logs, stdin_was_empty};
+pub use sniff::{check_logs, check_streams, stdin_was_empty};
 pub use unreadable::{LinePlace, Unreadable, UNREADABLE_KEPT};
 
 /// The former name of [`source`], kept so that code written against it

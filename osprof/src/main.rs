@@ -548,8 +548,8 @@ fn inputs(logs: &[OsString], store: Option<&str>, request: Option<Id>) -> Result
 /// without an event, was named by mistake: an error, not an empty report.
 /// Files are read again only when some line was unreadable (a log or stdin
 /// without one cannot be foreign), so a clean log costs nothing more; a
-/// store is judged by what the report read of it, at no cost. A mixed log
-/// still reports, its unreadable lines counted in the notes.
+/// store (and stdin) is judged by what the report read of it, at no cost.
+/// A mixed log still reports, its unreadable lines counted in the notes.
 fn check_files(inputs: &Inputs, unreadable: &osprof::Unreadable) -> Result<(), String> {
     note_empty_stdin(inputs);
     #[cfg(feature = "redis")]
@@ -559,7 +559,10 @@ fn check_files(inputs: &Inputs, unreadable: &osprof::Unreadable) -> Result<(), S
         .any(|s| matches!(s, Source::Redis(_)));
     #[cfg(not(feature = "redis"))]
     let store = false;
-    if unreadable.count == 0 && !store {
+    if unreadable.count == 0 {
+        if store {
+            return osprof::check_streams(inputs).map_err(|e| e.to_string());
+        }
         return Ok(());
     }
     osprof::check_logs(inputs).map_err(|e| e.to_string())
