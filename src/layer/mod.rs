@@ -269,6 +269,9 @@ struct Point {
     /// layer) or dropped it with a discarded request; `true`, found the
     /// request kept already, so every layer writes its own copy.
     capture_kept_at_stop: Option<bool>,
+    /// The fields object already ends a member with `"fields_left_out":
+    /// true`: known here so that joining later fields need not search it.
+    fields_left_out: bool,
 }
 
 // A point is built, moved into the span's extensions (boxed there), and
@@ -338,6 +341,7 @@ impl Point {
             capture: None,
             capture_root: false,
             capture_kept_at_stop: None,
+            fields_left_out: false,
         }
     }
 
@@ -1150,12 +1154,16 @@ impl FieldJson<'_> {
 /// Visits `values` into the point: the outcome fields always, every field
 /// into the JSON object when `fields.all` is set.
 fn record_fields(point: &mut Point, values: &impl RecordValues, fields: FieldJson<'_>) {
+    let marked_before = point.fields_left_out;
     let facts = point.facts_mut();
     // The object as merged below is `before` and `added` less one brace
     // each plus a comma: `added` may take what `before` left of the cap,
     // plus one byte.
     let room = match &facts.fields {
-        Some(before) => (fields.max_object_bytes() + 1).saturating_sub(before.len()),
+        Some(before) => fields
+            .max_object_bytes()
+            .saturating_add(1)
+            .saturating_sub(before.len()),
         None => fields.max_object_bytes(),
     };
     let mut visitor = FieldVisitor {
@@ -1167,43 +1175,52 @@ fn record_fields(point: &mut Point, values: &impl RecordValues, fields: FieldJso
     };
     values.record_into(&mut visitor);
     let FieldVisitor { facts, json, .. } = visitor;
+    let mut left_out = false;
     if let Some(json) = &json {
+        left_out = json.members_left_out() > 0;
         let cut = json.values_cut() + json.members_left_out();
         if cut > 0 {
             fields.cut.fetch_add(cut, Ordering::Relaxed);
         }
     }
     if let Some(added) = json.and_then(JsonFields::finish) {
-        facts.fields = match facts.fields.take() {
+        match &facts.fields {
             // Fields recorded later join the object; a repeated name keeps
             // its last value, as JSON readers do. The object says once that
-            // members were left out.
-            Some(before) => Some(join_fields(&before, &added).into()),
-            None => Some(added.into()),
-        };
+            // members were left out. A full object (`Span::record` in a
+            // loop) stays the same `Arc`: nothing is copied.
+            Some(before) => {
+                if let Some(joined) = join_fields(before, &added, marked_before) {
+                    facts.fields = Some(joined.into());
+                }
+            }
+            None => facts.fields = Some(added.into()),
+        }
     }
+    point.fields_left_out |= left_out;
     if point.facts.as_deref() == Some(&PointFacts::default()) {
         point.facts = None;
     }
 }
 
-/// `before` and `added`, two JSON objects, as one; a `fields_left_out`
-/// member in both is kept once.
-fn join_fields(before: &str, added: &str) -> String {
-    let marked_before = before.contains(LEFT_OUT_MEMBER);
-    let added = match added.strip_suffix('}') {
-        Some(members) if marked_before => members.strip_suffix(LEFT_OUT_MEMBER).unwrap_or(members),
-        Some(members) => members,
-        None => return before.to_owned(),
+/// `before` and `added`, two JSON objects, as one, or `None` when `added`
+/// brings nothing `before` lacks; the `fields_left_out` member, already in
+/// `before` when `marked_before`, is kept once.
+fn join_fields(before: &str, added: &str, marked_before: bool) -> Option<String> {
+    let added = added.strip_suffix('}')?;
+    let added = if marked_before {
+        added.strip_suffix(LEFT_OUT_MEMBER).unwrap_or(added)
+    } else {
+        added
     };
     // What is left of `added` starts with `{` and ends with `,` or `{`
     // when its last member was the marker.
     let added = added.strip_prefix('{').unwrap_or(added);
     let added = added.strip_suffix(',').unwrap_or(added);
     if added.is_empty() {
-        return before.to_owned();
+        return None;
     }
-    format!("{},{added}}}", &before[..before.len() - 1])
+    Some(format!("{},{added}}}", &before[..before.len() - 1]))
 }
 
 /// `Attributes` and `Record` both visit their values.
@@ -1417,20 +1434,29 @@ mod tests {
     #[test]
     fn joined_fields_say_once_that_members_were_left_out() {
         let marked = r#"{"a":1,"fields_left_out":true}"#;
-        assert_eq!(join_fields(r#"{"a":1}"#, r#"{"b":2}"#), r#"{"a":1,"b":2}"#);
+        let join = |before: &str, added: &str| {
+            join_fields(before, added, before.contains(r#""fields_left_out""#))
+        };
         assert_eq!(
-            join_fields(r#"{"a":1}"#, r#"{"b":2,"fields_left_out":true}"#),
-            r#"{"a":1,"b":2,"fields_left_out":true}"#
+            join(r#"{"a":1}"#, r#"{"b":2}"#).as_deref(),
+            Some(r#"{"a":1,"b":2}"#)
         );
-        assert_eq!(join_fields(marked, r#"{"fields_left_out":true}"#), marked);
         assert_eq!(
-            join_fields(marked, r#"{"b":2,"fields_left_out":true}"#),
-            r#"{"a":1,"fields_left_out":true,"b":2}"#
+            join(r#"{"a":1}"#, r#"{"b":2,"fields_left_out":true}"#).as_deref(),
+            Some(r#"{"a":1,"b":2,"fields_left_out":true}"#)
+        );
+        // Nothing new: the object stays as it is (no copy).
+        assert_eq!(join(marked, r#"{"fields_left_out":true}"#), None);
+        assert_eq!(join(marked, "{}"), None);
+        assert_eq!(
+            join(marked, r#"{"b":2,"fields_left_out":true}"#).as_deref(),
+            Some(r#"{"a":1,"fields_left_out":true,"b":2}"#)
         );
         for joined in [
-            join_fields(r#"{"a":1}"#, r#"{"fields_left_out":true}"#),
-            join_fields(marked, r#"{"b":2}"#),
+            join(r#"{"a":1}"#, r#"{"fields_left_out":true}"#),
+            join(marked, r#"{"b":2}"#),
         ] {
+            let joined = joined.expect("something added");
             let value: serde_json::Value = serde_json::from_str(&joined).expect(&joined);
             assert_eq!(value["fields_left_out"], true, "{joined}");
         }

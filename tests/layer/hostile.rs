@@ -193,3 +193,33 @@ fn fields_recorded_again_and_again_stay_bounded_and_say_what_was_left_out() {
     assert!(written > 10, "{extra}");
     assert_eq!(stats.field_values_cut(), 10_000 - written, "{extra}");
 }
+
+/// "No cap" said as `usize::MAX`: recording fields later neither overflows
+/// (a panic in the service in a debug build) nor leaves every later field
+/// out (the sum wrapping to 0 in a release build).
+#[test]
+fn the_largest_field_cap_records_every_field() {
+    let lines = Capture::new();
+    let layer = OsProfilerLayer::from_make_writer(lines.clone())
+        .with_fields(true)
+        .with_max_field_bytes(usize::MAX);
+    let stats = layer.stats();
+    // Kept by tail capture, so that its start line is made from its stop
+    // and shows the fields recorded after the span opened.
+    let capture = tracing_osprofiler::CapturePolicy::new()
+        .with_keep_slower_than(Some(std::time::Duration::ZERO))
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        capture.start(|| info_span!("consume")).in_scope(|| {
+            let worker = info_span!("worker", round = tracing::field::Empty, first = 1);
+            for round in 0..3u64 {
+                worker.record("round", round);
+            }
+        });
+    });
+    let points = lines.points();
+    let extra = &points.named("worker").start_extra;
+    assert_eq!(extra.matches("\"round\":").count(), 3, "{extra}");
+    assert!(!extra.contains("fields_left_out"), "{extra}");
+    assert_eq!(stats.field_values_cut(), 0, "{extra}");
+}
