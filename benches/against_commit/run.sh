@@ -7,7 +7,10 @@
 #
 # BASE defaults to 8da30c9 (the tree #18 and #22 were filed against), HEAD
 # to the work tree as it is (uncommitted changes included), PROCESSES
-# (per build) to 10. Builds go to target/against-commit/.
+# (per build) to 10. Sources and builds go to target/against-commit/ (each
+# build with its own --target-dir there, whatever CARGO_TARGET_DIR says).
+# The two builds run in turns, base first in even processes and head first
+# in odd ones, so that neither always runs right after the other.
 set -euo pipefail
 repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 base=${1:-8da30c9}
@@ -21,7 +24,12 @@ build() { # name commit
     rm -rf "$out/$name"
     mkdir -p "$src" "$out/$name/harness/src"
     if [ "$commit" = WORKTREE ]; then
-        (cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$src" 2>/dev/null || true)
+        # Tracked and untracked (not ignored) files; a tracked file deleted
+        # in the work tree is listed but absent, and so is skipped.
+        (cd "$repo" && git ls-files -co --exclude-standard -z |
+            while IFS= read -r -d '' f; do
+                if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+            done | xargs -0 -r cp --parents -t "$src")
     else
         git -C "$repo" archive "$commit" | tar -x -C "$src"
     fi
@@ -44,20 +52,29 @@ tempfile = "3"
 TOML
     # The base's own lock file, so both builds use the dependency versions
     # each commit was tested with.
-    cp "$src/Cargo.lock" "$out/$name/harness/Cargo.lock" 2>/dev/null || true
-    (cd "$out/$name/harness" && cargo build --release --quiet)
+    if [ -f "$src/Cargo.lock" ]; then
+        cp "$src/Cargo.lock" "$out/$name/harness/Cargo.lock"
+    fi
+    (cd "$out/$name/harness" && cargo build --release --quiet --target-dir "$out/$name/target")
 }
 
 build base "$base"
 build head "$head"
+head_label=$head
+if [ "$head" = WORKTREE ]; then
+    head_label=$(git -C "$repo" describe --always --dirty)
+fi
 results=$out/results.txt
 : > "$results"
-for _ in $(seq "$processes"); do
-    for name in base head; do
-        echo "$name $("$out/$name/harness/target/release/against-commit-$name")" >> "$results"
+for p in $(seq 0 $((processes - 1))); do
+    if [ $((p % 2)) -eq 0 ]; then order="base head"; else order="head base"; fi
+    for name in $order; do
+        # On a line of its own, so that a failing harness stops the script.
+        row=$("$out/$name/target/release/against-commit-$name")
+        echo "$name $row" >> "$results"
     done
 done
-python3 - "$results" "$base" "$head" <<'PY'
+python3 - "$results" "$base" "$head_label" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
