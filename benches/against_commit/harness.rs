@@ -15,6 +15,18 @@
 //! Prints one line: the medians per span of the application thread's CPU
 //! time (ns) for the three cases, then of the whole process's CPU time
 //! (the writer's formatting included, until the file stops growing).
+//!
+//! Arguments: `SPANS` per round (default 20 000), `ROUNDS` (default 11).
+//! With `CASE` set in the environment (`0` floor, `1` unprofiled, `2`
+//! signed), only that case runs, `ROUNDS` rounds of `SPANS` spans with no
+//! warm-up, and nothing is printed: the run for a profiler such as
+//! callgrind, where two runs at different `SPANS` differ by exactly
+//! `ROUNDS` × the difference in spans (one-time costs cancel out).
+//!
+//! Uses only the public API the crate has had since 8da30c9
+//! (`OsProfilerLayer::new`, `RollingFile::new(dir).build()`,
+//! `Profile::new(Signer::new(..)).start(..)`), so that it builds against
+//! older trees too.
 
 use std::time::Duration;
 
@@ -45,6 +57,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let spans: u32 = args.next().map_or(20_000, |a| a.parse().expect("SPANS"));
     let rounds: usize = args.next().map_or(11, |a| a.parse().expect("ROUNDS"));
+    let only: Option<usize> = std::env::var_os("CASE").map(|c| {
+        c.to_str()
+            .and_then(|c| c.parse().ok())
+            .filter(|&c: &usize| c < 3)
+            .expect("CASE must be 0 (floor), 1 (unprofiled) or 2 (signed)")
+    });
     let dir = tempfile::tempdir().expect("temp dir");
     let (writer, _guard) = RollingFile::new(dir.path()).build().expect("rolling file");
     let dispatches = [
@@ -97,6 +115,12 @@ fn main() {
             (thread as f64 / f64::from(n), process as f64 / f64::from(n))
         })
     };
+    if let Some(case) = only {
+        for _ in 0..rounds {
+            round(case, spans);
+        }
+        return;
+    }
     for case in 0..3 {
         round(case, spans / 10);
     }
