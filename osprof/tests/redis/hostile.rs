@@ -83,16 +83,13 @@ fn bad_entries_are_named_and_skipped_and_the_rest_is_reported() {
 #[test]
 fn an_unreachable_store_is_a_clear_error() {
     let port = RedisServer::unused_port();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_osprof"))
-        .args([
-            "list",
-            "--connection-string",
-            &format!("redis://:hunter2@127.0.0.1:{port}"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let failed = osprof_failing(&[
+        "list",
+        "--connection-string",
+        &format!("redis://:hunter2@127.0.0.1:{port}"),
+    ]);
+    assert_eq!(failed.code, Some(1));
+    let stderr = &failed.stderr;
     assert!(
         stderr.starts_with("osprof: cannot open redis://***@127.0.0.1"),
         "{stderr}"
@@ -100,17 +97,36 @@ fn an_unreachable_store_is_a_clear_error() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
-/// Runs `osprof` with `args`, expecting a failure; its exit code, its
-/// stderr, and how long it took.
-fn failing_osprof(args: &[&str]) -> (Option<i32>, String, std::time::Duration) {
+/// What a failing `osprof` run left.
+struct Failed {
+    code: Option<i32>,
+    stderr: String,
+    /// How long it ran.
+    took: std::time::Duration,
+}
+
+/// Runs `osprof` with `args`, which may fail, and checks that it wrote
+/// no report.
+fn osprof_failing(args: &[&str]) -> Failed {
     let started = std::time::Instant::now();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_osprof"))
         .args(args)
         .output()
         .unwrap();
     let took = started.elapsed();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.code(), stderr, took)
+    assert!(output.stdout.is_empty(), "{args:?}: a report was written");
+    Failed {
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        took,
+    }
+}
+
+impl Failed {
+    /// Its exit code and stderr.
+    fn said(self) -> (Option<i32>, String) {
+        (self.code, self.stderr)
+    }
 }
 
 #[test]
@@ -128,8 +144,8 @@ fn a_store_that_trickles_its_answers_fails_at_the_store_timeout() {
 
     // Its first command: a SCAN of the whole store.
     let url = format!("redis://127.0.0.1:{port}");
-    let (code, stderr, took) =
-        failing_osprof(&["rank", "--connection-string", &url, "--store-timeout", "1"]);
+    let Failed { code, stderr, took } =
+        osprof_failing(&["rank", "--connection-string", &url, "--store-timeout", "1"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(
         stderr,
@@ -150,7 +166,7 @@ fn a_store_that_trickles_its_answers_fails_at_the_store_timeout() {
 
     // With a password: its AUTH, in the connection's own deadline; the
     // password never shown.
-    let (code, stderr, took) = failing_osprof(&[
+    let Failed { code, stderr, took } = osprof_failing(&[
         "list",
         "--connection-string",
         &format!("redis://:hunter2@127.0.0.1:{port}"),
@@ -171,8 +187,8 @@ fn a_store_that_trickles_its_answers_fails_at_the_store_timeout() {
     );
 
     // A timeout that is no number of seconds is refused by the parser.
-    let (code, stderr, _) =
-        failing_osprof(&["list", "--connection-string", &url, "--store-timeout", "0"]);
+    let Failed { code, stderr, .. } =
+        osprof_failing(&["list", "--connection-string", &url, "--store-timeout", "0"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("more than 0"), "{stderr}");
 }
@@ -248,19 +264,6 @@ fn a_value_past_the_limit_is_named_with_its_length_and_skipped_not_kept() {
     );
 }
 
-/// `osprof ARGS`, which may fail: its exit code and stderr.
-fn osprof_failing(args: &[&str]) -> (Option<i32>, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_osprof"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(output.stdout.is_empty(), "{args:?}: a report was written");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 /// A store that gives no event for what was asked (empty, another
 /// database, only foreign entries, no key for the request) is one plain
 /// sentence and exit 1, in every command, not an empty table.
@@ -268,7 +271,7 @@ fn osprof_failing(args: &[&str]) -> (Option<i32>, String) {
 fn a_store_without_events_is_one_plain_error() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let (bases, _log) = rust_requests(&server.url(), dir.path(), 1);
+    let (bases, log) = rust_requests(&server.url(), dir.path(), 1);
     let missing = "0f5c3f0e-7a41-4b09-9c2d-8b5b0f5c3fe1";
     // Database 1 is empty; the services wrote to 0.
     let empty = format!("{}/1", server.url());
@@ -297,14 +300,30 @@ fn a_store_without_events_is_one_plain_error() {
     ] {
         let mut args = args.clone();
         args.extend(["--connection-string", &empty]);
-        assert_eq!(osprof_failing(&args), (Some(1), whole(&empty)), "{args:?}");
+        assert_eq!(
+            osprof_failing(&args).said(),
+            (Some(1), whole(&empty)),
+            "{args:?}"
+        );
+    }
+    // Beside a log, too, in the table reports; `show` finds the log's
+    // request and fails only when nothing holds it.
+    for command in ["rank", "list"] {
+        let args = [command, &log, "--connection-string", &empty];
+        assert_eq!(
+            osprof_failing(&args).said(),
+            (Some(1), whole(&empty)),
+            "{args:?}"
+        );
     }
     let base = bases[0].to_string();
-    let (code, said) = osprof_failing(&["show", &base, "--connection-string", &empty]);
+    let beside = osprof(&["show", &base, &log, "--connection-string", &empty]);
+    assert!(String::from_utf8_lossy(&beside.stdout).contains("wsgi"));
+    let (code, said) = osprof_failing(&["show", &base, "--connection-string", &empty]).said();
     assert_eq!((code, said), (Some(1), one(&empty, &base)));
     // The right database, a request it does not hold.
     let url = server.url();
-    let (code, said) = osprof_failing(&["show", missing, "--connection-string", &url]);
+    let (code, said) = osprof_failing(&["show", missing, "--connection-string", &url]).said();
     assert_eq!((code, said), (Some(1), one(&url, missing)));
     // And it holds the one it has.
     let shown = osprof(&["show", &base, "--connection-string", &url]);
@@ -315,7 +334,7 @@ fn a_store_without_events_is_one_plain_error() {
     let key = format!("osprofiler_opt:{missing}");
     let replies = server.commands(&[&["SELECT", "2"], &["RPUSH", &key, r#"{"x": 1}"#]]);
     assert_eq!(replies, ["+OK", ":1"]);
-    let (code, said) = osprof_failing(&["rank", "--connection-string", &foreign]);
+    let (code, said) = osprof_failing(&["rank", "--connection-string", &foreign]).said();
     assert_eq!(code, Some(1), "{said}");
     assert_eq!(
         said,
