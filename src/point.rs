@@ -282,7 +282,7 @@ pub(crate) fn nanos_u64(duration: Duration) -> u64 {
 pub(crate) struct MaybeBusy(u64);
 
 impl MaybeBusy {
-    /// Not measured: a Python service's point, a start, an older log.
+    /// Not measured: the event is a start.
     pub(crate) const UNKNOWN: MaybeBusy = MaybeBusy(u64::MAX);
 
     /// A measured busy time (capped 584 years on, below the unknown mark).

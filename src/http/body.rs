@@ -43,3 +43,17 @@ impl<B: Body> Body for ResponseBody<B> {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::root::HeldRoot;
+    use super::ResponseBody;
+
+    /// The `Debug` that `response_wrapper!` makes: whether the body is
+    /// profiled, never the inner body or the span.
+    #[test]
+    fn debug_says_whether_it_is_profiled() {
+        let body = ResponseBody::new(String::from("secret body"), HeldRoot::unprofiled());
+        assert_eq!(format!("{body:?}"), "ResponseBody { profiled: false, .. }");
+    }
+}

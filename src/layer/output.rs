@@ -38,7 +38,9 @@ mod sealed {
         /// writer was shut down): never a part of them. `make` hands them
         /// one by one to the function it is given, as they are made: a
         /// kept tree is never gathered into a second buffer on the
-        /// service's thread. A refused batch is not made at all.
+        /// service's thread. A `ProfileWriter` that refuses the batch does
+        /// not make it at all; a `MakeWriter` makes every event and stops
+        /// writing at its first I/O error.
         fn send_batch(
             &self,
             make: impl FnOnce(&mut dyn FnMut(crate::point::PointEvent)),

@@ -82,8 +82,9 @@ pub struct SinkStats {
     pub failed: u64,
     /// Sent, but no answer said whether they were taken: the request timed
     /// out, or the connection broke, after it went out (OTLP); the
-    /// connection broke or timed out after their `LPUSH` went out whole
-    /// (Redis). The service may hold them; they were not sent again.
+    /// connection broke or timed out after their `LPUSH` went out whole,
+    /// or shutting down gave up on the batch in hand (Redis). The service
+    /// may hold them; they were not sent again.
     pub unconfirmed: u64,
 }
 

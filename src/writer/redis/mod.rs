@@ -40,8 +40,9 @@
 //!   has not read whole);
 //! * **unconfirmed**: its `LPUSH` went out whole, and the connection broke
 //!   or timed out before Redis answered it: Redis may well have stored
-//!   it. Such events are never sent again: `LPUSH` is not idempotent, so a
-//!   resend could store a point twice.
+//!   it; also the batch in hand when shutting down gave up waiting for the
+//!   thread, whose fate is not known. Such events are never sent again:
+//!   `LPUSH` is not idempotent, so a resend could store a point twice.
 //!
 //! While Redis cannot be reached, the batch in hand and the queue behind it
 //! wait for a connection (tries at growing intervals, a broken connection
