@@ -7,13 +7,15 @@
 //! ```
 //!
 //! `GET /` does nested `#[instrument]`ed work: two spawned tasks that each
-//! make a simulated database call; `GET /?delay_ms=N` makes the work take N
-//! ms longer, inside an instrumented span (`slow_work`), and `GET /?fail=1`
-//! answers 500 after an `ERROR` event (for tail capture). A request with valid
-//! `X-Trace-Info` / `X-Trace-HMAC` headers (from osprofiler's
-//! `web.get_trace_id_headers()`, or see docs/http.md for curl) writes its
-//! trace points to the log directory; any other request writes nothing,
-//! unless tail capture keeps it (`--keep-slower-than`, `--keep-errors`).
+//! make a simulated database call (a sleep: busy time far below wall time),
+//! and a `render` span of real CPU work (busy time close to wall time);
+//! `GET /?delay_ms=N` makes the work take N ms longer, inside an
+//! instrumented span (`slow_work`), and `GET /?fail=1` answers 500 after an
+//! `ERROR` event (for tail capture). A request with valid `X-Trace-Info` /
+//! `X-Trace-HMAC` headers (from osprofiler's `web.get_trace_id_headers()`,
+//! or see docs/http.md for curl) writes its trace points to the log
+//! directory; any other request writes nothing, unless tail capture keeps it
+//! (`--keep-slower-than`, `--keep-errors`).
 //! Stop it with Ctrl-C (the log is flushed on the way out).
 //!
 //! | flag | default | what |

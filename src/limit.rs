@@ -35,8 +35,8 @@
 //! spends nothing of the global limits.
 //!
 //! A legitimate request can call one service many times with the same
-//! `base_id` (a loop, a fan-out); the share is sized for that: 25 calls at
-//! once, 16 of them in parallel, then 25 a second. Calls beyond it are served
+//! `base_id` (a loop, a fan-out); the share is sized for that: a burst of 25
+//! calls, at most 16 of them in flight, then 25 a second. Calls beyond it are served
 //! unprofiled and counted like any over-limit request; the caller still has
 //! its client point for each. A fleet whose requests call one service more
 //! raises the share ([`ProfileLimit::with_request_share`]).

@@ -18,12 +18,15 @@ use tracing_subscriber::prelude::*;
 /// The command line of an example service (the table in each example's
 /// module doc).
 pub struct Args {
+    /// `--listen`: the address the service binds.
     pub listen: SocketAddr,
+    /// `--log-dir`: where its profile log is written.
     pub log_dir: PathBuf,
     hmac_keys: String,
     connection_strings: Vec<String>,
     project: Option<String>,
     service: Option<String>,
+    /// `--downstream`: a URL `GET /` also calls, signed, if any.
     pub downstream: Option<String>,
     keep_slower_than: Option<Duration>,
     keep_errors: bool,
