@@ -318,10 +318,9 @@ impl<R: Read, S: Deref<Target = Seen>> Read for Sniffing<R, S> {
         let mut seen = self.seen.lock();
         if n == 0 {
             seen.finish();
-        } else if !seen.found {
-            seen.feed(&buf[..n]);
         } else {
-            seen.bytes = seen.bytes.saturating_add(n as u64);
+            // Once a trace point was seen, `feed` only counts the bytes.
+            seen.feed(&buf[..n]);
         }
         Ok(n)
     }

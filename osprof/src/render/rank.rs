@@ -168,7 +168,7 @@ impl Rank {
             "|---:|---:|---:|---:|{}---|",
             "---:|".repeat(extra.len())
         )?;
-        self.write_rows(out, Line::MARKDOWN, unit.decimals(), "-", markdown)?;
+        self.write_rows(out, &extra, Line::MARKDOWN, unit.decimals(), "-", markdown)?;
         if !self.unfinished.is_empty() {
             writeln!(
                 out,
@@ -211,20 +211,21 @@ impl Rank {
             }))
             .chain(["name".to_owned()]);
         Line::CSV.write(out, headers)?;
-        self.write_rows(out, Line::CSV, unit.csv_decimals(), "", csv)
+        self.write_rows(out, &extra, Line::CSV, unit.csv_decimals(), "", csv)
     }
 
-    /// The rows of the Markdown or CSV table: durations with `decimals`,
-    /// `unknown` for an extra value not known, names escaped by `name`.
+    /// The rows of the Markdown or CSV table: the `extra` columns its
+    /// header named, durations with `decimals`, `unknown` for an extra
+    /// value not known, names escaped by `name`.
     fn write_rows(
         &self,
         out: &mut dyn Write,
+        extra: &[ExtraColumn],
         line: Line,
         decimals: usize,
         unknown: &str,
         name: fn(&str) -> Cow<'_, str>,
     ) -> io::Result<()> {
-        let extra = self.extra_columns();
         let (unit, p) = (self.options.unit, decimals);
         for r in &self.rows {
             let cells = [r.total, r.max, r.avg]
