@@ -80,9 +80,19 @@ pub fn global() -> (Collector, Serial) {
     // request (a root closes just after its response is read): let its
     // stop line land before clearing, or it would land in this test's
     // lines. Bounded: a test that leaves a point open on purpose only
-    // delays the next one.
+    // delays the next one; but a point leaked by mistake delays every later
+    // test and fails it far from the cause, so say so when it happens.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while stats.points_live() > 0 && std::time::Instant::now() < deadline {
+    while stats.points_live() > 0 {
+        if std::time::Instant::now() >= deadline {
+            eprintln!(
+                "support::http::global: {} point(s) still live after 5 s; \
+                 a previous test of this binary leaked a span (its lines may \
+                 land in this test's)",
+                stats.points_live()
+            );
+            break;
+        }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     collector.clear();
