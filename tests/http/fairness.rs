@@ -13,30 +13,16 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use http_support::{global, new_token, tree, KEY};
+use http_support::{get_with, global, keys, new_token, token_headers, tree};
 use tower::Layer as _;
 use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::limit::{ProfileLimit, Rate};
-use tracing_osprofiler::{HmacKeys, OsProfilerLayer, TraceHeaders};
+use tracing_osprofiler::OsProfilerLayer;
 use tracing_subscriber::prelude::*;
-
-fn keys() -> HmacKeys {
-    HmacKeys::from_comma_separated(KEY)
-}
 
 #[tracing::instrument]
 async fn work() -> &'static str {
     "done"
-}
-
-async fn get_with(client: &reqwest::Client, url: &str, token: &TraceHeaders) -> String {
-    let mut request = client.get(url);
-    for (name, value) in token.iter() {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.expect("send");
-    assert_eq!(response.status(), 200);
-    response.text().await.expect("body")
 }
 
 /// A rate so slow that no token comes back during the test: what the
@@ -53,11 +39,11 @@ async fn a_replayed_token_does_not_starve_other_requests() {
     let app = Router::new().route("/", get(work)).layer(layer);
     let addr = http_support::serve_axum(app).await;
     let url = format!("http://{addr}/");
-    let client = reqwest::Client::new();
+    let done = (200, "done".to_owned());
 
     let (replayed_base, replayed) = new_token();
     for _ in 0..20 {
-        assert_eq!(get_with(&client, &url, &replayed).await, "done");
+        assert_eq!(get_with(&url, &token_headers(&replayed)).await, done);
     }
     let replays_profiled = stats.requests_profiled();
     assert!(
@@ -70,7 +56,7 @@ async fn a_replayed_token_does_not_starve_other_requests() {
     let mut others = Vec::new();
     for _ in 0..2 {
         let (base, token) = new_token();
-        assert_eq!(get_with(&client, &url, &token).await, "done");
+        assert_eq!(get_with(&url, &token_headers(&token)).await, done);
         others.push(base);
     }
     assert_eq!(
