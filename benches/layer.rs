@@ -263,11 +263,11 @@ fn main() {
             let sample = run(d, *case, iterations);
             // Writer threads' work counts too: wait until they are done.
             wait_for_writers(dir.path());
-            if let (Some(before), Some(after)) = (before, process_cpu_ns()) {
-                process_cpu[i].push((after - before) as f64 / f64::from(iterations));
-            }
+            // NaN for a round whose CPU clock read failed: it keeps the
+            // rounds of every case aligned, and medians leave it out.
+            process_cpu[i].push(cpu_delta(before, process_cpu_ns(), iterations));
             times[i].push(sample.wall);
-            cpu[i].extend(sample.cpu_ns);
+            cpu[i].push(sample.cpu_ns.unwrap_or(f64::NAN));
             allocations[i] = sample.allocations;
         }
     }
@@ -293,14 +293,9 @@ fn main() {
         let min = *times[i].iter().min().unwrap();
         let med = median(&mut times[i]);
         medians[*case as usize] = med.as_nanos() as f64;
-        cpu[i].sort_by(f64::total_cmp);
-        let cpu_med = cpu[i].get(cpu[i].len() / 2).copied().unwrap_or(f64::NAN);
+        let cpu_med = support::median(&cpu[i]);
         cpu_medians[*case as usize] = cpu_med;
-        process_cpu[i].sort_by(f64::total_cmp);
-        let all_med = process_cpu[i]
-            .get(process_cpu[i].len() / 2)
-            .copied()
-            .unwrap_or(f64::NAN);
+        let all_med = support::median(&process_cpu[i]);
         process_medians[*case as usize] = all_med;
         println!(
             "{:<56} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7.2}",
@@ -478,11 +473,15 @@ fn capture_cases(iterations: u32, rounds: u32) {
             let before = process_cpu_ns();
             let (w, c) = one_round(*case, d, requests);
             wait_for_writers(dir.path());
-            if let (Some(before), Some(after)) = (before, process_cpu_ns()) {
-                all[i].push((after - before) as f64 / spans);
-            }
+            // NaN for a failed CPU clock read keeps the rounds aligned for
+            // `paired`.
+            all[i].push(
+                before
+                    .zip(process_cpu_ns())
+                    .map_or(f64::NAN, |(b, a)| a.saturating_sub(b) as f64 / spans),
+            );
             wall[i].push(w / spans);
-            cpu[i].extend(c.map(|c| c / spans));
+            cpu[i].push(c.map_or(f64::NAN, |c| c / spans));
         }
     }
     let cases: Vec<CaptureCase> = dispatches.iter().map(|(c, _)| *c).collect();
@@ -495,13 +494,18 @@ fn capture_cases(iterations: u32, rounds: u32) {
         "tail capture, per span of requests of {SPANS_PER_REQUEST} spans (root start and close included)"
     );
     let labels: Vec<&str> = cases.iter().map(|c| c.label()).collect();
-    let med = print_medians(&labels, &wall, &cpu, &all);
+    print_medians(&labels, &wall, &cpu, &all);
     if cases.len() != CaptureCase::ALL.len() {
         return;
     }
     let [floor, unprofiled, signed, discarded, kept, sampled] = [0, 1, 2, 3, 4, 5];
+    // Each ratio is taken round by round (the two cases ran in the same
+    // round), then its median: see `paired`.
     let ratio = |x: usize, y: usize, target: f64, what: &str| {
-        let r = |k: usize| med[x][k] / med[y][k];
+        let r = |k: usize| {
+            let series = [&wall, &cpu, &all][k];
+            paired(&series[x], &series[y], |x, y| x / y)
+        };
         println!(
             "{what:<8} wall {:.3}, app cpu {:.3}, all cpu {:.3} (target <= {target}: {})",
             r(0),
@@ -644,10 +648,24 @@ fn print_medians(
 }
 
 /// The median over rounds of `f(x[r], y[r])`, the two cases measured in
-/// the same round `r` (NaN without rounds).
+/// the same round `r`; a round where either is NaN (its CPU clock read
+/// failed) is left out (NaN without rounds).
 fn paired(x: &[f64], y: &[f64], f: impl Fn(f64, f64) -> f64) -> f64 {
-    let values: Vec<f64> = x.iter().zip(y).map(|(&x, &y)| f(x, y)).collect();
+    let values: Vec<f64> = x
+        .iter()
+        .zip(y)
+        .filter(|(x, y)| !x.is_nan() && !y.is_nan())
+        .map(|(&x, &y)| f(x, y))
+        .collect();
     support::median(&values)
+}
+
+/// CPU nanoseconds per span between two reads of a CPU clock, NaN when
+/// either read failed.
+fn cpu_delta(before: Option<u64>, after: Option<u64>, spans: u32) -> f64 {
+    before.zip(after).map_or(f64::NAN, |(b, a)| {
+        a.saturating_sub(b) as f64 / f64::from(spans)
+    })
 }
 
 /// `once(true)` and `once(false)` warmed up, then run `rounds` times each
@@ -738,11 +756,11 @@ fn busy_cases(iterations: u32, rounds: u32) {
             let before = process_cpu_ns();
             let (w, c) = one_round(*case, d, iterations);
             wait_for_writers(dir.path());
-            if let (Some(before), Some(after)) = (before, process_cpu_ns()) {
-                all[i].push((after - before) as f64 / f64::from(iterations));
-            }
+            // NaN for a failed CPU clock read keeps the rounds aligned for
+            // `paired`.
+            all[i].push(cpu_delta(before, process_cpu_ns(), iterations));
             wall[i].push(w);
-            cpu[i].extend(c);
+            cpu[i].push(c.unwrap_or(f64::NAN));
         }
     }
     drop(dispatches);
@@ -799,9 +817,10 @@ fn busy_cases(iterations: u32, rounds: u32) {
     );
     let [a, a_ne, b, b_ne, c, c_ne, cf, cf_ne] = [0, 1, 2, 3, 4, 5, 6, 7];
     // The pairs' differences and ratios are taken round by round (the two
-    // cases of a pair run in the same round, next to each other), then
-    // their median: what drifts from round to round (load, clock speed)
-    // cancels out, where a difference of two medians would add it up.
+    // cases of a pair run in the same round, though with the rotating order
+    // not always one right after the other), then their median: what
+    // drifts from round to round (load, clock speed) cancels out, where a
+    // difference of two medians would add it up.
     for (k, clock, series) in [(0, "wall", &wall), (1, "app cpu", &cpu)] {
         let m = |i: usize| med[i][k];
         let diff = |x: usize, y: usize| paired(&series[x], &series[y], |x, y| x - y);

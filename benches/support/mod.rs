@@ -96,9 +96,10 @@ pub fn loadavg() -> String {
     )
 }
 
-/// The median of `values` (NaN when there is none).
+/// The median of `values`, NaN values (rounds whose CPU clock read failed)
+/// left out (NaN when there is none).
 pub fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
