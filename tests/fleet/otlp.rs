@@ -18,7 +18,7 @@ use tracing_osprofiler::http::ProfilingLayer;
 use tracing_osprofiler::writer::ProfileWriter;
 use tracing_osprofiler::{HmacAlgorithm, HmacKeys, Id, Profile, Signer, TraceHeaders, TraceInfo};
 
-use crate::support::http::{new_token, profiling_client, serve_axum, KEY};
+use crate::support::http::{self as support_http, new_token, profiling_client, serve_axum, KEY};
 use crate::support::otlp::{named, one_trace, one_trace_of, Collector, Node, Received};
 
 /// A profiled Rust service: `GET /` does a `handle` point with a
@@ -79,21 +79,11 @@ async fn failing_work() -> Result<(), String> {
     Err("disk on fire".to_owned())
 }
 
-/// GETs `url` with `token`'s headers, if any; the status and body.
+/// GETs `url` with `token`'s headers, if any; the status and body
+/// ([`support_http::get_with`], for callers whose token is optional).
 pub(crate) async fn get_with(url: &str, token: Option<&TraceHeaders>) -> (u16, String) {
-    let headers: Vec<(&str, &str)> = token.map_or_else(Vec::new, |t| t.iter().collect());
-    get_with_headers(url, &headers).await
-}
-
-/// GETs `url` with these headers; the status and body.
-pub(crate) async fn get_with_headers(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut request = reqwest::Client::new().get(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
+    let headers = token.map_or_else(Vec::new, support_http::token_headers);
+    support_http::get_with(url, &headers).await
 }
 
 fn str_attr<'a>(span: &'a Received, key: &str) -> &'a str {
@@ -297,11 +287,11 @@ async fn unprofiled_and_forged_requests_export_nothing() {
         Signer::new("NOT_THE_KEY", HmacAlgorithm::Sha1).sign(&TraceInfo::new(base, Some(base)));
     assert_eq!(get_with(&url, Some(&forged)).await.0, 200);
     let (_, valid) = new_token();
-    let tampered = [
-        ("X-Trace-Info", valid.trace_info()),
-        ("X-Trace-HMAC", "0000000000000000000000000000000000000000"),
+    let tampered: [(&str, &[u8]); 2] = [
+        ("X-Trace-Info", valid.trace_info().as_bytes()),
+        ("X-Trace-HMAC", b"0000000000000000000000000000000000000000"),
     ];
-    assert_eq!(get_with_headers(&url, &tampered).await.0, 200);
+    assert_eq!(support_http::get_with(&url, &tampered).await.0, 200);
 
     node.flush(Duration::from_secs(10));
     assert_eq!(collector.requests(), 0, "nothing was sent");

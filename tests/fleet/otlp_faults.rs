@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tracing_osprofiler::writer::{Otlp, SinkStats};
 
-use super::otlp::{get_with, job, rust_service};
-use crate::support::http::new_token;
+use super::otlp::{job, rust_service};
+use crate::support::http::{get_with, new_token, token_headers};
 use crate::support::otlp::{dead_port, garbage_server, quick_sink, Collector, Node, Reply};
 
 /// An OTLP sink to `endpoint` that gives up fast: short batches, one quick
@@ -48,7 +48,7 @@ async fn a_collector_that_is_down_costs_the_service_nothing_and_every_span_is_fa
     let service = rust_service(None).await;
     for _ in 0..10 {
         let (_, token) = new_token();
-        let (status, body) = get_with(&format!("http://{service}/"), Some(&token)).await;
+        let (status, body) = get_with(&format!("http://{service}/"), &token_headers(&token)).await;
         assert_eq!((status, body.as_str()), (200, "rust ok (3)"));
     }
     node.flush(Duration::from_secs(20));
@@ -115,7 +115,7 @@ async fn a_slow_collector_holds_up_neither_the_service_nor_the_file() {
     for _ in 0..5 {
         let (_, token) = new_token();
         assert_eq!(
-            get_with(&format!("http://{service}/"), Some(&token))
+            get_with(&format!("http://{service}/"), &token_headers(&token))
                 .await
                 .0,
             200

@@ -12,8 +12,10 @@ use tracing::Instrument as _;
 use tracing_osprofiler::reqwest::ProfilingMiddleware;
 use tracing_osprofiler::{HmacAlgorithm, Profile, ProfileExt as _, Signer};
 
-use super::otlp::{get_with_headers, rust_service};
-use crate::support::http::{new_token, profiling_client, serve_axum, text_through, KEY};
+use super::otlp::rust_service;
+use crate::support::http::{
+    get_with, new_token, profiling_client, serve_axum, text_through, token_headers, KEY,
+};
 use crate::support::otlp::{one_trace, Collector, Received};
 
 /// A service without profiling that answers with the `traceparent` it got.
@@ -103,7 +105,7 @@ async fn an_incoming_traceparent_never_starts_profiling() {
     let url = format!("http://{service}/");
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
-    let (status, _) = get_with_headers(&url, &[("traceparent", traceparent)]).await;
+    let (status, _) = get_with(&url, &[("traceparent", traceparent.as_bytes())]).await;
     assert_eq!(status, 200);
     node.flush(Duration::from_secs(10));
     assert_eq!(collector.requests(), 0, "nothing exported");
@@ -111,9 +113,9 @@ async fn an_incoming_traceparent_never_starts_profiling() {
 
     // With a valid token too, the token alone decides the trace.
     let (base, token) = new_token();
-    let mut headers: Vec<(&str, &str)> = token.iter().collect();
-    headers.push(("traceparent", traceparent));
-    assert_eq!(get_with_headers(&url, &headers).await.0, 200);
+    let mut headers = token_headers(&token);
+    headers.push(("traceparent", traceparent.as_bytes()));
+    assert_eq!(get_with(&url, &headers).await.0, 200);
     node.flush(Duration::from_secs(10));
     let spans = collector.wait_for(3, Duration::from_secs(10));
     one_trace(&spans);
