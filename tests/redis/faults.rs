@@ -3,7 +3,7 @@
 //! panics, and every event is written, dropped, failed or unconfirmed,
 //! exactly once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing_osprofiler::writer::Redis;
 
@@ -105,12 +105,21 @@ fn a_paused_redis_is_waited_for_and_the_service_does_not_wait() {
     service.flush();
     // CLIENT PAUSE ALL: Redis answers nobody for 1.5 s, less than the
     // sink's io timeout: its batch waits, and nothing fails.
-    assert_eq!(server.command(&["CLIENT", "PAUSE", "1500", "ALL"]), "+OK");
+    let pause = Duration::from_millis(1500);
+    // Taken before the command reaches Redis, so the pause ends after
+    // `paused_at + pause`: requests done by then ran while Redis was paused,
+    // whatever the machine's load (a probe's timeout could not tell a
+    // paused Redis from a slow one).
+    let paused_at = Instant::now();
+    assert_eq!(
+        server.command(&["CLIENT", "PAUSE", &pause.as_millis().to_string(), "ALL"]),
+        "+OK"
+    );
     for _ in 0..200 {
         service.request(2);
     }
     assert!(
-        !server_is_awake(&server),
+        paused_at.elapsed() < pause,
         "the requests ran while Redis was paused: the service did not wait for it"
     );
     service.flush();
@@ -171,13 +180,19 @@ fn a_redis_asleep_past_the_io_timeout_fails_the_batch_in_flight_only() {
     );
 }
 
-/// Whether the server answers a PING within 50 ms.
+/// How long an awake server may take to answer a PING: far more than an
+/// awake Redis needs even on a loaded machine (one slow but awake, read as
+/// asleep, would let the test go on before its DEBUG SLEEP began), and
+/// short against the 2 s sleep, so that most of it is left once seen.
+const AWAKE_WITHIN: Duration = Duration::from_millis(500);
+
+/// Whether the server answers a PING within [`AWAKE_WITHIN`].
 fn server_is_awake(server: &RedisServer) -> bool {
     use std::io::{Read, Write};
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", server.port())) else {
         return false;
     };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let _ = stream.set_read_timeout(Some(AWAKE_WITHIN));
     if stream.write_all(b"PING\r\n").is_err() {
         return false;
     }
