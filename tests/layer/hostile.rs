@@ -148,17 +148,16 @@ fn hostile_field_values_stay_inside_their_json() {
     assert!(!root.slow, "a marker inside a field is not the slow marker");
 }
 
-/// A long-lived span whose fields are recorded again and again (a loop
-/// calling `record`) keeps a bounded fields object: four values at their
-/// cap (at least 1 KiB), then members are left out, counted, and the object
-/// says so once. A kept request's start lines are made from their stops,
-/// so they show every field recorded up to the close.
-#[test]
-fn fields_recorded_again_and_again_stay_bounded_and_say_what_was_left_out() {
+/// A `worker` span with the field `first = 1`, whose field `round` is
+/// recorded `rounds` times, in a request kept by tail capture (so that its
+/// start line is made from its stop and shows every field recorded), under
+/// a layer with fields on and `max_field_bytes`: the start line's JSON
+/// fields, and how many values the layer cut or left out.
+fn worker_fields_recorded(max_field_bytes: usize, rounds: u64) -> (String, u64) {
     let lines = Capture::new();
     let layer = OsProfilerLayer::from_make_writer(lines.clone())
         .with_fields(true)
-        .with_max_field_bytes(64);
+        .with_max_field_bytes(max_field_bytes);
     let stats = layer.stats();
     let capture = tracing_osprofiler::CapturePolicy::new()
         .with_keep_slower_than(Some(std::time::Duration::ZERO))
@@ -166,21 +165,29 @@ fn fields_recorded_again_and_again_stay_bounded_and_say_what_was_left_out() {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         capture.start(|| info_span!("consume")).in_scope(|| {
             let worker = info_span!("worker", round = tracing::field::Empty, first = 1);
-            for round in 0..10_000u64 {
+            for round in 0..rounds {
                 worker.record("round", round);
             }
         });
     });
-    let points = lines.points();
-    let worker = points.named("worker");
-    let extra = &worker.start_extra;
+    let extra = lines.points().named("worker").start_extra.clone();
+    (extra, stats.field_values_cut())
+}
+
+/// A long-lived span whose fields are recorded again and again (a loop
+/// calling `record`) keeps a bounded fields object: four values at their
+/// cap (at least 1 KiB), then members are left out, counted, and the object
+/// says so once.
+#[test]
+fn fields_recorded_again_and_again_stay_bounded_and_say_what_was_left_out() {
+    let (extra, cut) = worker_fields_recorded(64, 10_000);
     assert!(
         extra.len() <= 1024 + r#","fields_left_out":true"#.len(),
         "{} bytes: {extra}",
         extra.len()
     );
     let fields: serde_json::Value =
-        serde_json::from_str(extra).unwrap_or_else(|e| panic!("{e}: {extra}"));
+        serde_json::from_str(&extra).unwrap_or_else(|e| panic!("{e}: {extra}"));
     assert_eq!(fields["first"], 1, "{extra}");
     assert_eq!(fields["fields_left_out"], true, "{extra}");
     assert_eq!(
@@ -191,7 +198,7 @@ fn fields_recorded_again_and_again_stay_bounded_and_say_what_was_left_out() {
     // Every `round` member written is one record; the rest were left out.
     let written = extra.matches("\"round\":").count() as u64;
     assert!(written > 10, "{extra}");
-    assert_eq!(stats.field_values_cut(), 10_000 - written, "{extra}");
+    assert_eq!(cut, 10_000 - written, "{extra}");
 }
 
 /// "No cap" said as `usize::MAX`: recording fields later neither overflows
@@ -199,27 +206,8 @@ fn fields_recorded_again_and_again_stay_bounded_and_say_what_was_left_out() {
 /// out (the sum wrapping to 0 in a release build).
 #[test]
 fn the_largest_field_cap_records_every_field() {
-    let lines = Capture::new();
-    let layer = OsProfilerLayer::from_make_writer(lines.clone())
-        .with_fields(true)
-        .with_max_field_bytes(usize::MAX);
-    let stats = layer.stats();
-    // Kept by tail capture, so that its start line is made from its stop
-    // and shows the fields recorded after the span opened.
-    let capture = tracing_osprofiler::CapturePolicy::new()
-        .with_keep_slower_than(Some(std::time::Duration::ZERO))
-        .build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        capture.start(|| info_span!("consume")).in_scope(|| {
-            let worker = info_span!("worker", round = tracing::field::Empty, first = 1);
-            for round in 0..3u64 {
-                worker.record("round", round);
-            }
-        });
-    });
-    let points = lines.points();
-    let extra = &points.named("worker").start_extra;
+    let (extra, cut) = worker_fields_recorded(usize::MAX, 3);
     assert_eq!(extra.matches("\"round\":").count(), 3, "{extra}");
     assert!(!extra.contains("fields_left_out"), "{extra}");
-    assert_eq!(stats.field_values_cut(), 0, "{extra}");
+    assert_eq!(cut, 0, "{extra}");
 }
